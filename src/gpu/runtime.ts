@@ -1,0 +1,396 @@
+/**
+ * The WebGPU runtime: one device, its buffer pool, its pipeline cache, and the
+ * command encoder that the current logical step records into.
+ *
+ * Recording model: every op appends a dispatch to one open compute pass of one
+ * command encoder; `submit()` ends it and makes one `queue.submit`. Uniform
+ * parameters of all dispatches of a step are packed into one CPU-side arena
+ * and written with a single `writeBuffer` just before that submit. Nothing is
+ * read back unless asked (`read`, `sync`).
+ *
+ * Errors: a validation/out-of-memory error scope brackets each submitted step
+ * and each pipeline creation; errors surface, naming the kernel, at the next
+ * `read()` or `sync()` rather than as a silent wrong answer.
+ *
+ * @module
+ */
+
+import { type DeviceOptions, requestGpuDevice } from "./device.ts";
+import { BufferPool, type PoolStats } from "./pool.ts";
+import { bindingLayout, type Kernel, writeParams } from "./kernel.ts";
+import { checkShape, type DType, fmtShape, sizeOf, Tensor, type TypedArrayFor } from "./tensor.ts";
+
+/** How to launch a kernel. */
+export interface DispatchSpec {
+  /** Tensors bound, in ascending `@binding` order of the shader's storage variables. */
+  bindings: Tensor[];
+  /** Values of the shader's uniform `Params` struct, by field name. */
+  params?: Record<string, number>;
+  /** Workgroup counts `[x, y?, z?]`. */
+  workgroups: readonly number[];
+  /** Values of WGSL `override` constants (part of the pipeline cache key). */
+  constants?: Record<string, number>;
+}
+
+const UNIFORM_ARENA_BYTES = 1 << 16;
+
+const runtimes = new WeakMap<GPUDevice, Runtime>();
+
+/** Owner of a GPU device and everything allocated on it. */
+export class Runtime {
+  /** Buffer pool: every tensor's memory comes from here. */
+  readonly pool: BufferPool;
+  #pipelines = new Map<string, Map<string, GPUComputePipeline>>();
+  #bindGroups = new Map<string, GPUBindGroup>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #uniformBuffers: GPUBuffer[] = [];
+  #uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
+  #uniformView = new DataView(this.#uniformCpu);
+  #uniformUsed = 0;
+  #uniformArena = 0;
+  #errors: Promise<string | null>[] = [];
+  #uniformAlign: number;
+  /** Number of `queue.submit` calls so far. */
+  submits = 0;
+  /** Number of dispatches recorded so far. */
+  dispatches = 0;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly description: string,
+    readonly isFallback: boolean,
+  ) {
+    this.pool = new BufferPool(device);
+    this.#uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    runtimes.set(device, this);
+  }
+
+  /**
+   * Acquires a device and wraps it.
+   * @example
+   * ```ts
+   * const rt = await Runtime.create();
+   * const a = rt.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
+   * console.log(await a.read());
+   * ```
+   */
+  static async create(options: DeviceOptions = {}): Promise<Runtime> {
+    const { device, description, isFallback } = await requestGpuDevice(options);
+    return new Runtime(device, description, isFallback);
+  }
+
+  /** Wraps an existing device (one runtime per device). */
+  static forDevice(device: GPUDevice, description = "external device"): Runtime {
+    return runtimes.get(device) ?? new Runtime(device, description, false);
+  }
+
+  /** An uninitialised tensor (contents are whatever the reused buffer held). */
+  empty(shape: readonly number[], dtype: DType = "f32", name?: string): Tensor {
+    checkShape(shape);
+    const buffer = this.pool.acquire(sizeOf(shape) * 4, shape);
+    return new Tensor(this, buffer, [...shape], dtype, name);
+  }
+
+  /** A tensor of zeros (cleared on the GPU, in the current step). */
+  zeros(shape: readonly number[], dtype: DType = "f32", name?: string): Tensor {
+    const t = this.empty(shape, dtype, name);
+    this.fill0(t);
+    return t;
+  }
+
+  /** Sets every element of `t` to 0 (recorded in the current step). */
+  fill0(t: Tensor): void {
+    if (t.size === 0) return;
+    this.#endPass();
+    this.#enc().clearBuffer(t.buffer, 0, Math.ceil(t.byteLength / 4) * 4);
+  }
+
+  /**
+   * A tensor holding `data`. Pending recorded work is submitted first so the
+   * write cannot overtake commands that still use a reused buffer.
+   * @param data values (length must equal the shape's size)
+   * @param shape dimensions
+   * @param dtype inferred from the array type unless given
+   */
+  upload(
+    data: Float32Array | Uint32Array | Int32Array | number[],
+    shape: readonly number[],
+    dtype?: DType,
+    name?: string,
+  ): Tensor {
+    const dt: DType = dtype ??
+      (data instanceof Uint32Array ? "u32" : data instanceof Int32Array ? "i32" : "f32");
+    checkShape(shape);
+    if (data.length !== sizeOf(shape)) {
+      throw new Error(`upload: ${data.length} values do not fill shape ${fmtShape(shape)}`);
+    }
+    const arr = Array.isArray(data) ? toTyped(data, dt) : data;
+    const t = this.empty(shape, dt, name);
+    this.write(t, arr);
+    return t;
+  }
+
+  /** Overwrites the contents of `t` with `data` (same number of elements). */
+  write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
+    if (data.length !== t.size) {
+      throw new Error(`write: ${data.length} values for ${t.describe()}`);
+    }
+    if (this.#encoder) this.submit();
+    if (t.size > 0) {
+      this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  /** Records `dst[...] = src[...]` for `count` elements (default all of src). */
+  copy(src: Tensor, dst: Tensor, count = src.size, srcOffset = 0, dstOffset = 0): void {
+    if (srcOffset + count > src.size || dstOffset + count > dst.size) {
+      throw new Error(`copy: ${count} elements do not fit ${src.describe()} -> ${dst.describe()}`);
+    }
+    if (count === 0) return;
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
+  }
+
+  /** The cached pipeline for a kernel and its override constants. */
+  pipeline(kernel: Kernel, constants?: Record<string, number>): GPUComputePipeline {
+    let byConstants = this.#pipelines.get(kernel.code);
+    if (!byConstants) this.#pipelines.set(kernel.code, byConstants = new Map());
+    const key = constants ? JSON.stringify(constants) : "";
+    let p = byConstants.get(key);
+    if (p) return p;
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ label: kernel.name, code: kernel.code });
+    p = this.device.createComputePipeline({
+      label: kernel.name,
+      layout: "auto",
+      compute: { module, entryPoint: kernel.entry ?? "main", constants },
+    });
+    const where = `Kernel '${kernel.name}'${constants ? ` ${JSON.stringify(constants)}` : ""}`;
+    this.#errors.push(
+      this.device.popErrorScope().then(async (e) => {
+        if (!e) return null;
+        const info = await module.getCompilationInfo().catch(() => null);
+        const msgs = info?.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`)
+          .join("\n");
+        return `${where} failed to compile: ${e.message}${msgs ? `\n${msgs}` : ""}`;
+      }),
+    );
+    byConstants.set(key, p);
+    return p;
+  }
+
+  /**
+   * Compiles a kernel now and throws, naming it, if the shader is invalid.
+   * Useful at start-up; `dispatch` compiles lazily and reports at `sync()`.
+   */
+  async compile(kernel: Kernel, constants?: Record<string, number>): Promise<void> {
+    this.pipeline(kernel, constants);
+    await this.#checkErrors();
+  }
+
+  /**
+   * Records one dispatch of `kernel` into the current step.
+   * @param kernel WGSL kernel
+   * @param spec bindings, uniform params, workgroup counts, override constants
+   */
+  dispatch(kernel: Kernel, spec: DispatchSpec): void {
+    const layout = bindingLayout(kernel);
+    if (spec.bindings.length !== layout.storage.length) {
+      throw new Error(
+        `Kernel '${kernel.name}' declares ${layout.storage.length} storage bindings, got ${spec.bindings.length}`,
+      );
+    }
+    const wg = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
+    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (wg.some((n) => !Number.isInteger(n) || n < 0 || n > maxWg)) {
+      throw new Error(`Kernel '${kernel.name}': workgroup counts [${wg}] exceed ${maxWg} or are invalid`);
+    }
+    if (wg[0] * wg[1] * wg[2] === 0) return;
+    const pipeline = this.pipeline(kernel, spec.constants);
+    const entries: GPUBindGroupEntry[] = [];
+    let key = `${kernel.name}|${JSON.stringify(spec.constants ?? null)}`;
+    spec.bindings.forEach((t, i) => {
+      const buffer = t.buffer;
+      entries.push({ binding: layout.storage[i], resource: { buffer } });
+      key += `|${this.#bufferId(buffer)}`;
+    });
+    if (layout.params) {
+      const size = layout.params.size;
+      if (this.#uniformUsed + size > UNIFORM_ARENA_BYTES) this.#nextArena();
+      const offset = this.#uniformUsed;
+      writeParams(kernel, layout.params, spec.params ?? {}, this.#uniformView, offset);
+      this.#uniformUsed = Math.ceil((offset + size) / this.#uniformAlign) * this.#uniformAlign;
+      const buffer = this.#uniformBuffer(this.#uniformArena);
+      entries.push({ binding: layout.params.binding, resource: { buffer, offset, size } });
+      key += `|u${this.#uniformArena}:${offset}`;
+    }
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size > 8192) this.#bindGroups.clear();
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.#bindGroups.set(key, group);
+    }
+    if (!this.#pass) this.#pass = this.#enc().beginComputePass();
+    this.#pass.setPipeline(pipeline);
+    this.#pass.setBindGroup(0, group);
+    this.#pass.dispatchWorkgroups(wg[0], wg[1], wg[2]);
+    this.dispatches++;
+  }
+
+  /**
+   * Workgroup counts for `n` independent items handled `perGroup` at a time,
+   * spread over x and y when x alone would exceed the device limit. Kernels
+   * recover the item as `(wid.y * nwg.x + wid.x) * perGroup + lid.x`.
+   */
+  grid(n: number, perGroup: number): [number, number] {
+    const groups = Math.ceil(n / perGroup);
+    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= maxWg) return [groups, 1];
+    const y = Math.ceil(groups / maxWg);
+    return [Math.ceil(groups / y), y];
+  }
+
+  /** Ends the current step: one command buffer, one `queue.submit`. No-op if nothing is recorded. */
+  submit(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    const cmd = this.#encoder.finish();
+    this.#encoder = null;
+    for (let a = 0; a <= this.#uniformArena; a++) {
+      const used = a === this.#uniformArena ? this.#uniformUsed : UNIFORM_ARENA_BYTES;
+      if (used > 0) {
+        this.device.queue.writeBuffer(this.#uniformBuffer(a), 0, this.#uniformCpuFor(a), 0, used);
+      }
+    }
+    this.device.queue.submit([cmd]);
+    this.submits++;
+    this.#errors.push(
+      this.device.popErrorScope().then((e) => e ? `GPU error in submitted work: ${e.message}` : null),
+      this.device.popErrorScope().then((e) => e ? `GPU error in submitted work: ${e.message}` : null),
+    );
+    this.#uniformUsed = 0;
+    this.#uniformArena = 0;
+    this.#spareArenas = [];
+  }
+
+  /** Submits pending work, waits for the GPU, and throws any error it raised. */
+  async sync(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.#checkErrors();
+  }
+
+  /**
+   * Copies a tensor's data to the CPU. Submits pending work first.
+   * @returns a typed array of the tensor's dtype and size
+   */
+  async read<D extends DType>(t: Tensor & { dtype: D }): Promise<TypedArrayFor<D>>;
+  async read(t: Tensor): Promise<TypedArrayFor<DType>>;
+  async read(t: Tensor): Promise<TypedArrayFor<DType>> {
+    const bytes = t.byteLength;
+    const staging = this.device.createBuffer({
+      size: Math.max(4, bytes),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    if (bytes > 0) {
+      this.#endPass();
+      this.#enc().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+    }
+    this.submit();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      await this.#checkErrors();
+      const copy = staging.getMappedRange().slice(0);
+      staging.unmap();
+      return t.dtype === "f32"
+        ? new Float32Array(copy, 0, t.size)
+        : t.dtype === "u32"
+        ? new Uint32Array(copy, 0, t.size)
+        : new Int32Array(copy, 0, t.size);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Buffer-pool memory statistics. */
+  memory(): PoolStats {
+    return this.pool.stats();
+  }
+
+  /** Frees pooled buffers no tensor holds (waits for the GPU first). */
+  async trim(): Promise<void> {
+    await this.sync();
+    this.#bindGroups.clear();
+    this.pool.trim();
+  }
+
+  /** Releases the device. The runtime cannot be used afterwards. */
+  destroy(): void {
+    this.#endPass();
+    this.#encoder = null;
+    this.device.destroy();
+  }
+
+  #spareArenas: ArrayBuffer[] = [];
+  #uniformCpuFor(a: number): ArrayBuffer {
+    return a === this.#uniformArena ? this.#uniformCpu : this.#spareArenas[a];
+  }
+
+  #nextArena(): void {
+    this.#spareArenas[this.#uniformArena] = this.#uniformCpu;
+    this.#uniformArena++;
+    this.#uniformCpu = new ArrayBuffer(UNIFORM_ARENA_BYTES);
+    this.#uniformView = new DataView(this.#uniformCpu);
+    this.#uniformUsed = 0;
+  }
+
+  #uniformBuffer(a: number): GPUBuffer {
+    while (this.#uniformBuffers.length <= a) {
+      this.#uniformBuffers.push(this.device.createBuffer({
+        size: UNIFORM_ARENA_BYTES,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      }));
+    }
+    return this.#uniformBuffers[a];
+  }
+
+  #bufferId(b: GPUBuffer): number {
+    let id = this.#bufferIds.get(b);
+    if (id === undefined) this.#bufferIds.set(b, id = this.#nextBufferId++);
+    return id;
+  }
+
+  #enc(): GPUCommandEncoder {
+    if (!this.#encoder) {
+      this.device.pushErrorScope("out-of-memory");
+      this.device.pushErrorScope("validation");
+      this.#encoder = this.device.createCommandEncoder();
+    }
+    return this.#encoder;
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  async #checkErrors(): Promise<void> {
+    const pending = this.#errors;
+    this.#errors = [];
+    const msgs = (await Promise.all(pending)).filter((m): m is string => m !== null);
+    if (msgs.length) throw new Error(msgs.join("\n"));
+  }
+}
+
+function toTyped(data: number[], dtype: DType): Float32Array | Uint32Array | Int32Array {
+  return dtype === "f32"
+    ? new Float32Array(data)
+    : dtype === "u32"
+    ? new Uint32Array(data)
+    : new Int32Array(data);
+}
