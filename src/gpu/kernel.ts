@@ -33,6 +33,8 @@ export interface ParamsLayout {
 export interface BindingLayout {
   /** `@binding` numbers of `var<storage, ...>` in ascending order. */
   storage: number[];
+  /** Access mode of each entry of `storage` ("read" or "read_write"). */
+  access: ("read" | "read_write")[];
   params: ParamsLayout | null;
 }
 
@@ -47,20 +49,27 @@ export function bindingLayout(kernel: Kernel): BindingLayout {
   const hit = layoutCache.get(kernel.code);
   if (hit) return hit;
   const code = kernel.code.replace(/\/\/[^\n]*/g, "");
-  const storage: number[] = [];
+  const storage: { binding: number; access: "read" | "read_write" }[] = [];
   let params: ParamsLayout | null = null;
   const varRe = /@group\(0\)\s*@binding\((\d+)\)\s*var<([^>]+)>\s*(\w+)\s*:\s*([\w<>, ]+)\s*;/g;
   for (const m of code.matchAll(varRe)) {
     const binding = Number(m[1]);
     const space = m[2].split(",")[0].trim();
-    if (space === "storage") storage.push(binding);
+    if (space === "storage") {
+      const mode = m[2].split(",")[1]?.trim() ?? "read";
+      storage.push({ binding, access: mode === "read_write" ? "read_write" : "read" });
+    }
     else if (space === "uniform") {
       if (params) throw new Error(`Kernel '${kernel.name}': more than one uniform binding`);
       params = parseStruct(kernel, code, m[4].trim(), binding);
     }
   }
-  storage.sort((a, b) => a - b);
-  const layout = { storage, params };
+  storage.sort((a, b) => a.binding - b.binding);
+  const layout = {
+    storage: storage.map((s) => s.binding),
+    access: storage.map((s) => s.access),
+    params,
+  };
   layoutCache.set(kernel.code, layout);
   return layout;
 }

@@ -140,7 +140,7 @@ export class Runtime {
     }
     if (this.#encoder) this.submit();
     if (t.size > 0) {
-      this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      this.device.queue.writeBuffer(t.buffer, 0, data as Float32Array<ArrayBuffer>);
     }
   }
 
@@ -158,14 +158,14 @@ export class Runtime {
   pipeline(kernel: Kernel, constants?: Record<string, number>): GPUComputePipeline {
     let byConstants = this.#pipelines.get(kernel.code);
     if (!byConstants) this.#pipelines.set(kernel.code, byConstants = new Map());
-    const key = constants ? JSON.stringify(constants) : "";
+    const key = `${kernel.entry ?? "main"}|${constants ? JSON.stringify(constants) : ""}`;
     let p = byConstants.get(key);
     if (p) return p;
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: kernel.name, code: kernel.code });
     p = this.device.createComputePipeline({
       label: kernel.name,
-      layout: "auto",
+      layout: this.#pipelineLayout(kernel),
       compute: { module, entryPoint: kernel.entry ?? "main", constants },
     });
     const where = `Kernel '${kernel.name}'${constants ? ` ${JSON.stringify(constants)}` : ""}`;
@@ -173,9 +173,9 @@ export class Runtime {
       this.device.popErrorScope().then(async (e) => {
         if (!e) return null;
         const info = await module.getCompilationInfo().catch(() => null);
-        const msgs = info?.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`)
+        const msgs = info?.messages.map((m) => `line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`)
           .join("\n");
-        return `${where} failed to compile: ${e.message}${msgs ? `\n${msgs}` : ""}`;
+        return `${where} failed to compile: ${msgs || e.message}`;
       }),
     );
     byConstants.set(key, p);
@@ -230,7 +230,7 @@ export class Runtime {
     let group = this.#bindGroups.get(key);
     if (!group) {
       if (this.#bindGroups.size > 8192) this.#bindGroups.clear();
-      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      group = this.device.createBindGroup({ layout: this.#layoutFor(kernel).group, entries });
       this.#bindGroups.set(key, group);
     }
     if (!this.#pass) this.#pass = this.#enc().beginComputePass();
@@ -332,6 +332,38 @@ export class Runtime {
     this.#endPass();
     this.#encoder = null;
     this.device.destroy();
+  }
+
+  #layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+
+  /**
+   * An explicit layout from the WGSL declarations, shared by every entry point
+   * of a file, so an entry point may leave some of the file's bindings unused.
+   */
+  #pipelineLayout(kernel: Kernel): GPUPipelineLayout {
+    return this.#layoutFor(kernel).pipeline;
+  }
+
+  #layoutFor(kernel: Kernel): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
+    let l = this.#layouts.get(kernel.code);
+    if (l) return l;
+    const decl = bindingLayout(kernel);
+    const entries: GPUBindGroupLayoutEntry[] = decl.storage.map((binding, i) => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: decl.access[i] === "read" ? "read-only-storage" : "storage" },
+    }));
+    if (decl.params) {
+      entries.push({
+        binding: decl.params.binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform" },
+      });
+    }
+    const group = this.device.createBindGroupLayout({ label: kernel.name, entries });
+    l = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
+    this.#layouts.set(kernel.code, l);
+    return l;
   }
 
   #spareArenas: ArrayBuffer[] = [];

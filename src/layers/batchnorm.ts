@@ -1,0 +1,260 @@
+/**
+ * BatchNorm1d and BatchNorm2d with PyTorch 1.13 semantics (Ioffe & Szegedy
+ * 2015): batch statistics in training mode (biased variance to normalize,
+ * unbiased variance into `running_var`, momentum 0.1), running statistics in
+ * eval mode. `state_dict` names: `weight`, `bias`, `running_mean`,
+ * `running_var`, `num_batches_tracked` (i32 here, int64 in PyTorch).
+ *
+ * `jvp` is defined in eval mode only: in training mode the layer couples the
+ * samples of a batch, and the Jacobian regularizer refuses it (DESIGN.md).
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import type { Kernel } from "../gpu/kernel.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Layer, Param } from "./layer.ts";
+import bnSrc from "../../shaders/batchnorm.wgsl" with { type: "text" };
+import bnStateSrc from "../../shaders/batchnorm_state.wgsl" with { type: "text" };
+
+const STATS: Kernel = { name: "batchnorm.stats", code: bnSrc, entry: "stats_main" };
+const AFFINE: Kernel = { name: "batchnorm.affine", code: bnSrc, entry: "affine_main" };
+const BWD_REDUCE: Kernel = { name: "batchnorm.bwd_reduce", code: bnSrc, entry: "bwd_reduce_main" };
+const BWD_DX: Kernel = { name: "batchnorm.bwd_dx", code: bnSrc, entry: "bwd_dx_main" };
+const UPDATE_RUNNING: Kernel = {
+  name: "batchnorm.update_running",
+  code: bnStateSrc,
+  entry: "update_running_main",
+};
+const EVAL_STATS: Kernel = { name: "batchnorm.eval_stats", code: bnStateSrc, entry: "eval_stats_main" };
+const ACCUM_GRADS: Kernel = {
+  name: "batchnorm.accum_grads",
+  code: bnStateSrc,
+  entry: "accum_grads_main",
+};
+
+/** Options of {@linkcode BatchNorm}. */
+export interface BatchNormOptions {
+  /** 1 for BatchNorm1d ((B, C) or (B, C, L) input), 2 for BatchNorm2d ((B, C, H, W)). */
+  dims: 1 | 2;
+  /** Added to the variance. Default 1e-5. */
+  eps?: number;
+  /** Weight of the new batch statistic in the running average. Default 0.1. */
+  momentum?: number;
+}
+
+/** Batch normalization over the channel axis (axis 1). */
+export class BatchNorm implements Layer {
+  training = true;
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  readonly numBatchesTracked: Tensor;
+  readonly dWeight: Tensor;
+  readonly dBias: Tensor;
+  readonly eps: number;
+  readonly momentum: number;
+  readonly dims: 1 | 2;
+  #stats: Tensor;
+  #input: Tensor | null = null;
+  #inputMode: "train" | "eval" = "train";
+  #out: Tensor | null = null;
+  #dx: Tensor | null = null;
+  #ty: Tensor | null = null;
+
+  /**
+   * @param rt runtime
+   * @param name module path ("bn1", "layer1.0.bn2")
+   * @param channels number of channels C
+   * @param options 1-d or 2-d, eps, momentum
+   */
+  constructor(
+    readonly rt: Runtime,
+    readonly name: string,
+    readonly channels: number,
+    options: BatchNormOptions,
+  ) {
+    if (!Number.isInteger(channels) || channels < 1) {
+      throw new Error(`${name} (BatchNorm): channels must be a positive integer, got ${channels}`);
+    }
+    this.dims = options.dims;
+    this.eps = options.eps ?? 1e-5;
+    this.momentum = options.momentum ?? 0.1;
+    const c = channels;
+    this.weight = rt.upload(new Float32Array(c).fill(1), [c], "f32", `${name}.weight`);
+    this.bias = rt.zeros([c], "f32", `${name}.bias`);
+    this.runningMean = rt.zeros([c], "f32", `${name}.running_mean`);
+    this.runningVar = rt.upload(new Float32Array(c).fill(1), [c], "f32", `${name}.running_var`);
+    this.numBatchesTracked = rt.zeros([1], "i32", `${name}.num_batches_tracked`);
+    this.dWeight = rt.zeros([c], "f32", `${name}.weight.grad`);
+    this.dBias = rt.zeros([c], "f32", `${name}.bias.grad`);
+    this.#stats = rt.zeros([5, c], "f32", `${name}.stats`);
+  }
+
+  #describe(): string {
+    return `${this.name || "batchnorm"} (BatchNorm${this.dims}d ${this.channels})`;
+  }
+
+  /** (B, C), (B, C, L) for 1-d; (B, C, H, W) for 2-d. */
+  outputShape(inputShape: readonly number[]): number[] {
+    const ok = this.dims === 2
+      ? inputShape.length === 4
+      : inputShape.length === 2 || inputShape.length === 3;
+    const want = this.dims === 2 ? `[B,${this.channels},H,W]` : `[B,${this.channels}] or [B,${this.channels},L]`;
+    if (!ok || inputShape[1] !== this.channels) {
+      throw new Error(`${this.#describe()}: expected input ${want}, got ${fmtShape(inputShape)}`);
+    }
+    if (inputShape[0] === 0) throw new Error(`${this.#describe()}: batch of 0`);
+    return [...inputShape];
+  }
+
+  #bcs(shape: readonly number[]): { b: number; c: number; s: number } {
+    let s = 1;
+    for (let i = 2; i < shape.length; i++) s *= shape[i];
+    return { b: shape[0], c: this.channels, s };
+  }
+
+  #owned(slot: Tensor | null, shape: readonly number[]): Tensor {
+    if (slot && !slot.disposed && slot.shape.join() === shape.join()) return slot;
+    slot?.dispose();
+    return this.rt.empty(shape);
+  }
+
+  /** @param x (B, C, ...) f32; @returns layer-owned (B, C, ...) */
+  forward(x: Tensor): Tensor {
+    this.outputShape(x.shape);
+    const { b, c, s } = this.#bcs(x.shape);
+    const rt = this.rt;
+    if (this.training && b * s < 2) {
+      throw new Error(
+        `${this.#describe()}: expected more than 1 value per channel in training mode, got input ${
+          fmtShape(x.shape)
+        }`,
+      );
+    }
+    const stateParams = { c, eps: this.eps, momentum: this.momentum };
+    const state = [
+      this.#stats,
+      this.runningMean,
+      this.runningVar,
+      this.dWeight,
+      this.dBias,
+      this.numBatchesTracked,
+    ];
+    const params = { b, c, s, eps: this.eps, mode: 0 };
+    if (this.training) {
+      rt.dispatch(STATS, {
+        bindings: this.#dataBindings(x, x, this.#scratchOut()),
+        params,
+        workgroups: [c],
+      });
+      rt.dispatch(UPDATE_RUNNING, { bindings: state, params: stateParams, workgroups: [Math.ceil(c / 64)] });
+    } else {
+      rt.dispatch(EVAL_STATS, { bindings: state, params: stateParams, workgroups: [Math.ceil(c / 64)] });
+    }
+    this.#out = this.#owned(this.#out, x.shape);
+    rt.dispatch(AFFINE, {
+      bindings: this.#dataBindings(x, x, this.#out),
+      params,
+      workgroups: rt.grid(b * c * s, 256),
+    });
+    this.#input = x;
+    this.#inputMode = this.training ? "train" : "eval";
+    return this.#out;
+  }
+
+  #scratch: Tensor | null = null;
+  #scratchOut(): Tensor {
+    return this.#scratch ??= this.rt.zeros([1]);
+  }
+
+  #dataBindings(x: Tensor, aux: Tensor, y: Tensor): Tensor[] {
+    return [x, aux, y, this.weight, this.bias, this.#stats];
+  }
+
+  /** @param dy (B, C, ...) f32; @returns layer-owned dx; accumulates weight.grad and bias.grad */
+  backward(dy: Tensor): Tensor {
+    const x = this.#input;
+    if (!x || x.disposed) throw new Error(`${this.#describe()}: backward() before forward()`);
+    if (dy.shape.join() !== x.shape.join()) {
+      throw new Error(
+        `${this.#describe()}: gradient shape ${fmtShape(dy.shape)} does not match output ${
+          fmtShape(x.shape)
+        }`,
+      );
+    }
+    const { b, c, s } = this.#bcs(x.shape);
+    const rt = this.rt;
+    const mode = this.#inputMode === "train" ? 0 : 1;
+    const params = { b, c, s, eps: this.eps, mode };
+    rt.dispatch(BWD_REDUCE, {
+      bindings: this.#dataBindings(dy, x, this.#scratchOut()),
+      params,
+      workgroups: [c],
+    });
+    rt.dispatch(ACCUM_GRADS, {
+      bindings: [this.#stats, this.runningMean, this.runningVar, this.dWeight, this.dBias, this.numBatchesTracked],
+      params: { c, eps: this.eps, momentum: this.momentum },
+      workgroups: [Math.ceil(c / 64)],
+    });
+    this.#dx = this.#owned(this.#dx, x.shape);
+    rt.dispatch(BWD_DX, {
+      bindings: this.#dataBindings(dy, x, this.#dx),
+      params,
+      workgroups: rt.grid(b * c * s, 256),
+    });
+    return this.#dx;
+  }
+
+  /** @param tx (B, C, ...) tangent; @returns layer-owned gamma·invstd·tx (eval mode only) */
+  jvp(tx: Tensor): Tensor {
+    if (this.#inputMode === "train") {
+      throw new Error(
+        `${this.#describe()}: jvp in training mode couples the batch and is not supported; ` +
+          `put the model in eval mode (model.eval()) for Jacobian penalties`,
+      );
+    }
+    this.outputShape(tx.shape);
+    const { b, c, s } = this.#bcs(tx.shape);
+    this.#ty = this.#owned(this.#ty, tx.shape);
+    this.rt.dispatch(AFFINE, {
+      bindings: this.#dataBindings(tx, tx, this.#ty),
+      params: { b, c, s, eps: this.eps, mode: 1 },
+      workgroups: this.rt.grid(b * c * s, 256),
+    });
+    return this.#ty;
+  }
+
+  /** weight, bias (trained); running_mean, running_var, num_batches_tracked (buffers). */
+  params(): Param[] {
+    const n = this.name ? `${this.name}.` : "";
+    return [
+      { name: `${n}weight`, value: this.weight, grad: this.dWeight, kind: "weight" },
+      { name: `${n}bias`, value: this.bias, grad: this.dBias, kind: "bias" },
+      { name: `${n}running_mean`, value: this.runningMean, kind: "buffer" },
+      { name: `${n}running_var`, value: this.runningVar, kind: "buffer" },
+      { name: `${n}num_batches_tracked`, value: this.numBatchesTracked, kind: "buffer" },
+    ];
+  }
+
+  dispose(): void {
+    for (
+      const t of [
+        this.weight,
+        this.bias,
+        this.runningMean,
+        this.runningVar,
+        this.numBatchesTracked,
+        this.dWeight,
+        this.dBias,
+        this.#stats,
+        this.#out,
+        this.#dx,
+        this.#ty,
+        this.#scratch,
+      ]
+    ) t?.dispose();
+  }
+}
