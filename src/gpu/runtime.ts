@@ -209,6 +209,22 @@ export class Runtime {
       throw new Error(`Kernel '${kernel.name}': workgroup counts [${wg}] exceed ${maxWg} or are invalid`);
     }
     if (wg[0] * wg[1] * wg[2] === 0) return;
+    // WebGPU forbids one buffer in two bindings of a dispatch when either is
+    // writable (gpuweb #2441); wgpu does not check it, Chromium does.
+    for (let i = 0; i < spec.bindings.length; i++) {
+      for (let j = i + 1; j < spec.bindings.length; j++) {
+        if (
+          spec.bindings[i].buffer === spec.bindings[j].buffer &&
+          (layout.access[i] === "read_write" || layout.access[j] === "read_write")
+        ) {
+          throw new Error(
+            `Kernel '${kernel.name}': ${spec.bindings[i].describe()} is bound to bindings ` +
+              `${layout.storage[i]} and ${layout.storage[j]} and one is writable; WebGPU forbids ` +
+              `aliasing a writable binding`,
+          );
+        }
+      }
+    }
     const pipeline = this.pipeline(kernel, spec.constants);
     const entries: GPUBindGroupEntry[] = [];
     let key = `${kernel.name}|${JSON.stringify(spec.constants ?? null)}`;
