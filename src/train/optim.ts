@@ -1,0 +1,460 @@
+/**
+ * Optimizers as functions of explicit state: `sgd`, `adam` and `adamw` record
+ * one fused kernel per parameter tensor (`shaders/optim.wgsl`) into the
+ * current step's encoder and allocate nothing after the first step. The
+ * update formulas are PyTorch 1.13's (`torch.optim.SGD`, `Adam`, `AdamW`,
+ * default single-tensor path), operation by operation.
+ *
+ * State lives in an {@linkcode OptimizerState}: tensors created lazily at a
+ * parameter's first step (as torch creates `optimizer.state[p]`), keyed by the
+ * parameter's `state_dict` name, and freed by `state.dispose()`. The learning
+ * rate is an argument of every step (a uniform, not a compile-time constant),
+ * so a schedule costs no recompilation. Parameter groups with different
+ * options are calls with different options on the same state.
+ *
+ * @example
+ * ```ts
+ * const opt = createOptimizer(rt, { algorithm: "sgd", momentum: 0.9, nesterov: true, zeroGrad: true });
+ * const schedule = cosineAnnealing(0.1, { tMax: steps });
+ * for (let t = 0; t < steps; t++) {
+ *   // ... forward, loss, backward (accumulates p.grad) ...
+ *   opt.step(model.params(), schedule(t)); // and zeroes the gradients
+ *   rt.submit();
+ * }
+ * opt.dispose();
+ * ```
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import type { Kernel } from "../gpu/kernel.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Param } from "../layers/layer.ts";
+import optimSrc from "../../shaders/optim.wgsl" with { type: "text" };
+
+const SGD: Kernel = { name: "optim.sgd", code: optimSrc, entry: "sgd_main" };
+const ADAM: Kernel = { name: "optim.adam", code: optimSrc, entry: "adam_main" };
+
+/** The update rules offered. */
+export type Algorithm = "sgd" | "adam" | "adamw";
+
+/** Options of {@linkcode sgd} (torch.optim.SGD, same names in camelCase and defaults). */
+export interface SgdOptions {
+  /** Learning rate for this step (>= 0). */
+  lr: number;
+  /** Momentum factor. Default 0 (no momentum buffer). */
+  momentum?: number;
+  /** Dampening of the momentum. Default 0. */
+  dampening?: number;
+  /** Nesterov momentum (needs momentum > 0 and dampening 0). Default false. */
+  nesterov?: boolean;
+  /** L2 penalty added to the gradient, `g + wd * p`. Default 0. */
+  weightDecay?: number;
+  /** Ascend instead of descend. Default false. */
+  maximize?: boolean;
+  /**
+   * Set each gradient to 0 after reading it: torch's `zero_grad()` fused into
+   * the update, saving a clear per tensor. Default false (as torch, `step`
+   * leaves gradients alone).
+   */
+  zeroGrad?: boolean;
+}
+
+/** Options of {@linkcode adam} and {@linkcode adamw} (torch.optim.Adam / AdamW). */
+export interface AdamOptions {
+  /** Learning rate for this step (>= 0). */
+  lr: number;
+  /** (beta1, beta2). Default [0.9, 0.999]. */
+  betas?: readonly [number, number];
+  /** Added to the bias-corrected sqrt of the second moment. Default 1e-8. */
+  eps?: number;
+  /**
+   * Adam: L2 penalty added to the gradient (default 0). AdamW: decoupled decay,
+   * `p *= 1 - lr * wd` before the update (default 1e-2, as torch).
+   */
+  weightDecay?: number;
+  /** AMSGrad: normalise by the running maximum of the second moment. Default false. */
+  amsgrad?: boolean;
+  /** Ascend instead of descend. Default false. */
+  maximize?: boolean;
+  /** Set each gradient to 0 after reading it (see {@linkcode SgdOptions.zeroGrad}). Default false. */
+  zeroGrad?: boolean;
+}
+
+/** Per-parameter state: torch's `optimizer.state[p]`. */
+interface Slot {
+  shape: readonly number[];
+  /** Steps taken (torch's `state["step"]`). */
+  step: number;
+  /** "momentum_buffer" (SGD) or "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (Adam/AdamW). */
+  tensors: Map<string, Tensor>;
+}
+
+/** What an {@linkcode OptimizerState} holds, kept out of its public surface. */
+interface StateData {
+  algorithm: Algorithm | null;
+  slots: Map<string, Slot>;
+  disposed: boolean;
+}
+
+const stateData = new WeakMap<OptimizerState, StateData>();
+
+/**
+ * The state of one optimizer: per parameter (by `state_dict` name), its step
+ * count and its moment buffers, created at the parameter's first step. Owns
+ * its tensors.
+ */
+export class OptimizerState {
+  /**
+   * An empty state.
+   * @param rt the runtime that allocates the state tensors
+   */
+  constructor(readonly rt: Runtime) {
+    stateData.set(this, { algorithm: null, slots: new Map(), disposed: false });
+  }
+
+  /** The algorithm that first used this state (null before any step). */
+  get algorithm(): Algorithm | null {
+    return stateData.get(this)!.algorithm;
+  }
+
+  /** Steps taken for the parameter named `name` (0 before its first step). */
+  steps(name: string): number {
+    return stateData.get(this)!.slots.get(name)?.step ?? 0;
+  }
+
+  /**
+   * Every state tensor, named `${param}.${key}` with torch's keys
+   * (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`). The tensors
+   * stay owned by the state: do not dispose them.
+   */
+  tensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, slot] of stateData.get(this)!.slots) {
+      for (const [key, t] of slot.tensors) out.set(`${name}.${key}`, t);
+    }
+    return out;
+  }
+
+  /** Frees every state tensor; the state can not be used afterwards. */
+  dispose(): void {
+    const d = stateData.get(this)!;
+    for (const slot of d.slots.values()) for (const t of slot.tensors.values()) t.dispose();
+    d.slots.clear();
+    d.disposed = true;
+  }
+}
+
+/** The slot of `p` in `state`, created on first use, checked against the algorithm and shape. */
+function slotOf(rt: Runtime, state: OptimizerState, op: Algorithm, p: Param): Slot {
+  if (state.rt !== rt) throw new Error(`${op}: the optimizer state belongs to another runtime`);
+  const d = stateData.get(state)!;
+  if (d.disposed) throw new Error(`${op}: the optimizer state was used after dispose()`);
+  const family = (a: Algorithm) => (a === "sgd" ? "sgd" : "adam");
+  if (d.algorithm && family(d.algorithm) !== family(op)) {
+    throw new Error(
+      `${op}: this optimizer state holds ${d.algorithm} buffers; use a new OptimizerState`,
+    );
+  }
+  d.algorithm ??= op;
+  let s = d.slots.get(p.name);
+  if (!s) {
+    d.slots.set(p.name, s = { shape: [...p.value.shape], step: 0, tensors: new Map() });
+  } else if (fmtShape(s.shape) !== fmtShape(p.value.shape)) {
+    throw new Error(
+      `${op}: parameter '${p.name}' has shape ${fmtShape(p.value.shape)} but its optimizer ` +
+        `state was made for ${fmtShape(s.shape)}`,
+    );
+  }
+  return s;
+}
+
+/** The state tensor `key` of a slot, created (zeroed if `zero`) on first use. */
+function stateTensor(
+  rt: Runtime,
+  slot: Slot,
+  name: string,
+  key: string,
+  zero: boolean,
+): { t: Tensor; fresh: boolean } {
+  let t = slot.tensors.get(key);
+  if (t) return { t, fresh: false };
+  t = zero
+    ? rt.zeros(slot.shape, "f32", `${name}.${key}`)
+    : rt.empty(slot.shape, "f32", `${name}.${key}`);
+  slot.tensors.set(key, t);
+  return { t, fresh: true };
+}
+
+/** Placeholders for unused state bindings, per runtime (each its own buffer: no aliasing). */
+const dummies = new WeakMap<Runtime, Tensor[]>();
+function dummy(rt: Runtime, i: number): Tensor {
+  let list = dummies.get(rt);
+  if (!list) dummies.set(rt, list = []);
+  while (list.length <= i) list.push(rt.zeros([1], "f32", `optim dummy ${list.length}`));
+  return list[i];
+}
+
+function checkNumber(op: string, what: string, v: number, lo: number, hi = Infinity): void {
+  if (!(Number.isFinite(v) && v >= lo && v <= hi)) {
+    const range = hi === Infinity ? `>= ${lo}` : `in [${lo}, ${hi}]`;
+    throw new Error(`${op}: invalid ${what} ${v} (must be finite and ${range})`);
+  }
+}
+
+/** The trainable params of a list (those with a gradient, not buffers), validated. */
+function trainable(op: string, params: readonly Param[]): Param[] {
+  const seen = new Set<string>();
+  const out: Param[] = [];
+  for (const p of params) {
+    if (p.kind === "buffer" || !p.grad) continue;
+    if (seen.has(p.name)) {
+      throw new Error(`${op}: parameter name '${p.name}' appears twice; state is kept by name`);
+    }
+    seen.add(p.name);
+    if (p.value.disposed || p.grad.disposed) {
+      throw new Error(`${op}: parameter '${p.name}' or its gradient was used after dispose()`);
+    }
+    if (p.value.dtype !== "f32" || p.grad.dtype !== "f32" || p.value.size !== p.grad.size) {
+      throw new Error(
+        `${op}: parameter '${p.name}' ${p.value.describe()} and gradient ${p.grad.describe()} ` +
+          `must be f32 of the same size`,
+      );
+    }
+    out.push(p);
+  }
+  return out;
+}
+
+const BASE_PARAMS = {
+  lr: 0,
+  wd: 0,
+  momentum: 0,
+  one_minus_dampening: 0,
+  nesterov: 0,
+  first: 0,
+  maximize: 0,
+  zero_grad: 0,
+  beta1: 0,
+  one_minus_beta1: 0,
+  beta2: 0,
+  one_minus_beta2: 0,
+  eps: 0,
+  step_size: 0,
+  bc2_sqrt: 0,
+  decay: 0,
+  decoupled: 0,
+  amsgrad: 0,
+};
+
+/**
+ * One step of stochastic gradient descent with optional momentum, dampening,
+ * Nesterov momentum and L2 weight decay (torch.optim.SGD, 1.13):
+ * `d = g + wd p; buf = d` (first step) `or momentum buf + (1 - dampening) d;
+ * d = nesterov ? d + momentum buf : buf; p -= lr d`.
+ *
+ * @param rt runtime
+ * @param params parameters; those without `grad` and `kind: "buffer"` are skipped. Each
+ *   `value` is updated in place from its `grad` (f32, same size)
+ * @param state momentum buffers by parameter name (created here, owned by the state)
+ * @param opts learning rate and hyperparameters
+ * @throws Error on invalid hyperparameters, mismatched shapes, or a state of another algorithm
+ */
+export function sgd(
+  rt: Runtime,
+  params: readonly Param[],
+  state: OptimizerState,
+  opts: SgdOptions,
+): void {
+  const op = "sgd";
+  const { lr, momentum = 0, dampening = 0, nesterov = false, weightDecay = 0 } = opts;
+  checkNumber(op, "learning rate", lr, 0);
+  checkNumber(op, "momentum", momentum, 0);
+  checkNumber(op, "dampening", dampening, -Infinity);
+  checkNumber(op, "weight decay", weightDecay, 0);
+  if (nesterov && (momentum <= 0 || dampening !== 0)) {
+    throw new Error(`${op}: Nesterov momentum requires a momentum and zero dampening`);
+  }
+  for (const p of trainable(op, params)) {
+    const slot = slotOf(rt, state, op, p);
+    let buf = dummy(rt, 0), first = 0;
+    if (momentum !== 0) {
+      const b = stateTensor(state.rt, slot, p.name, "momentum_buffer", false);
+      buf = b.t;
+      first = b.fresh ? 1 : 0;
+    }
+    slot.step++;
+    rt.dispatch(SGD, {
+      bindings: [p.value, p.grad!, buf, dummy(rt, 1), dummy(rt, 2)],
+      params: {
+        ...BASE_PARAMS,
+        n: p.value.size,
+        lr,
+        wd: weightDecay,
+        momentum,
+        one_minus_dampening: 1 - dampening,
+        nesterov: nesterov ? 1 : 0,
+        first,
+        maximize: opts.maximize ? 1 : 0,
+        zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
+      },
+      workgroups: rt.grid(p.value.size, 256),
+    });
+  }
+}
+
+function adamStep(
+  op: "adam" | "adamw",
+  rt: Runtime,
+  params: readonly Param[],
+  state: OptimizerState,
+  opts: AdamOptions,
+): void {
+  const { lr, betas = [0.9, 0.999], eps = 1e-8, amsgrad = false } = opts;
+  const weightDecay = opts.weightDecay ?? (op === "adamw" ? 1e-2 : 0);
+  checkNumber(op, "learning rate", lr, 0);
+  checkNumber(op, "epsilon value", eps, 0);
+  checkNumber(op, "weight decay", weightDecay, 0);
+  const [beta1, beta2] = betas;
+  if (!(beta1 >= 0 && beta1 < 1)) {
+    throw new Error(`${op}: invalid beta parameter at index 0: ${beta1}`);
+  }
+  if (!(beta2 >= 0 && beta2 < 1)) {
+    throw new Error(`${op}: invalid beta parameter at index 1: ${beta2}`);
+  }
+  for (const p of trainable(op, params)) {
+    const slot = slotOf(rt, state, op, p);
+    const m = stateTensor(state.rt, slot, p.name, "exp_avg", true).t;
+    const v = stateTensor(state.rt, slot, p.name, "exp_avg_sq", true).t;
+    const vmax = amsgrad
+      ? stateTensor(state.rt, slot, p.name, "max_exp_avg_sq", true).t
+      : dummy(rt, 0);
+    const step = ++slot.step;
+    // Python-float scalars of torch's _single_tensor_adam(w), in float64 here too.
+    const bc1 = 1 - beta1 ** step;
+    const bc2 = 1 - beta2 ** step;
+    rt.dispatch(ADAM, {
+      bindings: [p.value, p.grad!, m, v, vmax],
+      params: {
+        ...BASE_PARAMS,
+        n: p.value.size,
+        lr,
+        wd: weightDecay,
+        maximize: opts.maximize ? 1 : 0,
+        zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
+        beta1,
+        one_minus_beta1: 1 - beta1,
+        beta2,
+        one_minus_beta2: 1 - beta2,
+        eps,
+        step_size: lr / bc1,
+        bc2_sqrt: Math.sqrt(bc2),
+        decay: 1 - lr * weightDecay,
+        decoupled: op === "adamw" ? 1 : 0,
+        amsgrad: amsgrad ? 1 : 0,
+      },
+      workgroups: rt.grid(p.value.size, 256),
+    });
+  }
+}
+
+/**
+ * One Adam step (torch.optim.Adam, 1.13): bias-corrected moments,
+ * `p -= lr / (1 - β1^t) * m / (sqrt(v) / sqrt(1 - β2^t) + eps)`, with
+ * `weightDecay` as an L2 term added to the gradient.
+ *
+ * @param rt runtime
+ * @param params parameters; those without `grad` and `kind: "buffer"` are skipped
+ * @param state moments and step counts by parameter name (owned by the state)
+ * @param opts learning rate and hyperparameters
+ * @throws Error on invalid hyperparameters, mismatched shapes, or an SGD state
+ */
+export function adam(
+  rt: Runtime,
+  params: readonly Param[],
+  state: OptimizerState,
+  opts: AdamOptions,
+): void {
+  adamStep("adam", rt, params, state, opts);
+}
+
+/**
+ * One AdamW step (torch.optim.AdamW, 1.13): `p *= 1 - lr * wd` first
+ * (decoupled weight decay, Loshchilov & Hutter 2019), then the Adam update.
+ * `weightDecay` defaults to 1e-2 as in torch.
+ *
+ * @param rt runtime
+ * @param params parameters; those without `grad` and `kind: "buffer"` are skipped
+ * @param state moments and step counts by parameter name (owned by the state)
+ * @param opts learning rate and hyperparameters
+ * @throws Error on invalid hyperparameters, mismatched shapes, or an SGD state
+ */
+export function adamw(
+  rt: Runtime,
+  params: readonly Param[],
+  state: OptimizerState,
+  opts: AdamOptions,
+): void {
+  adamStep("adamw", rt, params, state, opts);
+}
+
+/** An optimizer bound to its state and hyperparameters; only the learning rate varies. */
+export interface Optimizer {
+  /** The update rule. */
+  readonly algorithm: Algorithm;
+  /** Its state (owned by the optimizer). */
+  readonly state: OptimizerState;
+  /**
+   * Records one update of every trainable param (one dispatch each) into the
+   * current step. Does not submit.
+   */
+  step(params: readonly Param[], lr: number): void;
+  /** Frees the state. */
+  dispose(): void;
+}
+
+/** What {@linkcode createOptimizer} builds: the algorithm and its options minus `lr`. */
+export type OptimizerSpec =
+  | ({ algorithm: "sgd" } & Omit<SgdOptions, "lr">)
+  | ({ algorithm: "adam" | "adamw" } & Omit<AdamOptions, "lr">);
+
+/**
+ * An {@linkcode Optimizer} over a fresh {@linkcode OptimizerState}.
+ * @param rt runtime
+ * @param spec algorithm and hyperparameters (all but the learning rate)
+ * @returns the optimizer; the caller disposes it
+ */
+export function createOptimizer(rt: Runtime, spec: OptimizerSpec): Optimizer {
+  const state = new OptimizerState(rt);
+  const { algorithm, ...rest } = spec;
+  const fn = algorithm === "sgd"
+    ? sgd
+    : algorithm === "adam"
+    ? adam
+    : algorithm === "adamw"
+    ? adamw
+    : null;
+  if (!fn) throw new Error(`createOptimizer: unknown algorithm '${algorithm}'`);
+  return {
+    algorithm,
+    state,
+    step(params, lr) {
+      fn(rt, params, state, { ...rest, lr });
+    },
+    dispose() {
+      state.dispose();
+    },
+  };
+}
+
+/**
+ * Sets every gradient to 0 (recorded in the current step): torch's
+ * `optimizer.zero_grad()`, for callers that do not fuse it into the step with
+ * `zeroGrad: true`.
+ * @param rt runtime
+ * @param params parameters whose `grad` is cleared
+ */
+export function zeroGrads(rt: Runtime, params: readonly Param[]): void {
+  for (const p of params) if (p.grad) rt.fill0(p.grad);
+}
