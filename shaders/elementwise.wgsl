@@ -16,9 +16,12 @@
 //   `select` so that both compile from this one source. vec4 is used when the element count is a
 //   multiple of 4 (and, for BMODE 3, inner = 1 and nb a multiple of 4): on llvmpipe it measured
 //   1.8x faster than one f32 per invocation for both tanh and a*x+y over 4M elements.
-// All storage bindings are read_write so that `out` may alias an input (WebGPU allows a buffer to
-// be bound several times as writable storage in one dispatch; it forbids mixing that with
-// read-only storage). Each invocation reads its inputs before it writes, so in-place is safe.
+// - IO (override): in-place operation. WebGPU forbids binding one buffer to two bindings of a
+//   dispatch when either is writable (gpuweb PR #2441; Chromium rejects it, wgpu does not check),
+//   so an output that aliases an input is bound once, to y, the only read_write binding, and the
+//   aliased operand is read from y: bit 0 set, a is y; bit 1 set, b is y (then b has a's size,
+//   BMODE 1, or 2 with n = 1). The binding it replaces gets an unused placeholder buffer. Each
+//   invocation reads its elements before it writes them, so in-place is safe.
 //
 // Math, PyTorch 1.13 semantics:
 //   sign(0) = 0; relu(x) = x > 0 ? x : 0 (NaN passes through); leaky_relu(x) = x > 0 ? x : alpha*x
@@ -47,12 +50,13 @@ fn lane0(v: T) -> f32 { return v; } // @lanes
 
 override OP: u32 = 0u;
 override BMODE: u32 = 0u;
+override IO: u32 = 0u;
 
 struct Params { n: u32, nb: u32, inner: u32, alpha: f32, beta: f32 }
 
-@group(0) @binding(0) var<storage, read_write> a: array<T>; // (n,) first input
-@group(0) @binding(1) var<storage, read_write> b: array<T>; // (n,), (1,) or (nb,) second input
-@group(0) @binding(2) var<storage, read_write> y: array<T>; // (n,) output, may alias a or b
+@group(0) @binding(0) var<storage, read> a: array<T>;       // (n,) first input (IO bit 0: unused)
+@group(0) @binding(1) var<storage, read> b: array<T>;       // (n,), (1,) or (nb,) second input
+@group(0) @binding(2) var<storage, read_write> y: array<T>; // (n,) output; in place also input
 @group(0) @binding(3) var<uniform> p: Params;
 
 const WG: u32 = 256u;
@@ -135,6 +139,16 @@ fn apply(x: T, v: T) -> T {
   }
 }
 
+fn load_a(i: u32) -> T {
+  if ((IO & 1u) != 0u) { return y[i]; }
+  return a[i];
+}
+
+fn load_b(j: u32) -> T {
+  if ((IO & 2u) != 0u) { return y[j]; }
+  return b[j];
+}
+
 @compute @workgroup_size(256)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
@@ -145,10 +159,10 @@ fn main(
   if (i >= p.n) { return; }
   var v = T(0.0);
   switch BMODE {
-    case 1u: { v = b[i]; }
-    case 2u: { v = T(lane0(b[0])); }
-    case 3u: { v = b[(i / p.inner) % p.nb]; }
+    case 1u: { v = load_b(i); }
+    case 2u: { v = T(lane0(load_b(0u))); }
+    case 3u: { v = load_b((i / p.inner) % p.nb); }
     default: {}
   }
-  y[i] = apply(a[i], v);
+  y[i] = apply(load_a(i), v);
 }

@@ -19,9 +19,11 @@
 // - 2 normal:    Box-Muller on the word pairs (w0, w1) and (w2, w3) of a block:
 //                r = sqrt(-2 log u1), u1 = ((w0 >> 8) + 1) * 2^-24 in (0, 1] (no log 0), theta =
 //                pi (2 (w1 >> 8) 2^-24 - 1) in [-pi, pi); lanes 0, 1 = mean + std r (cos theta,
-//                sin theta), lanes 2, 3
-//                likewise from (w2, w3). |z| <= sqrt(2 ln 2^24) = 5.77: the tail beyond has
-//                probability 8e-9 and is cut off.
+//                sin theta), lanes 2, 3 likewise from (w2, w3). |z| <= sqrt(2 ln 2^24) = 5.77:
+//                the tail beyond has probability 8e-9 and is cut off. log, cos and sin are
+//                computed here (log_unit, cos_sin_pi) to a few ulp rather than by the builtins,
+//                whose WGSL error bounds are absolute and loose, so that every backend agrees
+//                with src/reference/random.ts to ~1e-6.
 // - 3 bernoulli: keep iff (u >> 8) < thr, value = keep ? scale : 0 (inverted dropout). thr =
 //                ceil((1 - p) 2^24), so keep iff f < 1 - p exactly, P(keep) = thr / 2^24.
 
@@ -69,25 +71,61 @@ fn unit(u: u32) -> f32 {
   return f32(u >> 8u) * INV24;
 }
 
-// log(u) for u in (0, 1]. WGSL only promises an absolute error of 2^-21 for log on [0.5, 2]
-// (llvmpipe is that loose: 5% relative error at u = 1 - 2^-19), so on [0.5, 1] use
-// log u = 2 atanh(s), s = (u - 1) / (u + 1) in [-1/3, 0] (u - 1 is exact), whose odd series to
-// s^15 leaves a relative remainder below 2e-9.
+// log(u) for u in (0, 1] without the builtin: WGSL only bounds log's absolute error (2^-21 on
+// [0.5, 2]), llvmpipe is that loose (5% relative error at u = 1 - 2^-19), and other backends
+// differ, so normals would not agree across backends. u = m 2^e with m in [sqrt(1/2), sqrt(2))
+// read from the bits (u >= 2^-24 is normal); log m = 2 atanh(s), s = (m - 1) / (m + 1) in
+// [-0.172, 0.172] (m - 1 is exact), odd series to s^13 (relative remainder below 1e-11); e ln 2
+// with ln 2 = C1 + C2, C1 = 355/512 so that e C1 is exact (the split of Cephes' logf).
+// Error: a few ulp of log u.
+const LN2_C1: f32 = 0.693359375;
+const LN2_C2: f32 = -2.12194440e-4;
+const SQRT2: f32 = 1.4142135623730951;
+
 fn log_unit(u: f32) -> f32 {
-  if (u < 0.5) { return log(u); }
-  let s = (u - 1.0) / (u + 1.0);
+  let bits = bitcast<u32>(u);
+  var e = i32(bits >> 23u) - 127;
+  var m = bitcast<f32>((bits & 0x007fffffu) | 0x3f800000u);
+  if (m > SQRT2) {
+    m = 0.5 * m;
+    e += 1;
+  }
+  let s = (m - 1.0) / (m + 1.0);
   let q = s * s;
-  let t = 1.0 / 13.0 + q * (1.0 / 15.0);
-  return 2.0 * s * (1.0 + q * (1.0 / 3.0 + q * (0.2 + q * (1.0 / 7.0 + q * (1.0 / 9.0 +
-    q * (1.0 / 11.0 + q * t))))));
+  let lm = 2.0 * s * (1.0 + q * (1.0 / 3.0 + q * (0.2 + q * (1.0 / 7.0 + q * (1.0 / 9.0 +
+    q * (1.0 / 11.0 + q * (1.0 / 13.0)))))));
+  let fe = f32(e);
+  return (lm + fe * LN2_C2) + fe * LN2_C1;
+}
+
+// (cos(pi x), sin(pi x)) for x in [-1, 1) without the builtins, whose error WGSL bounds only by
+// 2^-11 absolute (SwiftShader was measured 8.8e-4 off). x = k / 2 + r, k = round(2 x), r in
+// [-1/4, 1/4] (exact: x is a multiple of 2^-23); sin and cos of y = pi r, |y| <= pi / 4, by their
+// Taylor series to y^11 and y^12 (remainders below 7e-12 and 4e-13), then rotated by the quadrant
+// k mod 4. Taking pi x rather than a reduced theta avoids reducing by an inexact pi.
+// Error: a few ulp of 1.
+fn cos_sin_pi(x: f32) -> vec2f {
+  let k = round(2.0 * x);
+  let y = PI * (x - 0.5 * k);
+  let q = y * y;
+  let s = y * (1.0 + q * (-1.0 / 6.0 + q * (1.0 / 120.0 + q * (-1.0 / 5040.0 +
+    q * (1.0 / 362880.0 + q * (-1.0 / 39916800.0))))));
+  let c = 1.0 + q * (-0.5 + q * (1.0 / 24.0 + q * (-1.0 / 720.0 + q * (1.0 / 40320.0 +
+    q * (-1.0 / 3628800.0 + q * (1.0 / 479001600.0))))));
+  switch (u32(i32(k)) & 3u) {
+    case 1u: { return vec2f(-s, c); }
+    case 2u: { return vec2f(-c, -s); }
+    case 3u: { return vec2f(s, -c); }
+    default: { return vec2f(c, s); }
+  }
 }
 
 fn box_muller(w0: u32, w1: u32) -> vec2f {
   let u1 = (f32(w0 >> 8u) + 1.0) * INV24;
   let r = sqrt(-2.0 * log_unit(u1));
-  // theta in [-pi, pi): the range on which WGSL bounds the error of sin and cos.
-  let t = PI * (2.0 * unit(w1) - 1.0);
-  return vec2f(p.a + p.b * r * cos(t), p.a + p.b * r * sin(t));
+  // theta = pi x, x = 2 f - 1 in [-1, 1) (exact in f32).
+  let cs = cos_sin_pi(2.0 * unit(w1) - 1.0);
+  return vec2f(p.a + p.b * r * cs.x, p.a + p.b * r * cs.y);
 }
 
 @compute @workgroup_size(256)

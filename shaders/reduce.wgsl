@@ -15,6 +15,12 @@
 // in blocks of 32 before they are added to the running total, which keeps axis sums over millions
 // of elements accurate.
 //
+// In place (IO = 1; softmax with out = x, or a reduction over an axis of length 1 with out = x)
+// x is read from y and binding 0 gets a placeholder: WebGPU forbids binding one buffer to two
+// bindings of a dispatch when either is writable (gpuweb PR #2441; Chromium rejects it, wgpu does
+// not check). Every entry point leaves some bindings unused (reduce_main and softmax_main yi,
+// arg_main y); the host binds placeholder buffers there, never an operand.
+//
 // Entry points (overrides OP: 0 sum, 1 max, 2 min; MAP: 0 x, 1 x^2, 2 |x|, applied on load):
 // - reduce_main: y[q] = scale * reduce_l MAP(x[o, l, k]). max/min propagate NaN as torch.max does.
 //   `ident` is the identity of OP (0, -inf, +inf; passed as a uniform since WGSL constant
@@ -23,19 +29,19 @@
 //   the first such l (torch.argmax/argmin documentation: "the indices of the first maximal value"),
 //   and the first NaN if there is one (NaN counts as the extreme, as in torch).
 // - softmax_main: numerically stable softmax along l: m = max_l x, s = sum_l exp(x - m),
-//   y = exp(x - m) / s, or with LOG = 1 the log-softmax y = x - m - log(s). y may be x (in place:
-//   bindings are all read_write, and each invocation rewrites only elements it alone reads after
-//   the last barrier).
+//   y = exp(x - m) / s, or with LOG = 1 the log-softmax y = x - m - log(s). In place is safe:
+//   each invocation rewrites only elements it alone reads after the last barrier.
 
 override OP: u32 = 0u;
 override MAP: u32 = 0u;
 override C: u32 = 1u;
 override SIGN: i32 = 1;
 override LOG: u32 = 0u;
+override IO: u32 = 0u;
 
 struct Params { outer: u32, len: u32, inner: u32, total: u32, scale: f32, ident: f32 }
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;  // (outer, len, inner)
+@group(0) @binding(0) var<storage, read> x: array<f32>;        // (outer, len, inner)
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;  // (outer, inner); softmax: as x
 @group(0) @binding(2) var<storage, read_write> yi: array<u32>; // (outer, inner) arg indices
 @group(0) @binding(3) var<uniform> p: Params;
@@ -45,6 +51,12 @@ const BLOCK: u32 = 32u;
 const NONE: u32 = 0xffffffffu;
 var<workgroup> sv: array<f32, 256>;
 var<workgroup> si: array<u32, 256>;
+
+// x[f], or y[f] for in-place softmax (IO = 1).
+fn load(f: u32) -> f32 {
+  if (IO == 1u) { return y[f]; }
+  return x[f];
+}
 
 fn mapped(v: f32) -> f32 {
   switch MAP {
@@ -92,7 +104,7 @@ fn partial(s: Slot, m: u32) -> f32 {
     for (var l = s.r; l < p.len; l += R) {
       let f = at(s, l);
       if (f >= p.total) { break; }
-      var v = x[f];
+      var v = load(f);
       if (m == 1u) { v = mapped(v); }
       blk = combine(blk, v);
       cnt += 1u;
@@ -193,7 +205,7 @@ fn softmax_main(
   var cnt = 0u;
   if (s.valid) {
     for (var l = s.r; l < p.len; l += R) {
-      blk += exp(x[at(s, l)] - m);
+      blk += exp(load(at(s, l)) - m);
       cnt += 1u;
       if (cnt == BLOCK) {
         acc += blk;
@@ -215,7 +227,7 @@ fn softmax_main(
   if (s.valid) {
     for (var l = s.r; l < p.len; l += R) {
       let f = at(s, l);
-      let d = x[f] - m;
+      let d = load(f) - m;
       y[f] = select(exp(d) * inv, d - lt, LOG == 1u);
     }
   }

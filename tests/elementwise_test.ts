@@ -339,6 +339,9 @@ Deno.test("binary() accepts out aliasing either input", async () => {
     assertClose(await b.read(), binaryRef("mul", diff, [n], bv, [n]));
     unary(rt, "neg", a, { out: a });
     assertClose(await a.read(), Array.from(diff, (v) => -v));
+    // both operands and the output one buffer, the output a reshaped view
+    binary(rt, "mul", a, a, { out: a.reshape([1, n]) });
+    assertClose(await a.read(), Array.from(diff, (v) => v * v));
     a.dispose();
     b.dispose();
   }

@@ -111,7 +111,8 @@ Deno.test("randomUniform() randomNormal() bernoulliMask() match the float64 tran
     const v = await randomUniform(rt, [n], { seed, counter, low: -3, high: 5 }).read();
     assertClose(v, randomUniformRef(n, seed, counter, -3, 5), { atol: 1e-6, rtol: 0 });
     const z = await randomNormal(rt, [n], { seed, counter, mean: 1, std: 2 }).read();
-    assertClose(z, randomNormalRef(n, seed, counter, 1, 2), { atol: 1e-5, rtol: 1e-6 });
+    // log, cos and sin are computed in the shader to a few ulp (see shaders/random.wgsl)
+    assertClose(z, randomNormalRef(n, seed, counter, 1, 2), { atol: 2e-6, rtol: 1e-6 });
     for (const p of [0, 0.3, 1]) {
       const m = await bernoulliMask(rt, [n], { seed, counter, p }).read();
       assert.deepEqual(

@@ -223,7 +223,12 @@ Deno.test("softmax() is stable for huge logits and works in place", async () => 
   const got = await x.read();
   assert.ok(got.every(Number.isFinite), `${got}`);
   assertClose(got, want, { atol: 1e-7, rtol: 1e-6 });
+  // a reduction over an axis of length 1 may write its input
+  const z = rt.upload([1, -2, 3], [3, 1]);
+  assert.equal(reduce(rt, "sumsq", z, { axis: 1, out: z }), z);
+  assertClose(await z.read(), [1, 4, 9]);
   x.dispose();
+  z.dispose();
 });
 
 Deno.test("reduce() argmax() softmax() reject bad axes, outputs, dtypes and disposed tensors", async () => {

@@ -14,6 +14,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { unusedBinding } from "./_scratch.ts";
 import elementwiseSrc from "../../shaders/elementwise.wgsl" with { type: "text" };
 
 /** Unary ops, `y = f(x)`. */
@@ -218,11 +219,17 @@ function broadcastOf(op: string, a: Tensor, b: Tensor): Broadcast {
   return { mode: 3, nb: b.size, inner };
 }
 
+/**
+ * Records one dispatch. `b` is null for unary ops. An output that aliases an operand (same
+ * buffer, including a reshaped view) is bound once, as the writable `y`, and the shader's `IO`
+ * constant reads that operand from it (WebGPU forbids aliasing a writable binding); bindings
+ * left unused get a placeholder buffer.
+ */
 function launch(
   rt: Runtime,
   code: number,
   a: Tensor,
-  b: Tensor,
+  b: Tensor | null,
   y: Tensor,
   bc: Broadcast | null,
   alpha: number,
@@ -233,8 +240,12 @@ function launch(
   const mode = bc?.mode ?? 0;
   const vec = n % 4 === 0 && (mode !== 3 || (bc!.inner === 1 && bc!.nb % 4 === 0));
   const lanes = vec ? 4 : 1;
+  const aIsY = a.buffer === y.buffer;
+  const bIsY = b !== null && b.buffer === y.buffer;
+  const io = (aIsY ? 1 : 0) | (bIsY ? 2 : 0);
+  const unused = unusedBinding(rt);
   rt.dispatch(vec ? VEC4 : SCALAR, {
-    bindings: [a, b, y],
+    bindings: [aIsY ? unused : a, b === null || bIsY ? unused : b, y],
     params: {
       n: n / lanes,
       nb: mode === 3 ? bc!.nb / lanes : 1,
@@ -243,7 +254,7 @@ function launch(
       beta,
     },
     workgroups: rt.grid(n / lanes, 256),
-    constants: { OP: code, BMODE: mode },
+    constants: { OP: code, BMODE: mode, IO: io },
   });
 }
 
@@ -272,7 +283,7 @@ export function unary(
   checkInput(name, x, "x");
   const { alpha, beta } = params(op, opts);
   const y = outputFor(rt, name, x, opts.out);
-  launch(rt, code, x, x, y, null, alpha, beta);
+  launch(rt, code, x, null, y, null, alpha, beta);
   return y;
 }
 

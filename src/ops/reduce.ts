@@ -15,6 +15,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { unusedBinding } from "./_scratch.ts";
 import reduceSrc from "../../shaders/reduce.wgsl" with { type: "text" };
 
 const REDUCE: Kernel = { name: "reduce", code: reduceSrc, entry: "reduce_main" };
@@ -110,8 +111,10 @@ interface Pass {
 function reducePass(rt: Runtime, op: number, ident: number, x: Tensor, y: Tensor, s: Pass): void {
   const nq = s.outer * s.inner;
   if (nq === 0) return;
+  // `out` may be `x` only when the reduced axis has length 1; x is then read from y (IO = 1).
+  const inPlace = x.buffer === y.buffer;
   rt.dispatch(REDUCE, {
-    bindings: [x, y, y],
+    bindings: [inPlace ? unusedBinding(rt, 0) : x, y, unusedBinding(rt, 1)],
     params: {
       outer: s.outer,
       len: s.len,
@@ -121,7 +124,7 @@ function reducePass(rt: Runtime, op: number, ident: number, x: Tensor, y: Tensor
       ident,
     },
     workgroups: rt.grid(nq, s.cols),
-    constants: { OP: op, MAP: s.map, C: s.cols },
+    constants: { OP: op, MAP: s.map, C: s.cols, IO: inPlace ? 1 : 0 },
   });
 }
 
@@ -234,7 +237,7 @@ function argReduce(
   if (nq === 0) return y;
   const cols = colsFor(s.len);
   rt.dispatch(ARG, {
-    bindings: [x, x, y],
+    bindings: [x, unusedBinding(rt, 1), y],
     params: { outer: s.outer, len: s.len, inner: s.inner, total: x.size, scale: 1, ident: 0 },
     workgroups: rt.grid(nq, cols),
     constants: { C: cols, SIGN: which === "argmax" ? 1 : -1 },
@@ -285,8 +288,10 @@ function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions)
   const nq = s.outer * s.inner;
   if (nq === 0 || s.len === 0) return y;
   const cols = colsFor(s.len);
+  // In place, x is read from y (IO = 1): WebGPU forbids aliasing a writable binding.
+  const inPlace = x.buffer === y.buffer;
   rt.dispatch(SOFTMAX, {
-    bindings: [x, y, y],
+    bindings: [inPlace ? unusedBinding(rt, 0) : x, y, unusedBinding(rt, 1)],
     params: {
       outer: s.outer,
       len: s.len,
@@ -296,7 +301,7 @@ function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions)
       ident: -Infinity,
     },
     workgroups: rt.grid(nq, cols),
-    constants: { OP: 1, C: cols, LOG: log ? 1 : 0 },
+    constants: { OP: 1, C: cols, LOG: log ? 1 : 0, IO: inPlace ? 1 : 0 },
   });
   return y;
 }
