@@ -11,7 +11,7 @@ import {
   type SafetensorsTensor,
 } from "../src/io/safetensors.ts";
 
-const PYTHON = "/usr/bin/python3";
+const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
 const TOOLS = new URL("../tools/", import.meta.url).pathname;
 
 /** A file from a header given as JSON text and a data buffer of `dataLen` bytes (0, 1, 2, ...). */

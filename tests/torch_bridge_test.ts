@@ -14,7 +14,7 @@ import {
   type SafetensorsTensor,
 } from "../src/io/safetensors.ts";
 
-const PYTHON = "/usr/bin/python3";
+const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
 const BRIDGE = new URL("../tools/torch_bridge.py", import.meta.url).pathname;
 
 let torchCheck: Promise<void> | null = null;

@@ -1,0 +1,573 @@
+/**
+ * 2-D convolution, PyTorch `torch.nn.Conv2d` semantics (NCHW, OIHW weights, zero padding,
+ * groups = 1, dilation = 1): the three implicit-GEMM kernels of shaders/conv2d.wgsl as plain
+ * functions ({@linkcode conv2dForward}, {@linkcode conv2dInputGrad}, {@linkcode conv2dWeightGrad})
+ * and the {@linkcode Conv2d} layer built on them.
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import type { Kernel } from "../gpu/kernel.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Layer, Param } from "./layer.ts";
+import {
+  channelSum,
+  checkBatch,
+  checkGradShape,
+  checkTensor,
+  pair,
+  reuse,
+  sameShape,
+  sumParts,
+} from "./_util.ts";
+import convSrc from "../../shaders/conv2d.wgsl" with { type: "text" };
+
+const CONV: Kernel = { name: "conv2d", code: convSrc };
+
+/** How the implicit GEMM is tiled (see the threading plan in shaders/conv2d.wgsl). */
+export interface Conv2dTiling {
+  /** Stage slabs in workgroup memory (GPUs) or read operands directly (CPU adapters). */
+  shared: boolean;
+  /** Threads per workgroup along the GEMM columns (spatial positions). */
+  tx: number;
+  /** Threads per workgroup along the GEMM rows (channels). */
+  ty: number;
+  /** Rows per thread, 1..8 (each thread computes rm rows × 4 columns). */
+  rm: number;
+  /** Depth of a staged slab (shared only); must divide tx·ty, as must 4·tx. */
+  bk: number;
+}
+
+/** Stride and zero padding, each a number or a `[height, width]` pair. */
+export interface Conv2dGeometryOptions {
+  /** Default 1. */
+  stride?: number | readonly [number, number];
+  /** Default 0. */
+  padding?: number | readonly [number, number];
+}
+
+function isCpuAdapter(rt: Runtime): boolean {
+  return rt.isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(rt.description);
+}
+
+/**
+ * The tiling used for a GEMM with `m` rows (output channels, or input channels for the input
+ * gradient). CPU adapters: direct loads, 8 lanes along the columns, 8×4 outputs per thread
+ * (fastest of the variants tried on Mesa llvmpipe, 256-bit lanes).
+ * GPUs: 256 threads, workgroup tiles from 8×128 (few channels, e.g. LeNet's 6) to 64×64.
+ */
+export function conv2dTiling(rt: Runtime, m: number): Conv2dTiling {
+  if (isCpuAdapter(rt)) return { shared: false, tx: 8, ty: 1, rm: 8, bk: 16 };
+  if (m <= 8) return { shared: true, tx: 32, ty: 8, rm: 1, bk: 16 };
+  if (m <= 16) return { shared: true, tx: 32, ty: 8, rm: 2, bk: 16 };
+  if (m <= 32) return { shared: true, tx: 16, ty: 16, rm: 2, bk: 16 };
+  return { shared: true, tx: 16, ty: 16, rm: 4, bk: 16 };
+}
+
+/** Output height and width of a convolution (or pooling) window sweep. */
+export function conv2dOutputSize(
+  h: number,
+  w: number,
+  kernel: readonly [number, number],
+  stride: readonly [number, number],
+  padding: readonly [number, number],
+): [number, number] {
+  return [
+    Math.floor((h + 2 * padding[0] - kernel[0]) / stride[0]) + 1,
+    Math.floor((w + 2 * padding[1] - kernel[1]) / stride[1]) + 1,
+  ];
+}
+
+interface Geometry {
+  batch: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+}
+
+function geometry(
+  op: string,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  opts: Conv2dGeometryOptions,
+): Geometry {
+  const [sh, sw] = pair(opts.stride ?? 1, "stride", op, 1);
+  const [ph, pw] = pair(opts.padding ?? 0, "padding", op, 0);
+  if (xShape.length !== 4 || wShape.length !== 4 || xShape[1] !== wShape[1]) {
+    throw new Error(
+      `${op}: input ${fmtShape(xShape)} must be (B, C, H, W) and weight ${fmtShape(wShape)} ` +
+        `(O, C, kh, kw) with the same C`,
+    );
+  }
+  const [batch, cin, h, w] = xShape;
+  const [cout, , kh, kw] = wShape;
+  const [oh, ow] = conv2dOutputSize(h, w, [kh, kw], [sh, sw], [ph, pw]);
+  if (oh < 1 || ow < 1) {
+    throw new Error(
+      `${op}: input ${h}x${w} with padding ${ph},${pw} is smaller than the ${kh}x${kw} kernel`,
+    );
+  }
+  return { batch, cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw };
+}
+
+function launch(
+  rt: Runtime,
+  mode: 0 | 1 | 2,
+  g: Geometry,
+  a: Tensor,
+  src: Tensor,
+  out: Tensor,
+  bias: Tensor | null,
+  gemm: { m: number; n: number; k: number; splits: number; kchunk: number },
+  beta: number,
+  tiling: Conv2dTiling,
+): void {
+  const t = tiling;
+  const bm = t.rm * t.ty, bn = 4 * t.tx, nt = t.tx * t.ty;
+  if (t.shared && (nt % bn !== 0 || nt % t.bk !== 0)) {
+    throw new Error(`conv2d: tiling ${JSON.stringify(t)}: 4·tx and bk must divide tx·ty`);
+  }
+  if (!(Number.isInteger(t.rm) && t.rm >= 1 && t.rm <= 8)) {
+    throw new Error(`conv2d: tiling ${JSON.stringify(t)}: rm must be in 1..8`);
+  }
+  const { m, n, k, splits, kchunk } = gemm;
+  if (m === 0 || n === 0) return;
+  rt.dispatch(CONV, {
+    bindings: [a, src, out, bias ?? a],
+    params: { ...g, m, n, k, kchunk, beta },
+    workgroups: [Math.ceil(n / bn), Math.ceil(m / bm), splits],
+    constants: {
+      MODE: mode,
+      SHARED: t.shared ? 1 : 0,
+      TX: t.tx,
+      TY: t.ty,
+      RM: t.rm,
+      BK: t.bk,
+      HAS_BIAS: bias ? 1 : 0,
+      UNIT_STRIDE: g.sh === 1 && g.sw === 1 ? 1 : 0,
+    },
+  });
+}
+
+function checkOut(op: string, out: Tensor, shape: readonly number[], inputs: Tensor[]): void {
+  checkTensor(op, out, "out");
+  if (!sameShape(out.shape, shape)) {
+    throw new Error(`${op}: out ${fmtShape(out.shape)} must be ${fmtShape(shape)}`);
+  }
+  for (const t of inputs) {
+    if (t.buffer === out.buffer) {
+      throw new Error(`${op}: out must not share its buffer with an input`);
+    }
+  }
+}
+
+/** Options of {@linkcode conv2dForward}. */
+export interface Conv2dForwardOptions extends Conv2dGeometryOptions {
+  /** (O,) f32, added per output channel. */
+  bias?: Tensor | null;
+  /** (B, O, OH, OW) f32 destination. */
+  out?: Tensor;
+  /** Override the tiling. */
+  tiling?: Partial<Conv2dTiling>;
+}
+
+/**
+ * `y = conv2d(x, W) + bias` (cross-correlation, as PyTorch).
+ * @param rt runtime
+ * @param x (B, C, H, W) f32
+ * @param weight (O, C, kh, kw) f32
+ * @param opts stride, padding, bias (O,), out, tiling
+ * @returns (B, O, OH, OW) f32, OH = floor((H + 2·ph - kh) / sh) + 1: `opts.out` or a new tensor
+ *   the caller must dispose
+ * @example
+ * ```ts
+ * const y = conv2dForward(rt, x, w, { stride: 2, padding: 1, bias: b });
+ * ```
+ */
+export function conv2dForward(
+  rt: Runtime,
+  x: Tensor,
+  weight: Tensor,
+  opts: Conv2dForwardOptions = {},
+): Tensor {
+  const op = "conv2dForward";
+  checkTensor(op, x, "input");
+  checkTensor(op, weight, "weight");
+  const g = geometry(op, x.shape, weight.shape, opts);
+  const bias = opts.bias ?? null;
+  if (bias) {
+    checkTensor(op, bias, "bias");
+    if (!sameShape(bias.shape, [g.cout])) {
+      throw new Error(`${op}: bias ${fmtShape(bias.shape)} must be [${g.cout}]`);
+    }
+  }
+  const shape = [g.batch, g.cout, g.oh, g.ow];
+  if (opts.out) checkOut(op, opts.out, shape, [x, weight, ...(bias ? [bias] : [])]);
+  const out = opts.out ?? rt.empty(shape, "f32", "conv2d.out");
+  const k = g.cin * g.kh * g.kw;
+  const tiling = { ...conv2dTiling(rt, g.cout), ...opts.tiling };
+  launch(
+    rt,
+    0,
+    g,
+    weight,
+    x,
+    out,
+    bias,
+    { m: g.cout, n: g.batch * g.oh * g.ow, k, splits: 1, kchunk: k },
+    0,
+    tiling,
+  );
+  return out;
+}
+
+/** Options of {@linkcode conv2dInputGrad}. */
+export interface Conv2dInputGradOptions extends Conv2dGeometryOptions {
+  /** (B, C, H, W) of the forward input (H, W are not recoverable from dy when stride > 1). */
+  inputShape: readonly number[];
+  /** (B, C, H, W) f32 destination. */
+  out?: Tensor;
+  /** Override the tiling. */
+  tiling?: Partial<Conv2dTiling>;
+}
+
+/**
+ * `dx = conv2dᵀ(dy, W)`: the input gradient (a transposed convolution); also the vector-Jacobian
+ * product of the convolution.
+ * @param rt runtime
+ * @param dy (B, O, OH, OW) f32
+ * @param weight (O, C, kh, kw) f32
+ * @param opts inputShape (required), stride, padding, out, tiling
+ * @returns (B, C, H, W) f32: `opts.out` or a new tensor the caller must dispose
+ */
+export function conv2dInputGrad(
+  rt: Runtime,
+  dy: Tensor,
+  weight: Tensor,
+  opts: Conv2dInputGradOptions,
+): Tensor {
+  const op = "conv2dInputGrad";
+  checkTensor(op, dy, "dy");
+  checkTensor(op, weight, "weight");
+  const g = geometry(op, opts.inputShape, weight.shape, opts);
+  if (!sameShape(dy.shape, [g.batch, g.cout, g.oh, g.ow])) {
+    throw new Error(
+      `${op}: dy ${fmtShape(dy.shape)} must be ${
+        fmtShape([g.batch, g.cout, g.oh, g.ow])
+      } for input ` +
+        `${fmtShape(opts.inputShape)} and weight ${fmtShape(weight.shape)}`,
+    );
+  }
+  const shape = [g.batch, g.cin, g.h, g.w];
+  if (opts.out) checkOut(op, opts.out, shape, [dy, weight]);
+  const out = opts.out ?? rt.empty(shape, "f32", "conv2d.dx");
+  const k = g.cout * g.kh * g.kw;
+  const tiling = { ...conv2dTiling(rt, g.cin), ...opts.tiling };
+  launch(
+    rt,
+    1,
+    g,
+    weight,
+    dy,
+    out,
+    null,
+    { m: g.cin, n: g.batch * g.h * g.w, k, splits: 1, kchunk: k },
+    0,
+    tiling,
+  );
+  return out;
+}
+
+/** Options of {@linkcode conv2dWeightGrad}. */
+export interface Conv2dWeightGradOptions extends Conv2dGeometryOptions {
+  /** (O, C, kh, kw) f32, updated: `dWeight = beta·dWeight + Σ dy ⊗ x`. */
+  dWeight: Tensor;
+  /** (O,) f32, updated: `dBias = beta·dBias + Σ dy`. */
+  dBias?: Tensor | null;
+  /** Scale of the previous gradient. Default 1 (accumulate). */
+  beta?: number;
+  /** Override the tiling. */
+  tiling?: Partial<Conv2dTiling>;
+  /** Number of K splits (default: enough workgroups for the device). */
+  splits?: number;
+}
+
+/**
+ * Weight (and bias) gradient of a convolution, accumulated: `dW[o,c,ky,kx] += Σ_{b,oy,ox}
+ * dy[b,o,oy,ox] x[b,c,oy·sh-ph+ky,ox·sw-pw+kx]`, `db[o] += Σ dy[b,o,·,·]`. With `x` replaced by
+ * a tangent this is also the `b ⊗ r` term of the Jacobian-regularizer gradient (DESIGN.md step 4).
+ * Deterministic: K is split over workgroups and the splits are summed in a fixed order.
+ * @param rt runtime
+ * @param dy (B, O, OH, OW) f32
+ * @param x (B, C, H, W) f32, the forward input (or a tangent of it)
+ * @param opts dWeight (required, updated in place), dBias, beta, stride, padding
+ */
+export function conv2dWeightGrad(
+  rt: Runtime,
+  dy: Tensor,
+  x: Tensor,
+  opts: Conv2dWeightGradOptions,
+): void {
+  const op = "conv2dWeightGrad";
+  checkTensor(op, dy, "dy");
+  checkTensor(op, x, "input");
+  checkTensor(op, opts.dWeight, "dWeight");
+  const g = geometry(op, x.shape, opts.dWeight.shape, opts);
+  if (!sameShape(dy.shape, [g.batch, g.cout, g.oh, g.ow])) {
+    throw new Error(
+      `${op}: dy ${fmtShape(dy.shape)} must be ${
+        fmtShape([g.batch, g.cout, g.oh, g.ow])
+      } for input ` +
+        `${fmtShape(x.shape)} and weight ${fmtShape(opts.dWeight.shape)}`,
+    );
+  }
+  for (const t of [dy, x]) {
+    if (t.buffer === opts.dWeight.buffer) {
+      throw new Error(`${op}: dWeight must not share its buffer with an input`);
+    }
+  }
+  const beta = opts.beta ?? 1;
+  const m = g.cout, n = g.cin * g.kh * g.kw, k = g.batch * g.oh * g.ow;
+  const tiling = { ...conv2dTiling(rt, m), ...opts.tiling };
+  const tiles = Math.ceil(m / (tiling.rm * tiling.ty)) * Math.ceil(n / (4 * tiling.tx));
+  const target = isCpuAdapter(rt) ? 16 : 512;
+  let splits = opts.splits ??
+    Math.max(1, Math.min(Math.ceil(target / tiles), Math.floor(k / (8 * tiling.bk))));
+  const kchunk = Math.max(tiling.bk, Math.ceil(Math.ceil(k / splits) / tiling.bk) * tiling.bk);
+  splits = Math.max(1, Math.ceil(k / kchunk));
+  if (splits === 1) {
+    launch(
+      rt,
+      2,
+      g,
+      dy,
+      x,
+      opts.dWeight,
+      null,
+      { m, n, k, splits: 1, kchunk: Math.max(k, 1) },
+      beta,
+      tiling,
+    );
+  } else {
+    const parts = rt.empty([splits, m, n], "f32", "conv2d.splitk");
+    launch(rt, 2, g, dy, x, parts, null, { m, n, k, splits, kchunk }, 0, tiling);
+    sumParts(rt, parts, splits, opts.dWeight, beta);
+    parts.dispose();
+  }
+  const db = opts.dBias;
+  if (db) {
+    checkTensor(op, db, "dBias");
+    if (!sameShape(db.shape, [g.cout])) {
+      throw new Error(`${op}: dBias ${fmtShape(db.shape)} must be [${g.cout}]`);
+    }
+    channelSum(rt, dy, g.batch, g.cout, g.oh * g.ow, db, beta);
+  }
+}
+
+/** Options of {@linkcode Conv2d}. */
+export interface Conv2dOptions extends Conv2dGeometryOptions {
+  /** Learn an additive bias per output channel. Default true. */
+  bias?: boolean;
+}
+
+/**
+ * `torch.nn.Conv2d(in, out, kernel, stride, padding, bias)`. Parameters `weight` (O, C, kh, kw)
+ * and `bias` (O,) are created zero-filled (initializers set them), each with a `grad`.
+ *
+ * `backward(dy)` = {@linkcode Conv2d.inputGrad} + {@linkcode Conv2d.weightGrad} at the cached
+ * input; `jvp(tx)` is the forward without bias.
+ */
+export class Conv2d implements Layer {
+  training = true;
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly dWeight: Tensor;
+  readonly dBias: Tensor | null;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  #input: Tensor | null = null;
+  #inputShape: number[] | null = null;
+  #y: Tensor | null = null;
+  #dx: Tensor | null = null;
+  #ty: Tensor | null = null;
+
+  /**
+   * @param rt runtime
+   * @param name module path ("conv1", "features.0")
+   * @param inChannels C
+   * @param outChannels O
+   * @param kernelSize k or [kh, kw]
+   * @param options stride, padding (numbers or pairs), bias (default true)
+   */
+  constructor(
+    readonly rt: Runtime,
+    readonly name: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: number | readonly [number, number],
+    options: Conv2dOptions = {},
+  ) {
+    const where = `${name || "conv2d"} (Conv2d)`;
+    for (const [what, v] of [["inChannels", inChannels], ["outChannels", outChannels]] as const) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new Error(`${where}: ${what} must be a positive integer, got ${v}`);
+      }
+    }
+    this.kernelSize = pair(kernelSize, "kernel size", where, 1);
+    this.stride = pair(options.stride ?? 1, "stride", where, 1);
+    this.padding = pair(options.padding ?? 0, "padding", where, 0);
+    const [kh, kw] = this.kernelSize;
+    const wShape = [outChannels, inChannels, kh, kw];
+    const n = name ? `${name}.` : "";
+    this.weight = rt.zeros(wShape, "f32", `${n}weight`);
+    this.dWeight = rt.zeros(wShape, "f32", `${n}weight.grad`);
+    const hasBias = options.bias ?? true;
+    this.bias = hasBias ? rt.zeros([outChannels], "f32", `${n}bias`) : null;
+    this.dBias = hasBias ? rt.zeros([outChannels], "f32", `${n}bias.grad`) : null;
+  }
+
+  /** "conv2 (Conv2d 6->16, k5)" */
+  describe(): string {
+    const [kh, kw] = this.kernelSize;
+    const k = kh === kw ? `k${kh}` : `k${kh}x${kw}`;
+    const s = this.stride[0] === this.stride[1] ? this.stride[0] : this.stride.join("x");
+    const p = this.padding[0] === this.padding[1] ? this.padding[0] : this.padding.join("x");
+    return `${this.name || "conv2d"} (Conv2d ${this.inChannels}->${this.outChannels}, ${k}` +
+      `${s !== 1 ? `, s${s}` : ""}${p !== 0 ? `, p${p}` : ""})`;
+  }
+
+  /** (B, C, H, W) -> (B, O, OH, OW). */
+  outputShape(inputShape: readonly number[]): number[] {
+    if (inputShape.length !== 4 || inputShape[1] !== this.inChannels) {
+      throw new Error(
+        `${this.describe()}: expected input [B,${this.inChannels},H,W], got ${
+          fmtShape(inputShape)
+        }`,
+      );
+    }
+    checkBatch(this.describe(), inputShape);
+    const [oh, ow] = conv2dOutputSize(
+      inputShape[2],
+      inputShape[3],
+      this.kernelSize,
+      this.stride,
+      this.padding,
+    );
+    if (oh < 1 || ow < 1) {
+      throw new Error(
+        `${this.describe()}: input ${fmtShape(inputShape)} is smaller than the ${
+          this.kernelSize.join("x")
+        } ` +
+          `kernel with padding ${this.padding.join(",")}`,
+      );
+    }
+    return [inputShape[0], this.outChannels, oh, ow];
+  }
+
+  #geo(): Conv2dGeometryOptions {
+    return { stride: this.stride, padding: this.padding };
+  }
+
+  /** @param x (B, C, H, W) f32; @returns layer-owned (B, O, OH, OW) */
+  forward(x: Tensor): Tensor {
+    checkTensor(this.describe(), x, "input");
+    const shape = this.outputShape(x.shape);
+    this.#y = reuse(this.rt, this.#y, shape, `${this.name}.out`);
+    conv2dForward(this.rt, x, this.weight, { ...this.#geo(), bias: this.bias, out: this.#y });
+    this.#input = x;
+    this.#inputShape = [...x.shape];
+    return this.#y;
+  }
+
+  #cachedInput(what: string): Tensor {
+    const x = this.#input;
+    if (!x || !this.#inputShape) throw new Error(`${this.describe()}: ${what}() before forward()`);
+    if (x.disposed) {
+      throw new Error(
+        `${this.describe()}: the input of the last forward (${x.describe()}) was disposed before ${what}()`,
+      );
+    }
+    return x;
+  }
+
+  /** @param dy (B, O, OH, OW) f32; @returns layer-owned dx; accumulates weight.grad, bias.grad */
+  backward(dy: Tensor): Tensor {
+    const x = this.#cachedInput("backward");
+    const dx = this.inputGrad(dy);
+    this.weightGrad(dy, x);
+    return dx;
+  }
+
+  /**
+   * The input gradient alone (no parameter gradients): `Wᵀ dy` at the last forward's geometry.
+   * @param dy (B, O, OH, OW) f32
+   * @returns layer-owned (B, C, H, W), the same buffer `backward` returns
+   */
+  inputGrad(dy: Tensor): Tensor {
+    this.#cachedInput("inputGrad");
+    const inputShape = this.#inputShape!;
+    checkTensor(this.describe(), dy, "gradient");
+    checkGradShape(this.describe(), dy, this.outputShape(inputShape));
+    this.#dx = reuse(this.rt, this.#dx, inputShape, `${this.name}.dx`);
+    conv2dInputGrad(this.rt, dy, this.weight, { ...this.#geo(), inputShape, out: this.#dx });
+    return this.#dx;
+  }
+
+  /**
+   * Accumulates `weight.grad += dy ⊗ x` and `bias.grad += Σ dy` for any `x` of the input's shape
+   * (the forward input, or a tangent for the Jacobian regularizer).
+   * @param dy (B, O, OH, OW) f32
+   * @param x (B, C, H, W) f32
+   * @param opts `bias: false` leaves bias.grad alone
+   */
+  weightGrad(dy: Tensor, x: Tensor, opts: { bias?: boolean } = {}): void {
+    checkTensor(this.describe(), x, "input");
+    checkTensor(this.describe(), dy, "gradient");
+    checkGradShape(this.describe(), dy, this.outputShape(x.shape));
+    conv2dWeightGrad(this.rt, dy, x, {
+      ...this.#geo(),
+      dWeight: this.dWeight,
+      dBias: (opts.bias ?? true) ? this.dBias : null,
+    });
+  }
+
+  /** @param tx (B, C, H, W) tangent; @returns layer-owned `W * tx` (no bias) */
+  jvp(tx: Tensor): Tensor {
+    checkTensor(this.describe(), tx, "tangent");
+    const shape = this.outputShape(tx.shape);
+    this.#ty = reuse(this.rt, this.#ty, shape, `${this.name}.jvp`);
+    conv2dForward(this.rt, tx, this.weight, { ...this.#geo(), out: this.#ty });
+    return this.#ty;
+  }
+
+  /** `weight` (O, C, kh, kw) and `bias` (O,). */
+  params(): Param[] {
+    const n = this.name ? `${this.name}.` : "";
+    const ps: Param[] = [{
+      name: `${n}weight`,
+      value: this.weight,
+      grad: this.dWeight,
+      kind: "weight",
+    }];
+    if (this.bias) ps.push({ name: `${n}bias`, value: this.bias, grad: this.dBias!, kind: "bias" });
+    return ps;
+  }
+
+  dispose(): void {
+    for (
+      const t of [this.weight, this.bias, this.dWeight, this.dBias, this.#y, this.#dx, this.#ty]
+    ) t?.dispose();
+    this.#input = null;
+  }
+}
