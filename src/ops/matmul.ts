@@ -1,0 +1,266 @@
+/**
+ * General matrix multiply on the GPU with a fused epilogue (the BLAS `sgemm`
+ * contract plus bias and activation):
+ *
+ * `C = act(alpha · op(A) op(B) + bias + beta · C_old)`
+ *
+ * This is the workhorse of Linear layers: forward `y = x Wᵀ + b`
+ * (`transB`), input gradient `dx = dy W`, and weight gradient accumulation
+ * `dW += dyᵀ x` (`transA`, `beta: 1`, `out: dW`).
+ *
+ * The kernel (shaders/matmul.wgsl) is specialised per call shape through WGSL
+ * override constants: transposes, vec4 alignment, epilogue and tiling each
+ * select their own cached pipeline.
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import type { Kernel } from "../gpu/kernel.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import src from "../../shaders/matmul.wgsl" with { type: "text" };
+
+const MATMUL: Kernel = { name: "matmul", code: src };
+
+/** Activations the epilogue can apply. */
+export type MatmulActivation = "none" | "relu" | "tanh" | "sigmoid" | "leaky_relu";
+
+const ACT_CODE: Record<MatmulActivation, number> = {
+  none: 0,
+  relu: 1,
+  tanh: 2,
+  sigmoid: 3,
+  leaky_relu: 4,
+};
+
+/**
+ * How the kernel tiles the work (see the threading plan in shaders/matmul.wgsl).
+ * A workgroup of `tx × ty` threads computes a `(4·rm·ty) × (4·rn·tx)` block of C.
+ */
+export interface MatmulTiling {
+  /** Stage operand slabs in workgroup memory (GPUs) or read them directly (CPU adapters). */
+  shared: boolean;
+  /** Threads per workgroup along N. */
+  tx: number;
+  /** Threads per workgroup along M. */
+  ty: number;
+  /** 4×4 register blocks per thread along M (1..4). */
+  rm: number;
+  /** 4×4 register blocks per thread along N (1..4). */
+  rn: number;
+  /** Depth of a staged K slab (shared only; multiple of 4). */
+  bk: number;
+}
+
+/** Options of {@linkcode matmul}. */
+export interface MatmulOptions {
+  /** Use Aᵀ: A is stored (K, M) (or (batch, K, M)). Default false. */
+  transA?: boolean;
+  /** Use Bᵀ: B is stored (N, K) (or (batch, N, K)). Default false. */
+  transB?: boolean;
+  /** Scale of the product. Default 1. */
+  alpha?: number;
+  /** Scale of the previous contents of `out`; nonzero requires `out`. Default 0. */
+  beta?: number;
+  /** (N,) f32, added to every row after the product. */
+  bias?: Tensor;
+  /** Applied last, to the whole sum. Default "none". */
+  activation?: MatmulActivation;
+  /** Negative slope of "leaky_relu". Default 0.01 (PyTorch's default). */
+  slope?: number;
+  /** (M, N) or (batch, M, N) f32 destination; must not share a buffer with A, B or bias. */
+  out?: Tensor;
+  /** Override the tiling chosen for this device (benchmarks, tuning). */
+  tiling?: Partial<MatmulTiling>;
+}
+
+/** Is this a CPU (software) adapter, where the direct, large-register-tile variant wins? */
+function isCpuAdapter(rt: Runtime): boolean {
+  return rt.isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(rt.description);
+}
+
+/**
+ * The tiling {@linkcode matmul} uses for an output of `batch × m × n` on this device.
+ *
+ * CPU adapters (llvmpipe): no staging, 8 lanes along N, a 16×16 register tile
+ * (measured fastest on Mesa 22 llvmpipe, see bench/matmul.ts). GPUs: 128×128
+ * workgroup tiles with 8×8 outputs per thread when there are enough of them to
+ * fill the device, 64×64 (4×4 per thread) otherwise.
+ * @param rt runtime (its adapter decides)
+ * @param m rows of C
+ * @param n columns of C
+ * @param batch batch size
+ * @returns the tiling
+ */
+export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): MatmulTiling {
+  if (isCpuAdapter(rt)) return { shared: false, tx: 8, ty: 2, rm: 4, rn: 4, bk: 4 };
+  const tiles128 = Math.ceil(m / 128) * Math.ceil(n / 128) * batch;
+  if (tiles128 >= 256) return { shared: true, tx: 16, ty: 16, rm: 2, rn: 2, bk: 16 };
+  return { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 };
+}
+
+function describe(what: string, t: Tensor): string {
+  return `${what} ${fmtShape(t.shape)}`;
+}
+
+function checkUsable(what: string, t: Tensor): void {
+  if (t.disposed) throw new Error(`matmul: ${what} (${t.describe()}) was used after dispose()`);
+  if (t.dtype !== "f32") {
+    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be f32, got ${t.dtype}`);
+  }
+  if (t.shape.length !== 2 && t.shape.length !== 3) {
+    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be 2-D or batched 3-D`);
+  }
+}
+
+/**
+ * A view of `t` whose buffer length is a multiple of 16 bytes, so that the
+ * kernel's vec4 bindings reach every element (pool buffers of 5-6 floats are
+ * 24 bytes). Returns `t` itself when no copy is needed.
+ */
+function vec4Safe(rt: Runtime, t: Tensor): Tensor {
+  if (t.buffer.size % 16 === 0) return t;
+  const padded = rt.empty([Math.ceil(t.size / 4) * 4], "f32", "matmul.pad");
+  rt.copy(t, padded);
+  return padded;
+}
+
+/**
+ * `C = act(alpha · op(A) op(B) + bias + beta · C_old)`, with op(X) = X or Xᵀ.
+ *
+ * Shapes (f32): A (M, K), or (K, M) with `transA`; B (K, N), or (N, K) with
+ * `transB`. Either may carry a leading batch dimension (batch, ·, ·); a 2-D
+ * operand is then shared by every batch item, and C is (batch, M, N). Any
+ * M, N, K ≥ 0 works; K = 0 gives `act(bias + beta · C_old)`.
+ *
+ * @param rt runtime
+ * @param a (M, K) | (K, M) | (batch, M, K) | (batch, K, M) f32
+ * @param b (K, N) | (N, K) | (batch, K, N) | (batch, N, K) f32
+ * @param opts transposes, alpha/beta, bias (N,), activation, out
+ * @returns `opts.out` if given, else a new (M, N) or (batch, M, N) tensor that
+ *   the caller owns and must dispose
+ * @throws Error naming both shapes when they disagree, or when a tensor is
+ *   disposed, not f32, or aliases another
+ * @example
+ * ```ts
+ * const rt = await Runtime.create();
+ * const x = rt.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]); // (B, in)
+ * const w = rt.upload(new Float32Array([1, 0, 0, 0, 1, 0]), [2, 3]); // (out, in)
+ * const bias = rt.upload(new Float32Array([0.5, -0.5]), [2]);
+ * const y = matmul(rt, x, w, { transB: true, bias, activation: "relu" }); // (2, 2)
+ * console.log(await y.read()); // [1.5, 1.5, 4.5, 4.5]
+ * y.dispose();
+ * ```
+ */
+export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  const alpha = opts.alpha ?? 1;
+  const beta = opts.beta ?? 0;
+  const activation = opts.activation ?? "none";
+  const slope = opts.slope ?? 0.01;
+  checkUsable("A", a);
+  checkUsable("B", b);
+  const act = ACT_CODE[activation];
+  if (act === undefined) {
+    throw new Error(
+      `matmul: unknown activation '${activation}' (use ${Object.keys(ACT_CODE).join(", ")})`,
+    );
+  }
+  for (const [name, v] of [["alpha", alpha], ["beta", beta], ["slope", slope]] as const) {
+    if (!Number.isFinite(v)) throw new Error(`matmul: ${name} must be a finite number, got ${v}`);
+  }
+
+  const batchA = a.shape.length === 3 ? a.shape[0] : 0;
+  const batchB = b.shape.length === 3 ? b.shape[0] : 0;
+  const [a0, a1] = a.shape.slice(-2);
+  const [b0, b1] = b.shape.slice(-2);
+  const [m, ka] = transA ? [a1, a0] : [a0, a1];
+  const [kb, n] = transB ? [b1, b0] : [b0, b1];
+  const pair = `${describe("A", a)} (transA=${transA}) and ${describe("B", b)} (transB=${transB})`;
+  if (ka !== kb) throw new Error(`matmul: ${pair} disagree on K (${ka} vs ${kb})`);
+  if (batchA && batchB && batchA !== batchB) {
+    throw new Error(`matmul: ${pair} disagree on the batch size (${batchA} vs ${batchB})`);
+  }
+  const k = ka;
+  const batched = a.shape.length === 3 || b.shape.length === 3;
+  const batch = Math.max(batchA, batchB, 1);
+  const outShape = batched ? [batch, m, n] : [m, n];
+
+  if (opts.bias) {
+    checkUsableBias(opts.bias, n, pair);
+  }
+  let out = opts.out;
+  if (out) {
+    if (out.disposed) throw new Error(`matmul: out (${out.describe()}) was used after dispose()`);
+    if (out.dtype !== "f32" || !sameShape(out.shape, outShape)) {
+      throw new Error(
+        `matmul: out ${fmtShape(out.shape)} ${out.dtype} does not match the result of ${pair}: ` +
+          `f32${fmtShape(outShape)}`,
+      );
+    }
+    for (const [name, t] of [["A", a], ["B", b], ["bias", opts.bias]] as const) {
+      if (t && t.buffer === out.buffer) {
+        throw new Error(`matmul: out must not share its buffer with ${name} (${t.describe()})`);
+      }
+    }
+  } else if (beta !== 0) {
+    throw new Error(`matmul: beta = ${beta} accumulates into C_old, so opts.out must be given`);
+  }
+  out ??= rt.empty(outShape, "f32", "matmul.out");
+  if (m === 0 || n === 0 || batch === 0) return out;
+
+  const t = { ...matmulTiling(rt, m, n, batch), ...opts.tiling };
+  checkTiling(t);
+  const sa = batchA ? m * k : 0;
+  const sb = batchB ? k * n : 0;
+  const alignA = (transA ? m % 4 === 0 : k % 4 === 0) && sa % 4 === 0;
+  const alignB = (transB ? k % 4 === 0 : n % 4 === 0) && sb % 4 === 0;
+  const pa = vec4Safe(rt, a);
+  const pb = vec4Safe(rt, b);
+  rt.dispatch(MATMUL, {
+    bindings: [pa, pb, out, opts.bias ?? pa],
+    params: { m, n, k, sa, sb, sc: m * n, alpha, beta, slope },
+    workgroups: [Math.ceil(n / (4 * t.rn * t.tx)), Math.ceil(m / (4 * t.rm * t.ty)), batch],
+    constants: {
+      TRANS_A: transA ? 1 : 0,
+      TRANS_B: transB ? 1 : 0,
+      ALIGN_A: alignA ? 1 : 0,
+      ALIGN_B: alignB ? 1 : 0,
+      SHARED: t.shared ? 1 : 0,
+      TX: t.tx,
+      TY: t.ty,
+      RM: t.rm,
+      RN: t.rn,
+      BK: t.bk,
+      ACT: act,
+      HAS_BIAS: opts.bias ? 1 : 0,
+    },
+  });
+  if (pa !== a) pa.dispose();
+  if (pb !== b) pb.dispose();
+  return out;
+}
+
+function checkUsableBias(bias: Tensor, n: number, pair: string): void {
+  if (bias.disposed) throw new Error(`matmul: bias (${bias.describe()}) was used after dispose()`);
+  if (bias.dtype !== "f32" || bias.shape.length !== 1 || bias.shape[0] !== n) {
+    throw new Error(
+      `matmul: bias ${fmtShape(bias.shape)} ${bias.dtype} must be f32[${n}] for ${pair}`,
+    );
+  }
+}
+
+function checkTiling(t: MatmulTiling): void {
+  const ok = [t.tx, t.ty, t.rm, t.rn, t.bk].every((v) => Number.isInteger(v) && v > 0) &&
+    t.rm <= 4 && t.rn <= 4 && t.bk % 4 === 0;
+  if (!ok) {
+    throw new Error(
+      `matmul: invalid tiling ${JSON.stringify(t)} (rm, rn in 1..4; bk a multiple of 4)`,
+    );
+  }
+}
+
+function sameShape(x: readonly number[], y: readonly number[]): boolean {
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
