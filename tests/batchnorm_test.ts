@@ -2,15 +2,28 @@ import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
 
 /** PyTorch 1.13 batch norm in float64 over (B, C, S). */
-function refForward(x: Float32Array, b: number, c: number, s: number, gamma: number[], beta: number[], eps: number) {
-  const y = new Float64Array(x.length), mean = new Float64Array(c), invstd = new Float64Array(c), unb = new Float64Array(c);
+function refForward(
+  x: Float32Array,
+  b: number,
+  c: number,
+  s: number,
+  gamma: number[],
+  beta: number[],
+  eps: number,
+) {
+  const y = new Float64Array(x.length),
+    mean = new Float64Array(c),
+    invstd = new Float64Array(c),
+    unb = new Float64Array(c);
   const m = b * s;
   for (let ch = 0; ch < c; ch++) {
     let sum = 0;
     for (let i = 0; i < b; i++) for (let j = 0; j < s; j++) sum += x[(i * c + ch) * s + j];
     const mu = sum / m;
     let q = 0;
-    for (let i = 0; i < b; i++) for (let j = 0; j < s; j++) q += (x[(i * c + ch) * s + j] - mu) ** 2;
+    for (let i = 0; i < b; i++) {
+      for (let j = 0; j < s; j++) q += (x[(i * c + ch) * s + j] - mu) ** 2;
+    }
     mean[ch] = mu;
     invstd[ch] = 1 / Math.sqrt(q / m + eps);
     unb[ch] = q / (m - 1);
@@ -36,8 +49,12 @@ Deno.test("BatchNorm.forward() train matches float64 reference and updates runni
     const y = bn.forward(x);
     const ref = refForward(xs, b, c, h * w, gamma, beta, 1e-5);
     assertClose(await y.read(), ref.y, { atol: 1e-4, rtol: 1e-4, what: `y ${[b, c, h, w]}` });
-    assertClose(await bn.runningMean.read(), Array.from(ref.mean, (m) => 0.1 * m), { what: "running_mean" });
-    assertClose(await bn.runningVar.read(), Array.from(ref.unb, (v) => 0.9 + 0.1 * v), { what: "running_var" });
+    assertClose(await bn.runningMean.read(), Array.from(ref.mean, (m) => 0.1 * m), {
+      what: "running_mean",
+    });
+    assertClose(await bn.runningVar.read(), Array.from(ref.unb, (v) => 0.9 + 0.1 * v), {
+      what: "running_var",
+    });
     assert.deepEqual(Array.from(await bn.numBatchesTracked.read()), [1]);
     x.dispose();
     bn.dispose();
@@ -63,16 +80,22 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
     const f = (xx: Float32Array) =>
       training
         ? refForward(xx, b, c, s, gamma, beta, 1e-5).y
-        : Float64Array.from(xx, (val, k) => gamma[Math.floor(k / s) % c] * val / Math.sqrt(1 + 1e-5) + beta[Math.floor(k / s) % c]);
+        : Float64Array.from(xx, (val, k) =>
+          gamma[Math.floor(k / s) % c] * val / Math.sqrt(1 + 1e-5) + beta[Math.floor(k / s) % c]);
     const h = 1e-3;
-    const xp = Float32Array.from(xs, (val, k) => val + h * v[k]), xm = Float32Array.from(xs, (val, k) => val - h * v[k]);
+    const xp = Float32Array.from(xs, (val, k) => val + h * v[k]),
+      xm = Float32Array.from(xs, (val, k) => val - h * v[k]);
     const yp = f(xp), ym = f(xm);
     let uJv = 0, JTuv = 0;
     for (let k = 0; k < xs.length; k++) {
       uJv += u[k] * (yp[k] - ym[k]) / (2 * h);
       JTuv += dx[k] * v[k];
     }
-    assertClose([JTuv], [uJv], { rtol: 2e-3, atol: 2e-3, what: `dot product (training=${training})` });
+    assertClose([JTuv], [uJv], {
+      rtol: 2e-3,
+      atol: 2e-3,
+      what: `dot product (training=${training})`,
+    });
     // dgamma = Σ u x̂, dbeta = Σ u
     const ref = refForward(xs, b, c, s, gamma, beta, 1e-5);
     const dg = new Float64Array(c), db = new Float64Array(c);
@@ -86,7 +109,11 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
     assertClose(await bn.dBias.read(), db, { atol: 1e-4, what: "dbias" });
     if (!training) {
       const ty = await bn.jvp(rt.upload(v, [b, c, s])).read();
-      assertClose(ty, Float64Array.from(v, (val, k) => gamma[Math.floor(k / s) % c] * val / Math.sqrt(1 + 1e-5)), { what: "jvp" });
+      assertClose(
+        ty,
+        Float64Array.from(v, (val, k) => gamma[Math.floor(k / s) % c] * val / Math.sqrt(1 + 1e-5)),
+        { what: "jvp" },
+      );
     } else {
       assert.throws(() => bn.jvp(rt.upload(v, [b, c, s])), /training mode/);
     }
@@ -100,7 +127,10 @@ Deno.test("BatchNorm.forward() rejects a channel mismatch and a single value per
   const rt = await getRuntime();
   const bn = new BatchNorm(rt, "layer1.0.bn1", 4, { dims: 2 });
   const x = rt.zeros([2, 3, 4, 4]);
-  assert.throws(() => bn.forward(x), /layer1\.0\.bn1 \(BatchNorm2d 4\): expected input \[B,4,H,W\], got \[2,3,4,4\]/);
+  assert.throws(
+    () => bn.forward(x),
+    /layer1\.0\.bn1 \(BatchNorm2d 4\): expected input \[B,4,H,W\], got \[2,3,4,4\]/,
+  );
   const one = rt.zeros([1, 4, 1, 1]);
   assert.throws(() => bn.forward(one), /more than 1 value per channel/);
   bn.dispose();

@@ -77,9 +77,12 @@ export async function requestGpuDevice(options: DeviceOptions = {}): Promise<Gpu
   if (!adapter) throw new NoAdapterError("navigator.gpu.requestAdapter() returned null");
   // deno-lint-ignore no-explicit-any
   const info = (adapter as any).info ?? {};
+  // deno-lint-ignore no-explicit-any
   const isFallback = Boolean(info.isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
   if (isFallback && options.allowFallback === false) {
-    throw new NoAdapterError("only a fallback (software) adapter was found and allowFallback is false");
+    throw new NoAdapterError(
+      "only a fallback (software) adapter was found and allowFallback is false",
+    );
   }
   const requiredLimits: Record<string, number> = {};
   const wanted = options.limits ?? {};

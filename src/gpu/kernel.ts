@@ -58,8 +58,7 @@ export function bindingLayout(kernel: Kernel): BindingLayout {
     if (space === "storage") {
       const mode = m[2].split(",")[1]?.trim() ?? "read";
       storage.push({ binding, access: mode === "read_write" ? "read_write" : "read" });
-    }
-    else if (space === "uniform") {
+    } else if (space === "uniform") {
       if (params) throw new Error(`Kernel '${kernel.name}': more than one uniform binding`);
       params = parseStruct(kernel, code, m[4].trim(), binding);
     }

@@ -173,7 +173,9 @@ export class Runtime {
       this.device.popErrorScope().then(async (e) => {
         if (!e) return null;
         const info = await module.getCompilationInfo().catch(() => null);
-        const msgs = info?.messages.map((m) => `line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`)
+        const msgs = info?.messages.map((m) =>
+          `line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`
+        )
           .join("\n");
         return `${where} failed to compile: ${msgs || e.message}`;
       }),
@@ -206,7 +208,9 @@ export class Runtime {
     const wg = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
     const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (wg.some((n) => !Number.isInteger(n) || n < 0 || n > maxWg)) {
-      throw new Error(`Kernel '${kernel.name}': workgroup counts [${wg}] exceed ${maxWg} or are invalid`);
+      throw new Error(
+        `Kernel '${kernel.name}': workgroup counts [${wg}] exceed ${maxWg} or are invalid`,
+      );
     }
     if (wg[0] * wg[1] * wg[2] === 0) return;
     // WebGPU forbids one buffer in two bindings of a dispatch when either is
@@ -284,8 +288,12 @@ export class Runtime {
     this.device.queue.submit([cmd]);
     this.submits++;
     this.#errors.push(
-      this.device.popErrorScope().then((e) => e ? `GPU error in submitted work: ${e.message}` : null),
-      this.device.popErrorScope().then((e) => e ? `GPU error in submitted work: ${e.message}` : null),
+      this.device.popErrorScope().then((e) =>
+        e ? `GPU error in submitted work: ${e.message}` : null
+      ),
+      this.device.popErrorScope().then((e) =>
+        e ? `GPU error in submitted work: ${e.message}` : null
+      ),
     );
     this.#uniformUsed = 0;
     this.#uniformArena = 0;

@@ -32,7 +32,9 @@ export function fmtShape(shape: readonly number[]): string {
 export function checkShape(shape: readonly number[], what = "shape"): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new Error(`Invalid ${what} ${fmtShape(shape)}: dimensions must be non-negative integers`);
+      throw new Error(
+        `Invalid ${what} ${fmtShape(shape)}: dimensions must be non-negative integers`,
+      );
     }
   }
 }
@@ -84,7 +86,9 @@ export class Tensor {
 
   /** "tensor #12 'fc1.weight' f32[120,400]" */
   describe(): string {
-    return `tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${fmtShape(this.shape)}`;
+    return `tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${
+      fmtShape(this.shape)
+    }`;
   }
 
   /** Returns the buffer to the pool. Using the tensor afterwards throws. Idempotent. */

@@ -27,7 +27,11 @@ const UPDATE_RUNNING: Kernel = {
   code: bnStateSrc,
   entry: "update_running_main",
 };
-const EVAL_STATS: Kernel = { name: "batchnorm.eval_stats", code: bnStateSrc, entry: "eval_stats_main" };
+const EVAL_STATS: Kernel = {
+  name: "batchnorm.eval_stats",
+  code: bnStateSrc,
+  entry: "eval_stats_main",
+};
 const ACCUM_GRADS: Kernel = {
   name: "batchnorm.accum_grads",
   code: bnStateSrc,
@@ -102,7 +106,9 @@ export class BatchNorm implements Layer {
     const ok = this.dims === 2
       ? inputShape.length === 4
       : inputShape.length === 2 || inputShape.length === 3;
-    const want = this.dims === 2 ? `[B,${this.channels},H,W]` : `[B,${this.channels}] or [B,${this.channels},L]`;
+    const want = this.dims === 2
+      ? `[B,${this.channels},H,W]`
+      : `[B,${this.channels}] or [B,${this.channels},L]`;
     if (!ok || inputShape[1] !== this.channels) {
       throw new Error(`${this.#describe()}: expected input ${want}, got ${fmtShape(inputShape)}`);
     }
@@ -150,9 +156,17 @@ export class BatchNorm implements Layer {
         params,
         workgroups: [c],
       });
-      rt.dispatch(UPDATE_RUNNING, { bindings: state, params: stateParams, workgroups: [Math.ceil(c / 64)] });
+      rt.dispatch(UPDATE_RUNNING, {
+        bindings: state,
+        params: stateParams,
+        workgroups: [Math.ceil(c / 64)],
+      });
     } else {
-      rt.dispatch(EVAL_STATS, { bindings: state, params: stateParams, workgroups: [Math.ceil(c / 64)] });
+      rt.dispatch(EVAL_STATS, {
+        bindings: state,
+        params: stateParams,
+        workgroups: [Math.ceil(c / 64)],
+      });
     }
     this.#out = this.#owned(this.#out, x.shape);
     rt.dispatch(AFFINE, {
@@ -195,7 +209,14 @@ export class BatchNorm implements Layer {
       workgroups: [c],
     });
     rt.dispatch(ACCUM_GRADS, {
-      bindings: [this.#stats, this.runningMean, this.runningVar, this.dWeight, this.dBias, this.numBatchesTracked],
+      bindings: [
+        this.#stats,
+        this.runningMean,
+        this.runningVar,
+        this.dWeight,
+        this.dBias,
+        this.numBatchesTracked,
+      ],
       params: { c, eps: this.eps, momentum: this.momentum },
       workgroups: [Math.ceil(c / 64)],
     });
