@@ -1,3 +1,4 @@
+import { torch } from "./_torch.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Param } from "../src/layers/layer.ts";
@@ -13,28 +14,6 @@ import {
 } from "../src/train/optim.ts";
 import { refAdamStep, type RefOptimState, refSgdStep } from "../src/reference/optim.ts";
 import { constantLr, cosineAnnealing, linearWarmup, stepDecay } from "../src/train/schedule.ts";
-
-/**
- * Runs jobs through tools/torch_optim_check.py: PyTorch 1.13 via Debian's /usr/bin/python3, or the
- * interpreter named by REGULA_TORCH_PYTHON.
- */
-async function torch(jobs: unknown[]): Promise<Record<string, unknown>[]> {
-  const cmd = new Deno.Command(Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3", {
-    args: [new URL("../tools/torch_optim_check.py", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = cmd.spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify(jobs)));
-  await w.close();
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) {
-    throw new Error(`torch_optim_check.py failed: ${new TextDecoder().decode(stderr)}`);
-  }
-  return JSON.parse(new TextDecoder().decode(stdout));
-}
 
 const SHAPES = [[1], [3, 5], [257], [2, 3, 3, 3]];
 const STEPS = 5;
