@@ -7,11 +7,11 @@
  *
  * Timing: every implementation is warmed up first (pipeline compilation is not
  * timed), then timed in several rounds of back-to-back products, each round
- * ending with a wait for all its work (`onSubmittedWorkDone` for regula, a
- * one-element read-back of the last result for TF.js); the best round counts
- * (the machine may be shared). Rounds of the different implementations are
- * interleaved so that background load hits them alike. Results are compared
- * with regula's before timing.
+ * sized to take about `roundMs` and ending with a wait for all its work
+ * (`onSubmittedWorkDone` for regula, a one-element read-back of the last
+ * result for TF.js); the best round counts (the machine may be shared). Rounds
+ * of the different implementations are interleaved so that background load
+ * hits them alike. Results are compared with regula's before timing.
  *
  * Run: `deno run -A bench/matmul.ts`.
  *
@@ -23,7 +23,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
-import { matmul, matmulTiling } from "../src/ops/matmul.ts";
+import { matmul, type MatmulTiling, matmulTiling } from "../src/ops/matmul.ts";
 import naiveSrc from "../shaders/matmul_naive.wgsl" with { type: "text" };
 
 const NAIVE: Kernel = { name: "matmul_naive", code: naiveSrc };
@@ -34,8 +34,8 @@ export interface BenchMatmulOptions {
   sizes?: number[];
   /** Timed rounds per implementation and size. Default 5. */
   rounds?: number;
-  /** Approximate flops per round (sets the repetitions per round). Default 2e9. */
-  flopsPerRound?: number;
+  /** Target duration of one timed round in ms (sets the repetitions per round). Default 250. */
+  roundMs?: number;
   /** Print the table. Default true. */
   print?: boolean;
   /** Runtime to use; default a new one (destroyed at the end). */
@@ -68,16 +68,10 @@ function regulaImpl(
   name: string,
   a: Tensor,
   b: Tensor,
-  shared: boolean | undefined,
+  tiling?: Partial<MatmulTiling>,
 ): Impl {
   const n = a.shape[0];
   const out = rt.empty([n, n]);
-  // The GPU tiling with workgroup memory, forced onto this adapter if asked.
-  const tiling = shared === undefined
-    ? undefined
-    : shared
-    ? { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 }
-    : undefined;
   return {
     name,
     run: () => void matmul(rt, a, b, { out, tiling }),
@@ -149,7 +143,7 @@ export async function benchMatmul(
 ): Promise<Record<string, unknown>[]> {
   const sizes = options.sizes ?? [256, 512, 1024];
   const rounds = options.rounds ?? 5;
-  const flopsPerRound = options.flopsPerRound ?? 2e9;
+  const roundMs = options.roundMs ?? 250;
   const print = options.print ?? true;
   const rt = options.rt ?? await Runtime.create();
   let tfjsError: string | null = null;
@@ -168,16 +162,25 @@ export async function benchMatmul(
     const aData = randomData(n * n, 1), bData = randomData(n * n, 2);
     const a = rt.upload(aData, [n, n]), b = rt.upload(bData, [n, n]);
     const tiling = matmulTiling(rt, n, n);
-    const impls: Impl[] = [regulaImpl(rt, "regula", a, b, undefined)];
-    if (!tiling.shared) impls.push(regulaImpl(rt, "regula-shared", a, b, true));
+    const impls: Impl[] = [regulaImpl(rt, "regula", a, b)];
+    if (!tiling.shared) {
+      // What the GPU tiling (workgroup-memory slabs) would do on this CPU adapter.
+      const gpuTiling = { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 };
+      impls.push(regulaImpl(rt, "regula-shared", a, b, gpuTiling));
+    }
     impls.push(naiveImpl(rt, a, b));
     if (!tfjsError) impls.push(tfjsImpl(aData, bData, n));
     const flops = 2 * n ** 3;
-    const reps = Math.max(1, Math.round(flopsPerRound / flops));
     const best = new Map<string, number>();
+    const reps = new Map<string, number>();
     for (const impl of impls) {
       impl.run(); // compiles the pipeline
       await impl.sync();
+      const t0 = performance.now();
+      impl.run();
+      await impl.sync();
+      const once = Math.max(performance.now() - t0, 0.01);
+      reps.set(impl.name, Math.min(1000, Math.max(1, Math.round(roundMs / once))));
       best.set(impl.name, Infinity);
     }
     const ref = await impls[0].result();
@@ -185,10 +188,11 @@ export async function benchMatmul(
     for (const impl of impls.slice(1)) diffs[impl.name] = maxAbsDiff(ref, await impl.result());
     for (let r = 0; r < rounds; r++) {
       for (const impl of impls) {
+        const n = reps.get(impl.name)!;
         const t0 = performance.now();
-        for (let i = 0; i < reps; i++) impl.run();
+        for (let i = 0; i < n; i++) impl.run();
         await impl.sync();
-        const ms = (performance.now() - t0) / reps;
+        const ms = (performance.now() - t0) / n;
         best.set(impl.name, Math.min(best.get(impl.name)!, ms));
       }
     }

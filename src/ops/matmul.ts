@@ -82,10 +82,12 @@ function isCpuAdapter(rt: Runtime): boolean {
 /**
  * The tiling {@linkcode matmul} uses for an output of `batch × m × n` on this device.
  *
- * CPU adapters (llvmpipe): no staging, 8 lanes along N, a 16×16 register tile
- * (measured fastest on Mesa 22 llvmpipe, see bench/matmul.ts). GPUs: 128×128
- * workgroup tiles with 8×8 outputs per thread when there are enough of them to
- * fill the device, 64×64 (4×4 per thread) otherwise.
+ * CPU adapters (llvmpipe): no staging, 8 lanes along N, a 16×16 register tile.
+ * GPUs: workgroup-memory slabs of 64 × 128 (32 × 8 threads, 8 × 4 outputs
+ * each) once there are enough of them to fill a large GPU, else 64 × 64
+ * (16 × 16 threads, 4 × 4 outputs each) for more, smaller workgroups. Both
+ * choices are the fastest measured with bench/matmul.ts and a tiling sweep on
+ * Mesa 22 llvmpipe and on an NVIDIA H100 (Vulkan, Deno 2.9).
  * @param rt runtime (its adapter decides)
  * @param m rows of C
  * @param n columns of C
@@ -94,8 +96,8 @@ function isCpuAdapter(rt: Runtime): boolean {
  */
 export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): MatmulTiling {
   if (isCpuAdapter(rt)) return { shared: false, tx: 8, ty: 2, rm: 4, rn: 4, bk: 4 };
-  const tiles128 = Math.ceil(m / 128) * Math.ceil(n / 128) * batch;
-  if (tiles128 >= 256) return { shared: true, tx: 16, ty: 16, rm: 2, rn: 2, bk: 16 };
+  const wide = Math.ceil(m / 64) * Math.ceil(n / 128) * batch;
+  if (wide >= 128) return { shared: true, tx: 32, ty: 8, rm: 2, rn: 1, bk: 16 };
   return { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 };
 }
 
