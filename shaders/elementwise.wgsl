@@ -47,6 +47,8 @@
 
 alias T = f32; // @lanes
 fn lane0(v: T) -> f32 { return v; } // @lanes
+alias U = u32; // @lanes (the unsigned twin of T, for NaN tests on the bits)
+alias bool_t = bool; // @lanes
 
 override OP: u32 = 0u;
 override BMODE: u32 = 0u;
@@ -60,6 +62,12 @@ struct Params { n: u32, nb: u32, inner: u32, alpha: f32, beta: f32 }
 @group(0) @binding(3) var<uniform> p: Params;
 
 const WG: u32 = 256u;
+
+// NOTE: NaN is tested on the bits. WGSL lets compilers assume finite floats, and NVIDIA's
+// turns select(x, 0, x < 0) into max(x, 0), which drops NaN (PyTorch's relu keeps it).
+fn not_nan(x: T) -> bool_t {
+  return (bitcast<U>(x) & U(0x7fffffffu)) <= U(0x7f800000u);
+}
 
 fn tanh_s(x: T) -> T {
   let ax = abs(x);
@@ -105,7 +113,7 @@ fn apply(x: T, v: T) -> T {
     case 1u: { return -x; }                                 // neg
     case 2u: { return abs(x); }                             // abs
     case 3u: { return sign(x); }                            // sign
-    case 4u: { return select(x, zero, x < zero); }          // relu
+    case 4u: { return select(x, zero, (x < zero) & not_nan(x)); } // relu
     case 5u: { return select(x * al, x, x > zero); }        // leaky_relu
     case 6u: { return tanh_s(x); }                          // tanh
     case 7u: { return sigmoid_s(x); }                       // sigmoid

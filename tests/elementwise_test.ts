@@ -248,6 +248,21 @@ Deno.test("unary() sign(0) is 0 and relu passes NaN", async () => {
   const x = rt.upload(new Float32Array([0, -0, 2, -3, NaN]), [5]);
   assert.deepEqual(Array.from(await unary(rt, "sign", x).read()).slice(0, 4), [0, 0, 1, -1]);
   assert.ok(Number.isNaN((await unary(rt, "relu", x).read())[4]));
+  // 8 elements take the vec4 kernel
+  const x8 = rt.upload(new Float32Array([NaN, -1, 2, -NaN, 0, -3, NaN, 4]), [8]);
+  const r8 = Array.from(await unary(rt, "relu", x8).read());
+  assert.deepEqual(r8.map((v) => Number.isNaN(v)), [
+    true,
+    false,
+    false,
+    true,
+    false,
+    false,
+    true,
+    false,
+  ]);
+  assert.deepEqual(r8.filter((v) => !Number.isNaN(v)).map((v) => v + 0), [0, 2, 0, 0, 4]);
+  x8.dispose();
   x.dispose();
 });
 

@@ -132,10 +132,12 @@ export interface ElementwiseOptions {
 const SCALAR: Kernel = { name: "elementwise", code: elementwiseSrc };
 const VEC4: Kernel = { name: "elementwise.vec4", code: vec4Source(elementwiseSrc) };
 
-/** The vec4 instantiation of the shader: swaps the two lines marked `@lanes`. */
+/** The vec4 instantiation of the shader: swaps the lines marked `@lanes`. */
 function vec4Source(src: string): string {
   const out = src
     .replace("alias T = f32; // @lanes", "alias T = vec4<f32>; // @lanes")
+    .replace("alias U = u32; // @lanes", "alias U = vec4<u32>; // @lanes")
+    .replace("alias bool_t = bool; // @lanes", "alias bool_t = vec4<bool>; // @lanes")
     .replace(
       "fn lane0(v: T) -> f32 { return v; } // @lanes",
       "fn lane0(v: T) -> f32 { return v.x; } // @lanes",
