@@ -49,6 +49,20 @@ export function checkTensor(layer: string, t: Tensor, what: string): void {
   if (t.dtype !== "f32") throw new Error(`${layer}: ${what} must be f32, got ${t.describe()}`);
 }
 
+/**
+ * The input cached by the last `forward`, checked: throws, naming the layer, when there was no
+ * forward yet or that input has been disposed since.
+ */
+export function cachedInput(layer: string, x: Tensor | null, what: string): Tensor {
+  if (!x) throw new Error(`${layer}: ${what}() before forward()`);
+  if (x.disposed) {
+    throw new Error(
+      `${layer}: the input of the last forward (${x.describe()}) was disposed before ${what}()`,
+    );
+  }
+  return x;
+}
+
 /** Throws, naming the layer, when the batch dimension is 0. */
 export function checkBatch(layer: string, shape: readonly number[]): void {
   if (shape.length > 0 && shape[0] === 0) {

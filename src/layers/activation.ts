@@ -15,7 +15,14 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { binary, type BinaryOp, unary, type UnaryOp } from "../ops/elementwise.ts";
 import type { Layer, Param } from "./layer.ts";
-import { checkBatch, checkGradShape, checkTensor, reuse, secondDerivative } from "./_util.ts";
+import {
+  cachedInput,
+  checkBatch,
+  checkGradShape,
+  checkTensor,
+  reuse,
+  secondDerivative,
+} from "./_util.ts";
 
 /** The activation functions. */
 export type ActivationKind = "relu" | "leaky_relu" | "tanh" | "sigmoid" | "softplus";
@@ -122,14 +129,8 @@ export class Activation implements Layer {
   /** The tensor σ' and σ'' are computed from, checked alive. */
   #point(what: string): Tensor {
     const y = this.#y;
-    if (!y || !this.#input) throw new Error(`${this.describe()}: ${what}() before forward()`);
-    if (SPEC[this.kind].from === "output") return y;
-    if (this.#input.disposed) {
-      throw new Error(
-        `${this.describe()}: the input of the last forward (${this.#input.describe()}) was disposed before ${what}()`,
-      );
-    }
-    return this.#input;
+    const x = cachedInput(this.describe(), y ? this.#input : null, what);
+    return SPEC[this.kind].from === "output" ? y! : x;
   }
 
   #diag(what: string, v: Tensor, slot: Tensor | null): Tensor {

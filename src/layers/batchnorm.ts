@@ -15,6 +15,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Layer, Param } from "./layer.ts";
+import { cachedInput } from "./_util.ts";
 import bnSrc from "../../shaders/batchnorm.wgsl" with { type: "text" };
 import bnStateSrc from "../../shaders/batchnorm_state.wgsl" with { type: "text" };
 
@@ -190,8 +191,7 @@ export class BatchNorm implements Layer {
 
   /** @param dy (B, C, ...) f32; @returns layer-owned dx; accumulates weight.grad and bias.grad */
   backward(dy: Tensor): Tensor {
-    const x = this.#input;
-    if (!x || x.disposed) throw new Error(`${this.#describe()}: backward() before forward()`);
+    const x = cachedInput(this.#describe(), this.#input, "backward");
     if (dy.shape.join() !== x.shape.join()) {
       throw new Error(
         `${this.#describe()}: gradient shape ${fmtShape(dy.shape)} does not match output ${

@@ -12,6 +12,7 @@ import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Layer, Param } from "./layer.ts";
 import {
+  cachedInput,
   channelSum,
   checkBatch,
   checkGradShape,
@@ -491,14 +492,7 @@ export class Conv2d implements Layer {
   }
 
   #cachedInput(what: string): Tensor {
-    const x = this.#input;
-    if (!x || !this.#inputShape) throw new Error(`${this.describe()}: ${what}() before forward()`);
-    if (x.disposed) {
-      throw new Error(
-        `${this.describe()}: the input of the last forward (${x.describe()}) was disposed before ${what}()`,
-      );
-    }
-    return x;
+    return cachedInput(this.describe(), this.#inputShape ? this.#input : null, what);
   }
 
   /** @param dy (B, O, OH, OW) f32; @returns layer-owned dx; accumulates weight.grad, bias.grad */

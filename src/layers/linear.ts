@@ -9,7 +9,14 @@ import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Layer, Param } from "./layer.ts";
-import { channelSum, checkBatch, checkGradShape, checkTensor, reuse } from "./_util.ts";
+import {
+  cachedInput,
+  channelSum,
+  checkBatch,
+  checkGradShape,
+  checkTensor,
+  reuse,
+} from "./_util.ts";
 
 /** Options of {@linkcode Linear}. */
 export interface LinearOptions {
@@ -103,14 +110,7 @@ export class Linear implements Layer {
   }
 
   #cachedInput(what: string): Tensor {
-    const x = this.#input;
-    if (!x || !this.#inputShape) throw new Error(`${this.describe()}: ${what}() before forward()`);
-    if (x.disposed) {
-      throw new Error(
-        `${this.describe()}: the input of the last forward (${x.describe()}) was disposed before ${what}()`,
-      );
-    }
-    return x;
+    return cachedInput(this.describe(), this.#inputShape ? this.#input : null, what);
   }
 
   /** @param dy (B, out) f32; @returns layer-owned dx (B, in); accumulates weight.grad, bias.grad */
