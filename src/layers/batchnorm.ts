@@ -15,7 +15,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Layer, Param } from "./layer.ts";
-import { cachedInput } from "./_util.ts";
+import { cachedInput } from "./_check.ts";
 import bnSrc from "../../shaders/batchnorm.wgsl" with { type: "text" };
 import bnStateSrc from "../../shaders/batchnorm_state.wgsl" with { type: "text" };
 
