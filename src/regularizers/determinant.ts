@@ -1,0 +1,193 @@
+/**
+ * Jacobian-determinant penalty ("area preservation" of the seed study, see SEED-NOTES.md): per
+ * sample, on the input→logits map `J = ∂z/∂x` (C × D),
+ *
+ *     square (C = D):  R = (det J - 1)²
+ *     otherwise:       R = (sqrt(det G) - 1)²,  G the smaller Gram matrix
+ *                      (J Jᵀ when C < D, Jᵀ J when C > D: the volume factor of the map)
+ *
+ * and the loss term `λ · mean_batch R`. The seed took one determinant over the whole batch's
+ * Jacobian, every 100 steps, without a gradient; ours is per sample, every step, with its exact
+ * gradient: the C rows of J by C VJPs, `∂R/∂J` per sample in shaders/jacobian.wgsl (`det_main`:
+ * `2 (det J - 1) det J · J⁻ᵀ`, or `2 (vol - 1) vol · G⁻¹ J` resp. `J G⁻¹`), then for each row the
+ * tangent pass of ./_chain.ts seeded with that row of `∂R/∂J` (DESIGN.md, step 3).
+ *
+ * The toy problem (2 inputs, 4 classes, SEED-NOTES.md) has C > D: R is then
+ * `(sqrt(det(JᵀJ)) - 1)²`, the area factor of the 2 → 4 map against 1. The seed penalised
+ * `(det(JᵀJ) - 1)²`, the squared area factor: both vanish exactly at area preservation; ours is the
+ * same formula as the square and C < D cases (vol = |det J| when J is square).
+ *
+ * Limits: min(C, D) ≤ 16 (the per-sample elimination runs in one GPU thread); a singular J (or G)
+ * makes the gradient infinite, as it is.
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Layer } from "../layers/layer.ts";
+import { scale } from "../ops/elementwise.ts";
+import { reduce } from "../ops/reduce.ts";
+import type { PenaltyResult } from "./jacobian.ts";
+import type { Regularizer, StepContext } from "./regularizer.ts";
+import { KERNELS, launch, LayerChain, oneHot, reuse, sizeOfShape } from "./_chain.ts";
+
+/** Options of {@linkcode jacobianDeterminantPenalty}. */
+export interface JacobianDeterminantOptions {
+  /** λ: the loss term is `λ · mean_batch R`. Default 0.01. */
+  lambda?: number;
+  /** Add `∂/∂θ` of the loss term into the parameters' grads. Default true. */
+  grad?: boolean;
+  /** Run `model.forward(x)` first (default true); false uses the model's last forward on `x`. */
+  forward?: boolean;
+}
+
+/** The largest min(C, D) the per-sample determinant kernel handles. */
+export const MAX_DETERMINANT_SIZE = 16;
+
+class DeterminantEngine {
+  #chain: LayerChain | null = null;
+  #vmu: Tensor | null = null;
+  #j: Tensor | null = null;
+  #m: Tensor | null = null;
+  #r0: Tensor | null = null;
+  value: Tensor | null = null;
+  perSample: Tensor | null = null;
+
+  constructor(readonly rt: Runtime, readonly op: string) {}
+
+  run(model: Layer, x: Tensor, opts: JacobianDeterminantOptions): void {
+    const rt = this.rt, op = this.op;
+    if (x.disposed) throw new Error(`${op}: input ${x.describe()} was used after dispose()`);
+    if (this.#chain?.model !== model) {
+      this.#chain?.dispose();
+      this.#chain = new LayerChain(rt, model, op);
+    }
+    const chain = this.#chain;
+    chain.checkMode();
+    const out = model.outputShape(x.shape);
+    if (out.length !== 2) {
+      throw new Error(`${op}: the model's output must be (B, C) logits, got ${fmtShape(out)}`);
+    }
+    const [b, c] = out;
+    const d = sizeOfShape(x.shape) / b;
+    if (Math.min(c, d) > MAX_DETERMINANT_SIZE) {
+      throw new Error(
+        `${op}: min(classes ${c}, input size ${d}) must be at most ${MAX_DETERMINANT_SIZE} ` +
+          `(the determinant is taken per sample in one GPU thread)`,
+      );
+    }
+    const lambda = opts.lambda ?? 0.01;
+    if (!Number.isFinite(lambda)) throw new Error(`${op}: lambda must be finite, got ${lambda}`);
+    const grad = opts.grad ?? true;
+    if (opts.forward ?? true) model.forward(x);
+    this.#vmu = reuse(rt, this.#vmu, [b, c], `${op} e_c`);
+    this.#j = reuse(rt, this.#j, [c, b, d], `${op} J rows`);
+    this.#m = reuse(rt, this.#m, [c, b, d], `${op} dR/dJ`);
+    this.perSample = reuse(rt, this.perSample, [b], `${op} per sample`);
+    this.value = reuse(rt, this.value, [1], `${op} value`);
+    for (let i = 0; i < c; i++) {
+      oneHot(rt, this.#vmu, c, i);
+      rt.copy(chain.vjp(this.#vmu), this.#j, b * d, 0, i * b * d);
+    }
+    launch(
+      rt,
+      KERNELS.det,
+      [this.#j],
+      [this.#m, this.perSample],
+      { n: b, c, s: d, alpha: lambda / b },
+      rt.grid(b, 1),
+    );
+    if (grad) {
+      this.#r0 = reuse(rt, this.#r0, x.shape, `${op} tangent`);
+      for (let i = 0; i < c; i++) {
+        oneHot(rt, this.#vmu, c, i);
+        chain.vjp(this.#vmu);
+        rt.copy(this.#m, this.#r0, b * d, i * b * d, 0);
+        chain.tangent(this.#r0);
+      }
+      chain.backpropInjections();
+    }
+    reduce(rt, "mean", this.perSample, { out: this.value });
+    scale(rt, this.value, lambda, { out: this.value });
+  }
+
+  dispose(): void {
+    this.#chain?.dispose();
+    for (const t of [this.#vmu, this.#j, this.#m, this.#r0, this.value, this.perSample]) {
+      t?.dispose();
+    }
+    this.#chain = null;
+  }
+}
+
+/**
+ * The Jacobian-determinant penalty `λ · mean_batch R` (see the module doc) and, unless
+ * `grad: false`, its exact gradient added into every parameter's `grad`.
+ * @param rt runtime
+ * @param model the model (logits (B, C)); same layer support as the Jacobian penalty
+ * @param x (B, ...) f32 input batch, D = its per-sample size; min(C, D) ≤ 16
+ * @param opts lambda (default 0.01), grad (default true), forward (default true)
+ * @returns value [1] f32 and perSample R (B,) f32; the caller disposes them
+ * @example
+ * ```ts
+ * const r = jacobianDeterminantPenalty(rt, mlp, x, { lambda: 0.1 }); // 2 -> 4 toy problem
+ * r.dispose();
+ * ```
+ */
+export function jacobianDeterminantPenalty(
+  rt: Runtime,
+  model: Layer,
+  x: Tensor,
+  opts: JacobianDeterminantOptions = {},
+): PenaltyResult {
+  const e = new DeterminantEngine(rt, "jacobianDeterminantPenalty");
+  try {
+    e.run(model, x, opts);
+    const value = e.value!, perSample = e.perSample!;
+    e.value = e.perSample = null;
+    return {
+      value,
+      perSample,
+      dispose() {
+        value.dispose();
+        perSample.dispose();
+      },
+    };
+  } finally {
+    e.dispose();
+  }
+}
+
+/**
+ * The Jacobian-determinant penalty for `train` (`afterBackward`, over the step's cached forward).
+ * @param opts lambda (default 0.01)
+ * @returns a Regularizer named "jacobian-det"
+ */
+export function jacobianDeterminantRegularizer(
+  opts: { lambda?: number } = {},
+): Regularizer {
+  const lambda = opts.lambda ?? 0.01;
+  if (!Number.isFinite(lambda) || lambda < 0) {
+    throw new Error(
+      `jacobianDeterminantRegularizer: lambda must be finite and >= 0, got ${lambda}`,
+    );
+  }
+  let engine: DeterminantEngine | null = null;
+  return {
+    name: "jacobian-det",
+    options: { lambda },
+    afterBackward(ctx: StepContext): Tensor {
+      if (engine?.rt !== ctx.rt) {
+        engine?.dispose();
+        engine = new DeterminantEngine(ctx.rt, "jacobian-det regularizer");
+      }
+      engine.run(ctx.model, ctx.x, { lambda, forward: false });
+      return engine.value!;
+    },
+    dispose() {
+      engine?.dispose();
+      engine = null;
+    },
+  };
+}
