@@ -14,6 +14,9 @@ import * as esbuild from "esbuild";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
+// The browser-safe npm packages the library imports: loading them here puts them in Deno's cache,
+// and import.meta.resolve then gives the file esbuild inlines.
+import "npm:wgpu-matrix@3.4.2";
 
 /** Options of {@linkcode bundle}. */
 export interface BundleOptions {
@@ -38,10 +41,26 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Matches a use of the Deno namespace (`Deno.env`, `Deno["env"]`, `globalThis.Deno`). */
 const DENO_API = /\bDeno\s*(\.|\[)|globalThis\s*\.\s*Deno\b/;
 
-/** `npm:`, `jsr:` and `node:` specifiers have no meaning in a browser: fail naming the importer. */
+/**
+ * npm packages the library may import with a full `npm:` specifier (so that a URL import of
+ * mod.ts resolves them without an import map): pure ES modules with no Node or Deno APIs,
+ * inlined into the bundle from Deno's cache.
+ */
+const BROWSER_NPM: Record<string, string> = {
+  "npm:wgpu-matrix@3.4.2": fileURLToPath(import.meta.resolve("npm:wgpu-matrix@3.4.2")),
+};
+
+/**
+ * `npm:` (other than {@linkcode BROWSER_NPM}), `jsr:` and `node:` specifiers have no meaning in a
+ * browser: fail naming the importer.
+ */
 const denoSpecifierGuard: esbuild.Plugin = {
   name: "regula-deno-specifier-guard",
   setup(build) {
+    build.onResolve(
+      { filter: /^npm:/ },
+      (args) => args.path in BROWSER_NPM ? { path: BROWSER_NPM[args.path] } : undefined,
+    );
     build.onResolve({ filter: /^(npm|jsr|node):/ }, (args) => ({
       errors: [{
         text: `${args.path} (imported by ${args.importer}) cannot go into the browser bundle: ` +

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { mat3d } from "wgpu-matrix";
+import { mat3d } from "npm:wgpu-matrix@3.4.2";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
