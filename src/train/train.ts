@@ -1,0 +1,667 @@
+/**
+ * The training loop: minibatch SGD/Adam over a dataset with a learning-rate
+ * schedule, regularizers plugged in through their hooks
+ * (src/regularizers/regularizer.ts), per-epoch history, early stopping
+ * (Prechelt 1998, src/train/early_stopping.ts) and restoring the best
+ * weights; and {@linkcode evaluate}, loss and accuracy of a model on a
+ * dataset.
+ *
+ * One step records, into one command encoder and one `queue.submit`:
+ * `transformInput` -> `beforeForward` -> forward -> cross-entropy ->
+ * `logitsGrad` -> backward -> `afterBackward` -> (gradient norm, on sampled
+ * steps) -> `beforeStep` -> optimizer (which also zeroes the gradients) ->
+ * `afterStep`. The dataset is uploaded once (src/data/batches.ts) and each
+ * batch is gathered (and augmented) on the GPU by a dispatch of the same step. Losses, correct counts and penalty values are summed on the GPU
+ * (weighted by the batch size) and read back together every `logEvery` steps
+ * and at the end of each epoch, never per step.
+ *
+ * Randomness is explicit: the shuffle and augmentation of epoch `e` are
+ * functions of `(seed, e)` (src/data/batches.ts), and dropout and the regularizers' streams are keyed by the
+ * global step (`model.setCounter(step)`, `ctx.step`).
+ *
+ * No Deno APIs: runs in browsers too.
+ *
+ * @example
+ * ```ts
+ * const result = await train(model, { train: trainSet, val: valSet }, {
+ *   epochs: 10, batchSize: 64, lr: 0.05,
+ *   optimizer: { algorithm: "sgd", momentum: 0.9 },
+ *   schedule: "step", earlyStopping: { kind: "gl", alpha: 5 },
+ * });
+ * console.log(result.history.at(-1)?.valAccuracy);
+ * ```
+ *
+ * @module
+ */
+
+import type { Runtime } from "../gpu/runtime.ts";
+import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Param } from "../layers/layer.ts";
+import type { Sequential } from "../layers/sequential.ts";
+import { axpy } from "../ops/elementwise.ts";
+import { argmax, reduce } from "../ops/reduce.ts";
+import type { Regularizer, StepContext } from "../regularizers/regularizer.ts";
+import { bestEpoch, shouldStop, type StoppingRule } from "./early_stopping.ts";
+import { accuracyCount, type CrossEntropyResult, softmaxCrossEntropy } from "./loss.ts";
+import { createOptimizer, type OptimizerSpec } from "./optim.ts";
+import type { AugmentSpec } from "../data/augment.ts";
+import { Batches } from "../data/batches.ts";
+import { checkDataset, type Dataset, subset } from "../data/dataset.ts";
+import { constantLr, cosineAnnealing, type Schedule, stepDecay } from "./schedule.ts";
+
+/** A labelled dataset in host memory (src/data's `Dataset`). */
+export type TrainDataset = Dataset;
+
+/** The data of a run: a training set and, for history and early stopping, a validation set. */
+export interface TrainData {
+  /** Samples to train on. */
+  train: TrainDataset;
+  /** Held-out samples for the per-epoch validation loss, early stopping and best weights. */
+  val?: TrainDataset;
+}
+
+/** Learning-rate schedule by name, in steps over the whole run. */
+export type ScheduleName =
+  /** The same rate throughout. */
+  | "constant"
+  /** ÷10 at 1/3 and 2/3 of training (Hoffman, Roberts & Yaida 2019). */
+  | "step"
+  /** Cosine annealing to 0 over the run. */
+  | "cosine";
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** Passes over the training set. */
+  epochs: number;
+  /** Samples per step. Default 64. */
+  batchSize?: number;
+  /** Initial learning rate. Default 0.05. */
+  lr?: number;
+  /** Update rule and hyperparameters. Default SGD with momentum 0.9. */
+  optimizer?: OptimizerSpec;
+  /**
+   * Schedule: a name, or a function from the global step (from 0) to the rate.
+   * Default "constant".
+   */
+  schedule?: ScheduleName | Schedule;
+  /** Run seed: shuffling, and the key of the regularizers' random streams. Default 0. */
+  seed?: number;
+  /** Regularizers, their hooks called in list order. Default none. */
+  regularizers?: readonly Regularizer[];
+  /** Label smoothing ε of the cross-entropy (PyTorch semantics). Default 0. */
+  labelSmoothing?: number;
+  /** Stopping rules (any one stops training); needs `data.val`. Default none. */
+  earlyStopping?: StoppingRule | readonly StoppingRule[];
+  /** Validation quantity the rules and "best" watch. Default "loss" (cross-entropy). */
+  monitor?: "loss" | "error";
+  /**
+   * Put the weights of the best validation epoch back at the end (kept on the GPU by copy).
+   * Default: true when `earlyStopping` is set.
+   */
+  restoreBest?: boolean;
+  /** Steps between read-backs of the running loss for `onProgress`. Default 50. */
+  logEvery?: number;
+  /** Steps between samples of the gradient norm (each costs a reduction per tensor). Default 10. */
+  gradNormEvery?: number;
+  /** Batch size of the validation pass. Default 500. */
+  evalBatchSize?: number;
+  /** Random augmentation of image batches (src/data/augment.ts), drawn per epoch. Default none. */
+  augment?: AugmentSpec;
+  /** Stop after this many steps in all (for smoke tests). Default no limit. */
+  maxSteps?: number;
+  /** Called every `logEvery` steps and at the end of each epoch. */
+  onProgress?: (p: Progress) => void;
+  /** Called after each epoch with its record. */
+  onEpoch?: (r: EpochRecord) => void;
+  /** Stops training after the current step when aborted (the result is still returned). */
+  signal?: AbortSignal;
+}
+
+/** Where training is, for progress bars. */
+export interface Progress {
+  /** Epoch, from 1. */
+  epoch: number;
+  /** Epochs in the run. */
+  epochs: number;
+  /** Step within the epoch, from 1. */
+  step: number;
+  /** Steps in one epoch. */
+  stepsPerEpoch: number;
+  /** Global step, from 1. */
+  globalStep: number;
+  /** Steps in the run (without early stopping). */
+  totalSteps: number;
+  /** Mean training loss and accuracy of this epoch so far (NaN before the first read-back). */
+  loss: number;
+  /** See `loss`. */
+  accuracy: number;
+  /** Training samples per second since the start of the epoch. */
+  samplesPerSecond: number;
+  /** Seconds since training started. */
+  elapsed: number;
+  /** Estimated seconds left (without early stopping). */
+  eta: number;
+  /** Learning rate of the latest step. */
+  lr: number;
+}
+
+/** What one epoch did. */
+export interface EpochRecord {
+  /** Epoch, from 1. */
+  epoch: number;
+  /** Learning rate of the epoch's last step. */
+  lr: number;
+  /** Mean data loss (cross-entropy, with label smoothing if set) over the epoch's samples. */
+  trainLoss: number;
+  /** Fraction of training samples classified correctly during the epoch (train mode). */
+  trainAccuracy: number;
+  /** Mean value of each regularizer's penalty by name (what it added to the loss). */
+  penalties: Record<string, number>;
+  /** Validation cross-entropy and accuracy in eval mode (absent without `data.val`). */
+  valLoss?: number;
+  /** See `valLoss`. */
+  valAccuracy?: number;
+  /** L2 norm of all trained parameters (weights and biases) at the end of the epoch. */
+  paramNorm: number;
+  /**
+   * Root mean square, over the sampled steps of the epoch, of the L2 norm of the full
+   * gradient (data loss plus penalties) before the optimizer step.
+   */
+  gradNorm: number;
+  /** Wall-clock seconds of the epoch (training and validation). */
+  seconds: number;
+  /** Training samples per second (training steps only). */
+  samplesPerSecond: number;
+  /** Steps taken in the epoch. */
+  steps: number;
+}
+
+/** Result of {@linkcode train}. */
+export interface TrainResult {
+  /** One record per finished epoch. */
+  history: EpochRecord[];
+  /** Global steps taken. */
+  steps: number;
+  /** Why training ended early (early stopping, non-finite loss, abort, maxSteps), if it did. */
+  stopReason?: string;
+  /** Epoch (from 1) with the best validation value; 0 without validation. */
+  bestEpoch: number;
+  /** True when the weights of `bestEpoch` were put back. */
+  restoredBest: boolean;
+  /** Seconds in all. */
+  seconds: number;
+}
+
+/** Result of {@linkcode evaluate}. */
+export interface EvalResult {
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Fraction classified correctly. */
+  accuracy: number;
+  /** Samples evaluated. */
+  count: number;
+  /** Accuracy per class (NaN for a class without samples), with `perClass: true`. */
+  perClassAccuracy?: number[];
+  /** Predicted class of every sample, with `perClass: true`. */
+  predictions?: Uint32Array;
+}
+
+/** Options of {@linkcode evaluate}. */
+export interface EvalOptions {
+  /** Samples per forward pass. Default 500. */
+  batchSize?: number;
+  /** Also return per-class accuracy and the predictions (one extra read-back). Default false. */
+  perClass?: boolean;
+  /** Evaluate only the first `limit` samples. */
+  limit?: number;
+}
+
+/** `now()` in seconds, wherever it runs. */
+function now(): number {
+  return performance.now() / 1000;
+}
+
+function checkData(what: string, ds: TrainDataset, model: Sequential): void {
+  if (!(ds.length > 0)) throw new Error(`train: the ${what} set '${ds.name}' is empty`);
+  try {
+    checkDataset(ds);
+  } catch (e) {
+    throw new Error(`train: ${what} set: ${(e as Error).message}`);
+  }
+  let out: number[];
+  try {
+    out = model.outputShape([1, ...ds.sampleShape]);
+  } catch (e) {
+    throw new Error(
+      `train: the model does not take ${what} samples of shape ${fmtShape(ds.sampleShape)}: ` +
+        (e as Error).message,
+    );
+  }
+  if (out.length !== 2 || out[1] !== ds.classes) {
+    throw new Error(
+      `train: the model outputs ${fmtShape(out)} for one sample, but the ${what} set has ` +
+        `${ds.classes} classes (expected [1,${ds.classes}])`,
+    );
+  }
+}
+
+/**
+ * Sums that stay on the GPU and are read back together: f32 scalars and one u32 counter,
+ * packed into one buffer by copies before a single read.
+ */
+class GpuSums {
+  readonly f: Tensor[];
+  readonly correct: Tensor;
+  #packed: Tensor;
+
+  constructor(readonly rt: Runtime, n: number) {
+    this.f = Array.from({ length: n }, (_, i) => rt.zeros([1], "f32", `sum ${i}`));
+    this.correct = rt.zeros([], "u32", "correct");
+    this.#packed = rt.empty([n + 1], "f32", "sums packed");
+  }
+
+  clear(): void {
+    for (const t of this.f) this.rt.fill0(t);
+    this.rt.fill0(this.correct);
+  }
+
+  /** @returns the f32 sums, then the counter */
+  async read(): Promise<{ f: number[]; correct: number }> {
+    const n = this.f.length;
+    this.f.forEach((t, i) => this.rt.copy(t, this.#packed, 1, 0, i));
+    this.rt.copy(this.correct, this.#packed, 1, 0, n);
+    const data = await this.#packed.read() as Float32Array;
+    const correct = new Uint32Array(data.buffer, data.byteOffset, n + 1)[n];
+    return { f: Array.from(data.subarray(0, n)), correct };
+  }
+
+  dispose(): void {
+    for (const t of this.f) t.dispose();
+    this.correct.dispose();
+    this.#packed.dispose();
+  }
+}
+
+/**
+ * Loss and accuracy of a model on a dataset, in eval mode (restored afterwards), summed on the
+ * GPU and read back once.
+ * @param model a classifier: (B, ...sampleShape) -> (B, classes) logits
+ * @param data the samples
+ * @param opts batch size, per-class accuracy, limit
+ * @returns mean cross-entropy, accuracy, count (and per-class accuracy, predictions)
+ * @throws Error if the model does not fit the data
+ */
+export async function evaluate(
+  model: Sequential,
+  data: TrainDataset,
+  opts: EvalOptions = {},
+): Promise<EvalResult> {
+  checkData("evaluation", data, model);
+  if (opts.limit !== undefined && opts.limit < data.length) {
+    if (!(Number.isInteger(opts.limit) && opts.limit >= 1)) {
+      throw new Error(`evaluate: limit must be a positive integer, got ${opts.limit}`);
+    }
+    data = subset(data, Array.from({ length: opts.limit }, (_, i) => i));
+  }
+  const bs = Math.max(1, Math.min(opts.batchSize ?? 500, data.length));
+  const loader = new Batches(model.rt, data, { batchSize: bs, shuffle: false });
+  try {
+    return await evaluateBatches(model, loader, data, opts.perClass ?? false);
+  } finally {
+    loader.dispose();
+  }
+}
+
+/** {@linkcode evaluate} over a loader that visits `data` in storage order (reused by train). */
+async function evaluateBatches(
+  model: Sequential,
+  loader: Batches,
+  data: TrainDataset,
+  perClass: boolean,
+): Promise<EvalResult> {
+  const rt = model.rt;
+  const n = data.length;
+  const wasTraining = model.training;
+  model.eval();
+  const sums = new GpuSums(rt, 1);
+  const preds = perClass ? rt.empty([n], "u32", "predictions") : null;
+  const ces = new Map<number, CrossEntropyResult>();
+  let pred: Tensor | null = null;
+  try {
+    for (const { x, y, count, offset } of loader.epoch(0)) {
+      const logits = model.forward(x);
+      const ce = softmaxCrossEntropy(rt, logits, y, {
+        grad: false,
+        reduction: "sum",
+        out: ces.get(count),
+      });
+      ces.set(count, ce);
+      axpy(rt, 1, ce.loss, sums.f[0]);
+      accuracyCount(rt, logits, y, { out: sums.correct, accumulate: true });
+      if (preds) {
+        if (pred?.size !== count) {
+          pred?.dispose();
+          pred = rt.empty([count], "u32", "batch predictions");
+        }
+        argmax(rt, logits, 1, { out: pred });
+        rt.copy(pred, preds, count, 0, offset);
+      }
+      rt.submit();
+    }
+    const { f, correct } = await sums.read();
+    const result: EvalResult = { loss: f[0] / n, accuracy: correct / n, count: n };
+    if (preds) {
+      const p = await preds.read() as Uint32Array;
+      const hit = new Float64Array(data.classes), tot = new Float64Array(data.classes);
+      for (let i = 0; i < n; i++) {
+        tot[data.y[i]]++;
+        if (p[i] === data.y[i]) hit[data.y[i]]++;
+      }
+      result.perClassAccuracy = Array.from(hit, (h, c) => (tot[c] ? h / tot[c] : NaN));
+      result.predictions = p;
+    }
+    return result;
+  } finally {
+    model.training = wasTraining;
+    for (const ce of ces.values()) ce.dispose();
+    pred?.dispose();
+    preds?.dispose();
+    sums.dispose();
+  }
+}
+
+function makeSchedule(
+  schedule: TrainOptions["schedule"],
+  lr: number,
+  totalSteps: number,
+): Schedule {
+  if (typeof schedule === "function") return schedule;
+  switch (schedule ?? "constant") {
+    case "constant":
+      return constantLr(lr);
+    case "step":
+      return stepDecay(lr, { stepAt: [1 / 3, 2 / 3], gamma: 0.1, total: Math.max(totalSteps, 3) });
+    case "cosine":
+      return cosineAnnealing(lr, { tMax: Math.max(totalSteps, 1) });
+    default:
+      throw new Error(
+        `train: unknown schedule '${schedule}' (use "constant", "step" or "cosine")`,
+      );
+  }
+}
+
+function positiveInt(what: string, v: number): number {
+  if (!(Number.isInteger(v) && v >= 1)) {
+    throw new Error(`train: ${what} must be a positive integer, got ${v}`);
+  }
+  return v;
+}
+
+/**
+ * Trains a classifier with softmax cross-entropy.
+ *
+ * @param model a {@linkcode Sequential} (B, ...sampleShape) -> (B, classes); trained in place.
+ *   Left in eval mode at the end.
+ * @param data training set and optional validation set
+ * @param options epochs, batch size, optimizer, schedule, regularizers, early stopping, ...
+ * @returns the per-epoch history, the steps taken, why it stopped early, the best epoch
+ * @throws Error for data that does not fit the model, bad options, or early stopping without a
+ *   validation set
+ */
+export async function train(
+  model: Sequential,
+  data: TrainData,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const rt = model.rt;
+  const t0 = now();
+  const epochs = positiveInt("epochs", options.epochs);
+  const trainSet = data.train, valSet = data.val;
+  checkData("training", trainSet, model);
+  if (valSet) {
+    checkData("validation", valSet, model);
+    if (valSet.classes !== trainSet.classes) {
+      throw new Error(
+        `train: the validation set has ${valSet.classes} classes, the training set ` +
+          `${trainSet.classes}`,
+      );
+    }
+  }
+  const batchSize = positiveInt("batchSize", options.batchSize ?? 64);
+  const lr0 = options.lr ?? 0.05;
+  if (!(Number.isFinite(lr0) && lr0 >= 0)) throw new Error(`train: invalid lr ${lr0}`);
+  const seed = options.seed ?? 0;
+  const rules: StoppingRule[] = options.earlyStopping === undefined
+    ? []
+    : Array.isArray(options.earlyStopping)
+    ? [...options.earlyStopping]
+    : [options.earlyStopping as StoppingRule];
+  if (rules.length && !valSet) {
+    throw new Error("train: early stopping needs a validation set (data.val)");
+  }
+  for (const r of rules) shouldStop(r, { train: [], val: [] }); // validates the rule
+  const restoreBest = options.restoreBest ?? rules.length > 0;
+  if (restoreBest && !valSet) {
+    throw new Error("train: restoreBest needs a validation set (data.val)");
+  }
+  const monitor = options.monitor ?? "loss";
+  const logEvery = positiveInt("logEvery", options.logEvery ?? 50);
+  const gradNormEvery = positiveInt("gradNormEvery", options.gradNormEvery ?? 10);
+  const regs = options.regularizers ?? [];
+  const names = new Set<string>();
+  for (const r of regs) {
+    if (names.has(r.name)) throw new Error(`train: regularizer '${r.name}' is given twice`);
+    names.add(r.name);
+  }
+
+  const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
+  const totalSteps = Math.min(epochs * stepsPerEpoch, options.maxSteps ?? Infinity);
+  const schedule = makeSchedule(options.schedule, lr0, totalSteps);
+  const params = model.params();
+  const trained = params.filter((p) => p.kind !== "buffer" && p.grad);
+  const opt = createOptimizer(rt, {
+    ...(options.optimizer ?? { algorithm: "sgd", momentum: 0.9 }),
+    zeroGrad: true,
+  } as OptimizerSpec);
+
+  // f32 sums: 0 loss·B, 1 Σ‖g‖² over sampled steps, 2 ‖θ‖², 3.. penalty·B per regularizer.
+  const sums = new GpuSums(rt, 3 + regs.length);
+  const scratch = rt.empty([1], "f32", "norm scratch");
+  const best: Tensor[] | null = restoreBest
+    ? params.map((p) => rt.empty(p.value.shape, p.value.dtype, `best ${p.name}`))
+    : null;
+  const loader = new Batches(rt, trainSet, { batchSize, seed, augment: options.augment });
+  const valLoader = valSet
+    ? new Batches(rt, valSet, {
+      batchSize: Math.min(options.evalBatchSize ?? 500, valSet.length),
+      shuffle: false,
+    })
+    : null;
+  const ces = new Map<number, CrossEntropyResult>();
+  const history: EpochRecord[] = [];
+  let step = 0, stopReason: string | undefined, bestAt = 0, restored = false;
+  let bestValue = Infinity;
+
+  /** Adds Σ‖t‖² over the params' values (or gradients) into `into`. */
+  const addSq = (list: readonly Param[], which: "value" | "grad", into: Tensor) => {
+    for (const p of list) {
+      reduce(rt, "sumsq", which === "grad" ? p.grad! : p.value, { out: scratch });
+      axpy(rt, 1, scratch, into);
+    }
+  };
+  let running = { loss: NaN, accuracy: NaN, seen: 0, since: t0 };
+
+  try {
+    model.train();
+    model.zeroGrad();
+    let lr = schedule(0);
+    for (let epoch = 0; epoch < epochs && stopReason === undefined; epoch++) {
+      const te = now();
+      sums.clear();
+      let seen = 0, sampled = 0, stepsThisEpoch = 0;
+      running = { loss: NaN, accuracy: NaN, seen: 0, since: te };
+      for (const { x, y, count, index: s } of loader.epoch(epoch)) {
+        if (step >= totalSteps) {
+          stopReason = `reached maxSteps ${options.maxSteps}`;
+          break;
+        }
+        if (options.signal?.aborted) {
+          stopReason = "aborted";
+          break;
+        }
+        lr = schedule(step);
+        const ctx: StepContext = {
+          rt,
+          model,
+          params,
+          x,
+          y,
+          step,
+          epoch,
+          stepsPerEpoch,
+          seed,
+        };
+        let xin = x;
+        for (const r of regs) if (r.transformInput) xin = r.transformInput(ctx, xin);
+        for (const r of regs) r.beforeForward?.(ctx);
+        model.setCounter(step);
+        const logits = model.forward(xin);
+        const ce = softmaxCrossEntropy(rt, logits, y, {
+          labelSmoothing: options.labelSmoothing,
+          out: ces.get(count),
+        });
+        ces.set(count, ce);
+        axpy(rt, count, ce.loss, sums.f[0]);
+        accuracyCount(rt, logits, y, { out: sums.correct, accumulate: true });
+        regs.forEach((r, i) => {
+          const v = r.logitsGrad?.(ctx, logits, ce.dLogits!);
+          if (v) axpy(rt, count, v, sums.f[3 + i]);
+        });
+        model.backward(ce.dLogits!);
+        regs.forEach((r, i) => {
+          const v = r.afterBackward?.(ctx);
+          if (v) axpy(rt, count, v, sums.f[3 + i]);
+        });
+        const last = s === stepsPerEpoch - 1 || step + 1 >= totalSteps;
+        if (s % gradNormEvery === 0 || last) {
+          addSq(trained, "grad", sums.f[1]);
+          sampled++;
+        }
+        for (const r of regs) r.beforeStep?.(ctx);
+        opt.step(params, lr);
+        for (const r of regs) r.afterStep?.(ctx);
+        rt.submit();
+        step++;
+        stepsThisEpoch++;
+        seen += count;
+        if (!last && step % logEvery === 0) {
+          const got = await sums.read();
+          running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
+          if (!Number.isFinite(running.loss)) {
+            stopReason = `the training loss became ${running.loss} at step ${step}`;
+            break;
+          }
+          options.onProgress?.(progress());
+        }
+      }
+      const trainSeconds = now() - te;
+      if (stepsThisEpoch === 0) break;
+      addSq(trained, "value", sums.f[2]);
+      const got = await sums.read();
+      const trainSecondsSynced = now() - te;
+      running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
+      const penalties: Record<string, number> = {};
+      regs.forEach((r, i) => (penalties[r.name] = got.f[3 + i] / seen));
+      const rec: EpochRecord = {
+        epoch: epoch + 1,
+        lr,
+        trainLoss: running.loss,
+        trainAccuracy: running.accuracy,
+        penalties,
+        paramNorm: Math.sqrt(got.f[2]),
+        gradNorm: Math.sqrt(got.f[1] / Math.max(sampled, 1)),
+        seconds: 0,
+        samplesPerSecond: seen / Math.max(trainSecondsSynced, trainSeconds, 1e-9),
+        steps: stepsThisEpoch,
+      };
+      if (valSet) {
+        const v = await evaluateBatches(model, valLoader!, valSet, false);
+        rec.valLoss = v.loss;
+        rec.valAccuracy = v.accuracy;
+      }
+      rec.seconds = now() - te;
+      history.push(rec);
+      options.onProgress?.(progress(true));
+      options.onEpoch?.(rec);
+      if (!Number.isFinite(rec.trainLoss)) {
+        stopReason ??= `the training loss became ${rec.trainLoss} in epoch ${epoch + 1}`;
+        break;
+      }
+      if (valSet) {
+        const value = monitor === "loss" ? rec.valLoss! : 1 - rec.valAccuracy!;
+        if (value < bestValue) {
+          bestValue = value;
+          bestAt = epoch + 1;
+          if (best) params.forEach((p, i) => rt.copy(p.value, best[i]));
+          rt.submit();
+        }
+        const curves = {
+          train: history.map((h) => monitor === "loss" ? h.trainLoss : 1 - h.trainAccuracy),
+          val: history.map((h) => monitor === "loss" ? h.valLoss! : 1 - h.valAccuracy!),
+        };
+        for (const r of rules) {
+          const d = shouldStop(r, curves);
+          if (d.stop && stopReason === undefined) stopReason = d.reason;
+        }
+      }
+    }
+    if (best && bestAt > 0 && bestAt !== history.length) {
+      params.forEach((p, i) => rt.copy(best[i], p.value));
+      rt.submit();
+      restored = true;
+    }
+    await rt.sync();
+    if (valSet && bestAt === 0 && history.length) {
+      bestAt = bestEpoch(history.map((h) => h.valLoss!));
+    }
+    return {
+      history,
+      steps: step,
+      stopReason,
+      bestEpoch: bestAt,
+      restoredBest: restored,
+      seconds: now() - t0,
+    };
+  } finally {
+    model.eval();
+    for (const ce of ces.values()) ce.dispose();
+    best?.forEach((t) => t.dispose());
+    loader.dispose();
+    valLoader?.dispose();
+    sums.dispose();
+    scratch.dispose();
+    opt.dispose();
+  }
+
+  function progress(endOfEpoch = false): Progress {
+    const elapsed = now() - t0;
+    const done = step;
+    const h = history.at(-1);
+    return {
+      epoch: endOfEpoch ? h!.epoch : Math.floor((step - 1) / stepsPerEpoch) + 1,
+      epochs,
+      step: endOfEpoch ? h!.steps : ((step - 1) % stepsPerEpoch) + 1,
+      stepsPerEpoch,
+      globalStep: step,
+      totalSteps,
+      loss: running.loss,
+      accuracy: running.accuracy,
+      samplesPerSecond: endOfEpoch
+        ? h!.samplesPerSecond
+        : running.seen / Math.max(now() - running.since, 1e-9),
+      elapsed,
+      eta: done > 0 ? elapsed / done * (totalSteps - done) : NaN,
+      lr: schedule(Math.max(0, Math.min(step, totalSteps) - 1)),
+    };
+  }
+}
