@@ -23,7 +23,9 @@ go to stderr as one line ``torch_bridge: ...`` with exit status 2.
 Spec (JSON object)::
 
     op           "identity" | "forward" | "jacobian_penalty" | "train_sgd"
-    model        {"layers": [...]}                  (all ops but identity)
+    model        {"layers": [...]}, or a regula ModelSpec {"kind": "lenet", ...}
+                 (src/models/spec.ts; built by tools/torch_models.py with the same
+                 state_dict names; its dropouts are "drop1", "drop2", ...)
     dtype        "float64" (default) | "float32"    model, inputs and float outputs
     mode         "eval" | "train"                   default "eval" ("train" for train_sgd)
     seed         torch.manual_seed before running (dropout without masks), default 0
@@ -32,6 +34,8 @@ Spec (JSON object)::
                  initial entry is returned as "init.<name>"; if unset they are an error
     label_smoothing   cross-entropy label smoothing (PyTorch semantics), default 0
     return_state      also return the final state_dict as "state.<name>"
+    param_grads       forward: also return "grad.<param>" (default true; false for
+                      big models where only "grad.x" is wanted)
 
 Layers (``model.layers``, applied in order; names give state_dict keys such
 as ``conv1.weight``; dotted names nest, e.g. ``layer1.0.conv1``; any layer
@@ -49,6 +53,8 @@ may have a ``"name"``, required where there are parameters)::
     {"type": "flatten"}  {"type": "relu"}  {"type": "tanh"}  {"type": "sigmoid"}
     {"type": "leaky_relu", "slope"=0.01}  {"type": "softplus", "beta"=1, "threshold"=20}
     {"type": "identity"}
+    {"type": "basic_block", "name", "in", "out", "stride"=1}   torchvision's ResNet
+                                               BasicBlock (tools/torch_models.py)
 
 Inputs are named: ``x`` (model input), ``y`` (integer labels), state_dict
 entries by name, ``mask.<dropout name>`` (0/1 keep masks shaped like the
@@ -210,6 +216,10 @@ try:
 except ImportError as _e:  # pragma: no cover - reported by main()
     torch = None
     _TORCH_ERROR = str(_e)
+else:
+    import os as _os
+    sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+    import torch_models
 
 
 def _pair(v):
@@ -269,6 +279,7 @@ _LAYER_KEYS = {
     "leaky_relu": (set(), {"slope"}),
     "softplus": (set(), {"beta", "threshold"}),
     "identity": (set(), set()),
+    "basic_block": ({"name", "in", "out"}, {"stride"}),
 }
 
 
@@ -301,7 +312,7 @@ class Net(nn.Module if torch is not None else object):
                 raise BridgeError(f"layer {i} ({kind}): {e}") from None
             # Only layers with state_dict entries live under their name; a name on
             # another layer is a label (dropout masks are found by it).
-            stateful = kind in ("conv2d", "linear", "batchnorm2d", "batchnorm1d")
+            stateful = kind in ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "basic_block")
             self._attach(spec["name"] if stateful else f"_layer{i}", m, i)
             self.chain.append((kind, spec.get("name", ""), m))
 
@@ -334,6 +345,8 @@ class Net(nn.Module if torch is not None else object):
             if len(g("mean")) != len(g("std")):
                 raise BridgeError(f"layer {i} (normalize): mean and std differ in length")
             m = Normalize(g("mean"), g("std"))
+        elif kind == "basic_block":
+            m = torch_models.BasicBlock(g("in"), g("out"), g("stride", 1))
         elif kind == "flatten":
             m = nn.Flatten()
         elif kind == "relu":
@@ -374,7 +387,8 @@ class Net(nn.Module if torch is not None else object):
         return x
 
     def has_train_batchnorm(self):
-        return any(k.startswith("batchnorm") and m.training for k, _, m in self.chain)
+        return any((k.startswith("batchnorm") or k == "basic_block") and m.training
+                   for k, _, m in self.chain)
 
 
 # ---------------------------------------------------------------------------
@@ -409,7 +423,14 @@ def _build(spec, inputs, used):
         raise BridgeError('spec needs "model": {"layers": [...]}')
     init_seed = spec.get("init_seed")
     torch.manual_seed(0 if init_seed is None else int(init_seed))
-    model = Net(spec["model"]).to(fdt)
+    desc = spec["model"]
+    if isinstance(desc, dict) and "kind" in desc:
+        try:
+            model = torch_models.build_model(desc).to(fdt)
+        except torch_models.SpecError as e:
+            raise BridgeError(str(e)) from None
+    else:
+        model = Net(desc).to(fdt)
     state = model.state_dict()
     outputs, missing = {}, []
     new_state = {}
@@ -483,8 +504,8 @@ def _jr(model, logits, x, v, nproj_spec):
     return per_sample * (c / nproj)
 
 
-def _grads(value, model, x, prefix, outputs):
-    params = _named_params(model)
+def _grads(value, model, x, prefix, outputs, with_params=True):
+    params = _named_params(model) if with_params else []
     gs = torch.autograd.grad(value, [x] + [p for _, p in params], allow_unused=True,
                              retain_graph=True)
     outputs[prefix + "x"] = _out(gs[0] if gs[0] is not None else torch.zeros_like(x))
@@ -511,13 +532,14 @@ def op_forward(spec, inputs, used):
         loss = F.cross_entropy(logits, _labels(inputs["y"]),
                                label_smoothing=float(spec.get("label_smoothing", 0)))
         outputs["loss"] = _out(loss)
-        _grads(loss, model, x, "grad.", outputs)
+        _grads(loss, model, x, "grad.", outputs, bool(spec.get("param_grads", True)))
     elif "dy" in inputs:
         used.add("dy")
         dy = _to_torch(inputs["dy"], fdt)
         if tuple(dy.shape) != tuple(logits.shape):
             raise BridgeError(f"dy has shape {list(dy.shape)}, logits are {list(logits.shape)}")
-        _grads((logits * dy).sum(), model, x, "grad.", outputs)
+        _grads((logits * dy).sum(), model, x, "grad.", outputs,
+               bool(spec.get("param_grads", True)))
     if "tx" in inputs:
         used.add("tx")
         tx = _to_torch(inputs["tx"], fdt)
@@ -638,7 +660,10 @@ def run(spec, inputs, metadata):
         raise BridgeError(f"/usr/bin/python3 cannot import torch ({_TORCH_ERROR}); "
                           f"install it with apt-get install python3-torch")
     used = set()
-    outputs = OPS[op](spec, inputs, used)
+    try:
+        outputs = OPS[op](spec, inputs, used)
+    except torch_models.SpecError as e:  # a bad spec or dropout mask in a ModelSpec twin
+        raise BridgeError(str(e)) from None
     unused = sorted(set(inputs) - used)
     if unused:
         raise BridgeError(f"{op}: unused input tensors {unused} (misspelt parameter names?)")

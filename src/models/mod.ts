@@ -1,0 +1,32 @@
+/**
+ * The model zoo: architectures as plain JSON ({@linkcode ModelSpec}), built into
+ * {@linkcode Model}s whose parameter names are the PyTorch `state_dict` keys of the twin that
+ * tools/torch_models.py builds from the same JSON.
+ *
+ * @example
+ * ```ts
+ * import { buildModel, modelSpecFromName } from "./mod.ts";
+ * const model = buildModel(rt, modelSpecFromName("lenet-relu", { dropout: 0.5 }), { seed: 1 });
+ * console.log(model.params().map((p) => p.name)); // conv1.weight, conv1.bias, ..., fc3.bias
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type DDNetSpec,
+  type LeNetSpec,
+  type MlpActivation,
+  type MlpSpec,
+  MODEL_KINDS,
+  MODEL_NAMES,
+  type ModelSpec,
+  modelSpecFromName,
+  type ModelSpecOptions,
+  type NormalizeSpec,
+  parseModelSpec,
+  type ResNet18Spec,
+} from "./spec.ts";
+export { buildModel, type BuildModelOptions, Model } from "./model.ts";
+export { INIT_SCHEMES, initializeParams, type InitScheme } from "./initialize.ts";
+export { architectureLayers } from "./architectures.ts";
