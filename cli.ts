@@ -6,7 +6,8 @@
  * (no adapter, a failed check, a runtime error), 2 usage error (unknown
  * command or flag, bad value). Usage errors print one line and no stack.
  *
- * This is the only file that uses Deno APIs.
+ * This file and cli/ (the subcommands, flag parsing, files) are the only code that uses Deno
+ * APIs.
  *
  * @module
  */
@@ -15,146 +16,28 @@ import denoJson from "./deno.json" with { type: "json" };
 import { NoAdapterError } from "./src/gpu/device.ts";
 import { Runtime } from "./src/gpu/runtime.ts";
 import { type CheckResult, selfCheck } from "./src/selfcheck.ts";
+import {
+  type Command,
+  didYouMean,
+  HELP_FLAG,
+  type Io,
+  parseFlags,
+  usage,
+  UsageError,
+} from "./cli/args.ts";
+import { FileError } from "./cli/fs.ts";
+import { trainCommand } from "./cli/train.ts";
+import { evalCommand } from "./cli/eval.ts";
+import { attackSubcommand } from "./cli/attack.ts";
 
-/** A flag a command accepts. */
-export interface FlagSpec {
-  type: "boolean" | "string" | "number";
-  /** One-line help. */
-  help: string;
-  /** One-letter alias ("j" for -j). */
-  short?: string;
-  /** Value when the flag is absent (booleans default to false). */
-  default?: string | number | boolean;
-}
-
-/** Flags and positional arguments after parsing. */
-export interface ParsedArgs {
-  flags: Record<string, string | number | boolean>;
-  positionals: string[];
-}
-
-/** A subcommand. */
-export interface Command {
-  /** One line shown in the command list. */
-  summary: string;
-  /** Positional arguments in the usage line ("<checkpoint>"), if any. */
-  args?: string;
-  /** Accepted flags (`--help` is added to every command). */
-  flags: Record<string, FlagSpec>;
-  /** Runs the command; returns the exit code. */
-  run(args: ParsedArgs, io: Io): Promise<number>;
-}
-
-/** Where output goes (tests capture it). */
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-}
-
-/** A mistake in the command line: reported in one line, exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "Show this help." };
-
-/**
- * Parses `argv` against `spec`: `--name value`, `--name=value`, `-x`,
- * `--no-name` for booleans, `--` ends the flags.
- *
- * @param argv the arguments after the command name
- * @param spec the accepted flags
- * @param where the command, for error messages
- * @returns flag values (defaults filled in) and positional arguments
- * @throws UsageError for an unknown flag, a missing or malformed value
- */
-export function parseFlags(
-  argv: readonly string[],
-  spec: Record<string, FlagSpec>,
-  where: string,
-): ParsedArgs {
-  const flags: ParsedArgs["flags"] = {};
-  const positionals: string[] = [];
-  const byShort = new Map(
-    Object.entries(spec).filter(([, f]) => f.short).map(([n, f]) => [f.short!, n]),
-  );
-  for (const [name, f] of Object.entries(spec)) {
-    if (f.default !== undefined) flags[name] = f.default;
-    else if (f.type === "boolean") flags[name] = false;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith("-") || arg === "-") {
-      positionals.push(arg);
-      continue;
-    }
-    let name: string, value: string | undefined;
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      value = eq < 0 ? undefined : arg.slice(eq + 1);
-    } else {
-      if (arg.length !== 2 || !byShort.has(arg[1])) {
-        throw new UsageError(`Unknown flag '${arg}' for '${where}'; see '${where} --help'`);
-      }
-      name = byShort.get(arg[1])!;
-    }
-    let f = spec[name];
-    let negated = false;
-    if (!f && name.startsWith("no-") && spec[name.slice(3)]?.type === "boolean") {
-      name = name.slice(3);
-      f = spec[name];
-      negated = true;
-    }
-    if (!f) throw new UsageError(`Unknown flag '--${name}' for '${where}'; see '${where} --help'`);
-    if (f.type === "boolean") {
-      if (value !== undefined && value !== "true" && value !== "false") {
-        throw new UsageError(`Flag '--${name}' takes no value (got '${value}')`);
-      }
-      flags[name] = negated !== (value !== "false");
-      continue;
-    }
-    if (negated) throw new UsageError(`Unknown flag '--no-${name}' for '${where}'`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) throw new UsageError(`Flag '--${name}' needs a value`);
-      value = argv[++i];
-    }
-    if (f.type === "number") {
-      const n = Number(value);
-      if (value.trim() === "" || !Number.isFinite(n)) {
-        throw new UsageError(`Flag '--${name}' needs a number, got '${value}'`);
-      }
-      flags[name] = n;
-    } else flags[name] = value;
-  }
-  return { flags, positionals };
-}
-
-function usage(name: string, cmd: Command): string {
-  const lines = [
-    `${cmd.summary}`,
-    "",
-    `Usage: deno run -A cli.ts ${name}${cmd.args ? ` ${cmd.args}` : ""} [flags]`,
-    "",
-    "Flags:",
-  ];
-  const all = { ...cmd.flags, help: HELP_FLAG };
-  for (const [flag, f] of Object.entries(all)) {
-    const left = `${f.short ? `-${f.short}, ` : "    "}--${flag}${
-      f.type === "boolean" ? "" : ` <${f.type}>`
-    }`;
-    const dflt = f.default !== undefined ? ` (default ${f.default})` : "";
-    lines.push(`  ${left.padEnd(26)} ${f.help}${dflt}`);
-  }
-  return lines.join("\n");
-}
+export {
+  type Command,
+  type FlagSpec,
+  type Io,
+  type ParsedArgs,
+  parseFlags,
+  UsageError,
+} from "./cli/args.ts";
 
 function topUsage(): string {
   const lines = [
@@ -248,7 +131,33 @@ const info: Command = {
  * The subcommands. Add new ones here (train, eval, attack, report): a summary,
  * the flags, and a `run` returning the exit code.
  */
-export const COMMANDS: Record<string, Command> = { info };
+export const COMMANDS: Record<string, Command> = {
+  info,
+  train: trainCommand,
+  eval: evalCommand,
+  attack: attackSubcommand,
+};
+
+/** Console output; on a terminal, `status` redraws one line of stderr (progress bars). */
+function consoleIo(): Io {
+  const enc = new TextEncoder();
+  let drawn = false;
+  const clear = () => {
+    if (drawn) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
+    drawn = false;
+  };
+  const io: Io = {
+    out: (s) => (clear(), console.log(s)),
+    err: (s) => (clear(), console.error(s)),
+  };
+  if (Deno.stderr.isTerminal()) {
+    io.status = (s) => {
+      Deno.stderr.writeSync(enc.encode(`\r\x1b[K${s}`));
+      drawn = true;
+    };
+  }
+  return io;
+}
 
 /**
  * Runs the CLI.
@@ -258,7 +167,7 @@ export const COMMANDS: Record<string, Command> = { info };
  */
 export async function main(
   argv: readonly string[],
-  io: Io = { out: (s) => console.log(s), err: (s) => console.error(s) },
+  io: Io = consoleIo(),
 ): Promise<number> {
   try {
     const [name, ...rest] = argv;
@@ -280,8 +189,8 @@ export async function main(
     if (!cmd) {
       const what = name.startsWith("-") ? "flag" : "command";
       throw new UsageError(
-        `Unknown ${what} '${name}'; commands: ${
-          Object.keys(COMMANDS).join(", ")
+        `Unknown ${what} '${name}'; commands: ${Object.keys(COMMANDS).join(", ")}${
+          what === "command" ? didYouMean(name, Object.keys(COMMANDS)) : ""
         } (see 'cli.ts --help')`,
       );
     }
@@ -295,7 +204,7 @@ export async function main(
     }
     return await cmd.run(args, io);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof FileError) {
       io.err(`error: ${e.message}`);
       return 2;
     }

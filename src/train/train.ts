@@ -41,6 +41,7 @@ import type { Sequential } from "../layers/sequential.ts";
 import { axpy } from "../ops/elementwise.ts";
 import { argmax, reduce } from "../ops/reduce.ts";
 import type { Regularizer, StepContext } from "../regularizers/regularizer.ts";
+import { labelSmoothingOf } from "../regularizers/smoothing.ts";
 import { bestEpoch, shouldStop, type StoppingRule } from "./early_stopping.ts";
 import { accuracyCount, type CrossEntropyResult, softmaxCrossEntropy } from "./loss.ts";
 import { createOptimizer, type OptimizerSpec } from "./optim.ts";
@@ -448,6 +449,8 @@ export async function train(
   const logEvery = positiveInt("logEvery", options.logEvery ?? 50);
   const gradNormEvery = positiveInt("gradNormEvery", options.gradNormEvery ?? 10);
   const regs = options.regularizers ?? [];
+  // Label smoothing is a property of the loss: given directly or by a `label-smoothing` regularizer.
+  const labelSmoothing = options.labelSmoothing ?? labelSmoothingOf(regs);
   const names = new Set<string>();
   for (const r of regs) {
     if (names.has(r.name)) throw new Error(`train: regularizer '${r.name}' is given twice`);
@@ -527,7 +530,7 @@ export async function train(
         model.setCounter(step);
         const logits = model.forward(xin);
         const ce = softmaxCrossEntropy(rt, logits, y, {
-          labelSmoothing: options.labelSmoothing,
+          labelSmoothing,
           out: ces.get(count),
         });
         ces.set(count, ce);

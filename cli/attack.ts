@@ -1,0 +1,280 @@
+/**
+ * `cli.ts attack <checkpoint>`: loads a checkpoint, rebuilds its model, runs a list of attacks
+ * over a list of ε on a dataset split, prints accuracy under attack as a table (with the
+ * per-sample worst case and Carlini et al.'s sanity checks) and writes a JSON report
+ * atomically (an existing report is kept unless `--force`).
+ *
+ * @module
+ */
+
+import {
+  type Command,
+  HELP_FLAG,
+  type Io,
+  type ParsedArgs,
+  parseFlags,
+  usage,
+  UsageError,
+} from "./args.ts";
+import { checkWritable, FileError, readFileOrFail, writeFileAtomic } from "./fs.ts";
+import { NoAdapterError } from "../src/gpu/device.ts";
+import { Runtime } from "../src/gpu/runtime.ts";
+import type { Sequential } from "../src/layers/sequential.ts";
+import { type Checkpoint, decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
+import {
+  ATTACK_NORMS,
+  type AttackName,
+  robustness,
+  type RobustnessResult,
+} from "../src/attacks/robustness.ts";
+import * as seams from "./_seams.ts";
+
+const attackFlags = {
+  attack: {
+    type: "string",
+    help: `Attacks, comma-separated (${Object.keys(ATTACK_NORMS).join(", ")}).`,
+    default: "fgsm,pgd",
+  },
+  eps: {
+    type: "string",
+    help: "Radii in pixel units, comma-separated.",
+    default: "0.05,0.1,0.2,0.3",
+  },
+  steps: { type: "number", help: "Iterations of the iterative attacks (default per attack)." },
+  restarts: { type: "number", help: "Restarts of pgd / pgd-l2 / apgd.", default: 1 },
+  iterations: {
+    type: "string",
+    help: "Also report accuracy vs these iteration counts (comma list).",
+  },
+  seed: { type: "number", help: "Seed of random starts and targets.", default: 0 },
+  data: { type: "string", help: "Dataset name (default: the one in the checkpoint)." },
+  "data-path": { type: "string", help: "Directory holding the dataset's files." },
+  split: { type: "string", help: "test, train or val.", default: "test" },
+  limit: { type: "number", help: "Attack only the first N samples.", default: 1000 },
+  "batch-size": { type: "number", help: "Samples per attack batch.", default: 256 },
+  "no-checks": { type: "boolean", help: "Skip the sanity checks (they run extra attacks)." },
+  out: { type: "string", help: "JSON report path (default <checkpoint>.attack.json)." },
+  force: { type: "boolean", help: "Overwrite an existing report." },
+  json: { type: "boolean", help: "Print the report as JSON instead of a table." },
+} as const;
+
+function numberList(flag: string, text: string): number[] {
+  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const vals = parts.map(Number);
+  if (!parts.length || vals.some((v, i) => parts[i] === "" || !Number.isFinite(v) || v < 0)) {
+    throw new UsageError(`Flag '--${flag}' needs comma-separated numbers >= 0, got '${text}'`);
+  }
+  return vals;
+}
+
+function positiveInt(flag: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(typeof v === "number" && Number.isInteger(v) && v >= 1)) {
+    throw new UsageError(`Flag '--${flag}' needs a positive integer, got ${v}`);
+  }
+  return v;
+}
+
+/** The printed table: one row per ε, one column per attack and the worst case. */
+export function formatReport(r: RobustnessResult): string[] {
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const cols = [...Object.keys(r.accuracy), "worst case"];
+  const width = Math.max(10, ...cols.map((c) => c.length)) + 2;
+  const lines = [
+    `clean accuracy ${pct(r.clean)} on ${r.count} samples; ${r.norm === "linf" ? "L∞" : "L2"} ` +
+    `threat model; accuracy under attack:`,
+    `${"eps".padEnd(8)}${cols.map((c) => c.padStart(width)).join("")}`,
+  ];
+  r.eps.forEach((e, i) => {
+    const vals = [...Object.values(r.accuracy).map((a) => a[i]), r.worstCase[i]];
+    lines.push(`${String(e).padEnd(8)}${vals.map((v) => pct(v).padStart(width)).join("")}`);
+  });
+  if (r.iterations) {
+    lines.push(`accuracy vs iterations at eps ${r.iterations.eps}:`);
+    lines.push(
+      `${"steps".padEnd(8)}${
+        Object.keys(r.iterations.accuracy).map((c) => c.padStart(width)).join("")
+      }`,
+    );
+    r.iterations.steps.forEach((s, i) => {
+      const vals = Object.values(r.iterations!.accuracy).map((a) => pct(a[i]).padStart(width));
+      lines.push(`${String(s).padEnd(8)}${vals.join("")}`);
+    });
+  }
+  if (r.checks.length) {
+    lines.push("sanity checks (Carlini et al. 2019):");
+    for (const c of r.checks) lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
+  }
+  return lines;
+}
+
+async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length
+        ? `'cli.ts attack' takes one checkpoint, got ${positionals.length}`
+        : "'cli.ts attack' needs a checkpoint: cli.ts attack <checkpoint.safetensors>",
+    );
+  }
+  const path = positionals[0];
+  const attacks = String(flags.attack).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const a of attacks) {
+    if (!(a in ATTACK_NORMS)) {
+      throw new UsageError(
+        `Unknown attack '${a}'; attacks: ${Object.keys(ATTACK_NORMS).join(", ")}`,
+      );
+    }
+  }
+  if (!attacks.length) throw new UsageError("Flag '--attack' needs at least one attack");
+  if (new Set(attacks.map((a) => ATTACK_NORMS[a as AttackName])).size > 1) {
+    throw new UsageError(
+      `Attacks ${attacks.join(", ")} mix L∞ (fgsm, pgd, apgd-ce, apgd-dlr) and L2 (pgd-l2, cw, ` +
+        `deepfool) threat models; run them separately`,
+    );
+  }
+  const eps = numberList("eps", String(flags.eps)).sort((a, b) => a - b);
+  const iterations = flags.iterations !== undefined
+    ? numberList("iterations", String(flags.iterations)).map((v) => {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new UsageError(`Flag '--iterations' needs positive integers, got ${v}`);
+      }
+      return v;
+    })
+    : undefined;
+  const steps = positiveInt("steps", flags.steps);
+  const restarts = positiveInt("restarts", flags.restarts)!;
+  const limit = positiveInt("limit", flags.limit);
+  const batchSize = positiveInt("batch-size", flags["batch-size"])!;
+  const split = String(flags.split);
+  if (!["test", "train", "val"].includes(split)) {
+    throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);
+  }
+  const out = (flags.out as string | undefined) ??
+    `${path.replace(/\.safetensors$/, "")}.attack.json`;
+  // fail before the (long) attack rather than after it
+  await checkWritable(out, !!flags.force);
+  let ck: Checkpoint;
+  try {
+    ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("Not a valid checkpoint")) {
+      throw new UsageError(`${path}: ${e.message}`);
+    }
+    throw e;
+  }
+  if (ck.metadata.model === undefined) {
+    throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
+  }
+  const meta = ck.metadata as { data?: { name?: string; valFraction?: number }; seed?: number };
+  const dataName = (flags.data as string | undefined) ?? meta.data?.name;
+  if (!dataName) throw new UsageError(`${path}: no dataset recorded; give --data`);
+  const data = await seams.loadData(dataName, {
+    path: flags["data-path"] as string | undefined,
+    valFraction: split === "val" ? meta.data?.valFraction ?? 0.1 : 0,
+    seed: meta.seed ?? 0,
+  });
+  const set = split === "test" ? data.test : split === "val" ? data.val : data.train;
+  if (!set) throw new UsageError(`Dataset '${dataName}' has no ${split} split`);
+  const rt = await Runtime.create();
+  let model: Sequential | null = null;
+  try {
+    model = await seams.buildModelFromSpec(rt, ck.metadata.model);
+    try {
+      loadStateDict(model, ck.tensors);
+    } catch (e) {
+      throw new UsageError(`${path}: ${(e as Error).message}`);
+    }
+    model.eval();
+    const t0 = performance.now();
+    const r = await robustness(rt, model, set, {
+      attacks: attacks as AttackName[],
+      eps,
+      steps,
+      restarts,
+      seed: flags.seed as number,
+      batchSize,
+      limit,
+      iterations,
+      sanityChecks: !flags["no-checks"],
+    });
+    const report = {
+      checkpoint: path,
+      data: dataName,
+      split,
+      adapter: rt.description,
+      settings: {
+        attacks,
+        eps,
+        steps: steps ?? null,
+        restarts,
+        seed: flags.seed,
+        limit,
+        batchSize,
+      },
+      seconds: +((performance.now() - t0) / 1000).toFixed(2),
+      ...r,
+    };
+    const text = JSON.stringify(report, null, 2);
+    await writeFileAtomic(out, new TextEncoder().encode(text + "\n"), { force: !!flags.force });
+    if (flags.json) io.out(text);
+    else {
+      for (const line of formatReport(r)) io.out(line);
+      io.out(`report written to ${out}`);
+    }
+    return r.checks.every((c) => c.ok) ? 0 : 1;
+  } finally {
+    model?.dispose();
+    rt.destroy();
+  }
+}
+
+/** The `attack` subcommand, for cli.ts's command table. */
+export const attackSubcommand: Command = {
+  summary: "Attack a checkpoint: accuracy vs eps under FGSM/PGD/APGD/CW/DeepFool, JSON report",
+  args: "<checkpoint>",
+  details: [
+    "Examples:",
+    "  cli.ts attack runs/lenet.safetensors --attack fgsm,pgd --eps 0.05,0.1,0.2,0.3",
+    "  cli.ts attack runs/lenet.safetensors --attack pgd-l2,cw,deepfool --eps 0.5,1,2",
+    "Exit code 1 when a sanity check fails (the report is still written).",
+  ].join("\n"),
+  flags: attackFlags,
+  run: runAttackCli,
+};
+
+/**
+ * Runs `attack` with its own argument parsing and error handling (exit codes as cli.ts: 0 ok,
+ * 1 failure or failed sanity check, 2 usage error or existing report).
+ * @param args the arguments after `attack`
+ * @param io where to print (default: console)
+ * @returns the exit code
+ */
+export async function attackCommand(
+  args: string[],
+  io: Io = { out: (s) => console.log(s), err: (s) => console.error(s) },
+): Promise<number> {
+  try {
+    const parsed = parseFlags(
+      args,
+      { ...attackSubcommand.flags, help: HELP_FLAG },
+      "cli.ts attack",
+    );
+    if (parsed.flags.help) {
+      io.out(usage("attack", attackSubcommand));
+      return 0;
+    }
+    return await attackSubcommand.run(parsed, io);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof FileError) {
+      io.err(`error: ${e.message}`);
+      return 2;
+    }
+    io.err(`error: ${(e as Error)?.message ?? e}`);
+    if (!(e instanceof NoAdapterError) && Deno.env.get("REGULA_DEBUG")) {
+      io.err((e as Error)?.stack ?? "");
+    }
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await attackCommand(Deno.args));

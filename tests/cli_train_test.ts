@@ -1,0 +1,202 @@
+/**
+ * `cli.ts train` and `cli.ts eval` end to end on tiny runs: a checkpoint is written and read
+ * back, an existing file is never overwritten without --force, and mistakes (typos, unknown
+ * names, missing or corrupt files) give one line on stderr and exit code 2.
+ */
+import { assert } from "./_util.ts";
+import { main } from "../cli.ts";
+import { decodeCheckpoint } from "../src/io/checkpoint.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+async function runMain(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [], err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out, err };
+}
+
+async function runCli(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code, out: dec.decode(stdout), err: dec.decode(stderr) };
+}
+
+const TOY = ["--model", "mlp", "--data", "toy2d", "--epochs", "3", "--batch-size", "32"];
+
+Deno.test("cli.ts train writes a checkpoint that cli.ts eval reads", async () => {
+  const dir = await Deno.makeTempDir();
+  const ck = `${dir}/toy.safetensors`;
+  try {
+    const r = await runCli(["train", ...TOY, "--out", ck, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out);
+    assert.equal(j.history.length, 3);
+    assert.ok(j.history[2].trainLoss < j.history[0].trainLoss);
+    assert.ok(j.test.accuracy > 0.9, `test accuracy ${j.test.accuracy}`);
+    assert.equal(j.checkpoint, ck);
+    const meta = decodeCheckpoint(await Deno.readFile(ck)).metadata;
+    assert.equal((meta.model as { kind: string }).kind, "mlp");
+    assert.equal(meta.seed, 0);
+    assert.equal((meta.history as { epochs: unknown[] }).epochs.length, 3);
+
+    const e = await runMain(["eval", ck, "--json"]);
+    assert.equal(e.code, 0, e.err.join("\n"));
+    const ej = JSON.parse(e.out[0]);
+    assert.ok(Math.abs(ej.accuracy - j.test.accuracy) < 1e-9);
+    assert.ok(Math.abs(ej.loss - j.test.loss) < 1e-6);
+    const text = await runMain(["eval", ck, "--per-class"]);
+    assert.match(
+      text.out[0],
+      /^toy2d\/test: loss \d\.\d{4} {2}accuracy \d+\.\d\d% {2}\(512 samples\)$/,
+    );
+    assert.equal(text.out.length, 5);
+
+    // No overwrite without --force: exit 2, one line, file unchanged.
+    const before = await Deno.readFile(ck);
+    const again = await runMain(["train", ...TOY, "--out", ck]);
+    assert.equal(again.code, 2);
+    assert.deepEqual(again.err, [`error: ${ck} already exists; use --force to overwrite it`]);
+    assert.deepEqual(await Deno.readFile(ck), before);
+    const forced = await runMain(["train", ...TOY, "--seed", "1", "--out", ck, "--force", "-q"]);
+    assert.equal(forced.code, 0, forced.err.join("\n"));
+    assert.notDeepEqual(await Deno.readFile(ck), before);
+    assert.deepEqual(forced.out, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli.ts train prints plain epoch lines when not on a terminal", async () => {
+  const r = await runMain([
+    "train",
+    ...TOY,
+    "--early-stopping",
+    "gl:5,patience:2",
+    "--reg",
+    "l2:lambda=1e-3",
+    "--reg",
+    "jacobian:lambda=0.01",
+  ]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const epochs = r.out.filter((l) => l.startsWith("epoch "));
+  assert.ok(epochs.length >= 1 && epochs.length <= 3);
+  assert.match(
+    epochs[0],
+    /^epoch 1\/3 {2}loss \d\.\d{4} {2}acc [\d.]+% {2}l2 \S+ {2}jacobian \S+ {2}val_loss \d\.\d{4} {2}val_acc [\d.]+% .*samples\/s/,
+  );
+  assert.ok(r.out.some((l) => /^test {2}loss/.test(l)));
+  assert.ok(r.out.includes("not saved (use --out PATH to write a checkpoint)"));
+});
+
+Deno.test("cli.ts train and eval report mistakes in one line with exit code 2", async () => {
+  const dir = await Deno.makeTempDir();
+  const bad = `${dir}/bad.safetensors`;
+  await Deno.writeFile(bad, new TextEncoder().encode("definitely not a checkpoint"));
+  try {
+    for (
+      const [argv, msg] of [
+        [
+          ["train", "--epoch", "2"],
+          /^error: Unknown flag '--epoch' for 'cli.ts train'; did you mean '--epochs'\?/,
+        ],
+        [["train", "--modle", "mlp"], /did you mean '--model'\?/],
+        [["train", "--model", "lenett"], /^error: Unknown model 'lenett'; did you mean 'lenet'\?/],
+        [["train", "--data", "mnits"], /^error: Unknown dataset 'mnits'; did you mean 'mnist'\?/],
+        [
+          ["train", "--optimizer", "adma"],
+          /^error: Unknown optimizer 'adma'; did you mean 'adam'\?/,
+        ],
+        [["train", "--schedule", "cos"], /^error: Unknown schedule 'cos'/],
+        [["train", "--early-stopping", "gl"], /^error: Invalid early-stopping rule 'gl'/],
+        [["train", "--reg", "l3"], /^error: Unknown regularizer 'l3'\. Did you mean 'l1'\?/],
+        [["train", "--epochs", "0"], /'--epochs' needs a positive integer, got 0/],
+        [["train", "--val-fraction", "0", "--early-stopping", "up:2"], /needs a validation set/],
+        [
+          ["train", ...TOY, "--out", `${dir}/no/such/dir/x.safetensors`],
+          /directory .* does not exist/,
+        ],
+        [["trian"], /^error: Unknown command 'trian'; .*did you mean 'train'\?/],
+        [["eval"], /^error: 'cli.ts eval' needs a checkpoint/],
+        [
+          ["eval", `${dir}/missing.safetensors`],
+          /^error: No such checkpoint: .*missing\.safetensors$/,
+        ],
+        [["eval", bad], /^error: .*bad\.safetensors: Not a valid checkpoint: /],
+      ] as const
+    ) {
+      const r = await runMain([...argv]);
+      assert.equal(r.code, 2, `${argv.join(" ")}: ${r.err.join("\n")}`);
+      assert.equal(r.err.length, 1, `${argv.join(" ")}: ${r.err.join("\n")}`);
+      assert.match(r.err[0], msg);
+      assert.ok(!r.err[0].includes("\n") && !/\bat .*\.ts:\d+/.test(r.err[0]));
+    }
+    const left = [];
+    for await (const e of Deno.readDir(dir)) left.push(e.name);
+    assert.deepEqual(left, ["bad.safetensors"], "nothing half-written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli.ts train --help and eval --help list their flags", async () => {
+  const t = await runMain(["train", "--help"]);
+  assert.equal(t.code, 0);
+  const text = t.out.join("\n");
+  for (
+    const f of [
+      "--model <string>",
+      "--data-path <string>",
+      "--epochs <number>",
+      "--batch-size <number>",
+      "--early-stopping <rule>",
+      "--reg <spec>",
+      "(repeatable)",
+      "--out <path>",
+      "--force",
+      "--json",
+      "-q, --quiet",
+    ]
+  ) assert.ok(text.includes(f), `train --help lacks ${f}`);
+  const e = await runMain(["eval", "--help"]);
+  assert.equal(e.code, 0);
+  assert.match(e.out.join("\n"), /Usage: deno run -A cli.ts eval <checkpoint> \[flags\]/);
+});
+
+Deno.test("cli.ts train runs LeNet on an MNIST subset", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ck = `${dir}/lenet.safetensors`;
+    const r = await runMain([
+      "train",
+      "--limit",
+      "320",
+      "--batch-size",
+      "32",
+      "--val-fraction",
+      "0",
+      "--augment",
+      "--no-test",
+      "--out",
+      ck,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const j = JSON.parse(r.out.at(-1)!);
+    assert.equal(j.model.kind, "lenet");
+    assert.equal(j.history[0].steps, 10);
+    assert.equal(j.test, null);
+    assert.deepEqual(j.optimizer.augment, { rotation: 10, translate: 0.1 });
+    const e = await runMain(["eval", ck, "--limit", "1000", "--json"]);
+    assert.equal(e.code, 0, e.err.join("\n"));
+    const ej = JSON.parse(e.out[0]);
+    assert.equal(ej.count, 1000);
+    assert.ok(ej.loss < Math.log(10), `test loss ${ej.loss} after 10 steps`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
