@@ -73,9 +73,53 @@ export {
 } from "./src/ops/random.ts";
 
 // Layers: the layer contract and its implementations.
-// (add layers here: `export { Linear } from "./src/layers/linear.ts";` ...)
 export type { Layer, Param } from "./src/layers/layer.ts";
 export { BatchNorm, type BatchNormOptions } from "./src/layers/batchnorm.ts";
+export * from "./src/layers/linear.ts";
+export * from "./src/layers/conv2d.ts";
+export * from "./src/layers/pool.ts";
+export * from "./src/layers/activation.ts";
+export * from "./src/layers/dropout.ts";
+export * from "./src/layers/flatten.ts";
+export * from "./src/layers/normalize.ts";
+export * from "./src/layers/sequential.ts";
+export * from "./src/layers/residual.ts";
+
+// Models from a plain JSON description, with PyTorch state_dict names.
+export * from "./src/models/mod.ts";
+
+// Data: datasets parsed from bytes, GPU-resident batches, augmentation.
+export * from "./src/data/dataset.ts";
+export * from "./src/data/idx.ts";
+export * from "./src/data/cifar.ts";
+export * from "./src/data/toy.ts";
+export * from "./src/data/batches.ts";
+export * from "./src/data/augment.ts";
+
+// Training: losses, optimizers, schedules, the loop, early stopping, checkpoints.
+export * from "./src/train/loss.ts";
+export * from "./src/train/optim.ts";
+export * from "./src/train/schedule.ts";
+export * from "./src/train/train.ts";
+export * from "./src/train/early_stopping.ts";
+export * from "./src/io/checkpoint.ts";
+export * from "./src/io/safetensors.ts";
+
+// Regularizers: penalties, projections and transforms, pure functions over GPU buffers.
+export type { Regularizer, StepContext } from "./src/regularizers/regularizer.ts";
+export * from "./src/regularizers/penalties.ts";
+export * from "./src/regularizers/projections.ts";
+export * from "./src/regularizers/noise.ts";
+export * from "./src/regularizers/smoothing.ts";
+export * from "./src/regularizers/jacobian.ts";
+export * from "./src/regularizers/determinant.ts";
+export * from "./src/regularizers/confidence.ts";
+export * from "./src/regularizers/gradient_norm.ts";
+export * from "./src/regularizers/registry.ts";
+export * from "./src/linalg/svd.ts";
+
+// Attacks and robustness evaluation.
+export * from "./src/attacks/mod.ts";
 
 // Checks that run the same in Deno and in a browser.
 export { checkNames, type CheckResult, selfCheck, type SelfCheckOptions } from "./src/selfcheck.ts";
