@@ -29,6 +29,7 @@ import { FileError } from "./cli/fs.ts";
 import { trainCommand } from "./cli/train.ts";
 import { evalCommand } from "./cli/eval.ts";
 import { attackSubcommand } from "./cli/attack.ts";
+import { reportSubcommand } from "./cli/report.ts";
 
 export {
   type Command,
@@ -136,6 +137,7 @@ export const COMMANDS: Record<string, Command> = {
   train: trainCommand,
   eval: evalCommand,
   attack: attackSubcommand,
+  report: reportSubcommand,
 };
 
 /** Console output; on a terminal, `status` redraws one line of stderr (progress bars). */

@@ -121,5 +121,8 @@ export * from "./src/linalg/svd.ts";
 // Attacks and robustness evaluation.
 export * from "./src/attacks/mod.ts";
 
+// Metrics: calibration, Jacobian norms, decision planes and their total variation, saliency, PCA.
+export * from "./src/metrics/mod.ts";
+
 // Checks that run the same in Deno and in a browser.
 export { checkNames, type CheckResult, selfCheck, type SelfCheckOptions } from "./src/selfcheck.ts";

@@ -1,0 +1,67 @@
+/**
+ * Metrics of trained classifiers, batched on the GPU: accuracy, loss, confusion, calibration
+ * (ECE/MCE, reliability, confidence histogram), Jacobian Frobenius norms, decision-boundary
+ * planes and their total variation, saliency and occlusion, PCA of activations, weight
+ * statistics, and the 2-D toy problem's maps.
+ *
+ * @example
+ * ```ts
+ * import { evaluateMetrics, planeTv } from "./mod.ts";
+ * const m = await evaluateMetrics(rt, model, { x: ds.x, y: ds.y, sampleShape: ds.sampleShape });
+ * const tv = await planeTv(rt, model, { x: ds.x, sampleShape: ds.sampleShape }, { range: 5 });
+ * ```
+ *
+ * @module
+ */
+
+export type { MetricModel, Samples } from "./_common.ts";
+export { histogram, meanStd, quantile } from "./_common.ts";
+export {
+  type Calibration,
+  calibration,
+  type ClassificationMetrics,
+  classificationMetrics,
+  confidenceHistogram,
+  evaluateMetrics,
+  type EvaluationReport,
+  type PredictionOptions,
+  type PredictionStats,
+  predictionStats,
+  predictionStatsGpu,
+  type ReliabilityBin,
+} from "./calibration.ts";
+export {
+  jacobianFrobenius,
+  jacobianFrobeniusSq,
+  type JacobianNormOptions,
+  type JacobianNormStats,
+} from "./jacobian.ts";
+export {
+  type DecisionPlane,
+  decisionPlane,
+  largestDiscRadius,
+  orthonormalize,
+  planeClassesGpu,
+  type PlaneDirections,
+  type PlaneOptions,
+  planeTowards,
+  randomPlaneDirections,
+} from "./planes.ts";
+export {
+  classMapTv,
+  classMapTvGpu,
+  planeTv,
+  type PlaneTvOptions,
+  type PlaneTvStats,
+  type TotalVariation,
+} from "./tv.ts";
+export {
+  classScoreGradient,
+  occlusion,
+  type OcclusionMap,
+  type OcclusionOptions,
+  saliency,
+} from "./saliency.ts";
+export { activationPca, type LayerPca, pca, type PcaResult } from "./pca.ts";
+export { type WeightStats, weightStats, type WeightStatsOptions } from "./weights.ts";
+export { type ToyMapOptions, type ToyMaps, toyMaps } from "./toy.ts";

@@ -1,0 +1,84 @@
+import { assert } from "./_util.ts";
+import {
+  classMapImage,
+  classPalette,
+  decodePng,
+  encodePng,
+  heatmapImage,
+  histogramChart,
+  htmlPage,
+  imageWithOverlay,
+  lineChart,
+  parseColor,
+  pngDataUri,
+  reliabilityChart,
+  renderSvg,
+  scatterChart,
+} from "../src/plot/mod.ts";
+
+Deno.test("encodePng() output decodes back to the same pixels", () => {
+  const classes = Uint32Array.from({ length: 6 * 4 }, (_, i) => i % 3);
+  const img = classMapImage(classes, 4, 6, { classes: 3, scale: 2 });
+  assert.equal(img.width, 12);
+  assert.equal(img.height, 8);
+  const back = decodePng(encodePng(img));
+  assert.equal(back.width, 12);
+  assert.deepEqual(back.data, img.data);
+  // The pixel colour of class c is the palette's colour c (what the legend shows).
+  const pal = classPalette(3).map(parseColor);
+  assert.deepEqual([...back.data.subarray(0, 3)], pal[0]);
+  assert.deepEqual([...back.data.subarray(4 * 2, 4 * 2 + 3)], pal[1]);
+  assert.match(pngDataUri(encodePng(img)), /^data:image\/png;base64,iVBORw0KGgo/);
+  assert.throws(() => encodePng({ width: 2, height: 2, data: new Uint8Array(3) }), /3 bytes/);
+});
+
+Deno.test("heatmapImage() and imageWithOverlay() map the range to the colour scale ends", () => {
+  const h = heatmapImage([0, 1, 2, 3], 2, 2, { scheme: "viridis" });
+  assert.deepEqual([...h.data.subarray(0, 3)], [68, 1, 84]); // viridis(0)
+  assert.deepEqual([...h.data.subarray(12, 15)], [253, 231, 37]); // viridis(1)
+  const o = imageWithOverlay([0, 0.5, 1, 1], [1, 2, 2]);
+  assert.deepEqual([...o.data.subarray(4, 7)], [128, 128, 128]);
+  const o2 = imageWithOverlay([0, 0, 0, 0], [1, 2, 2], { heat: [0, 0, 0, 1], alpha: 1 });
+  assert.deepEqual([...o2.data.subarray(0, 3)], [0, 0, 0]);
+  assert.notDeepEqual([...o2.data.subarray(12, 15)], [0, 0, 0]);
+  assert.equal(classPalette(100).length, 100);
+  assert.equal(new Set(classPalette(100)).size, 100);
+});
+
+Deno.test("renderSvg() draws Vega-Lite charts headless", async () => {
+  const curves = await renderSvg(
+    lineChart([
+      { x: 0, y: 1, series: "train" },
+      { x: 1, y: 0.5, series: "train" },
+      { x: 1, y: NaN, series: "val" },
+    ], { title: "loss", xTitle: "epoch" }),
+  );
+  assert.match(curves, /^<svg[\s\S]*<\/svg>$/);
+  assert.match(curves, /epoch/);
+  const rel = await renderSvg(reliabilityChart([
+    { lo: 0, hi: 0.5, count: 3, accuracy: 0.3, confidence: 0.4 },
+    { lo: 0.5, hi: 1, count: 0, accuracy: NaN, confidence: NaN },
+  ]));
+  assert.match(rel, /<svg/);
+  const hist = await renderSvg(histogramChart({ edges: [0, 1, 2], counts: [3, 4] }));
+  assert.match(hist, /<svg/);
+  const sc = await renderSvg(scatterChart([{ x: 0, y: 0, label: 0 }, { x: 1, y: 2, label: 1 }], {
+    classNames: ["cat", "dog"],
+  }));
+  // The scatter's colours are the image palette's.
+  assert.ok(sc.includes(classPalette(2)[1]), "palette colour in the SVG");
+  assert.match(sc, /dog/);
+});
+
+Deno.test("htmlPage() is self-contained and escapes text", () => {
+  const page = htmlPage("a <b> & c", [
+    { kind: "text", text: "<script>" },
+    { kind: "table", header: ["model", "acc"], rows: [["x", 0.98765], ["y", NaN]] },
+    { kind: "legend", classNames: ["0", "1"] },
+    { kind: "png", uri: "data:image/png;base64,AAAA", caption: "plane" },
+  ]);
+  assert.match(page, /a &lt;b&gt; &amp; c/);
+  assert.ok(!page.includes("<script>"));
+  assert.match(page, /0\.9877/);
+  assert.ok(!/(src|href)="https?:/.test(page));
+});
