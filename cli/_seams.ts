@@ -98,15 +98,30 @@ export async function loadData(
  * The spec of a named model fitted to a dataset: input shape and classes from the data (the
  * name's other defaults kept), or a JSON spec as given.
  */
-export function modelSpecFor(name: string, data: TrainDataset): ModelSpec {
+export function modelSpecFor(
+  name: string,
+  data: TrainDataset,
+  overrides: { dropout?: number } = {},
+): ModelSpec {
   try {
-    if (name.trim().startsWith("{")) return parseModelSpec(JSON.parse(name));
+    const extra = overrides.dropout === undefined ? {} : { dropout: overrides.dropout };
+    if (name.trim().startsWith("{")) {
+      const given = JSON.parse(name);
+      if (overrides.dropout !== undefined) {
+        throw new Error("give dropout inside the JSON model spec, not also as --dropout");
+      }
+      return parseModelSpec(given);
+    }
+    if (overrides.dropout !== undefined && name === "resnet18") {
+      throw new Error("resnet18 has no dropout layers; --dropout applies to mlp, lenet and ddnet");
+    }
     const shape = data.sampleShape;
     if (name === "mlp") {
       return modelSpecFromName(name, {
         inputShape: [...shape],
         inputs: shape.reduce((a, b) => a * b, 1),
         classes: data.classes,
+        ...extra,
       });
     }
     if (shape.length !== 3 || shape[1] !== shape[2]) {
@@ -118,6 +133,7 @@ export function modelSpecFor(name: string, data: TrainDataset): ModelSpec {
       inChannels: shape[0],
       inputSize: shape[1],
       classes: data.classes,
+      ...extra,
     });
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n").join(" "));
@@ -133,8 +149,9 @@ export function buildModel(
   name: string,
   data: TrainDataset,
   seed: number,
+  overrides: { dropout?: number } = {},
 ): Promise<{ model: Sequential; spec: ModelSpec }> {
-  const spec = modelSpecFor(name, data);
+  const spec = modelSpecFor(name, data, overrides);
   return Promise.resolve({ model: zooBuild(rt, spec, { seed }), spec });
 }
 

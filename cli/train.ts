@@ -130,6 +130,11 @@ const trainFlags = {
     help: "Model: lenet, lenet-relu, ddnet, resnet18, mlp, or a JSON model spec.",
     default: TRAIN_DEFAULTS.model,
   },
+  dropout: {
+    type: "number",
+    help:
+      "Dropout probability of the model's dropout layers (mlp, lenet: after hidden fc layers; ddnet: default 0.5).",
+  },
   data: {
     type: "string",
     help: "Dataset name (mnist, fashion-mnist, cifar10, toy2d, ...).",
@@ -172,7 +177,7 @@ const trainFlags = {
     type: "string",
     metavar: "spec",
     multiple: true,
-    help: "Regularizer, e.g. l2:lambda=5e-4, jacobian:lambda=0.01, dropout is in the model.",
+    help: "Regularizer, e.g. l2:lambda=5e-4, jacobian:lambda=0.01 (dropout: see --dropout).",
   },
   augment: {
     type: "boolean",
@@ -231,6 +236,10 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   if (out !== undefined) await checkWritable(out, force);
   const modelArg = String(flags.model);
   seams.checkModelName(modelArg);
+  const dropout = flags.dropout as number | undefined;
+  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) {
+    throw new UsageError(`Flag '--dropout' must be in [0, 1), got ${dropout}`);
+  }
   // Parsed (and so checked) before loading data; nothing is allocated on the GPU yet.
   const regs: Regularizer[] = seams.regularizers(flags.reg as string[]);
   const data = await seams.loadData(String(flags.data), {
@@ -245,7 +254,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   let model: Sequential | null = null;
   try {
     rt = await Runtime.create();
-    const built = await seams.buildModel(rt, modelArg, data.train, seed);
+    const built = await seams.buildModel(rt, modelArg, data.train, seed, { dropout });
     model = built.model;
     const nParams = model.params().filter((p) => p.kind !== "buffer")
       .reduce((a, p) => a + p.value.size, 0);
