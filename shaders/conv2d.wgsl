@@ -23,21 +23,27 @@
 // where col = decode of n (once per thread per kernel) and row = decode of k (once per k).
 //
 // Threading plan: a workgroup of TX × TY threads computes a BM × BN tile of the GEMM output,
-// BM = RM·TY rows and BN = 4·TX columns; thread (tx, ty) owns rows ty + i·TY (i < RM <= 8) and
-// columns tx + j·TX (j < 4), so neighbouring threads write neighbouring columns (n is the
-// contiguous spatial index of y / dx). K advances BK at a time. Two ways to feed the registers
-// (override SHARED), as in shaders/matmul.wgsl:
-// - SHARED (GPUs): the BM × BK slab of A and the BK × BN slab of B are staged in workgroup memory
-//   (k-major), each thread loading fixed columns (BN divides TX·TY, so a thread's B column and its
-//   decode never change) and fixed k offsets within a slab (BK divides TX·TY); two barriers per
-//   slab; the inner loop reads As broadcast and Bs consecutively.
+// BM = RM·TY rows and BN = 4·CN·TX columns; thread (tx, ty) owns rows ty + i·TY (i < RM) and
+// columns tx + j·TX (j < 4·CN), so neighbouring threads write neighbouring columns (n is the
+// contiguous spatial index of y / dx). Two ways to feed the registers (override SHARED), as in
+// shaders/matmul.wgsl:
+// - SHARED (GPUs; RM <= 8, CN = 1): K advances BK at a time; the BM × BK slab of A and the
+//   BK × BN slab of B are staged in workgroup memory (k-major), each thread loading fixed columns
+//   (BN divides TX·TY, so a thread's B column and its decode never change) and fixed k offsets
+//   within a slab (BK divides TX·TY); two barriers per slab; the inner loop reads As broadcast
+//   and Bs consecutively.
 // - !SHARED (CPU adapters: Mesa llvmpipe runs the x threads as SIMD lanes and makes barriers
-//   coroutine switches, so staging only adds copies): each thread reads its RM A values and 4
-//   gathered B values for each k straight from the storage buffers, decoding k once for all 4.
+//   coroutine switches, so staging only adds copies; RM <= 16, CN <= 4): for each k, each thread
+//   reads its RM A values and 4·CN gathered B values straight from the storage buffers and does
+//   RM·4·CN FMAs. Loads (gathers on a CPU) dominate there, so the register tile is as large as
+//   helps: up to 16 × 16, one A load per 16 columns and one B load per 16 rows. k is decoded
+//   once and then stepped with counters (row_steps): an integer division by a runtime value is
+//   a scalar loop over the SIMD lanes.
 // Out-of-range rows/columns/depths read 0 (both operands, so no 0·NaN reaches a stored output).
 // Measured (bench loop of 20 dispatches, one submit): H100 through Vulkan, SHARED, forward of
 // x (128, 64, 32, 32), W (64, 64, 3, 3), pad 1: 1.6 ms, 6.1 TFLOP/s, ahead of src/ops/matmul.ts on
-// the same GEMM shape (2.0 ms); llvmpipe (2 cores), !SHARED: within 1.5-3x of that matmul.
+// the same GEMM shape (2.0 ms); llvmpipe (2 cores), !SHARED: within 1.5-3x of that matmul
+// (see conv2dTiling in src/layers/conv2d.ts for the CPU tile measurements).
 
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
@@ -56,13 +62,15 @@ override MODE: u32 = 0u;
 override SHARED: bool = true;
 override TX: u32 = 16u;
 override TY: u32 = 16u;
-override RM: u32 = 4u; // rows per thread, 1..8
+override RM: u32 = 4u; // rows per thread, 1..16 (1..8 when SHARED)
 override BK: u32 = 16u; // depth of a staged slab (SHARED); divides TX·TY
 override HAS_BIAS: bool = false;
 override UNIT_STRIDE: bool = false; // sh = sw = 1: mode 1 skips its divisibility tests
+override NO_PAD: bool = false; // ph = pw = 0: modes 0, 2 (!SHARED) skip their bounds tests
+override CN: u32 = 1u; // groups of four columns per thread, 1..4 (!SHARED only)
 
 override BM: u32 = RM * TY;
-override BN: u32 = 4u * TX; // four columns per thread
+override BN: u32 = 4u * CN * TX; // 4·CN columns per thread
 override NT: u32 = TX * TY;
 var<workgroup> As: array<f32, BK * BM>; // [k][m]
 var<workgroup> Bs: array<f32, BK * BN>; // [k][n]
@@ -118,6 +126,12 @@ fn row_loc(k: u32, kend: u32) -> Loc {
 }
 
 fn gather(col: Loc, row: Loc) -> f32 {
+  if (NO_PAD && !SHARED && MODE != 1u) {
+    // Without padding every window of a real column lies inside the image, and the !SHARED loop
+    // only visits real depths; a column past N reads some in-bounds element that is never
+    // stored (its accumulator is dropped), so no test is needed.
+    return src[col.base + row.base + (col.y + row.y) * i32(p.w) + col.x + row.x];
+  }
   if (!(col.ok && row.ok)) { return 0.0; }
   if (MODE == 1u) {
     let ty = col.y - row.y;
@@ -156,6 +170,24 @@ fn a_koff(k: u32) -> u32 {
   }
 }
 
+// The depth index k as a triple (q0, q1, q2) with q1 < l1, q2 < l2, and what row_loc and a_koff
+// make of it, for the counter loop of the !SHARED path:
+//   row_loc(k) = Loc(q0·bs0, q1·sy, q2·sx),  a_koff(k) = q0·as0 + q1·a1 + q2.
+// Modes 0, 1: k = (c or o, ky, kx); mode 2: k = (b, oy, ox).
+struct Steps { l1: u32, l2: u32, bs0: u32, sy: u32, sx: u32, as0: u32, a1: u32 }
+
+fn row_steps() -> Steps {
+  let kk = p.kh * p.kw;
+  switch MODE {
+    case 1u: { return Steps(p.kh, p.kw, p.oh * p.ow, 1u, 1u, p.cin * kk, p.kw); }
+    case 2u: {
+      let ohw = p.oh * p.ow;
+      return Steps(p.oh, p.ow, p.cin * p.h * p.w, p.sh, p.sw, p.cout * ohw, p.ow);
+    }
+    default: { return Steps(p.kh, p.kw, p.h * p.w, 1u, 1u, kk, p.kw); }
+  }
+}
+
 fn a_mstride() -> u32 {
   switch MODE {
     case 1u: { return p.kh * p.kw; }
@@ -178,9 +210,10 @@ fn out_index(m: u32, n: u32, z: u32) -> u32 {
   }
 }
 
-// Accumulators: ci holds row i's four columns (tx + j·TX, j < 4) as a vec4. Named variables
-// rather than an array: llvmpipe keeps a dynamically indexed private array in memory, turning
-// every FMA into a load and a store.
+// Accumulators: c{g}{i}... named per column group g (c, d, e, f: columns tx + (4g + j)·TX, j < 4,
+// as a vec4) and row block i < RM (rows ty + i·TY). Named variables rather than an array:
+// llvmpipe keeps a dynamically indexed private array in memory, turning every FMA into a load
+// and a store. The SHARED path uses group c, rows < 8.
 var<private> c0: vec4f;
 var<private> c1: vec4f;
 var<private> c2: vec4f;
@@ -189,9 +222,67 @@ var<private> c4: vec4f;
 var<private> c5: vec4f;
 var<private> c6: vec4f;
 var<private> c7: vec4f;
+var<private> c8: vec4f;
+var<private> c9: vec4f;
+var<private> c10: vec4f;
+var<private> c11: vec4f;
+var<private> c12: vec4f;
+var<private> c13: vec4f;
+var<private> c14: vec4f;
+var<private> c15: vec4f;
+var<private> d0: vec4f;
+var<private> d1: vec4f;
+var<private> d2: vec4f;
+var<private> d3: vec4f;
+var<private> d4: vec4f;
+var<private> d5: vec4f;
+var<private> d6: vec4f;
+var<private> d7: vec4f;
+var<private> d8: vec4f;
+var<private> d9: vec4f;
+var<private> d10: vec4f;
+var<private> d11: vec4f;
+var<private> d12: vec4f;
+var<private> d13: vec4f;
+var<private> d14: vec4f;
+var<private> d15: vec4f;
+var<private> e0: vec4f;
+var<private> e1: vec4f;
+var<private> e2: vec4f;
+var<private> e3: vec4f;
+var<private> e4: vec4f;
+var<private> e5: vec4f;
+var<private> e6: vec4f;
+var<private> e7: vec4f;
+var<private> e8: vec4f;
+var<private> e9: vec4f;
+var<private> e10: vec4f;
+var<private> e11: vec4f;
+var<private> e12: vec4f;
+var<private> e13: vec4f;
+var<private> e14: vec4f;
+var<private> e15: vec4f;
+var<private> f0: vec4f;
+var<private> f1: vec4f;
+var<private> f2: vec4f;
+var<private> f3: vec4f;
+var<private> f4: vec4f;
+var<private> f5: vec4f;
+var<private> f6: vec4f;
+var<private> f7: vec4f;
+var<private> f8: vec4f;
+var<private> f9: vec4f;
+var<private> f10: vec4f;
+var<private> f11: vec4f;
+var<private> f12: vec4f;
+var<private> f13: vec4f;
+var<private> f14: vec4f;
+var<private> f15: vec4f;
 
-// Rank-1 update of every row block with the A values av (rows i < RM; the guards fold away).
-fn update(av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32, av7: f32, b: vec4f) {
+// Rank-1 update of the row blocks i < RM of column group g with the A values av (the guards
+// fold away).
+fn update(b: vec4f, av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32, av7: f32,
+          av8: f32, av9: f32, av10: f32, av11: f32, av12: f32, av13: f32, av14: f32, av15: f32) {
   c0 = fma(vec4f(av0), b, c0);
   if (RM > 1u) { c1 = fma(vec4f(av1), b, c1); }
   if (RM > 2u) { c2 = fma(vec4f(av2), b, c2); }
@@ -200,6 +291,77 @@ fn update(av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32, 
   if (RM > 5u) { c5 = fma(vec4f(av5), b, c5); }
   if (RM > 6u) { c6 = fma(vec4f(av6), b, c6); }
   if (RM > 7u) { c7 = fma(vec4f(av7), b, c7); }
+  if (RM > 8u) { c8 = fma(vec4f(av8), b, c8); }
+  if (RM > 9u) { c9 = fma(vec4f(av9), b, c9); }
+  if (RM > 10u) { c10 = fma(vec4f(av10), b, c10); }
+  if (RM > 11u) { c11 = fma(vec4f(av11), b, c11); }
+  if (RM > 12u) { c12 = fma(vec4f(av12), b, c12); }
+  if (RM > 13u) { c13 = fma(vec4f(av13), b, c13); }
+  if (RM > 14u) { c14 = fma(vec4f(av14), b, c14); }
+  if (RM > 15u) { c15 = fma(vec4f(av15), b, c15); }
+}
+
+fn update_d(b: vec4f, av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32,
+            av7: f32, av8: f32, av9: f32, av10: f32, av11: f32, av12: f32, av13: f32, av14: f32,
+            av15: f32) {
+  d0 = fma(vec4f(av0), b, d0);
+  if (RM > 1u) { d1 = fma(vec4f(av1), b, d1); }
+  if (RM > 2u) { d2 = fma(vec4f(av2), b, d2); }
+  if (RM > 3u) { d3 = fma(vec4f(av3), b, d3); }
+  if (RM > 4u) { d4 = fma(vec4f(av4), b, d4); }
+  if (RM > 5u) { d5 = fma(vec4f(av5), b, d5); }
+  if (RM > 6u) { d6 = fma(vec4f(av6), b, d6); }
+  if (RM > 7u) { d7 = fma(vec4f(av7), b, d7); }
+  if (RM > 8u) { d8 = fma(vec4f(av8), b, d8); }
+  if (RM > 9u) { d9 = fma(vec4f(av9), b, d9); }
+  if (RM > 10u) { d10 = fma(vec4f(av10), b, d10); }
+  if (RM > 11u) { d11 = fma(vec4f(av11), b, d11); }
+  if (RM > 12u) { d12 = fma(vec4f(av12), b, d12); }
+  if (RM > 13u) { d13 = fma(vec4f(av13), b, d13); }
+  if (RM > 14u) { d14 = fma(vec4f(av14), b, d14); }
+  if (RM > 15u) { d15 = fma(vec4f(av15), b, d15); }
+}
+
+fn update_e(b: vec4f, av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32,
+            av7: f32, av8: f32, av9: f32, av10: f32, av11: f32, av12: f32, av13: f32, av14: f32,
+            av15: f32) {
+  e0 = fma(vec4f(av0), b, e0);
+  if (RM > 1u) { e1 = fma(vec4f(av1), b, e1); }
+  if (RM > 2u) { e2 = fma(vec4f(av2), b, e2); }
+  if (RM > 3u) { e3 = fma(vec4f(av3), b, e3); }
+  if (RM > 4u) { e4 = fma(vec4f(av4), b, e4); }
+  if (RM > 5u) { e5 = fma(vec4f(av5), b, e5); }
+  if (RM > 6u) { e6 = fma(vec4f(av6), b, e6); }
+  if (RM > 7u) { e7 = fma(vec4f(av7), b, e7); }
+  if (RM > 8u) { e8 = fma(vec4f(av8), b, e8); }
+  if (RM > 9u) { e9 = fma(vec4f(av9), b, e9); }
+  if (RM > 10u) { e10 = fma(vec4f(av10), b, e10); }
+  if (RM > 11u) { e11 = fma(vec4f(av11), b, e11); }
+  if (RM > 12u) { e12 = fma(vec4f(av12), b, e12); }
+  if (RM > 13u) { e13 = fma(vec4f(av13), b, e13); }
+  if (RM > 14u) { e14 = fma(vec4f(av14), b, e14); }
+  if (RM > 15u) { e15 = fma(vec4f(av15), b, e15); }
+}
+
+fn update_f(b: vec4f, av0: f32, av1: f32, av2: f32, av3: f32, av4: f32, av5: f32, av6: f32,
+            av7: f32, av8: f32, av9: f32, av10: f32, av11: f32, av12: f32, av13: f32, av14: f32,
+            av15: f32) {
+  f0 = fma(vec4f(av0), b, f0);
+  if (RM > 1u) { f1 = fma(vec4f(av1), b, f1); }
+  if (RM > 2u) { f2 = fma(vec4f(av2), b, f2); }
+  if (RM > 3u) { f3 = fma(vec4f(av3), b, f3); }
+  if (RM > 4u) { f4 = fma(vec4f(av4), b, f4); }
+  if (RM > 5u) { f5 = fma(vec4f(av5), b, f5); }
+  if (RM > 6u) { f6 = fma(vec4f(av6), b, f6); }
+  if (RM > 7u) { f7 = fma(vec4f(av7), b, f7); }
+  if (RM > 8u) { f8 = fma(vec4f(av8), b, f8); }
+  if (RM > 9u) { f9 = fma(vec4f(av9), b, f9); }
+  if (RM > 10u) { f10 = fma(vec4f(av10), b, f10); }
+  if (RM > 11u) { f11 = fma(vec4f(av11), b, f11); }
+  if (RM > 12u) { f12 = fma(vec4f(av12), b, f12); }
+  if (RM > 13u) { f13 = fma(vec4f(av13), b, f13); }
+  if (RM > 14u) { f14 = fma(vec4f(av14), b, f14); }
+  if (RM > 15u) { f15 = fma(vec4f(av15), b, f15); }
 }
 
 // A value of row block i from the staged slab (SHARED) at slab depth kk.
@@ -227,6 +389,29 @@ fn store_row(v: vec4f, m: u32, col: u32, z: u32) {
       out[at] = r;
     }
   }
+}
+
+// The RM row blocks of column group g (columns col + (4g + j)·TX, j < 4).
+fn store_group(g: u32, m0: u32, col: u32, z: u32, v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f,
+               v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f, v8: vec4f, v9: vec4f, v10: vec4f,
+               v11: vec4f, v12: vec4f, v13: vec4f, v14: vec4f, v15: vec4f) {
+  let cg = col + 4u * g * TX;
+  store_row(v0, m0, cg, z);
+  if (RM > 1u) { store_row(v1, m0 + 1u * TY, cg, z); }
+  if (RM > 2u) { store_row(v2, m0 + 2u * TY, cg, z); }
+  if (RM > 3u) { store_row(v3, m0 + 3u * TY, cg, z); }
+  if (RM > 4u) { store_row(v4, m0 + 4u * TY, cg, z); }
+  if (RM > 5u) { store_row(v5, m0 + 5u * TY, cg, z); }
+  if (RM > 6u) { store_row(v6, m0 + 6u * TY, cg, z); }
+  if (RM > 7u) { store_row(v7, m0 + 7u * TY, cg, z); }
+  if (RM > 8u) { store_row(v8, m0 + 8u * TY, cg, z); }
+  if (RM > 9u) { store_row(v9, m0 + 9u * TY, cg, z); }
+  if (RM > 10u) { store_row(v10, m0 + 10u * TY, cg, z); }
+  if (RM > 11u) { store_row(v11, m0 + 11u * TY, cg, z); }
+  if (RM > 12u) { store_row(v12, m0 + 12u * TY, cg, z); }
+  if (RM > 13u) { store_row(v13, m0 + 13u * TY, cg, z); }
+  if (RM > 14u) { store_row(v14, m0 + 14u * TY, cg, z); }
+  if (RM > 15u) { store_row(v15, m0 + 15u * TY, cg, z); }
 }
 
 @compute @workgroup_size(TX, TY)
@@ -265,34 +450,89 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         let bi = kk * BN + lid.x;
         let b = vec4f(Bs[bi], Bs[bi + TX], Bs[bi + 2u * TX], Bs[bi + 3u * TX]);
         let t = lid.y;
-        update(sa(0u, kk, t), sa(1u, kk, t), sa(2u, kk, t), sa(3u, kk, t), sa(4u, kk, t),
-               sa(5u, kk, t), sa(6u, kk, t), sa(7u, kk, t), b);
+        update(b, sa(0u, kk, t), sa(1u, kk, t), sa(2u, kk, t), sa(3u, kk, t), sa(4u, kk, t),
+               sa(5u, kk, t), sa(6u, kk, t), sa(7u, kk, t), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
       }
       workgroupBarrier();
     }
   } else {
     let cl0 = col_loc(col0 + lid.x);
-    let cl1 = col_loc(col0 + lid.x + TX);
+    let cl1 = col_loc(col0 + lid.x + 1u * TX);
     let cl2 = col_loc(col0 + lid.x + 2u * TX);
     let cl3 = col_loc(col0 + lid.x + 3u * TX);
+    let cl4 = col_loc(col0 + lid.x + 4u * TX);
+    let cl5 = col_loc(col0 + lid.x + 5u * TX);
+    let cl6 = col_loc(col0 + lid.x + 6u * TX);
+    let cl7 = col_loc(col0 + lid.x + 7u * TX);
+    let cl8 = col_loc(col0 + lid.x + 8u * TX);
+    let cl9 = col_loc(col0 + lid.x + 9u * TX);
+    let cl10 = col_loc(col0 + lid.x + 10u * TX);
+    let cl11 = col_loc(col0 + lid.x + 11u * TX);
+    let cl12 = col_loc(col0 + lid.x + 12u * TX);
+    let cl13 = col_loc(col0 + lid.x + 13u * TX);
+    let cl14 = col_loc(col0 + lid.x + 14u * TX);
+    let cl15 = col_loc(col0 + lid.x + 15u * TX);
     let ms = a_mstride();
     let r = row0 + lid.y;
+    // k = (q0, q1, q2) is decoded once and then stepped with counters: integer division by a
+    // runtime value is a scalar loop over the SIMD lanes on CPU adapters, and row_loc/a_koff
+    // would cost six of them per k.
+    let st = row_steps();
+    var q0 = kbeg / (st.l1 * st.l2);
+    var q1 = (kbeg % (st.l1 * st.l2)) / st.l2;
+    var q2 = kbeg % st.l2;
     for (var k = kbeg; k < kend; k++) {
-      let rl = row_loc(k, kend);
-      let ko = a_koff(k);
-      let b = vec4f(gather(cl0, rl), gather(cl1, rl), gather(cl2, rl), gather(cl3, rl));
-      update(ga(0u, r, ms, ko), ga(1u, r, ms, ko), ga(2u, r, ms, ko), ga(3u, r, ms, ko),
-             ga(4u, r, ms, ko), ga(5u, r, ms, ko), ga(6u, r, ms, ko), ga(7u, r, ms, ko), b);
+      let rl = Loc(i32(q0 * st.bs0), i32(q1 * st.sy), i32(q2 * st.sx), true);
+      let ko = q0 * st.as0 + q1 * st.a1 + q2;
+      let a0 = ga(0u, r, ms, ko);
+      let a1 = ga(1u, r, ms, ko);
+      let a2 = ga(2u, r, ms, ko);
+      let a3 = ga(3u, r, ms, ko);
+      let a4 = ga(4u, r, ms, ko);
+      let a5 = ga(5u, r, ms, ko);
+      let a6 = ga(6u, r, ms, ko);
+      let a7 = ga(7u, r, ms, ko);
+      let a8 = ga(8u, r, ms, ko);
+      let a9 = ga(9u, r, ms, ko);
+      let a10 = ga(10u, r, ms, ko);
+      let a11 = ga(11u, r, ms, ko);
+      let a12 = ga(12u, r, ms, ko);
+      let a13 = ga(13u, r, ms, ko);
+      let a14 = ga(14u, r, ms, ko);
+      let a15 = ga(15u, r, ms, ko);
+      let b0 = vec4f(gather(cl0, rl), gather(cl1, rl), gather(cl2, rl), gather(cl3, rl));
+      update(b0, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+      if (CN > 1u) {
+        let b1 = vec4f(gather(cl4, rl), gather(cl5, rl), gather(cl6, rl), gather(cl7, rl));
+        update_d(b1, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+      }
+      if (CN > 2u) {
+        let b2 = vec4f(gather(cl8, rl), gather(cl9, rl), gather(cl10, rl), gather(cl11, rl));
+        update_e(b2, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+      }
+      if (CN > 3u) {
+        let b3 = vec4f(gather(cl12, rl), gather(cl13, rl), gather(cl14, rl), gather(cl15, rl));
+        update_f(b3, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+      }
+      q2++;
+      if (q2 == st.l2) {
+        q2 = 0u;
+        q1++;
+        if (q1 == st.l1) {
+          q1 = 0u;
+          q0++;
+        }
+      }
     }
   }
   let m0 = row0 + lid.y;
   let col = col0 + lid.x;
-  store_row(c0, m0, col, wid.z);
-  if (RM > 1u) { store_row(c1, m0 + TY, col, wid.z); }
-  if (RM > 2u) { store_row(c2, m0 + 2u * TY, col, wid.z); }
-  if (RM > 3u) { store_row(c3, m0 + 3u * TY, col, wid.z); }
-  if (RM > 4u) { store_row(c4, m0 + 4u * TY, col, wid.z); }
-  if (RM > 5u) { store_row(c5, m0 + 5u * TY, col, wid.z); }
-  if (RM > 6u) { store_row(c6, m0 + 6u * TY, col, wid.z); }
-  if (RM > 7u) { store_row(c7, m0 + 7u * TY, col, wid.z); }
+  store_group(0u, m0, col, wid.z, c0, c1, c2, c3, c4, c5, c6, c7,
+              c8, c9, c10, c11, c12, c13, c14, c15);
+  if (CN > 1u) { store_group(1u, m0, col, wid.z, d0, d1, d2, d3, d4, d5, d6, d7,
+                 d8, d9, d10, d11, d12, d13, d14, d15); }
+  if (CN > 2u) { store_group(2u, m0, col, wid.z, e0, e1, e2, e3, e4, e5, e6, e7,
+                 e8, e9, e10, e11, e12, e13, e14, e15); }
+  if (CN > 3u) { store_group(3u, m0, col, wid.z, f0, f1, f2, f3, f4, f5, f6, f7,
+                 f8, f9, f10, f11, f12, f13, f14, f15); }
 }

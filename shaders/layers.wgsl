@@ -4,10 +4,12 @@
 //
 // sum_parts_main (split-K epilogue of shaders/conv2d.wgsl), one invocation per element i < len:
 //   out[i] = beta·out[i] + Σ_{z < parts} u[z·len + i], z ascending (deterministic).
-// channel_sum_main (bias gradients), one workgroup of 256 per channel c < C:
+// channel_sum_main (bias gradients), per channel c < C:
 //   out[c] = beta·out[c] + Σ_{b < n, q < s} u[(b·C + c)·s + q]
-//   (Linear: s = 1; Conv2d: s = OH·OW): strided partial sums, then a fixed tree in workgroup
-//   memory, so the sum is deterministic and its error grows like log2(256) + n·s/256 ulps.
+//   (Linear: s = 1; Conv2d: s = OH·OW), one workgroup of CS_WG (= L) threads per channel: lane l
+//   sums rows b ≡ l (mod L) when s = 1, else the entries q ≡ l (mod L) of every row; then a
+//   fixed tree in workgroup memory, so the sum is deterministic and its error grows like
+//   log2(L) + n·ceil(s/L) ulps.
 // channel_affine_main (Normalize), one invocation per element i < n, c = (i / s) % C:
 //   out[i] = u[i]·v[c] + (HAS_SHIFT ? w[c] : 0).
 // act2_main (second derivatives of activations, for the Jacobian regularizer, DESIGN.md step 5),
@@ -32,6 +34,9 @@ struct Params { n: u32, len: u32, parts: u32, s: u32, c: u32, alpha: f32, beta: 
 override HAS_SHIFT: bool = false;
 override ACT: u32 = 1u;
 override FACTORS: u32 = 0u;
+// Threads of channel_sum_main: a power of two <= 256. 256 on GPUs; 8 (one SIMD row) on CPU
+// adapters, where every barrier of the reduction tree is a switch over all the invocations.
+override CS_WG: u32 = 256u;
 
 var<workgroup> red: array<f32, 256>;
 
@@ -50,17 +55,23 @@ fn sum_parts_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   out[i] = s;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(CS_WG)
 fn channel_sum_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let c = wid.x;
-  let total = p.n * p.s;
   var s = 0.0;
-  for (var e = lid.x; e < total; e += 256u) {
-    s += u[((e / p.s) * p.c + c) * p.s + e % p.s];
+  // No division per element (a scalar loop over the SIMD lanes on CPU adapters): rows are
+  // strided over the lanes when s = 1 (Linear), else each row's s entries are.
+  if (p.s == 1u) {
+    for (var b = lid.x; b < p.n; b += CS_WG) { s += u[b * p.c + c]; }
+  } else {
+    for (var b = 0u; b < p.n; b++) {
+      let base = (b * p.c + c) * p.s;
+      for (var q = lid.x; q < p.s; q += CS_WG) { s += u[base + q]; }
+    }
   }
   red[lid.x] = s;
   workgroupBarrier();
-  for (var half = 128u; half > 0u; half >>= 1u) {
+  for (var half = CS_WG / 2u; half > 0u; half >>= 1u) {
     if (lid.x < half) { red[lid.x] += red[lid.x + half]; }
     workgroupBarrier();
   }

@@ -30,6 +30,20 @@ struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, kh: u32, kw: u32,
 @group(0) @binding(2) var<storage, read_write> y: array<f32>; // y, dx or ty
 @group(0) @binding(3) var<uniform> p: Params;
 
+// The window geometry is compiled in (override constants; the Params fields of the same names
+// carry the same values): every index decode below divides by a constant, which compilers turn
+// into a multiply and shift (a division by a runtime value costs a scalar loop over the SIMD
+// lanes on CPU adapters).
+override H: u32;
+override W: u32;
+override OH: u32;
+override OW: u32;
+override KH: u32;
+override KW: u32;
+override SH: u32;
+override SW: u32;
+override PH: u32;
+override PW: u32;
 override INCLUDE_PAD: bool = true;
 
 fn item(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
@@ -52,11 +66,11 @@ fn covering(i: u32, pad: u32, k: u32, s: u32, o: u32) -> vec2u {
 
 // Divisor of window (oy, ox).
 fn divisor(oy: u32, ox: u32) -> f32 {
-  if (INCLUDE_PAD) { return f32(p.kh * p.kw); }
-  let y0 = i32(oy * p.sh) - i32(p.ph);
-  let x0 = i32(ox * p.sw) - i32(p.pw);
-  let ny = min(y0 + i32(p.kh), i32(p.h)) - max(y0, 0);
-  let nx = min(x0 + i32(p.kw), i32(p.w)) - max(x0, 0);
+  if (INCLUDE_PAD) { return f32(KH * KW); }
+  let y0 = i32(oy * SH) - i32(PH);
+  let x0 = i32(ox * SW) - i32(PW);
+  let ny = min(y0 + i32(KH), i32(H)) - max(y0, 0);
+  let nx = min(x0 + i32(KW), i32(W)) - max(x0, 0);
   return f32(ny * nx);
 }
 
@@ -64,26 +78,26 @@ fn divisor(oy: u32, ox: u32) -> f32 {
 fn max_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_id) lid: vec3u) {
   let i = item(wid, nwg, lid);
-  let ohw = p.oh * p.ow;
+  let ohw = OH * OW;
   if (i >= p.planes * ohw) { return; }
   let plane = i / ohw;
-  let oy = (i % ohw) / p.ow;
-  let ox = i % p.ow;
-  let y0 = i32(oy * p.sh) - i32(p.ph);
-  let x0 = i32(ox * p.sw) - i32(p.pw);
+  let oy = (i % ohw) / OW;
+  let ox = i % OW;
+  let y0 = i32(oy * SH) - i32(PH);
+  let x0 = i32(ox * SW) - i32(PW);
   let ys = u32(max(y0, 0));
   let xs = u32(max(x0, 0));
-  let ye = u32(min(y0 + i32(p.kh), i32(p.h)));
-  let xe = u32(min(x0 + i32(p.kw), i32(p.w)));
-  let base = plane * p.h * p.w;
+  let ye = u32(min(y0 + i32(KH), i32(H)));
+  let xe = u32(min(x0 + i32(KW), i32(W)));
+  let base = plane * H * W;
   var best = bitcast<f32>(0xff800000u); // -inf
-  var at = ys * p.w + xs;
+  var at = ys * W + xs;
   for (var iy = ys; iy < ye; iy++) {
     for (var ix = xs; ix < xe; ix++) {
-      let v = x[base + iy * p.w + ix];
+      let v = x[base + iy * W + ix];
       if (v > best || is_nan(v)) {
         best = v;
-        at = iy * p.w + ix;
+        at = iy * W + ix;
       }
     }
   }
@@ -95,17 +109,29 @@ fn max_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 fn max_bwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_id) lid: vec3u) {
   let i = item(wid, nwg, lid);
-  let hw = p.h * p.w;
+  let hw = H * W;
   if (i >= p.planes * hw) { return; }
   let plane = i / hw;
   let q = i % hw;
-  let ry = covering(q / p.w, p.ph, p.kh, p.sh, p.oh);
-  let rx = covering(q % p.w, p.pw, p.kw, p.sw, p.ow);
-  let base = plane * p.oh * p.ow;
+  let base = plane * OH * OW;
+  if (SH == KH && SW == KW && PH == 0u && PW == 0u) {
+    // Windows tile the image without overlap (the usual 2×2 / 2): at most one covers (iy, ix).
+    let oy = (q / W) / SH;
+    let ox = (q % W) / SW;
+    var s = 0.0;
+    if (oy < OH && ox < OW) {
+      let o = base + oy * OW + ox;
+      s = select(0.0, x[o], idx[o] == q);
+    }
+    y[i] = s;
+    return;
+  }
+  let ry = covering(q / W, PH, KH, SH, OH);
+  let rx = covering(q % W, PW, KW, SW, OW);
   var s = 0.0;
   for (var oy = ry.x; oy < ry.y; oy++) {
     for (var ox = rx.x; ox < rx.y; ox++) {
-      let o = base + oy * p.ow + ox;
+      let o = base + oy * OW + ox;
       if (idx[o] == q) { s += x[o]; }
     }
   }
@@ -116,30 +142,30 @@ fn max_bwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 fn max_jvp_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_id) lid: vec3u) {
   let i = item(wid, nwg, lid);
-  let ohw = p.oh * p.ow;
+  let ohw = OH * OW;
   if (i >= p.planes * ohw) { return; }
-  y[i] = x[(i / ohw) * p.h * p.w + idx[i]];
+  y[i] = x[(i / ohw) * H * W + idx[i]];
 }
 
 @compute @workgroup_size(256)
 fn avg_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_id) lid: vec3u) {
   let i = item(wid, nwg, lid);
-  let ohw = p.oh * p.ow;
+  let ohw = OH * OW;
   if (i >= p.planes * ohw) { return; }
   let plane = i / ohw;
-  let oy = (i % ohw) / p.ow;
-  let ox = i % p.ow;
-  let y0 = i32(oy * p.sh) - i32(p.ph);
-  let x0 = i32(ox * p.sw) - i32(p.pw);
+  let oy = (i % ohw) / OW;
+  let ox = i % OW;
+  let y0 = i32(oy * SH) - i32(PH);
+  let x0 = i32(ox * SW) - i32(PW);
   let ys = u32(max(y0, 0));
   let xs = u32(max(x0, 0));
-  let ye = u32(min(y0 + i32(p.kh), i32(p.h)));
-  let xe = u32(min(x0 + i32(p.kw), i32(p.w)));
-  let base = plane * p.h * p.w;
+  let ye = u32(min(y0 + i32(KH), i32(H)));
+  let xe = u32(min(x0 + i32(KW), i32(W)));
+  let base = plane * H * W;
   var s = 0.0;
   for (var iy = ys; iy < ye; iy++) {
-    for (var ix = xs; ix < xe; ix++) { s += x[base + iy * p.w + ix]; }
+    for (var ix = xs; ix < xe; ix++) { s += x[base + iy * W + ix]; }
   }
   y[i] = s / divisor(oy, ox);
 }
@@ -148,16 +174,16 @@ fn avg_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 fn avg_bwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 @builtin(local_invocation_id) lid: vec3u) {
   let i = item(wid, nwg, lid);
-  let hw = p.h * p.w;
+  let hw = H * W;
   if (i >= p.planes * hw) { return; }
   let plane = i / hw;
   let q = i % hw;
-  let ry = covering(q / p.w, p.ph, p.kh, p.sh, p.oh);
-  let rx = covering(q % p.w, p.pw, p.kw, p.sw, p.ow);
-  let base = plane * p.oh * p.ow;
+  let ry = covering(q / W, PH, KH, SH, OH);
+  let rx = covering(q % W, PW, KW, SW, OW);
+  let base = plane * OH * OW;
   var s = 0.0;
   for (var oy = ry.x; oy < ry.y; oy++) {
-    for (var ox = rx.x; ox < rx.y; ox++) { s += x[base + oy * p.ow + ox] / divisor(oy, ox); }
+    for (var ox = rx.x; ox < rx.y; ox++) { s += x[base + oy * OW + ox] / divisor(oy, ox); }
   }
   y[i] = s;
 }

@@ -99,6 +99,25 @@ abstract class Pool2d implements Layer {
     return [inputShape[0], inputShape[1], oh, ow];
   }
 
+  /** The geometry as the override constants of shaders/pool.wgsl. */
+  protected geometry(
+    inputShape: readonly number[],
+    outShape: readonly number[],
+  ): Record<string, number> {
+    return {
+      H: inputShape[2],
+      W: inputShape[3],
+      OH: outShape[2],
+      OW: outShape[3],
+      KH: this.kernelSize[0],
+      KW: this.kernelSize[1],
+      SH: this.stride[0],
+      SW: this.stride[1],
+      PH: this.padding[0],
+      PW: this.padding[1],
+    };
+  }
+
   protected params4(
     inputShape: readonly number[],
     outShape: readonly number[],
@@ -186,6 +205,7 @@ export class MaxPool2d extends Pool2d {
       bindings: [x, this.#idx, this.y],
       params: this.params4(x.shape, shape),
       workgroups: this.rt.grid(this.y.size, 256),
+      constants: this.geometry(x.shape, shape),
     });
     this.input = x;
     this.inputShape = [...x.shape];
@@ -202,6 +222,7 @@ export class MaxPool2d extends Pool2d {
       bindings: [dy, this.#idx!, this.dx],
       params: this.params4(inputShape, outShape),
       workgroups: this.rt.grid(this.dx.size, 256),
+      constants: this.geometry(inputShape, outShape),
     });
     return this.dx;
   }
@@ -216,6 +237,7 @@ export class MaxPool2d extends Pool2d {
       bindings: [tx, this.#idx!, this.ty],
       params: this.params4(inputShape, outShape),
       workgroups: this.rt.grid(this.ty.size, 256),
+      constants: this.geometry(inputShape, outShape),
     });
     return this.ty;
   }
@@ -260,7 +282,10 @@ export class AvgPool2d extends Pool2d {
       bindings: [x, this.#dummy, out],
       params: this.params4(inputShape, outShape),
       workgroups: this.rt.grid(out.size, 256),
-      constants: { INCLUDE_PAD: this.countIncludePad ? 1 : 0 },
+      constants: {
+        ...this.geometry(inputShape, outShape),
+        INCLUDE_PAD: this.countIncludePad ? 1 : 0,
+      },
     });
   }
 
