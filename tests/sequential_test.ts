@@ -18,6 +18,7 @@ import {
   normalizeRef,
 } from "../src/reference/layers.ts";
 import { bernoulliMaskRef } from "../src/reference/random.ts";
+import { fill } from "../src/ops/elementwise.ts";
 
 const XS = [3, 3, 13, 11];
 const MEAN = [0.5, 0.4, 0.3], STD = [0.25, 0.5, 0.2];
@@ -202,4 +203,31 @@ Deno.test("Sequential refuses mismatched inputs naming the layer, empty batches 
   empty.dispose();
   net.dispose();
   wrong.dispose();
+});
+
+Deno.test("Sequential.backwardParams() gives backward()'s parameter gradients and skips the unused input gradient", async () => {
+  const rt = await getRuntime();
+  const { net } = model(rt);
+  const x = rt.upload(randomArray(numel(XS), 7, 0, 1), XS);
+  const dy = rt.upload(randomArray(3 * 4, 8, -1, 1), [3, 4]);
+  net.setCounter(5);
+  net.forward(x);
+  net.zeroGrad();
+  net.backward(dy);
+  const full = await Promise.all(net.params().map((p) => p.grad!.read()));
+  net.zeroGrad();
+  // Poison the input-gradient buffer the first layers own: backwardParams must not write it.
+  const dx = net.inputGrad(dy);
+  const before = await dx.read();
+  net.zeroGrad();
+  fill(rt, dx, 12345);
+  net.backwardParams(dy);
+  const only = await Promise.all(net.params().map((p) => p.grad!.read()));
+  net.params().forEach((p, i) => assertClose(only[i], full[i], { atol: 0, rtol: 0, what: p.name }));
+  assert(before.length > 0);
+  const after = await dx.read();
+  assert(after.every((v) => v === 12345), "the first layers' input gradient was computed");
+  x.dispose();
+  dy.dispose();
+  net.dispose();
 });

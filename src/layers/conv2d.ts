@@ -540,6 +540,15 @@ export class Conv2d implements Layer {
   }
 
   /**
+   * `backward` without the input gradient: accumulates dW and db at the cached input. For the
+   * first layer of a model in training, whose input gradient nobody reads.
+   * @param dy gradient of the output
+   */
+  paramGrad(dy: Tensor): void {
+    this.weightGrad(dy, this.#cachedInput("paramGrad"));
+  }
+
+  /**
    * The input gradient alone (no parameter gradients): `Wᵀ dy` at the last forward's geometry.
    * @param dy (B, O, OH, OW) f32
    * @returns layer-owned (B, C, H, W), the same buffer `backward` returns

@@ -122,6 +122,15 @@ export class Linear implements Layer {
   }
 
   /**
+   * `backward` without the input gradient: accumulates dW and db at the cached input. For the
+   * first layer of a model in training, whose input gradient nobody reads.
+   * @param dy gradient of the output
+   */
+  paramGrad(dy: Tensor): void {
+    this.weightGrad(dy, this.#cachedInput("paramGrad"));
+  }
+
+  /**
    * The input gradient alone: `dx = dy W` (no parameter gradients).
    * @param dy (B, out) f32
    * @returns layer-owned (B, in), the same buffer `backward` returns

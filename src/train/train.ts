@@ -540,7 +540,7 @@ export async function train(
           const v = r.logitsGrad?.(ctx, logits, ce.dLogits!);
           if (v) axpy(rt, count, v, sums.f[3 + i]);
         });
-        model.backward(ce.dLogits!);
+        model.backwardParams(ce.dLogits!);
         regs.forEach((r, i) => {
           const v = r.afterBackward?.(ctx);
           if (v) axpy(rt, count, v, sums.f[3 + i]);
