@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 // The browser-safe npm packages the library imports: loading them here puts them in Deno's cache,
 // and import.meta.resolve then gives the file esbuild inlines.
+// deno-lint-ignore no-import-prefix
 import "npm:wgpu-matrix@3.4.2";
 
 /** Options of {@linkcode bundle}. */

@@ -26,6 +26,8 @@
  * @module
  */
 
+// Full npm: specifiers, not import-map names: a URL import of this module has no import map.
+// deno-lint-ignore no-import-prefix
 import { mat3d } from "npm:wgpu-matrix@3.4.2";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";

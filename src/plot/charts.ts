@@ -7,7 +7,10 @@
  * @module
  */
 
+// Full npm: specifiers, not import-map names: a URL import of this module has no import map.
+// deno-lint-ignore no-import-prefix
 import * as vega from "npm:vega@6.4.0";
+// deno-lint-ignore no-import-prefix
 import * as vl from "npm:vega-lite@6.5.0";
 import { classPalette } from "./colors.ts";
 

@@ -7,6 +7,8 @@
  * @module
  */
 
+// Full npm: specifiers, not import-map names: a URL import of this module has no import map.
+// deno-lint-ignore no-import-prefix
 import * as vega from "npm:vega@6.4.0";
 
 /** An RGB triple, 0–255. */

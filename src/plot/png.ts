@@ -6,6 +6,8 @@
  * @module
  */
 
+// Full npm: specifiers, not import-map names: a URL import of this module has no import map.
+// deno-lint-ignore no-import-prefix
 import { decode, encode } from "npm:fast-png@6.4.0";
 import { classPalette, colorMap, parseColor, type Rgb } from "./colors.ts";
 

@@ -1,0 +1,58 @@
+/**
+ * What bench/train.ts needs from each implementation, and the synthetic data they share.
+ *
+ * @module
+ */
+
+/** The benchmarked architectures. */
+export type ModelName = "lenet" | "ddnet";
+
+/** One benchmark configuration (the same for every implementation). */
+export interface TrainConfig {
+  model: ModelName;
+  batch: number;
+  /** Per-sample input shape, channels first (C, H, W). */
+  inputShape: number[];
+  classes: number;
+  lr: number;
+  momentum: number;
+}
+
+/** A training loop under test. */
+export interface Trainer {
+  name: string;
+  /** Records (and submits) one training step; does not wait for it. */
+  step(): void;
+  /** Waits for every step recorded so far. */
+  sync(): Promise<void>;
+  /** The loss of the last step (reads back). */
+  loss(): Promise<number>;
+  /**
+   * Replaces the batch the next steps train on (same shapes as at construction). Optional:
+   * bench/epoch.ts feeds real MNIST batches through it.
+   */
+  feed?(x: Float32Array<ArrayBuffer>, y: Int32Array): void;
+  dispose(): void;
+}
+
+/** Deterministic pseudo-random values in [0, 1) (LCG). */
+export function syntheticData(n: number, seed: number): Float32Array<ArrayBuffer> {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 4294967296;
+  }
+  return out;
+}
+
+/** Labels 0, 1, ..., classes - 1, 0, 1, ... */
+export function syntheticLabels(batch: number, classes: number): Int32Array {
+  return Int32Array.from({ length: batch }, (_, i) => (i * 7 + 3) % classes);
+}
+
+/** PyTorch's default init bound for a weight with this fan-in: U(-1/√fanIn, 1/√fanIn). */
+export function uniformInit(n: number, fanIn: number, seed: number): Float32Array<ArrayBuffer> {
+  const b = 1 / Math.sqrt(fanIn);
+  return syntheticData(n, seed).map((u) => (2 * u - 1) * b);
+}

@@ -1,0 +1,234 @@
+/**
+ * Training throughput (samples/s) on this machine's WebGPU adapter, in one run: regula against
+ * TensorFlow.js's WebGPU backend and jax-js's `webgpu` device, on the same architectures,
+ * batch, optimizer and synthetic data (bench/_peers/):
+ *
+ * - LeNet-5 (conv 1→6 5×5 pad 2, tanh, max pool 2, conv 6→16 5×5, tanh, max pool 2,
+ *   fc 400→120→84→10 with tanh), 1×28×28 inputs, batch 64 and 256;
+ * - DDNet (conv 3→64, 64→64 3×3, max pool 2, conv 64→128, 128→128, max pool 2,
+ *   fc 3200→256→256→10, ReLU, dropout 0.5 after fc1), 3×32×32 inputs, batch 64.
+ *
+ * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9. regula
+ * records a step into one encoder and submits it once, with the gradient clear fused into the
+ * update; nobody reads anything back inside the timed window. TF.js works in its native NHWC
+ * layout; jax-js runs one `jit`-compiled value-and-grad + update per step.
+ *
+ * Timing as bench/matmul.ts: each implementation is warmed up (compilation is not timed), then
+ * timed in rounds of back-to-back steps sized to about `roundMs`, each round ending with a wait
+ * for all its work; rounds of the implementations are interleaved so background load hits them
+ * alike, and the best round counts. The loss before and after is printed as a sanity check
+ * (same data and architecture; initial values differ by implementation).
+ *
+ * Memory: with `memorySteps` (CLI `--memory-steps N`), regula's LeNet b64 is also run for 10
+ * steps and then N steps, and `rt.memory()` compared: a training loop must not grow.
+ *
+ * Run: `deno run -A bench/train.ts [--memory-steps 1000] [--configs lenet64,lenet256,ddnet64]`;
+ * `--profile lenet64` instead times each dispatch of regula's step alone.
+ * (or `deno task bench`, which runs it after bench/matmul.ts).
+ *
+ * @module
+ */
+
+import { Runtime } from "../src/gpu/runtime.ts";
+import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "./_peers/common.ts";
+import { profileStep, regulaTrainer } from "./_peers/regula.ts";
+import { initTfjs, tfjsTrainer } from "./_peers/tfjs.ts";
+import { initJax, jaxTrainer } from "./_peers/jax.ts";
+
+/** A named configuration of {@linkcode benchTrain}. */
+export interface TrainCase extends TrainConfig {
+  id: string;
+}
+
+/** The default configurations. */
+export const TRAIN_CASES: TrainCase[] = [
+  { id: "lenet64", model: "lenet", batch: 64, inputShape: [1, 28, 28] },
+  { id: "lenet256", model: "lenet", batch: 256, inputShape: [1, 28, 28] },
+  { id: "ddnet64", model: "ddnet", batch: 64, inputShape: [3, 32, 32] },
+].map((c) => ({ ...c, classes: 10, lr: 0.01, momentum: 0.9 }) as TrainCase);
+
+/** Options of {@linkcode benchTrain}. */
+export interface BenchTrainOptions {
+  /** Configuration ids to run (default all of {@linkcode TRAIN_CASES}). */
+  only?: string[];
+  /** Timed rounds per implementation and configuration. Default 3 (2 for DDNet). */
+  rounds?: number;
+  /** Target duration of one round in ms. Default 2000. */
+  roundMs?: number;
+  /** Steps of the long memory run (0: skip it). Default 0. */
+  memorySteps?: number;
+  /** Peers to run (default both). */
+  peers?: ("tfjs" | "jax")[];
+  /** Print tables. Default true. */
+  print?: boolean;
+  /** Runtime to use; default a new one (destroyed at the end). */
+  rt?: Runtime;
+}
+
+/** Result row: samples/s per implementation and regula's ratios. */
+export type TrainRow = Record<string, string | number | null>;
+
+async function timeRound(t: Trainer, steps: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) t.step();
+  await t.sync();
+  return (performance.now() - t0) / steps;
+}
+
+/**
+ * Memory of regula's training loop (LeNet, batch 64) after 10 steps and after `steps` more.
+ * @returns pool statistics at both points
+ */
+export async function trainMemory(
+  rt: Runtime,
+  steps: number,
+): Promise<{ after10: number; afterN: number; allocated10: number; allocatedN: number }> {
+  const cfg = TRAIN_CASES[0];
+  const n = cfg.inputShape.reduce((a, b) => a * b, 1);
+  const t = regulaTrainer(rt, cfg, syntheticData(cfg.batch * n, 1), syntheticLabels(64, 10));
+  for (let i = 0; i < 10; i++) t.step();
+  await t.sync();
+  const m10 = rt.memory();
+  for (let i = 0; i < steps; i++) t.step();
+  await t.sync();
+  const mN = rt.memory();
+  t.dispose();
+  return {
+    after10: m10.inUseBytes,
+    afterN: mN.inUseBytes,
+    allocated10: m10.allocatedBytes,
+    allocatedN: mN.allocatedBytes,
+  };
+}
+
+/**
+ * Runs the benchmark.
+ * @param options configurations, rounds, memory run, printing
+ * @returns one row per configuration: samples/s of each implementation, the ratios
+ *   regula/TF.js and regula/jax-js, and the losses before and after
+ */
+export async function benchTrain(options: BenchTrainOptions = {}): Promise<TrainRow[]> {
+  const roundMs = options.roundMs ?? 2000;
+  const print = options.print ?? true;
+  const peers = options.peers ?? ["tfjs", "jax"];
+  const rt = options.rt ?? await Runtime.create();
+  const tfError = peers.includes("tfjs") ? await initTfjs() : "not run";
+  const jaxError = peers.includes("jax") ? await initJax() : "not run";
+  if (print) {
+    console.log(`adapter: ${rt.description}`);
+    if (tfError) console.log(`TF.js: ${tfError}`);
+    if (jaxError) console.log(`jax-js: ${jaxError}`);
+  }
+  const cases = TRAIN_CASES.filter((c) => !options.only || options.only.includes(c.id));
+  const rows: TrainRow[] = [];
+  for (const cfg of cases) {
+    const n = cfg.inputShape.reduce((a, b) => a * b, 1);
+    const x = syntheticData(cfg.batch * n, 1);
+    const y = syntheticLabels(cfg.batch, cfg.classes);
+    const impls: Trainer[] = [regulaTrainer(rt, cfg, x, y)];
+    if (!tfError) impls.push(tfjsTrainer(cfg, x, y));
+    if (!jaxError) impls.push(jaxTrainer(cfg, x, y));
+    const rounds = options.rounds ?? (cfg.model === "ddnet" ? 2 : 3);
+    const reps = new Map<string, number>();
+    const best = new Map<string, number>();
+    const loss0 = new Map<string, number>();
+    const slow = new Set<string>();
+    for (const t of impls) {
+      const first = await timeRound(t, 1); // compiles
+      loss0.set(t.name, await t.loss());
+      // A first step slower than a round (DDNet on TF.js) sets one step per round; otherwise a
+      // second step, without compilation, sizes the rounds.
+      const once = first > roundMs ? first : await timeRound(t, 1);
+      if (first > 5 * roundMs) slow.add(t.name);
+      reps.set(t.name, Math.max(1, Math.min(200, Math.round(roundMs / once))));
+      best.set(t.name, Infinity);
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const t of impls) {
+        // One round is enough where a single step takes many rounds' time (TF.js on DDNet: its
+        // own variation is far below the gap to the others), which keeps the default run short.
+        if (r > 0 && slow.has(t.name)) continue;
+        best.set(t.name, Math.min(best.get(t.name)!, await timeRound(t, reps.get(t.name)!)));
+      }
+    }
+    const sps = (name: string) =>
+      best.has(name) ? +(cfg.batch * 1000 / best.get(name)!).toFixed(1) : null;
+    const row: TrainRow = { config: cfg.id };
+    for (const t of impls) row[t.name] = sps(t.name);
+    const reg = sps("regula")!;
+    const tfj = sps("tfjs-webgpu"), jx = sps("jax-js-webgpu");
+    row["regula/tfjs"] = tfj ? +(reg / tfj).toFixed(2) : null;
+    row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
+    const losses: string[] = [];
+    for (const t of impls) {
+      losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
+    }
+    row.loss = losses.join(", ");
+    rows.push(row);
+    if (print) console.log(JSON.stringify(row));
+    for (const t of impls) t.dispose();
+  }
+  if (print) {
+    console.log("Training samples/s (best of rounds), SGD momentum 0.9, synthetic data:");
+    console.table(rows.map(({ loss: _, ...r }) => r));
+  }
+  if (options.memorySteps) {
+    const m = await trainMemory(rt, options.memorySteps);
+    const row: TrainRow = {
+      config: `memory lenet64`,
+      "inUse after 10": m.after10,
+      [`inUse after 10+${options.memorySteps}`]: m.afterN,
+      "allocated after 10": m.allocated10,
+      [`allocated after 10+${options.memorySteps}`]: m.allocatedN,
+      same: m.after10 === m.afterN && m.allocated10 === m.allocatedN ? "yes" : "NO",
+    };
+    rows.push(row);
+    if (print) {
+      console.log("regula GPU memory (rt.memory(), bytes), LeNet b64:");
+      console.table([row]);
+    }
+  }
+  if (!options.rt) rt.destroy();
+  return rows;
+}
+
+function argValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`). */
+export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
+  const only = argValue(args, "--configs")?.split(",");
+  const memorySteps = Number(argValue(args, "--memory-steps") ?? 0);
+  const rounds = argValue(args, "--rounds");
+  return { only, memorySteps, rounds: rounds ? Number(rounds) : undefined };
+}
+
+/**
+ * Per-dispatch profile of regula's training step for one configuration: every dispatch of a step
+ * replayed alone (see `profileStep`), slowest first.
+ * @param id configuration id ("lenet64", ...)
+ */
+export async function profileTrain(id: string, rt?: Runtime): Promise<void> {
+  const cfg = TRAIN_CASES.find((c) => c.id === id);
+  if (!cfg) throw new Error(`profileTrain: unknown configuration '${id}'`);
+  const runtime = rt ?? await Runtime.create();
+  const n = cfg.inputShape.reduce((a, b) => a * b, 1);
+  const x = syntheticData(cfg.batch * n, 1), y = syntheticLabels(cfg.batch, cfg.classes);
+  const t = regulaTrainer(runtime, cfg, x, y);
+  for (let i = 0; i < 2; i++) t.step();
+  await t.sync();
+  const rows = await profileStep(runtime, t, cfg.model === "lenet" ? 10 : 2);
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  console.log(`${id}: ${rows.length} dispatches per step, ${total.toFixed(1)} ms in isolation`);
+  console.table(rows.sort((a, b) => b.ms - a.ms));
+  t.dispose();
+  if (!rt) runtime.destroy();
+}
+
+if (import.meta.main) {
+  const profile = argValue(Deno.args, "--profile");
+  if (profile) await profileTrain(profile);
+  else await benchTrain(trainOptionsFromArgs(Deno.args));
+}
