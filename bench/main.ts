@@ -1,11 +1,16 @@
 /**
  * `deno task bench`: every benchmark, each measuring regula against its peers
- * on the same adapter in the same run and printing ratios. Training, attack
- * and decision-plane benchmarks join this list with their issues.
+ * on the same adapter in the same run and printing ratios: matmul, training
+ * samples/s (LeNet, DDNet), LeNet/MNIST epoch time, PGD-40 throughput and
+ * decision-plane throughput.
  *
- * Flags: `--json` prints every table as JSON at the end; `--only matmul,train`
- * picks benchmarks; the training benchmark's own flags (`--memory-steps 1000`,
- * `--configs lenet64,ddnet64`, `--rounds N`) pass through.
+ * Flags: `--json` prints every table as JSON at the end;
+ * `--only matmul,train,epoch,attacks,planes` picks benchmarks; the training
+ * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`,
+ * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
+ * `--epoch-rounds N`, `--epoch-peers tfjs,jax,torch`) pass through;
+ * `--attack-batch 64`, `--attack-rounds 2`, `--plane-resolution 256` and
+ * `--plane-rounds 1` size the last two.
  *
  * @module
  */
@@ -13,12 +18,30 @@
 import { benchMatmul } from "./matmul.ts";
 import { benchTrain, trainOptionsFromArgs } from "./train.ts";
 import { benchEpoch, epochOptionsFromArgs } from "./epoch.ts";
+import { benchAttacks } from "./attacks.ts";
+import { benchPlanes } from "./planes.ts";
 
 const args = Deno.args;
 const i = args.indexOf("--only");
-const only = i >= 0 ? args[i + 1].split(",") : ["matmul", "train", "epoch"];
+const only = i >= 0 ? args[i + 1].split(",") : ["matmul", "train", "epoch", "attacks", "planes"];
+function numberFlag(name: string, fallback: number): number {
+  const j = args.indexOf(name);
+  return j >= 0 ? Number(args[j + 1]) : fallback;
+}
 const results: Record<string, unknown> = {};
 if (only.includes("matmul")) results.matmul = await benchMatmul();
 if (only.includes("train")) results.train = await benchTrain(trainOptionsFromArgs(args));
 if (only.includes("epoch")) results.epoch = await benchEpoch(epochOptionsFromArgs(args));
+if (only.includes("attacks")) {
+  results.attacks = await benchAttacks({
+    batches: [numberFlag("--attack-batch", 64)],
+    rounds: numberFlag("--attack-rounds", 2),
+  });
+}
+if (only.includes("planes")) {
+  results.planes = await benchPlanes({
+    resolution: numberFlag("--plane-resolution", 256),
+    rounds: numberFlag("--plane-rounds", 1),
+  });
+}
 if (args.includes("--json")) console.log(JSON.stringify(results, null, 2));
