@@ -1,0 +1,697 @@
+/**
+ * Seeded generators for the randomized parity test against PyTorch (tests/fuzz_torch_test.ts,
+ * oracle tools/torch_fuzz.py): random small architectures with their parameters and inputs,
+ * cross-entropy inputs, optimizer runs. Everything is a pure function of the seed, so a failing
+ * case is reproduced with `REGULA_FUZZ_SEEDS=<seed>`.
+ *
+ * Values are float32-exact (generated through `Math.fround`), so the float64 oracle sees the
+ * same numbers as the GPU.
+ */
+import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Layer } from "../src/layers/layer.ts";
+import { Conv2d } from "../src/layers/conv2d.ts";
+import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
+import { Linear } from "../src/layers/linear.ts";
+import { Activation } from "../src/layers/activation.ts";
+import { BatchNorm } from "../src/layers/batchnorm.ts";
+import { Normalize } from "../src/layers/normalize.ts";
+import { Dropout } from "../src/layers/dropout.ts";
+import { Flatten } from "../src/layers/flatten.ts";
+import { Sequential } from "../src/layers/sequential.ts";
+import { BasicBlock } from "../src/layers/residual.ts";
+
+/** Seeds of the default run (CI); REGULA_FUZZ_SEEDS replaces them. */
+export const DEFAULT_SEEDS: readonly number[] = Array.from({ length: 14 }, (_, i) => i + 1);
+
+/**
+ * The seeds to run: `REGULA_FUZZ_SEEDS` as a list of numbers and ranges ("7", "1,5,9",
+ * "100-199"), else {@linkcode DEFAULT_SEEDS}.
+ */
+export function fuzzSeeds(env: string | undefined): number[] {
+  if (!env?.trim()) return [...DEFAULT_SEEDS];
+  const seeds: number[] = [];
+  for (const part of env.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`REGULA_FUZZ_SEEDS: cannot read '${part}' (use e.g. "1,5,100-199")`);
+    const lo = Number(m[1]), hi = Number(m[2] ?? m[1]);
+    for (let s = lo; s <= hi; s++) seeds.push(s);
+  }
+  return seeds;
+}
+
+/** mulberry32: a small, fast, seedable generator of floats in [0, 1). */
+export class Rng {
+  #s: number;
+
+  constructor(seed: number) {
+    // Decorrelate neighbouring seeds.
+    this.#s = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) >>> 0;
+  }
+
+  next(): number {
+    this.#s = (this.#s + 0x6d2b79f5) >>> 0;
+    let t = this.#s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  bool(p = 0.5): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)];
+  }
+
+  /** float32-exact uniform in [lo, hi). */
+  uniform(lo: number, hi: number): number {
+    return Math.fround(lo + (hi - lo) * this.next());
+  }
+
+  array(n: number, lo: number, hi: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * this.next();
+    return out;
+  }
+
+  /**
+   * n distinct values spread over [lo, hi): a shuffled evenly spaced grid, jittered within its
+   * cell. Inputs without near-ties, so a max-pool on the input picks the same element in
+   * float32 and float64.
+   */
+  distinct(n: number, lo: number, hi: number): Float32Array {
+    const order = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const cell = (hi - lo) / n;
+    return Float32Array.from(order, (k) => lo + cell * (k + 0.25 + 0.5 * this.next()));
+  }
+}
+
+/** One layer of a fuzzed model, in tools/torch_fuzz.py's vocabulary (torch argument names). */
+export type LayerSpec =
+  | { type: "normalize"; mean: number[]; std: number[] }
+  | {
+    type: "conv2d";
+    cin: number;
+    cout: number;
+    kernel: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+    bias: boolean;
+  }
+  | {
+    type: "maxpool2d";
+    kernel: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+  }
+  | {
+    type: "avgpool2d";
+    kernel: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+    count_include_pad: boolean;
+  }
+  | { type: "relu" | "tanh" | "sigmoid" | "flatten" }
+  | { type: "leaky_relu"; slope: number }
+  | { type: "softplus"; beta: number; threshold: number }
+  | { type: "dropout"; p: number }
+  | { type: "linear"; cin: number; cout: number; bias: boolean }
+  | { type: "basicblock"; cin: number; cout: number; stride: number; training: boolean }
+  | {
+    type: "batchnorm";
+    dims: 1 | 2;
+    channels: number;
+    eps: number;
+    momentum: number;
+    training: boolean;
+  };
+
+/** A fuzzed model case: architecture, parameter values, input, output gradient, tangent. */
+export interface ModelCase {
+  seed: number;
+  inputShape: number[];
+  layers: LayerSpec[];
+  /** Parameter and buffer values by `state_dict` name ("3.weight"), float32-exact. */
+  params: Record<string, Float32Array>;
+  x: Float32Array;
+  /** Gradient of the output, (B, classes). */
+  dy: Float32Array;
+  tx: Float32Array;
+  /** A second input for the eval-mode pass after a training-mode BatchNorm forward, else null. */
+  x2: Float32Array | null;
+}
+
+const SIZES = [3, 4, 5, 6, 7, 8, 9, 11, 13];
+const ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "none"] as const;
+
+function activation(r: Rng): LayerSpec | null {
+  const kind = r.pick(ACTIVATIONS);
+  if (kind === "none") return null;
+  if (kind === "leaky_relu") {
+    return { type: kind, slope: r.pick([0.01, 0.2, r.uniform(0.01, 0.5)]) };
+  }
+  if (kind === "softplus") {
+    // A small threshold makes the linear branch (β a > threshold) appear.
+    return { type: kind, beta: r.pick([1, 2, r.uniform(0.5, 3)]), threshold: r.pick([20, 1, 2]) };
+  }
+  return { type: kind };
+}
+
+function batchnorm(r: Rng, dims: 1 | 2, channels: number, valuesPerChannel: number): LayerSpec {
+  return {
+    type: "batchnorm",
+    dims,
+    channels,
+    eps: r.pick([1e-5, 1e-3]),
+    momentum: r.pick([0.1, 0.1, r.uniform(0.05, 0.9)]),
+    // torch refuses training mode with one value per channel.
+    training: valuesPerChannel >= 2 && r.bool(0.6),
+  };
+}
+
+function bnParams(r: Rng, params: Record<string, Float32Array>, name: string, c: number): void {
+  params[`${name}.weight`] = r.array(c, 0.5, 1.5);
+  params[`${name}.bias`] = r.array(c, -0.5, 0.5);
+  params[`${name}.running_mean`] = r.array(c, -0.5, 0.5);
+  params[`${name}.running_var`] = r.array(c, 0.5, 2);
+}
+
+/**
+ * Appends a random MaxPool2d or AvgPool2d for an (h, w) input when one fits.
+ * @returns the output size
+ */
+function pool(r: Rng, layers: LayerSpec[], h: number, w: number): [number, number] {
+  if (h < 2 || w < 2) return [h, w];
+  const kernel: [number, number] = r.bool(0.3)
+    ? [3, 3]
+    : [r.int(1, Math.min(3, h)), r.int(1, Math.min(3, w))];
+  // Overlapping (k3 s2), non-overlapping (s = k) and gappy (s > k) windows.
+  const stride: [number, number] = r.bool(0.3)
+    ? [2, 2]
+    : r.bool(0.4)
+    ? [...kernel]
+    : [r.int(1, 3), r.int(1, 3)];
+  const padding: [number, number] = [
+    r.int(0, Math.floor(kernel[0] / 2)),
+    r.int(0, Math.floor(kernel[1] / 2)),
+  ];
+  const oh = outSize(h, kernel[0], stride[0], padding[0]);
+  const ow = outSize(w, kernel[1], stride[1], padding[1]);
+  if (oh < 1 || ow < 1) return [h, w];
+  layers.push(
+    r.bool(0.55) ? { type: "maxpool2d", kernel, stride, padding } : {
+      type: "avgpool2d",
+      kernel,
+      stride,
+      padding,
+      count_include_pad: r.bool(0.5),
+    },
+  );
+  return [oh, ow];
+}
+
+/** Output size of a conv or pool along one axis (floor mode). */
+function outSize(n: number, k: number, s: number, p: number): number {
+  return Math.floor((n + 2 * p - k) / s) + 1;
+}
+
+/**
+ * A random architecture for `seed`: a CNN (Normalize?, pool?, 1-2 blocks of either Conv2d,
+ * BatchNorm2d?, activation?, pool? or a ResNet BasicBlock; Flatten) or an MLP input
+ * (Normalize?), then Dropout?, 0-2 hidden Linear layers with BatchNorm1d? and activation?, and
+ * a Linear head; parameters, input x (distinct values), output gradient dy and tangent tx.
+ */
+export function genModel(seed: number): ModelCase {
+  const r = new Rng(seed);
+  const layers: LayerSpec[] = [];
+  const cnn = r.bool(0.75);
+  // Mostly tiny batches; now and then one large enough for multi-pass reductions and tiles.
+  const b = r.bool(0.85) ? r.int(1, 5) : cnn ? r.pick([8, 17]) : r.pick([33, 130, 300]);
+  let inputShape: number[];
+  let features: number;
+  if (cnn) {
+    const c = r.int(1, 4);
+    let h = r.pick(SIZES), w = r.pick(SIZES);
+    inputShape = [b, c, h, w];
+    if (r.bool(0.3)) {
+      layers.push({
+        type: "normalize",
+        mean: Array.from({ length: c }, () => r.uniform(-0.5, 0.5)),
+        std: Array.from({ length: c }, () => r.uniform(0.2, 2)),
+      });
+    }
+    // Now and then a pool straight on the (tie-free) input.
+    if (r.bool(0.15)) [h, w] = pool(r, layers, h, w);
+    let ch = c;
+    const blocks = r.int(1, 2);
+    for (let i = 0; i < blocks; i++) {
+      if (r.bool(0.15)) {
+        // A ResNet BasicBlock (3x3 convs, pad 1; projection shortcut when the shape changes).
+        const stride = r.int(1, 2);
+        const cout = r.bool(0.5) ? ch : r.int(1, 6);
+        layers.push({ type: "basicblock", cin: ch, cout, stride, training: r.bool(0.5) });
+        ch = cout;
+        h = outSize(h, 3, stride, 1);
+        w = outSize(w, 3, stride, 1);
+        continue;
+      }
+      const padding: [number, number] = [r.int(0, 2), r.int(0, 2)];
+      const kernel: [number, number] = [
+        r.int(1, Math.min(5, h + 2 * padding[0])),
+        r.int(1, Math.min(5, w + 2 * padding[1])),
+      ];
+      const stride: [number, number] = r.bool(0.4) ? [1, 1] : [r.int(1, 3), r.int(1, 3)];
+      // Mostly few channels; now and then enough for the larger GEMM tilings.
+      const cout = r.bool(0.85) ? r.int(1, 6) : r.pick([8, 12, 17]);
+      layers.push({ type: "conv2d", cin: ch, cout, kernel, stride, padding, bias: r.bool(0.7) });
+      ch = cout;
+      h = outSize(h, kernel[0], stride[0], padding[0]);
+      w = outSize(w, kernel[1], stride[1], padding[1]);
+      if (r.bool(0.35)) layers.push(batchnorm(r, 2, ch, b * h * w));
+      const act = activation(r);
+      if (act) layers.push(act);
+      if (r.bool(0.6)) [h, w] = pool(r, layers, h, w);
+    }
+    layers.push({ type: "flatten" });
+    features = ch * h * w;
+  } else {
+    features = r.int(1, 20);
+    inputShape = [b, features];
+    if (r.bool(0.3)) {
+      layers.push({
+        type: "normalize",
+        mean: Array.from({ length: features }, () => r.uniform(-0.5, 0.5)),
+        std: Array.from({ length: features }, () => r.uniform(0.2, 2)),
+      });
+    }
+  }
+  if (r.bool(0.35)) layers.push({ type: "dropout", p: r.pick([0.5, r.uniform(0, 0.9)]) });
+  const hidden = r.int(0, 2);
+  for (let i = 0; i < hidden; i++) {
+    const width = r.pick([1, 3, 5, 7, 9, 13, 17, 33, 65, r.int(1, 24)]);
+    layers.push({ type: "linear", cin: features, cout: width, bias: r.bool(0.8) });
+    features = width;
+    if (r.bool(0.35)) layers.push(batchnorm(r, 1, width, b));
+    const act = activation(r);
+    if (act) layers.push(act);
+  }
+  const classes = r.int(1, 10);
+  layers.push({ type: "linear", cin: features, cout: classes, bias: r.bool(0.8) });
+
+  const params: Record<string, Float32Array> = {};
+  for (const [i, l] of layers.entries()) {
+    if (l.type === "conv2d" || l.type === "linear") {
+      const fanIn = l.type === "conv2d" ? l.cin * l.kernel[0] * l.kernel[1] : l.cin;
+      const wSize = l.type === "conv2d" ? l.cout * fanIn : l.cout * l.cin;
+      // Unit-variance-preserving scale keeps activations O(1) through the net.
+      const bound = Math.sqrt(3 / fanIn);
+      params[`${i}.weight`] = r.array(wSize, -bound, bound);
+      if (l.bias) params[`${i}.bias`] = r.array(l.cout, -0.5, 0.5);
+    } else if (l.type === "batchnorm") {
+      bnParams(r, params, `${i}`, l.channels);
+    } else if (l.type === "basicblock") {
+      const conv = (name: string, cin: number, k: number) => {
+        const bound = Math.sqrt(3 / (cin * k * k));
+        params[`${i}.${name}.weight`] = r.array(l.cout * cin * k * k, -bound, bound);
+      };
+      conv("conv1", l.cin, 3);
+      bnParams(r, params, `${i}.bn1`, l.cout);
+      conv("conv2", l.cout, 3);
+      bnParams(r, params, `${i}.bn2`, l.cout);
+      if (l.stride !== 1 || l.cin !== l.cout) {
+        conv("downsample.0", l.cin, 1);
+        bnParams(r, params, `${i}.downsample.1`, l.cout);
+      }
+    }
+  }
+  const n = inputShape.reduce((a, v) => a * v, 1);
+  const x = r.distinct(n, -1, 1);
+  const dy = r.array(b * classes, -1, 1);
+  const tx = r.array(n, -1, 1);
+  const anyTrain = layers.some((l) =>
+    (l.type === "batchnorm" || l.type === "basicblock") && l.training
+  );
+  const x2 = anyTrain ? r.distinct(n, -1, 1) : null;
+  return { seed, inputShape, layers, params, x, dy, tx, x2 };
+}
+
+/** One layer of the regula twin of a spec, named by its index as in torch.nn.Sequential. */
+function buildLayer(rt: Runtime, spec: LayerSpec, name: string): Layer {
+  switch (spec.type) {
+    case "normalize":
+      return new Normalize(rt, name, spec.mean, spec.std);
+    case "conv2d":
+      return new Conv2d(rt, name, spec.cin, spec.cout, spec.kernel, {
+        stride: spec.stride,
+        padding: spec.padding,
+        bias: spec.bias,
+      });
+    case "maxpool2d":
+      return new MaxPool2d(rt, name, spec.kernel, { stride: spec.stride, padding: spec.padding });
+    case "avgpool2d":
+      return new AvgPool2d(rt, name, spec.kernel, {
+        stride: spec.stride,
+        padding: spec.padding,
+        countIncludePad: spec.count_include_pad,
+      });
+    case "relu":
+    case "tanh":
+    case "sigmoid":
+      return new Activation(rt, name, spec.type);
+    case "leaky_relu":
+      return new Activation(rt, name, "leaky_relu", { slope: spec.slope });
+    case "softplus":
+      return new Activation(rt, name, "softplus", { beta: spec.beta, threshold: spec.threshold });
+    case "flatten":
+      return new Flatten(name);
+    case "dropout":
+      return new Dropout(rt, name, spec.p);
+    case "linear":
+      return new Linear(rt, name, spec.cin, spec.cout, { bias: spec.bias });
+    case "basicblock":
+      return new BasicBlock(rt, name, spec.cin, spec.cout, { stride: spec.stride });
+    case "batchnorm":
+      return new BatchNorm(rt, name, spec.channels, {
+        dims: spec.dims,
+        eps: spec.eps,
+        momentum: spec.momentum,
+      });
+  }
+}
+
+/**
+ * The regula twin of a fuzzed model with its parameters written, every layer in the mode of
+ * the first pass (BatchNorm as its spec says, everything else in eval mode).
+ * @returns the model; the caller disposes it
+ */
+export function buildModel(rt: Runtime, c: ModelCase): Sequential {
+  const model = new Sequential(rt, "", c.layers.map((s, i) => buildLayer(rt, s, String(i))));
+  for (const [i, l] of model.layers.entries()) {
+    const s = c.layers[i];
+    l.training = (s.type === "batchnorm" || s.type === "basicblock") && s.training;
+  }
+  for (const p of model.params()) {
+    const v = c.params[p.name];
+    if (v) rt.write(p.value, v);
+  }
+  return model;
+}
+
+/** A fuzzed softmaxCrossEntropy case. */
+export interface CeCase {
+  seed: number;
+  b: number;
+  k: number;
+  logits: Float32Array;
+  /** Class labels (int32), or null for soft targets. */
+  labels: Int32Array | null;
+  /** Label dtype on the GPU for class labels. */
+  labelDtype: "i32" | "u32";
+  soft: Float32Array | null;
+  labelSmoothing: number;
+  reduction: "mean" | "sum";
+}
+
+/** Random B, K (1 included), logits up to ±300, hard or soft targets, label smoothing. */
+export function genCe(seed: number): CeCase {
+  const r = new Rng(seed * 7919 + 13);
+  // K spans the kernel's threads-per-row variants (1 .. 256 threads for K up to 2048+).
+  const b = r.bool(0.85) ? r.int(1, 6) : r.pick([70, 300, 1100]);
+  const k = b > 6
+    ? r.pick([1, 2, 10, 37])
+    : r.pick([1, 2, 3, r.int(2, 12), r.int(10, 40), r.int(100, 300), 2100]);
+  const scale = r.pick([1, 5, 30, 80, 300]);
+  const logits = r.array(b * k, -scale, scale);
+  // Extreme entries: exact ±80 (ties at the maximum), and ±200, where exp overflows float32
+  // without the max subtraction.
+  const extreme = r.pick([80, 200]);
+  for (let i = 0; i < logits.length; i++) {
+    if (r.bool(0.1)) logits[i] = r.pick([extreme, -extreme]);
+  }
+  const hard = r.bool(0.6);
+  let labels: Int32Array | null = null, soft: Float32Array | null = null;
+  if (hard) labels = Int32Array.from({ length: b }, () => r.int(0, k - 1));
+  else {
+    soft = r.array(b * k, 0, 1);
+    for (let i = 0; i < soft.length; i++) if (r.bool(0.3)) soft[i] = 0;
+    // Rows normalized to a distribution; now and then left unnormalized (torch allows it).
+    if (r.bool(0.8)) {
+      for (let row = 0; row < b; row++) {
+        let s = 0;
+        for (let j = 0; j < k; j++) s += soft[row * k + j];
+        for (let j = 0; j < k; j++) {
+          soft[row * k + j] = s > 0 ? soft[row * k + j] / s : 1 / k;
+        }
+      }
+    }
+  }
+  return {
+    seed,
+    b,
+    k,
+    logits,
+    labels,
+    labelDtype: r.bool(0.5) ? "i32" : "u32",
+    soft,
+    labelSmoothing: r.pick([0, 0, 0.1, r.uniform(0, 1), 1]),
+    reduction: r.bool(0.7) ? "mean" : "sum",
+  };
+}
+
+/** A fuzzed optimizer run: random hyperparameters, shapes, gradients and learning rates. */
+export interface OptimCase {
+  seed: number;
+  algorithm: "sgd" | "adam" | "adamw";
+  /** Options in regula's names. */
+  opts: Record<string, unknown>;
+  /** The same in torch's names. */
+  torch: Record<string, unknown>;
+  shapes: number[][];
+  init: Float32Array[];
+  /** grads[step][param] */
+  grads: Float32Array[][];
+  lrs: number[];
+}
+
+export const OPTIM_STEPS = 5;
+
+export function genOptim(seed: number): OptimCase {
+  const r = new Rng(seed * 104729 + 7);
+  const algorithm = r.pick(["sgd", "adam", "adamw"] as const);
+  const opts: Record<string, unknown> = {}, torch: Record<string, unknown> = {};
+  const set = (ours: string, theirs: string, v: unknown) => {
+    opts[ours] = v;
+    torch[theirs] = v;
+  };
+  if (r.bool(0.5)) set("weightDecay", "weight_decay", r.pick([5e-4, r.uniform(0, 0.2)]));
+  if (r.bool(0.2)) set("maximize", "maximize", true);
+  if (algorithm === "sgd") {
+    if (r.bool(0.7)) {
+      const momentum = r.pick([0.9, r.uniform(0.1, 0.99)]);
+      set("momentum", "momentum", momentum);
+      if (r.bool(0.4)) set("nesterov", "nesterov", true);
+      else if (r.bool(0.5)) set("dampening", "dampening", r.uniform(0, 0.9));
+    }
+  } else {
+    if (r.bool(0.5)) set("betas", "betas", [r.uniform(0.5, 0.95), r.uniform(0.9, 0.9999)]);
+    if (r.bool(0.5)) set("eps", "eps", r.pick([1e-6, 1e-3, r.uniform(1e-4, 0.1)]));
+    if (r.bool(0.3)) set("amsgrad", "amsgrad", true);
+  }
+  const shapes = Array.from(
+    { length: r.int(1, 3) },
+    () => r.pick([[r.int(1, 40)], [r.int(1, 6), r.int(1, 7)], [r.int(1, 3), 2, 3, 3]]),
+  );
+  const size = (s: number[]) => s.reduce((a, v) => a * v, 1);
+  const init = shapes.map((s) => r.array(size(s), -1, 1));
+  const gscale = r.pick([1, 1e-3, 10]);
+  const grads = Array.from({ length: OPTIM_STEPS }, () =>
+    shapes.map((s) => {
+      const g = r.array(size(s), -gscale, gscale);
+      for (let i = 0; i < g.length; i++) if (r.bool(0.1)) g[i] = 0;
+      return g;
+    }));
+  const lrs = Array.from({ length: OPTIM_STEPS }, () => r.pick([0.1, r.uniform(1e-3, 0.3)]));
+  return { seed, algorithm, opts, torch, shapes, init, grads, lrs };
+}
+
+/** Flat tensor from the oracle: null stands for NaN or an infinity. */
+export type Flat = (number | null)[];
+
+/** tools/torch_fuzz.py's answer for a model job. */
+export interface ModelResult {
+  y: Flat;
+  y_shape: number[];
+  dx: Flat;
+  grads: Record<string, Flat>;
+  buffers: Record<string, Flat>;
+  jvp: Flat | null;
+  margin: number | null;
+  eval: { y: Flat; jvp: Flat; margin: number | null } | null;
+  /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */
+  sums: Record<string, number>;
+  /** Largest |float32 torch - float64 torch| per tensor: the case's own rounding noise. */
+  noise: {
+    y: number;
+    dx: number;
+    grads: Record<string, number>;
+    buffers: Record<string, number>;
+    jvp: number;
+    eval_y: number;
+    eval_jvp: number;
+  };
+}
+
+/** tools/torch_fuzz.py's answer for a cross-entropy job. */
+export interface CeResult {
+  loss: number | null;
+  per_sample: Flat;
+  grad: Flat;
+}
+
+/** tools/torch_fuzz.py's answer for a training job. */
+export interface TrainResult {
+  losses: Flat;
+  /** Per parameter element: the smallest |gradient| over the steps (float64). */
+  gmin: Record<string, Flat>;
+  params: Record<string, Flat>;
+  buffers: Record<string, Flat>;
+  noise: { losses: number; params: Record<string, number>; buffers: Record<string, number> };
+}
+
+/** tools/torch_fuzz.py's answer for an optimizer job. */
+export interface OptimResult {
+  trajectory: Flat[][];
+}
+
+/** All answers of one tools/torch_fuzz.py run, in job order. */
+export interface FuzzResults {
+  models: ModelResult[];
+  ce: CeResult[];
+  optim: OptimResult[];
+  train: TrainResult[];
+}
+
+/** A fuzzed training run on a model case: cross-entropy and an optimizer, a few steps. */
+export interface TrainCase {
+  seed: number;
+  labels: Int32Array;
+  labelSmoothing: number;
+  algorithm: "sgd" | "adam" | "adamw";
+  /** Options in regula's names. */
+  opts: Record<string, unknown>;
+  /** The same in torch's names. */
+  torch: Record<string, unknown>;
+  lr: number;
+  steps: number;
+}
+
+/** Labels for `model`'s batch and random optimizer settings. */
+export function genTrain(model: ModelCase): TrainCase {
+  const r = new Rng(model.seed * 31337 + 5);
+  const last = model.layers[model.layers.length - 1];
+  const classes = last.type === "linear" ? last.cout : 1;
+  const labels = Int32Array.from({ length: model.inputShape[0] }, () => r.int(0, classes - 1));
+  const { algorithm, opts, torch } = genOptim(model.seed * 3 + 1);
+  return {
+    seed: model.seed,
+    labels,
+    labelSmoothing: r.pick([0, 0.1]),
+    algorithm,
+    opts,
+    torch,
+    lr: algorithm === "sgd" ? r.pick([0.1, 0.05]) : r.pick([0.01, 0.003]),
+    steps: 3,
+  };
+}
+
+/** Runs tools/torch_fuzz.py once on every job (and writes them to REGULA_FUZZ_DUMP if set). */
+export async function torchFuzz(
+  jobs: { models: unknown[]; ce: unknown[]; optim: unknown[]; train: unknown[] },
+): Promise<FuzzResults> {
+  const python = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
+  const script = new URL("../tools/torch_fuzz.py", import.meta.url).pathname;
+  let child;
+  try {
+    child = new Deno.Command(python, {
+      args: [script],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    throw new Error(
+      `${python} cannot be run (${(e as Error).message}): this test needs Debian's python3 ` +
+        `with PyTorch (apt-get install python3-torch), or REGULA_TORCH_PYTHON`,
+    );
+  }
+  const json = JSON.stringify(jobs);
+  const dump = Deno.env.get("REGULA_FUZZ_DUMP");
+  if (dump) await Deno.writeTextFile(dump, json);
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(json));
+  await w.close();
+  const { success, stdout, stderr } = await child.output();
+  if (!success) throw new Error(`torch_fuzz.py failed: ${new TextDecoder().decode(stderr)}`);
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+/** How many times torch's own float32 error (`noise`) a result may be off by. */
+export const NOISE_FACTOR = 10;
+
+/**
+ * `null` when `|got - want| <= atol + rtol |want|` everywhere, with `atol = abs * max|want|`
+ * (the tensor's own scale: float32 sums carry an error relative to their largest terms, not
+ * to each small entry) plus a floor plus {@linkcode NOISE_FACTOR} times `noise` (the error
+ * float32 torch makes on the same case); else a message naming the worst index. null entries
+ * of `want` stand for NaN/infinity and must match a non-finite value.
+ */
+export function mismatch(
+  got: ArrayLike<number>,
+  want: ArrayLike<number | null>,
+  what: string,
+  tol: {
+    rel?: number;
+    abs?: number;
+    floor?: number;
+    noise?: number;
+    /** Extra absolute tolerance per element. */
+    extra?: ArrayLike<number>;
+  } = {},
+): string | null {
+  const { rel = 1e-4, abs = 2e-5, floor = 1e-6, noise = 0, extra } = tol;
+  if (got.length !== want.length) return `${what}: length ${got.length}, want ${want.length}`;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i];
+    if (w !== null) scale = Math.max(scale, Math.abs(w));
+  }
+  const atol = abs * scale + floor + NOISE_FACTOR * noise;
+  let worst = 0, at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i], w = want[i];
+    if (w === null || !Number.isFinite(g)) {
+      if (w === null && !Number.isFinite(g)) continue;
+      return `${what}[${i}]: got ${g}, want ${w ?? "non-finite"}`;
+    }
+    const excess = Math.abs(g - w) / (atol + (extra?.[i] ?? 0) + rel * Math.abs(w));
+    if (excess > worst) {
+      worst = excess;
+      at = i;
+    }
+  }
+  if (worst > 1) {
+    return `${what}[${at}]: got ${got[at]}, want ${want[at]} (${worst.toFixed(1)}x the ` +
+      `tolerance; atol ${atol.toExponential(1)}, rtol ${rel}, n ${got.length})`;
+  }
+  return null;
+}

@@ -1,0 +1,390 @@
+#!/usr/bin/python3
+"""Oracle for the randomized parity test (tests/fuzz_torch_test.ts): PyTorch 1.13 on the CPU.
+
+Reads one JSON object on stdin, {"models": [...], "ce": [...], "optim": [...], "train": [...]},
+and writes the results under the same keys, in the same order, on stdout. Tensors are flat
+row-major lists; NaN and infinities are written as null. Models and cross-entropy run
+in float64 (the float32 inputs are exact in float64), so the reference carries no float32
+error of its own; the optimizers run in float32 like the GPU, with foreach=False (the
+single-tensor path whose formulas src/train/optim.ts follows).
+
+Model job:
+  {input_shape, layers: [layer], params: {state_dict name: flat}, x, dy, tx, x2 | null}
+  layer: {type: "normalize", mean, std} | {type: "conv2d", cin, cout, kernel, stride, padding,
+         bias} | {type: "maxpool2d", kernel, stride, padding} | {type: "avgpool2d", kernel,
+         stride, padding, count_include_pad} | {type: "relu" | "tanh" | "sigmoid" | "flatten"}
+         | {type: "leaky_relu", slope} | {type: "softplus", beta, threshold}
+         | {type: "dropout", p} | {type: "linear", cin, cout, bias}
+         | {type: "batchnorm", dims, channels, eps, momentum, training}
+         | {type: "basicblock", cin, cout, stride, training} (torchvision's BasicBlock)
+  Layer i is module "i" of a torch.nn.Sequential, so parameter names are "i.weight", ...
+  Dropout is always in eval mode; each BatchNorm and BasicBlock in the mode its "training" says.
+  -> {y, y_shape, dx, grads: {name: flat}, buffers: {name: flat} (BatchNorm state after the
+     forward), jvp: flat | null (null when a BatchNorm is in training mode), margin,
+     eval: {y, jvp, margin} | null, noise, sums: {param name: Σ|terms| of its gradient}}
+  "margin" is the smallest distance of the forward to a kink where float32 rounding could flip
+  a derivative: min |a| at ReLU/LeakyReLU inputs, and the smallest gap between a max-pool
+  window's maximum and its runner-up (exact ties, e.g. ReLU zeros, break the same way in both:
+  first index), relative to the largest |value| at that layer. "eval" (when x2 is given):
+  every layer switched to eval mode (BatchNorm now using the running statistics the first
+  forward updated), y, jvp (tangent tx) and margin at x2.
+  "noise" holds, per tensor above ({y, dx, grads: {name}, buffers: {name}, jvp, eval_y,
+  eval_jvp}), the largest |float32 torch - float64 torch|: the float32 rounding error the case
+  itself provokes (large where it is ill-conditioned), which the test adds to its tolerance.
+  "sums" holds, per Conv2d/Linear weight and bias, the sum of |terms| its gradient adds up
+  (its float32 rounding scales with it even where the gradient itself is 0, as for a bias
+  before a training-mode BatchNorm).
+CE job: {shape: [B, K], logits, labels | soft, label_smoothing, reduction}
+  -> {loss, per_sample, grad}
+Optim job: {algorithm, options (torch names), shapes, init: [flat], grads: [[flat] per step],
+  lrs} -> {trajectory: [[flat per param] after each step]}
+Train job: a model job's {input_shape, layers, params, x} plus {labels, label_smoothing,
+  algorithm, options, lr, steps}: `steps` times zero_grad, cross-entropy of the model's output,
+  backward, optimizer step (model in float64 too, modes as for a model job)
+  -> {losses, params: {name: flat}, buffers: {name: flat}, gmin: {name: flat} (the smallest
+  |gradient| over the steps, per element), noise: {losses, params: {name}, buffers: {name}}}
+  (noise as for a model job).
+
+Usage: /usr/bin/python3 tools/torch_fuzz.py < jobs.json > results.json
+(REGULA_FUZZ_DUMP=jobs.json makes tests/fuzz_torch_test.ts write its jobs there.)
+"""
+
+import json
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+
+def flat(t):
+    return [v if math.isfinite(v) else None for v in t.detach().reshape(-1).tolist()]
+
+
+def f64(data):
+    # JSON writes 80.0 as 80: without the dtype torch would make an integer tensor.
+    return torch.tensor(data, dtype=torch.get_default_dtype())
+
+
+def num(v):
+    return v if math.isfinite(v) else None
+
+
+class Normalize(torch.nn.Module):
+    """torchvision's transforms.Normalize as a module without state."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean = mean
+        self.std = std
+
+    def forward(self, x):
+        shape = [1, len(self.mean)] + [1] * (x.dim() - 2)
+        mean = torch.tensor(self.mean, dtype=x.dtype).reshape(shape)
+        std = torch.tensor(self.std, dtype=x.dtype).reshape(shape)
+        return (x - mean) / std
+
+
+class BasicBlock(torch.nn.Module):
+    """torchvision.models.resnet.BasicBlock (expansion 1), with its module names."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(planes)
+        self.relu = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = torch.nn.Sequential(
+                torch.nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False),
+                torch.nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+def module(spec):
+    t = spec["type"]
+    if t == "basicblock":
+        return BasicBlock(spec["cin"], spec["cout"], spec["stride"])
+    if t == "normalize":
+        return Normalize(spec["mean"], spec["std"])
+    if t == "conv2d":
+        return torch.nn.Conv2d(spec["cin"], spec["cout"], tuple(spec["kernel"]),
+                               stride=tuple(spec["stride"]), padding=tuple(spec["padding"]),
+                               bias=spec["bias"])
+    if t == "maxpool2d":
+        return torch.nn.MaxPool2d(tuple(spec["kernel"]), stride=tuple(spec["stride"]),
+                                  padding=tuple(spec["padding"]))
+    if t == "avgpool2d":
+        return torch.nn.AvgPool2d(tuple(spec["kernel"]), stride=tuple(spec["stride"]),
+                                  padding=tuple(spec["padding"]),
+                                  count_include_pad=spec["count_include_pad"])
+    if t == "relu":
+        return torch.nn.ReLU()
+    if t == "leaky_relu":
+        return torch.nn.LeakyReLU(spec["slope"])
+    if t == "tanh":
+        return torch.nn.Tanh()
+    if t == "sigmoid":
+        return torch.nn.Sigmoid()
+    if t == "softplus":
+        return torch.nn.Softplus(beta=spec["beta"], threshold=spec["threshold"])
+    if t == "flatten":
+        return torch.nn.Flatten()
+    if t == "dropout":
+        return torch.nn.Dropout(spec["p"])
+    if t == "linear":
+        return torch.nn.Linear(spec["cin"], spec["cout"], bias=spec["bias"])
+    if t == "batchnorm":
+        cls = torch.nn.BatchNorm1d if spec["dims"] == 1 else torch.nn.BatchNorm2d
+        return cls(spec["channels"], eps=spec["eps"], momentum=spec["momentum"])
+    raise ValueError(f"unknown layer type {t!r}")
+
+
+def set_modes(model, layers, train_bn):
+    for m, spec in zip(model, layers):
+        stateful = spec["type"] in ("batchnorm", "basicblock")
+        m.train(bool(train_bn and stateful and spec["training"]))
+
+
+def margins(model, layers):
+    """Forward hooks that record the kink margin of ReLU/LeakyReLU inputs and max-pool windows."""
+    found = []
+
+    def act_hook(_m, inputs, _out):
+        a = inputs[0].detach()
+        scale = max(a.abs().max().item(), 1e-30)
+        found.append(a.abs().min().item() / scale)
+
+    def pool_hook(m, inputs, _out):
+        a = inputs[0].detach()
+        scale = max(a.abs().max().item(), 1e-30)
+        kh, kw = m.kernel_size
+        sh, sw = m.stride
+        ph, pw = m.padding
+        padded = F.pad(a, (pw, pw, ph, ph), value=-math.inf)
+        win = padded.unfold(2, kh, sh).unfold(3, kw, sw).reshape(*padded.shape[:2], -1, kh * kw)
+        top = win.max(dim=-1, keepdim=True).values
+        # Runner-up among the values that differ from the maximum (exact ties are harmless).
+        rest = torch.where(win == top, torch.full_like(win, -math.inf), win).max(dim=-1).values
+        gap = (top.squeeze(-1) - rest)
+        found.append(gap.min().item() / scale)
+
+    handles = []
+    for m, spec in zip(model, layers):
+        if spec["type"] in ("relu", "leaky_relu"):
+            handles.append(m.register_forward_hook(act_hook))
+        elif spec["type"] == "basicblock":
+            handles.append(m.relu.register_forward_hook(act_hook))
+        elif spec["type"] == "maxpool2d":
+            handles.append(m.register_forward_hook(pool_hook))
+    return found, handles
+
+
+def make_model(job):
+    layers = job["layers"]
+    model = torch.nn.Sequential(*[module(s) for s in layers])
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, value in job["params"].items():
+            if name not in state:
+                raise KeyError(f"no parameter {name!r} in {list(state)}")
+            state[name].copy_(f64(value).reshape(state[name].shape))
+    set_modes(model, layers, True)
+    return model
+
+
+def term_sums(model):
+    """Forward hooks recording, per Conv2d/Linear weight and bias, the sum of |terms| that
+    backward adds up into its gradient (Σ|dy|·max|x| and Σ|dy|): float32 rounding of such a
+    sum scales with it even where the sum itself vanishes (a bias before a training-mode
+    BatchNorm has gradient exactly 0)."""
+    sums = {}
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            def hook(_m, inputs, out, name=name):
+                xmax = inputs[0].detach().abs().max().item()
+
+                def on_grad(g):
+                    total = g.detach().abs().sum().item()
+                    sums[f"{name}.weight"] = total * xmax
+                    sums[f"{name}.bias"] = total
+
+                out.register_hook(on_grad)
+
+            handles.append(m.register_forward_hook(hook))
+    return sums, handles
+
+
+def model_pass(job):
+    layers = job["layers"]
+    model = make_model(job)
+    shape = job["input_shape"]
+    x = f64(job["x"]).reshape(shape).requires_grad_()
+    found, handles = margins(model, layers)
+    sums, more = term_sums(model)
+    y = model(x)
+    for h in handles + more:
+        h.remove()
+    y.backward(f64(job["dy"]).reshape(y.shape))
+    out = {
+        "sums": sums,
+        "y": flat(y),
+        "y_shape": list(y.shape),
+        "dx": flat(x.grad),
+        "grads": {n: flat(p.grad) for n, p in model.named_parameters()},
+        "buffers": {n: flat(b.double()) for n, b in model.named_buffers()},
+        "margin": num(min(found)) if found else None,
+    }
+    tx = f64(job["tx"]).reshape(shape)
+    any_train = any(s["type"] in ("batchnorm", "basicblock") and s["training"] for s in layers)
+
+    def jvp_at(point):
+        _, ty = torch.autograd.functional.jvp(lambda v: model(v), point.detach(), tx)
+        return flat(ty)
+
+    out["jvp"] = None if any_train else jvp_at(x)
+    out["eval"] = None
+    if job.get("x2") is not None:
+        set_modes(model, layers, False)
+        x2 = f64(job["x2"]).reshape(shape)
+        found, handles = margins(model, layers)
+        with torch.no_grad():
+            y2 = model(x2)
+        for h in handles:
+            h.remove()
+        margin = num(min(found)) if found else None
+        out["eval"] = {"y": flat(y2), "jvp": jvp_at(x2), "margin": margin}
+    return out
+
+
+def diff(a, b):
+    """Largest |a - b| over the entries finite in both (0 for missing tensors)."""
+    if a is None or b is None:
+        return 0.0
+    return max((abs(u - v) for u, v in zip(a, b) if u is not None and v is not None),
+               default=0.0)
+
+
+def run_model(job):
+    out = model_pass(job)
+    torch.set_default_dtype(torch.float32)
+    try:
+        low = model_pass(job)
+    finally:
+        torch.set_default_dtype(torch.float64)
+    out["noise"] = {
+        "y": diff(out["y"], low["y"]),
+        "dx": diff(out["dx"], low["dx"]),
+        "grads": {n: diff(g, low["grads"][n]) for n, g in out["grads"].items()},
+        "buffers": {n: diff(g, low["buffers"][n]) for n, g in out["buffers"].items()},
+        "jvp": diff(out["jvp"], low["jvp"]),
+        "eval_y": diff(out["eval"] and out["eval"]["y"], low["eval"] and low["eval"]["y"]),
+        "eval_jvp": diff(out["eval"] and out["eval"]["jvp"], low["eval"] and low["eval"]["jvp"]),
+    }
+    return out
+
+
+def run_ce(job):
+    b, k = job["shape"]
+    z = f64(job["logits"]).reshape(b, k).requires_grad_()
+    if job.get("soft") is not None:
+        target = f64(job["soft"]).reshape(b, k)
+    else:
+        target = torch.tensor(job["labels"], dtype=torch.int64)
+    eps = job.get("label_smoothing", 0.0)
+    per = F.cross_entropy(z, target, label_smoothing=eps, reduction="none")
+    loss = per.mean() if job["reduction"] == "mean" else per.sum()
+    loss.backward()
+    return {"loss": num(loss.item()), "per_sample": flat(per), "grad": flat(z.grad)}
+
+
+def make_optimizer(params, algorithm, options, lr):
+    if algorithm == "sgd":
+        return torch.optim.SGD(params, lr=lr, foreach=False, **options)
+    if algorithm in ("adam", "adamw"):
+        cls = torch.optim.Adam if algorithm == "adam" else torch.optim.AdamW
+        kw = dict(options)
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(params, lr=lr, foreach=False, **kw)
+    raise ValueError(f"unknown algorithm {algorithm!r}")
+
+
+def run_optim(job):
+    params = [
+        torch.tensor(d, dtype=torch.float32).reshape(s).requires_grad_()
+        for d, s in zip(job["init"], job["shapes"])
+    ]
+    opt = make_optimizer(params, job["algorithm"], job["options"], job["lrs"][0])
+    trajectory = []
+    for step, grads in enumerate(job["grads"]):
+        for g in opt.param_groups:
+            g["lr"] = job["lrs"][step]
+        for p, g, s in zip(params, grads, job["shapes"]):
+            p.grad = torch.tensor(g, dtype=torch.float32).reshape(s)
+        opt.step()
+        trajectory.append([flat(p) for p in params])
+    return {"trajectory": trajectory}
+
+
+def train_pass(job):
+    model = make_model(job)
+    x = f64(job["x"]).reshape(job["input_shape"])
+    labels = torch.tensor(job["labels"], dtype=torch.int64)
+    opt = make_optimizer(list(model.parameters()), job["algorithm"], job["options"], job["lr"])
+    losses = []
+    gmin = {n: torch.full_like(p, math.inf) for n, p in model.named_parameters()}
+    for _ in range(job["steps"]):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), labels, label_smoothing=job["label_smoothing"])
+        loss.backward()
+        for n, p in model.named_parameters():
+            gmin[n] = torch.minimum(gmin[n], p.grad.abs())
+        opt.step()
+        losses.append(num(loss.item()))
+    return {
+        "losses": losses,
+        "gmin": {n: flat(g) for n, g in gmin.items()},
+        "params": {n: flat(p) for n, p in model.named_parameters()},
+        "buffers": {n: flat(b.double()) for n, b in model.named_buffers()},
+    }
+
+
+def run_train(job):
+    out = train_pass(job)
+    torch.set_default_dtype(torch.float32)
+    try:
+        low = train_pass(job)
+    finally:
+        torch.set_default_dtype(torch.float64)
+    out["noise"] = {
+        "losses": diff(out["losses"], low["losses"]),
+        "params": {n: diff(g, low["params"][n]) for n, g in out["params"].items()},
+        "buffers": {n: diff(g, low["buffers"][n]) for n, g in out["buffers"].items()},
+    }
+    return out
+
+
+def main():
+    jobs = json.load(sys.stdin)
+    torch.set_num_threads(1)
+    json.dump({
+        "models": [run_model(j) for j in jobs.get("models", [])],
+        "ce": [run_ce(j) for j in jobs.get("ce", [])],
+        "optim": [run_optim(j) for j in jobs.get("optim", [])],
+        "train": [run_train(j) for j in jobs.get("train", [])],
+    }, sys.stdout, allow_nan=False)
+
+
+if __name__ == "__main__":
+    main()
