@@ -40,6 +40,10 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   if (!(Number.isInteger(bs) && bs >= 1)) {
     throw new UsageError(`Flag '--batch-size' needs a positive integer, got ${bs}`);
   }
+  const lim = flags.limit as number | undefined;
+  if (lim !== undefined && !(Number.isInteger(lim) && lim >= 1)) {
+    throw new UsageError(`Flag '--limit' needs a positive integer, got ${lim}`);
+  }
   const split = String(flags.split);
   if (!["test", "train", "val"].includes(split)) {
     throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);

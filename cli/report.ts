@@ -482,7 +482,9 @@ export async function buildReport(
       blocks: [
         {
           kind: "svg",
-          svg: await renderSvg(lineChart(curves, { title: "loss", xTitle: "epoch" })),
+          svg: await renderSvg(
+            lineChart(curves, { title: "loss", xTitle: "epoch", yTitle: "loss" }),
+          ),
         },
         {
           kind: "svg",
