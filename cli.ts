@@ -191,9 +191,9 @@ export async function main(
     if (!cmd) {
       const what = name.startsWith("-") ? "flag" : "command";
       throw new UsageError(
-        `Unknown ${what} '${name}'; commands: ${Object.keys(COMMANDS).join(", ")}${
+        `Unknown ${what} '${name}'${
           what === "command" ? didYouMean(name, Object.keys(COMMANDS)) : ""
-        } (see 'cli.ts --help')`,
+        }; commands: ${Object.keys(COMMANDS).join(", ")} (see 'cli.ts --help')`,
       );
     }
     const args = parseFlags(rest, { ...cmd.flags, help: HELP_FLAG }, `cli.ts ${name}`);

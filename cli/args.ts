@@ -101,10 +101,10 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   return pre.length === 1 ? pre[0] : undefined;
 }
 
-/** `; did you mean 'x'?` or "". */
+/** ` (did you mean 'x'?)` or "". */
 export function didYouMean(word: string, candidates: readonly string[], prefix = ""): string {
   const n = nearest(word, candidates);
-  return n === undefined ? "" : `; did you mean '${prefix}${n}'?`;
+  return n === undefined ? "" : ` (did you mean '${prefix}${n}'?)`;
 }
 
 /**

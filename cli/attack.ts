@@ -9,6 +9,7 @@
 
 import {
   type Command,
+  didYouMean,
   HELP_FLAG,
   type Io,
   type ParsedArgs,
@@ -121,7 +122,9 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   for (const a of attacks) {
     if (!(a in ATTACK_NORMS)) {
       throw new UsageError(
-        `Unknown attack '${a}'; attacks: ${Object.keys(ATTACK_NORMS).join(", ")}`,
+        `Unknown attack '${a}'${didYouMean(a, Object.keys(ATTACK_NORMS))}; attacks: ${
+          Object.keys(ATTACK_NORMS).join(", ")
+        }`,
       );
     }
   }
@@ -195,6 +198,11 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
       batchSize,
       limit,
       iterations,
+      // A line per batch on stderr: attacks with the sanity checks take minutes on a CPU adapter.
+      onProgress: flags.json ? undefined : (done, total) =>
+        io.err(
+          `attack: ${done}/${total} samples (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+        ),
       sanityChecks: !flags["no-checks"],
     });
     const report = {

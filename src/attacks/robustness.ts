@@ -142,6 +142,8 @@ export interface RobustnessOptions extends AttackSettings {
   iterationsEps?: number;
   /** Run the sanity checks (extra attacks at a large ε and with 2× iterations). Default true. */
   sanityChecks?: boolean;
+  /** Called after each batch with the samples done so far (for progress output). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** One of Carlini et al.'s checks, with what was measured. */
@@ -328,6 +330,7 @@ export async function robustness(
       x.dispose();
       y.dispose();
     }
+    opts.onProgress?.(start + n, total);
   }
 
   const frac = (v: boolean[]) => v.filter(Boolean).length / v.length;

@@ -97,7 +97,10 @@ export async function requestGpuDevice(options: DeviceOptions = {}): Promise<Gpu
   if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   const description = [info.description, info.vendor, info.architecture, info.device]
-    .filter((s: unknown) => typeof s === "string" && s.length > 0)
+    // wgpu reports numeric PCI ids as vendor and device ("65541", "0"): they tell a reader nothing.
+    .filter((s: unknown) =>
+      typeof s === "string" && s.length > 0 && !/^(\d+|0x[0-9a-f]+)$/i.test(s)
+    )
     .join(" / ") || "unknown adapter";
   return { device, adapter, description, isFallback };
 }
