@@ -154,8 +154,10 @@ export function histogramChart(
       y: {
         field: "count",
         type: "quantitative",
+        title: opts.logY ? "count (symlog scale)" : "count",
         ...(opts.logY ? { scale: { type: "symlog" } } : {}),
       },
+      tooltip: [{ field: "lo", title: "from" }, { field: "hi", title: "to" }, { field: "count" }],
     },
   };
 }
