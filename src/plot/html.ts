@@ -39,11 +39,11 @@ function render(b: Block): string {
     case "text":
       return `<p>${escapeHtml(b.text)}</p>`;
     case "table":
-      return `<table>${b.caption ? `<caption>${escapeHtml(b.caption)}</caption>` : ""}<thead><tr>${
-        b.header.map((h) => `<th>${escapeHtml(h)}</th>`).join("")
-      }</tr></thead><tbody>${
+      return `<div class="scroll"><table>${
+        b.caption ? `<caption>${escapeHtml(b.caption)}</caption>` : ""
+      }<thead><tr>${b.header.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead><tbody>${
         b.rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")
-      }</tbody></table>`;
+      }</tbody></table></div>`;
     case "svg":
       // Vega's SVG is self-contained; strip an XML prolog if any.
       return `<figure>${b.svg.replace(/^<\?xml[^>]*>/, "")}${
@@ -69,7 +69,7 @@ function render(b: Block): string {
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td{white-space:nowrap}.scroll{overflow-x:auto}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}caption{text-align:left;color:#555}
 figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:300px}
 .row{display:flex;flex-wrap:wrap;align-items:flex-start}
