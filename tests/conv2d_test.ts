@@ -163,6 +163,46 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad agree across tilings (GPU an
   }
 });
 
+Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed weights match the reference", async () => {
+  const rt = await getRuntime();
+  // 3-wide kernels with unit x stride take the run path (modes 0, 1; mode 2 with tx 2, cn 1,
+  // where C·kh >= 8), with and without packed A; rm 4 and 16 with ty 1 take the packed-A path
+  // (all modes), with M not a multiple of 4 or 16.
+  const cases: typeof CASES = [
+    [[2, 5, 6, 13], 17, [3, 3], [1, 1], [0, 0]],
+    [[3, 3, 9, 10], 6, [3, 3], [1, 1], [1, 1]],
+    [[2, 4, 11, 7], 3, [3, 3], [2, 1], [1, 1]],
+    [[1, 2, 5, 9], 9, [5, 3], [1, 1], [2, 0]],
+  ];
+  const tilings: Partial<Conv2dTiling>[] = [
+    { shared: false, tx: 8, ty: 1, rm: 16, cn: 4 },
+    { shared: false, tx: 2, ty: 1, rm: 4, cn: 1 },
+    { shared: false, tx: 8, ty: 1, rm: 4, cn: 1, pack: false },
+  ];
+  for (const c of cases) {
+    const [xs, o, k, stride, padding] = c;
+    const g: Window2d = { kernel: k, stride, padding };
+    const xa = randomArray(numel(xs), 21), wa = randomArray(o * xs[1] * k[0] * k[1], 22);
+    const ba = randomArray(o, 23);
+    const x = rt.upload(xa, xs), w = rt.upload(wa, [o, xs[1], ...k]), b = rt.upload(ba, [o]);
+    const ref = conv2dRef(xa, xs, wa, o, ba, g);
+    const dy = rt.upload(randomArray(ref.y.length, 24), ref.shape);
+    const bref = conv2dBackwardRef(xa, xs, wa, o, await dy.read() as Float32Array, g);
+    for (const tiling of tilings) {
+      const what = `${label(c)} ${JSON.stringify(tiling)}`;
+      const y = conv2dForward(rt, x, w, { bias: b, stride, padding, tiling });
+      assertClose(await y.read(), ref.y, { what: `y ${what}` });
+      const dx = conv2dInputGrad(rt, dy, w, { inputShape: xs, stride, padding, tiling });
+      assertClose(await dx.read(), bref.dx, { what: `dx ${what}` });
+      const dw = rt.upload(new Float32Array(wa.length).fill(0.5), w.shape);
+      conv2dWeightGrad(rt, dy, x, { dWeight: dw, stride, padding, tiling, splits: 3 });
+      assertClose(await dw.read(), bref.dw.map((t) => t + 0.5), { atol: 1e-4, what: `dW ${what}` });
+      for (const t of [y, dx, dw]) t.dispose();
+    }
+    for (const t of [x, w, b, dy]) t.dispose();
+  }
+});
+
 Deno.test("Conv2d.weightGrad() accumulates dy ⊗ tangent without touching the bias on request", async () => {
   const { rt, conv, w, xa, g, xs, o } = await setup(CASES[0], 300);
   const x = rt.upload(xa, xs);
