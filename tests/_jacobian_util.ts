@@ -21,6 +21,7 @@ import {
   type SafetensorsTensor,
 } from "../src/io/safetensors.ts";
 import { randomArray } from "./_util.ts";
+import type { RefLayer } from "../src/reference/jacobian.ts";
 
 /** One layer in tools/torch_bridge.py's format. */
 export type LayerDesc = Record<string, unknown> & { type: string; name?: string };
@@ -290,4 +291,58 @@ export async function minPoolGap(model: Sequential, x: Tensor): Promise<number> 
     h = l.forward(h);
   }
   return gap;
+}
+
+/**
+ * The float64 reference chain of a model of Linear layers and activations, with the model's
+ * current weights (for finite differences).
+ */
+export async function refLayers(model: Sequential, descs: LayerDesc[]): Promise<RefLayer[]> {
+  const out: RefLayer[] = [];
+  for (const [i, d] of descs.entries()) {
+    if (d.type === "linear") {
+      const ps = model.layers[i].params();
+      out.push({
+        kind: "linear",
+        in: d.in as number,
+        out: d.out as number,
+        w: Float64Array.from(await ps[0].value.read()),
+        b: Float64Array.from(await ps[1].value.read()),
+      });
+    } else out.push({ kind: d.type as "tanh" });
+  }
+  return out;
+}
+
+/**
+ * Asserts that the GPU gradient of every Linear weight and bias matches central differences
+ * (h = 1e-6) of the float64 penalty `f` over the reference chain `ref` (perturbed in place).
+ */
+export function assertFiniteDifferenceGrads(
+  ref: RefLayer[],
+  descs: LayerDesc[],
+  grads: Map<string, Float32Array>,
+  f: () => number,
+): void {
+  const h = 1e-6;
+  for (const [li, l] of ref.entries()) {
+    if (l.kind !== "linear") continue;
+    for (const [what, arr] of [["weight", l.w], ["bias", l.b!]] as const) {
+      const fd = new Float64Array(arr.length);
+      for (let i = 0; i < arr.length; i++) {
+        const a = arr[i];
+        arr[i] = a + h;
+        const up = f();
+        arr[i] = a - h;
+        const dn = f();
+        arr[i] = a;
+        fd[i] = (up - dn) / (2 * h);
+      }
+      const name = `${descs[li].name}.${what}`;
+      const e = relErr(grads.get(name)!, fd);
+      if (!(e < 1e-4)) {
+        throw new Error(`${name}: relative error ${e.toExponential(2)} vs finite differences`);
+      }
+    }
+  }
 }

@@ -6,6 +6,7 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import {
+  assertFiniteDifferenceGrads,
   buildModel,
   f64,
   initParams,
@@ -15,6 +16,7 @@ import {
   minPoolGap,
   MLP_TANH,
   readGrads,
+  refLayers,
   relErr,
   stateInputs,
   torchJacobian,
@@ -25,8 +27,7 @@ import {
   jacobianDeterminantPenalty,
   jacobianDeterminantRegularizer,
 } from "../src/regularizers/determinant.ts";
-import { determinantPenaltyRef, type RefLayer } from "../src/reference/jacobian.ts";
-import type { Sequential } from "../src/layers/sequential.ts";
+import { determinantPenaltyRef } from "../src/reference/jacobian.ts";
 import type { StepContext } from "../src/regularizers/regularizer.ts";
 
 const SQUARE: LayerDesc[] = [
@@ -117,23 +118,6 @@ Deno.test("jacobianDeterminantPenalty() matches PyTorch double backprop", async 
   }
 });
 
-async function refLayers(model: Sequential, descs: LayerDesc[]): Promise<RefLayer[]> {
-  const out: RefLayer[] = [];
-  for (const [i, d] of descs.entries()) {
-    if (d.type === "linear") {
-      const ps = model.layers[i].params();
-      out.push({
-        kind: "linear",
-        in: d.in as number,
-        out: d.out as number,
-        w: Float64Array.from(await ps[0].value.read()),
-        b: Float64Array.from(await ps[1].value.read()),
-      });
-    } else out.push({ kind: d.type as "tanh" });
-  }
-  return out;
-}
-
 Deno.test("jacobianDeterminantPenalty() gradient matches central differences (float64)", async () => {
   const rt = await getRuntime();
   for (const [k, desc] of [SQUARE, MLP_TANH].entries()) {
@@ -149,25 +133,7 @@ Deno.test("jacobianDeterminantPenalty() gradient matches central differences (fl
     const ref = await refLayers(model, desc);
     const f = () => determinantPenaltyRef(ref, xd, b, lambda).value;
     assert.ok(relErr([value], [f()]) < 1e-5, `value ${value} vs ${f()}`);
-    const h = 1e-6;
-    for (const [li, l] of ref.entries()) {
-      if (l.kind !== "linear") continue;
-      for (const [what, arr] of [["weight", l.w], ["bias", l.b!]] as const) {
-        const fd = new Float64Array(arr.length);
-        for (let i = 0; i < arr.length; i++) {
-          const a = arr[i];
-          arr[i] = a + h;
-          const up = f();
-          arr[i] = a - h;
-          const dn = f();
-          arr[i] = a;
-          fd[i] = (up - dn) / (2 * h);
-        }
-        const name = `${desc[li].name}.${what}`;
-        const e = relErr(grads.get(name)!, fd);
-        assert.ok(e < 1e-4, `${name}: relative error ${e.toExponential(2)} vs finite differences`);
-      }
-    }
+    assertFiniteDifferenceGrads(ref, desc, grads, f);
     r.dispose();
     x.dispose();
     model.dispose();

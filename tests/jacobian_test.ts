@@ -6,6 +6,7 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import {
+  assertFiniteDifferenceGrads,
   buildModel,
   ddnet,
   f64,
@@ -16,6 +17,7 @@ import {
   minPoolGap,
   MLP_TANH,
   readGrads,
+  refLayers,
   relErr,
   stateInputs,
   torchJacobian,
@@ -27,7 +29,7 @@ import {
   jacobianPenalty,
   jacobianRegularizer,
 } from "../src/regularizers/jacobian.ts";
-import { jacobianPenaltyRef, type RefLayer } from "../src/reference/jacobian.ts";
+import { jacobianPenaltyRef } from "../src/reference/jacobian.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { randomUnitRows } from "../src/regularizers/_chain.ts";
 import { createOptimizer } from "../src/train/optim.ts";
@@ -162,23 +164,6 @@ Deno.test("jacobianPenalty() matches PyTorch double backprop on MLP, LeNet, DDNe
 });
 
 /** The reference twin of a GPU MLP with Linear and activation layers. */
-async function refLayers(model: Sequential, descs: LayerDesc[]): Promise<RefLayer[]> {
-  const out: RefLayer[] = [];
-  for (const [i, d] of descs.entries()) {
-    if (d.type === "linear") {
-      const ps = model.layers[i].params();
-      out.push({
-        kind: "linear",
-        in: d.in as number,
-        out: d.out as number,
-        w: Float64Array.from(await ps[0].value.read()),
-        b: ps[1] ? Float64Array.from(await ps[1].value.read()) : null,
-      });
-    } else out.push({ kind: d.type as "tanh" });
-  }
-  return out;
-}
-
 Deno.test("jacobianPenalty() gradient matches central differences of the float64 reference", async () => {
   const rt = await getRuntime();
   const desc: LayerDesc[] = [
@@ -203,25 +188,7 @@ Deno.test("jacobianPenalty() gradient matches central differences of the float64
   const ref = await refLayers(model, desc);
   const f = () => jacobianPenaltyRef(ref, xd, b, vd, n, lambda).value;
   assert.ok(relErr([value], [f()]) < 1e-5, `value ${value} vs ${f()}`);
-  const h = 1e-6;
-  for (const [li, l] of ref.entries()) {
-    if (l.kind !== "linear") continue;
-    for (const [what, arr] of [["weight", l.w], ["bias", l.b!]] as const) {
-      const fd = new Float64Array(arr.length);
-      for (let i = 0; i < arr.length; i++) {
-        const a = arr[i];
-        arr[i] = a + h;
-        const up = f();
-        arr[i] = a - h;
-        const dn = f();
-        arr[i] = a;
-        fd[i] = (up - dn) / (2 * h);
-      }
-      const name = `${desc[li].name}.${what}`;
-      const e = relErr(grads.get(name)!, fd);
-      assert.ok(e < 1e-4, `${name}: relative error ${e.toExponential(2)} vs finite differences`);
-    }
-  }
+  assertFiniteDifferenceGrads(ref, desc, grads, f);
   r.dispose();
   x.dispose();
   v.dispose();
