@@ -6,9 +6,7 @@ Run with Debian's PyTorch (``/usr/bin/python3``, package ``python3-torch``)::
     /usr/bin/python3 tools/torch_checkpoint_check.py CHECKPOINT.safetensors IN.safetensors OUT.safetensors
 
 The model is rebuilt from the checkpoint's ``__metadata__["model"]`` (a regula
-model spec, JSON) by ``tools/torch_models.py`` when that module offers
-``build_model(spec)``, else by the small builder below (``mlp`` and
-``lenet``). The checkpoint's tensors are loaded with
+model spec, JSON) by ``tools/torch_models.build_model``. The checkpoint's tensors are loaded with
 ``model.load_state_dict(state, strict=True)``: every state_dict name, shape
 and layout must match PyTorch's, or the load fails. The model is put in eval
 mode and applied to ``x`` from IN.safetensors; OUT.safetensors receives
@@ -36,107 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 from torch_bridge import BridgeError, read_safetensors, write_safetensors  # noqa: E402
+from torch_models import SpecError, build_model as build  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-
-
-def _act(name):
-    return nn.ReLU() if name == "relu" else nn.Tanh()
-
-
-class _Normalize(nn.Module):
-    """(x - mean) / std per channel (axis 1); no state_dict entries, as regula's Normalize."""
-
-    def __init__(self, n):
-        super().__init__()
-        shape = (1, -1) + (1,) * 2
-        self.mean = torch.tensor(n["mean"], dtype=torch.float32).reshape(shape)
-        self.std = torch.tensor(n["std"], dtype=torch.float32).reshape(shape)
-
-    def forward(self, x):
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-
-
-def _fallback_model(spec):
-    """LeNet-5 (LeCun et al. 1998, padded first conv) and an MLP, with regula's names."""
-    net = _fallback_core(spec)
-    if spec.get("normalize"):
-        if spec.get("kind") != "lenet":
-            raise BridgeError("fallback builder: normalize only for lenet")
-        return _Wrapped(_Normalize(spec["normalize"]), net)
-    return net
-
-
-class _Wrapped(nn.Module):
-    """Applies a parameter-free preprocessing module, keeping the net's state_dict names."""
-
-    def __init__(self, pre, net):
-        super().__init__()
-        self.pre = [pre]  # a plain list: no state_dict entries
-        self.net = net
-
-    def forward(self, x):
-        return self.net(self.pre[0](x))
-
-    def state_dict(self, *a, **k):
-        return self.net.state_dict(*a, **k)
-
-    def load_state_dict(self, *a, **k):
-        return self.net.load_state_dict(*a, **k)
-
-
-def _fallback_core(spec):
-    kind = spec.get("kind")
-    act = spec.get("activation", "tanh" if kind == "lenet" else "relu")
-    if kind == "lenet":
-        class LeNet(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-                self.conv2 = nn.Conv2d(6, 16, 5)
-                self.fc1 = nn.Linear(400, 120)
-                self.fc2 = nn.Linear(120, 84)
-                self.fc3 = nn.Linear(84, 10)
-                self.act = _act(act)
-                self.pool = nn.MaxPool2d(2)
-
-            def forward(self, x):
-                x = self.pool(self.act(self.conv1(x)))
-                x = self.pool(self.act(self.conv2(x)))
-                x = torch.flatten(x, 1)
-                return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
-        return LeNet()
-    if kind == "mlp":
-        sizes = [spec["inputs"], *spec["hidden"], spec["classes"]]
-
-        class Mlp(nn.Module):
-            def __init__(self):
-                super().__init__()
-                for i in range(len(sizes) - 1):
-                    setattr(self, f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
-                self.act = _act(act)
-
-            def forward(self, x):
-                x = torch.flatten(x, 1)
-                for i in range(len(sizes) - 1):
-                    x = getattr(self, f"fc{i + 1}")(x)
-                    if i + 2 < len(sizes):
-                        x = self.act(x)
-                return x
-        return Mlp()
-    raise BridgeError(f"no torch model for spec {json.dumps(spec)} "
-                      f"(tools/torch_models.py has no build_model, fallback knows mlp and lenet)")
-
-
-def build(spec):
-    try:
-        import torch_models  # written alongside src/models
-        if hasattr(torch_models, "build_model"):
-            return torch_models.build_model(spec)
-    except ImportError:
-        pass
-    return _fallback_model(spec)
 
 
 def run(ck_path, in_path, out_path):
@@ -181,7 +82,7 @@ def main(argv=None):
     if len(argv) == 4 and argv[0] == "--init":
         try:
             init(*argv[1:])
-        except (BridgeError, OSError, ValueError, KeyError) as e:
+        except (BridgeError, SpecError, OSError, ValueError, KeyError) as e:
             print(f"torch_checkpoint_check: {e}", file=sys.stderr)
             return 2
         return 0
@@ -191,7 +92,7 @@ def main(argv=None):
         return 2
     try:
         run(*argv)
-    except (BridgeError, OSError, ValueError, KeyError) as e:
+    except (BridgeError, SpecError, OSError, ValueError, KeyError) as e:
         print(f"torch_checkpoint_check: {e}", file=sys.stderr)
         return 2
     return 0
