@@ -69,6 +69,15 @@ export class Runtime {
   }
 
   /**
+   * True on a CPU (software) adapter such as Mesa llvmpipe/lavapipe or SwiftShader, where kernels
+   * pick direct loads and small workgroups instead of workgroup-memory tiling.
+   */
+  get isCpuAdapter(): boolean {
+    return this.isFallback ||
+      /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(this.description);
+  }
+
+  /**
    * Acquires a device and wraps it.
    * @example
    * ```ts

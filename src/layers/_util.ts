@@ -74,7 +74,7 @@ export function channelSum(
     bindings: [x, x, x, out],
     params: { n, len: 0, parts: 0, s, c, alpha: 0, beta },
     workgroups: [c],
-    constants: { CS_WG: isCpuAdapter(rt) ? 8 : 256 },
+    constants: { CS_WG: rt.isCpuAdapter ? 8 : 256 },
   });
 }
 
@@ -122,11 +122,6 @@ export function secondDerivative(
     workgroups: rt.grid(cached.size, 256),
     constants: { ACT: act, FACTORS: factors.length },
   });
-}
-
-/** A CPU (software) adapter such as Mesa llvmpipe, where small workgroups win. */
-export function isCpuAdapter(rt: Runtime): boolean {
-  return rt.isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(rt.description);
 }
 
 /** 32-bit FNV-1a hash of a string (per-layer random streams). */

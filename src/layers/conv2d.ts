@@ -17,7 +17,6 @@ import {
   checkBatch,
   checkGradShape,
   checkTensor,
-  isCpuAdapter,
   pair,
   reuse,
   sameShape,
@@ -87,7 +86,7 @@ export interface Conv2dGeometryOptions {
  * @returns the tiling
  */
 export function conv2dTiling(rt: Runtime, m: number, n = Infinity): Conv2dTiling {
-  if (isCpuAdapter(rt)) {
+  if (rt.isCpuAdapter) {
     // Few distinct variants (each is a pipeline compiled on first use, ~0.5-1.5 s on llvmpipe).
     const rm = [2, 4, 6, 8].find((r) => m <= r) ?? 16;
     const cn = n >= 128 ? 4 : n >= 64 ? 2 : 1;
@@ -434,7 +433,7 @@ export function conv2dWeightGrad(
   const tiling = tilingFor(rt, m, n, opts.tiling);
   const tiles = Math.ceil(m / (tiling.rm * tiling.ty)) *
     Math.ceil(n / (4 * (tiling.cn ?? 1) * tiling.tx));
-  const target = isCpuAdapter(rt) ? 16 : 512;
+  const target = rt.isCpuAdapter ? 16 : 512;
   let splits = opts.splits ??
     Math.max(1, Math.min(Math.ceil(target / tiles), Math.floor(k / (8 * tiling.bk))));
   // The run path splits K into whole rows of dy.

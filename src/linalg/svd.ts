@@ -118,11 +118,6 @@ export function matrixView(op: string, w: Tensor): Tensor {
   return w.shape.length === 2 ? w : w.reshape([m, n]);
 }
 
-/** Is this a CPU (software) adapter? (The test matmul.ts uses to pick its tiling.) */
-function isCpuAdapter(rt: Runtime): boolean {
-  return rt.isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(rt.description);
-}
-
 interface Jacobi {
   /** (p, len) rows after rotation. */
   work: Tensor;
@@ -159,7 +154,7 @@ function jacobi(rt: Runtime, op: string, w2: Tensor, opts: JacobiOptions): Jacob
   const pe = p + (p % 2);
   // Workgroup size of a pair: CPU adapters pay per barrier and per invocation (32 is fastest on
   // llvmpipe, measured); GPUs want wide workgroups on long rows.
-  const rw = isCpuAdapter(rt) ? 32 : len >= 1024 ? 256 : 64;
+  const rw = rt.isCpuAdapter ? 32 : len >= 1024 ? 256 : 64;
   if (p > 1) {
     for (let sweep = 0; sweep < maxSweeps; sweep++) {
       for (let r = 0; r < pe - 1; r++) {

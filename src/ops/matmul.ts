@@ -74,11 +74,6 @@ export interface MatmulOptions {
   tiling?: Partial<MatmulTiling>;
 }
 
-/** Is this a CPU (software) adapter, where the direct, large-register-tile variant wins? */
-function isCpuAdapter(rt: Runtime): boolean {
-  return rt.isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(rt.description);
-}
-
 /**
  * The tiling {@linkcode matmul} uses for an output of `batch × m × n` on this device.
  *
@@ -95,7 +90,7 @@ function isCpuAdapter(rt: Runtime): boolean {
  * @returns the tiling
  */
 export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): MatmulTiling {
-  if (isCpuAdapter(rt)) return { shared: false, tx: 8, ty: 2, rm: 4, rn: 4, bk: 4 };
+  if (rt.isCpuAdapter) return { shared: false, tx: 8, ty: 2, rm: 4, rn: 4, bk: 4 };
   const wide = Math.ceil(m / 64) * Math.ceil(n / 128) * batch;
   if (wide >= 128) return { shared: true, tx: 32, ty: 8, rm: 2, rn: 1, bk: 16 };
   return { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 };
