@@ -1,11 +1,13 @@
 /**
- * Tests of the runtime itself (src/gpu): buffer pool, errors that must name
- * what went wrong, views, round trips, the one-submit-per-step recording model
- * and the workgroup grid split. The kernels here are test fixtures, inline on
+ * Tests of the runtime itself (src/gpu): buffer pool, placeholders, errors that
+ * must name what went wrong, views, round trips, the one-submit-per-step
+ * recording model and the workgroup grid split. The kernels here are test fixtures, inline on
  * purpose: they exercise the runtime, not a library op.
  */
 import { assert, getRuntime } from "./_util.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
+import { Runtime } from "../src/gpu/runtime.ts";
+import { PLACEHOLDER_BYTES } from "../src/gpu/pool.ts";
 
 /** y[i] = alpha * x[i] + i, one thread per element, grid split over x and y. */
 const SCALE: Kernel = {
@@ -65,6 +67,43 @@ Deno.test("BufferPool reuses buffers over 1000 allocate/dispatch/dispose steps",
   );
   assert.ok(end.reused >= 1990, `only ${end.reused} allocations were reused`);
   x.dispose();
+});
+
+Deno.test("Runtime.placeholder() is one buffer per index, outside the pool, freed by destroy()", async () => {
+  // A runtime of its own: destroy() ends it.
+  const rt = await Runtime.create();
+  const before = rt.memory();
+  assert.equal(before.placeholderBytes, 0);
+  const p = [0, 1, 2, 3].map((i) => rt.placeholder(i));
+  assert.equal(new Set(p.map((t) => t.buffer)).size, 4, "distinct indices, distinct buffers");
+  p.forEach((t, i) => {
+    assert.equal(rt.placeholder(i), t, `placeholder(${i}) twice`);
+    assert.equal(t.buffer.size, PLACEHOLDER_BYTES);
+  });
+  const held = rt.memory();
+  assert.equal(held.placeholderBytes, 4 * PLACEHOLDER_BYTES);
+  assert.deepEqual(
+    [held.allocatedBytes, held.inUseBytes, held.created],
+    [before.allocatedBytes, before.inUseBytes, before.created],
+    "placeholders do not come from the size classes",
+  );
+  // Two placeholders fill a read and a writable binding of one dispatch; one twice cannot.
+  rt.dispatch(SCALE, { bindings: [p[0], p[1]], params: { n: 0, alpha: 1 }, workgroups: [1] });
+  await rt.sync();
+  assert.throws(
+    () => rt.dispatch(SCALE, { bindings: [p[2], p[2]], params: { n: 0 }, workgroups: [1] }),
+    /aliasing a writable binding/,
+  );
+  assert.throws(() => p[0].dispose(), /belongs to the runtime/);
+  assert.equal(p[0].disposed, false);
+  assert.throws(() => rt.placeholder(-1), /non-negative integer, got -1/);
+  const y = rt.zeros([8], "f32", "y");
+  y.dispose();
+  assert.ok(rt.memory().allocatedBytes > 0);
+  rt.destroy();
+  const after = rt.memory();
+  assert.equal(after.placeholderBytes, 0, "destroy() frees the placeholders");
+  assert.equal(after.allocatedBytes, 0, "destroy() frees the free buffers");
 });
 
 Deno.test("Runtime.empty() with an impossible size names the shape and the limit", async () => {

@@ -7,12 +7,22 @@
  * while commands that use them are still being recorded are safe to hand out
  * again at once: every use is recorded on the same queue, in order.
  *
+ * The pool also owns the runtime's placeholders ({@linkcode BufferPool.placeholder}): small
+ * buffers for the storage bindings an entry point leaves unused, kept apart from the size
+ * classes (never handed out by `acquire`, never released, freed by `destroy`).
+ *
  * @module
  */
 
 import { fmtShape } from "./tensor.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/**
+ * Bytes of a placeholder: 16, the smallest buffer an `array<vec4<f32>>` binding accepts (WebGPU
+ * checks the binding size against the shader's minimum binding size, one element).
+ */
+export const PLACEHOLDER_BYTES = 16;
 
 /** Rounds a byte count up to its size class. */
 export function sizeClass(bytes: number): number {
@@ -32,13 +42,25 @@ export interface PoolStats {
   created: number;
   /** Number of allocations served from the free lists. */
   reused: number;
+  /**
+   * Bytes of the live placeholders ({@linkcode BufferPool.placeholder}); not part of
+   * `allocatedBytes` or `inUseBytes`, so that the first op to need one does not look like a leak.
+   */
+  placeholderBytes: number;
 }
 
 /** Reuses `GPUBuffer`s by size class. */
 export class BufferPool {
   #free = new Map<number, GPUBuffer[]>();
   #sizes = new WeakMap<GPUBuffer, number>();
-  #stats: PoolStats = { allocatedBytes: 0, inUseBytes: 0, created: 0, reused: 0 };
+  #placeholders: GPUBuffer[] = [];
+  #stats: PoolStats = {
+    allocatedBytes: 0,
+    inUseBytes: 0,
+    created: 0,
+    reused: 0,
+    placeholderBytes: 0,
+  };
 
   /** @param device the device that owns every buffer */
   constructor(readonly device: GPUDevice) {}
@@ -95,6 +117,42 @@ export class BufferPool {
       }
     }
     this.#free.clear();
+  }
+
+  /**
+   * The `index`-th placeholder: a zero-filled {@linkcode PLACEHOLDER_BYTES}-byte storage buffer
+   * to bind where an entry point leaves a binding unused. Each index is its own buffer, because
+   * WebGPU forbids binding one buffer twice in a dispatch when either binding is writable
+   * (gpuweb #2441); the same index is the same buffer until {@linkcode BufferPool.destroy}.
+   * Kernels never read or write a placeholder, so its contents do not matter.
+   * @param index a non-negative integer (one per binding slot of the dispatch)
+   * @returns a buffer the pool owns: never release or destroy it
+   * @throws Error when `index` is not a non-negative integer
+   */
+  placeholder(index: number): GPUBuffer {
+    if (!Number.isInteger(index) || index < 0) {
+      throw new Error(`Placeholder index must be a non-negative integer, got ${index}`);
+    }
+    while (this.#placeholders.length <= index) {
+      this.#placeholders.push(this.device.createBuffer({
+        label: `placeholder ${this.#placeholders.length}`,
+        size: PLACEHOLDER_BYTES,
+        usage: GPUBufferUsage.STORAGE,
+      }));
+      this.#stats.placeholderBytes += PLACEHOLDER_BYTES;
+    }
+    return this.#placeholders[index];
+  }
+
+  /**
+   * Destroys the placeholders and every free buffer (buffers still held by tensors go with the
+   * device). For `Runtime.destroy()`; placeholders asked for later are new buffers.
+   */
+  destroy(): void {
+    for (const b of this.#placeholders) b.destroy();
+    this.#placeholders = [];
+    this.#stats.placeholderBytes = 0;
+    this.trim();
   }
 
   /** A snapshot of the memory statistics. */

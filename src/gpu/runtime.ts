@@ -16,7 +16,7 @@
  */
 
 import { type DeviceOptions, requestGpuDevice } from "./device.ts";
-import { BufferPool, type PoolStats } from "./pool.ts";
+import { BufferPool, PLACEHOLDER_BYTES, type PoolStats } from "./pool.ts";
 import { bindingLayout, type Kernel, writeParams } from "./kernel.ts";
 import { checkShape, type DType, fmtShape, sizeOf, Tensor, type TypedArrayFor } from "./tensor.ts";
 
@@ -57,6 +57,7 @@ export class Runtime {
   submits = 0;
   /** Number of dispatches recorded so far. */
   dispatches = 0;
+  #placeholders: Tensor[] = [];
 
   private constructor(
     readonly device: GPUDevice,
@@ -107,6 +108,29 @@ export class Runtime {
   zeros(shape: readonly number[], dtype: DType = "f32", name?: string): Tensor {
     const t = this.empty(shape, dtype, name);
     this.fill0(t);
+    return t;
+  }
+
+  /**
+   * The `index`-th placeholder tensor, for a storage binding that an entry point leaves unused
+   * (WGSL files share one binding layout across their entry points, so every binding needs a
+   * buffer). An f32[4] tensor over the pool's `index`-th placeholder buffer: distinct indices are
+   * distinct buffers (a writable binding must not alias another binding of the dispatch), the
+   * same index is the same tensor. Owned by the runtime, never disposed, freed by `destroy()`;
+   * counted in `memory().placeholderBytes`, not in the pool's in-use bytes.
+   * @param index a non-negative integer: give each unused binding of one dispatch its own
+   * @returns a tensor no kernel reads or writes; disposing it throws
+   * @example
+   * ```ts
+   * rt.dispatch(kernel, { bindings: [x, rt.placeholder(0), y, rt.placeholder(1)], workgroups: [1] });
+   * ```
+   */
+  placeholder(index: number): Tensor {
+    let t = this.#placeholders[index];
+    if (!t) {
+      t = new Placeholder(this, this.pool.placeholder(index), index);
+      this.#placeholders[index] = t;
+    }
     return t;
   }
 
@@ -360,10 +384,12 @@ export class Runtime {
     this.pool.trim();
   }
 
-  /** Releases the device. The runtime cannot be used afterwards. */
+  /** Releases the device, the placeholders and the free buffers. The runtime cannot be used afterwards. */
   destroy(): void {
     this.#endPass();
     this.#encoder = null;
+    this.#placeholders = [];
+    this.pool.destroy();
     this.device.destroy();
   }
 
@@ -449,6 +475,19 @@ export class Runtime {
     this.#errors = [];
     const msgs = (await Promise.all(pending)).filter((m): m is string => m !== null);
     if (msgs.length) throw new Error(msgs.join("\n"));
+  }
+}
+
+/** A runtime-owned placeholder (see {@linkcode Runtime.placeholder}): disposing it is a bug. */
+class Placeholder extends Tensor {
+  constructor(rt: Runtime, buffer: GPUBuffer, readonly index: number) {
+    super(rt, buffer, [PLACEHOLDER_BYTES / 4], "f32", `placeholder ${index}`);
+  }
+  override dispose(): void {
+    throw new Error(
+      `${this.describe()} belongs to the runtime and is shared by every op; do not dispose it ` +
+        `(Runtime.destroy() frees it)`,
+    );
   }
 }
 
