@@ -1,6 +1,6 @@
 /**
- * Dispatch helpers for `shaders/attacks.wgsl`: one kernel object per entry point, per-runtime
- * placeholders for the bindings an entry point leaves unused, and the three launch shapes
+ * Dispatch helpers for `shaders/attacks.wgsl`: one kernel object per entry point, the runtime's
+ * placeholders (one per slot) for the bindings an entry point leaves unused, and the three launch shapes
  * (elementwise, one workgroup per sample, one invocation per row).
  *
  * @module
@@ -8,7 +8,7 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import attacksSrc from "../../shaders/attacks.wgsl" with { type: "text" };
 
 /** Entry points of `shaders/attacks.wgsl`. */
@@ -72,30 +72,6 @@ export interface AttackParams {
   f1: number;
 }
 
-const placeholders = new WeakMap<Runtime, Tensor[]>();
-
-/** Eight distinct 16-byte buffers (never pooled, never freed): one per slot, so none alias. */
-function placeholder(rt: Runtime, slot: number): Tensor {
-  let list = placeholders.get(rt);
-  if (!list) {
-    list = SLOTS.map((name) =>
-      new Tensor(
-        rt,
-        rt.device.createBuffer({
-          label: `attacks ${name}`,
-          size: 16,
-          usage: GPUBufferUsage.STORAGE,
-        }),
-        [4],
-        "f32",
-        `attacks unused ${name}`,
-      )
-    );
-    placeholders.set(rt, list);
-  }
-  return list[slot];
-}
-
 /** How the entry point is launched. */
 export type Launch = "elementwise" | "sample" | "row";
 
@@ -138,7 +114,7 @@ export function runAttackKernel(
     ? rt.grid(p.b, 1)
     : rt.grid(p.b, 256);
   rt.dispatch(kernel(entry), {
-    bindings: SLOTS.map((s, i) => bindings[s] ?? placeholder(rt, i)),
+    bindings: SLOTS.map((s, i) => bindings[s] ?? rt.placeholder(i)),
     params: p as unknown as Record<string, number>,
     workgroups,
     constants,

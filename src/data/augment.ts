@@ -33,7 +33,6 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import { randomUniform } from "../init/philox.ts";
-import { unusedBinding } from "../ops/_scratch.ts";
 import type { Regularizer, StepContext } from "../regularizers/regularizer.ts";
 import augmentSrc from "../../shaders/augment.wgsl" with { type: "text" };
 
@@ -289,12 +288,12 @@ export function augment(
   rt.dispatch(AUGMENT_KERNEL, {
     bindings: [
       x,
-      unusedBinding(rt, 0),
-      unusedBinding(rt, 0),
+      rt.placeholder(0),
+      rt.placeholder(0),
       transforms,
-      unusedBinding(rt, 0),
+      rt.placeholder(0),
       out,
-      unusedBinding(rt, 1),
+      rt.placeholder(1),
     ],
     params: { count: b, offset: 0, channels: c, height: h, width: w, sample },
     constants: { SOURCE: 0, INDEXED: 0, AFFINE: 1, LABELS: 0, VEC4: 0 },

@@ -36,7 +36,6 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { unusedBinding } from "../ops/_scratch.ts";
 import {
   AUGMENT_KERNEL,
   type AugmentSpec,
@@ -353,7 +352,7 @@ export class Batches {
     const [c, h, w] = this.#dims ?? [1, 1, sample];
     const vec4 = !this.#mats && sample % 4 === 0;
     this.rt.dispatch(AUGMENT_KERNEL, {
-      bindings: [src, labels, order, this.#mats ?? unusedBinding(this.rt, 0), lut, x, y],
+      bindings: [src, labels, order, this.#mats ?? this.rt.placeholder(0), lut, x, y],
       params: { count, offset, channels: c, height: h, width: w, sample },
       constants: { ...constants, AFFINE: this.#mats ? 1 : 0, VEC4: vec4 ? 1 : 0 },
       workgroups: this.rt.grid((count * sample) / (vec4 ? 4 : 1), 256),
@@ -409,8 +408,8 @@ export class Batches {
     this.#lut ??= rt.upload(BYTE_TO_UNIT, [256], "f32", "byte lut");
     this.#dispatch(
       this.#raw,
-      unusedBinding(rt, 0),
-      unusedBinding(rt, 0),
+      rt.placeholder(0),
+      rt.placeholder(0),
       this.#lut,
       x,
       y,

@@ -227,8 +227,7 @@ function launch(
     });
   }
   // The vec4 binding of `ap` needs 16 bytes even where APACK is off.
-  const ap = packed ?? [a, src, out].find((x) => x.buffer.size >= 16) ??
-    (packed = rt.empty([4], "f32", "conv2d.unused"));
+  const ap = packed ?? [a, src, out].find((x) => x.buffer.size >= 16) ?? rt.placeholder(0);
   rt.dispatch(CONV, {
     bindings: [a, src, out, bias ?? a, ap],
     params: { ...g, m, n: run && mode !== 2 ? cols : n, k, kchunk, beta },

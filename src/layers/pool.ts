@@ -252,7 +252,6 @@ export class MaxPool2d extends Pool2d {
 export class AvgPool2d extends Pool2d {
   readonly kind = "AvgPool2d";
   readonly countIncludePad: boolean;
-  #dummy: Tensor | null = null;
 
   /**
    * @param rt runtime
@@ -277,9 +276,8 @@ export class AvgPool2d extends Pool2d {
     inputShape: readonly number[],
     outShape: readonly number[],
   ): void {
-    this.#dummy ??= this.rt.zeros([1], "u32", `${this.name}.unused`);
     this.rt.dispatch(kernel, {
-      bindings: [x, this.#dummy, out],
+      bindings: [x, this.rt.placeholder(0), out],
       params: this.params4(inputShape, outShape),
       workgroups: this.rt.grid(out.size, 256),
       constants: {
@@ -317,10 +315,5 @@ export class AvgPool2d extends Pool2d {
     this.ty = reuse(this.rt, this.ty, shape, `${this.name}.jvp`);
     this.#run(AVG_FWD, tx, this.ty, tx.shape, shape);
     return this.ty;
-  }
-
-  override dispose(): void {
-    super.dispose();
-    this.#dummy?.dispose();
   }
 }

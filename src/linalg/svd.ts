@@ -60,15 +60,6 @@ export interface SvdResult {
   dispose(): void;
 }
 
-/** Placeholders for unused bindings (distinct buffers: writable ones must not alias). */
-const dummies = new WeakMap<Runtime, Tensor[]>();
-function dummy(rt: Runtime, i: number): Tensor {
-  let list = dummies.get(rt);
-  if (!list) dummies.set(rt, list = []);
-  while (list.length <= i) list.push(rt.zeros([4], "f32", `svd placeholder ${list.length}`));
-  return list[i];
-}
-
 interface Slots {
   src?: Tensor;
   sv?: Tensor;
@@ -88,12 +79,12 @@ function launch(
 ): void {
   rt.dispatch(kernel, {
     bindings: [
-      b.src ?? dummy(rt, 0),
-      b.sv ?? dummy(rt, 1),
-      b.work ?? dummy(rt, 2),
-      b.rot ?? dummy(rt, 3),
-      b.sout ?? dummy(rt, 4),
-      b.flags ?? dummy(rt, 5),
+      b.src ?? rt.placeholder(0),
+      b.sv ?? rt.placeholder(1),
+      b.work ?? rt.placeholder(2),
+      b.rot ?? rt.placeholder(3),
+      b.sout ?? rt.placeholder(4),
+      b.flags ?? rt.placeholder(5),
     ],
     params: { ...PARAMS0, ...params },
     workgroups,

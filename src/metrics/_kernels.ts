@@ -9,7 +9,6 @@
 import type { Kernel } from "../gpu/kernel.ts";
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { unusedBinding } from "../ops/_scratch.ts";
 import metricsSrc from "../../shaders/metrics.wgsl" with { type: "text" };
 
 /** Entry points of shaders/metrics.wgsl. */
@@ -85,7 +84,7 @@ export function runMetricsKernel(
   const values: Record<string, number> = {};
   for (const f of FIELDS) values[f] = params[f] ?? 0;
   rt.dispatch(kernel(entry), {
-    bindings: [io.xa ?? unusedBinding(rt, 0), io.xu ?? unusedBinding(rt, 1), io.y],
+    bindings: [io.xa ?? rt.placeholder(0), io.xu ?? rt.placeholder(1), io.y],
     params: values,
     workgroups: rt.grid(threads, 256),
   });

@@ -14,7 +14,6 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import { unusedBinding } from "./_scratch.ts";
 import elementwiseSrc from "../../shaders/elementwise.wgsl" with { type: "text" };
 
 /** Unary ops, `y = f(x)`. */
@@ -245,7 +244,7 @@ function launch(
   const aIsY = a.buffer === y.buffer;
   const bIsY = b !== null && b.buffer === y.buffer;
   const io = (aIsY ? 1 : 0) | (bIsY ? 2 : 0);
-  const unused = unusedBinding(rt);
+  const unused = rt.placeholder(0);
   rt.dispatch(vec ? VEC4 : SCALAR, {
     bindings: [aIsY ? unused : a, b === null || bIsY ? unused : b, y],
     params: {

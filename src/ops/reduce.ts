@@ -15,7 +15,6 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import { unusedBinding } from "./_scratch.ts";
 import reduceSrc from "../../shaders/reduce.wgsl" with { type: "text" };
 
 const REDUCE: Kernel = { name: "reduce", code: reduceSrc, entry: "reduce_main" };
@@ -114,7 +113,7 @@ function reducePass(rt: Runtime, op: number, ident: number, x: Tensor, y: Tensor
   // `out` may be `x` only when the reduced axis has length 1; x is then read from y (IO = 1).
   const inPlace = x.buffer === y.buffer;
   rt.dispatch(REDUCE, {
-    bindings: [inPlace ? unusedBinding(rt, 0) : x, y, unusedBinding(rt, 1)],
+    bindings: [inPlace ? rt.placeholder(0) : x, y, rt.placeholder(1)],
     params: {
       outer: s.outer,
       len: s.len,
@@ -237,7 +236,7 @@ function argReduce(
   if (nq === 0) return y;
   const cols = colsFor(s.len);
   rt.dispatch(ARG, {
-    bindings: [x, unusedBinding(rt, 1), y],
+    bindings: [x, rt.placeholder(1), y],
     params: { outer: s.outer, len: s.len, inner: s.inner, total: x.size, scale: 1, ident: 0 },
     workgroups: rt.grid(nq, cols),
     constants: { C: cols, SIGN: which === "argmax" ? 1 : -1 },
@@ -291,7 +290,7 @@ function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions)
   // In place, x is read from y (IO = 1): WebGPU forbids aliasing a writable binding.
   const inPlace = x.buffer === y.buffer;
   rt.dispatch(SOFTMAX, {
-    bindings: [inPlace ? unusedBinding(rt, 0) : x, y, unusedBinding(rt, 1)],
+    bindings: [inPlace ? rt.placeholder(0) : x, y, rt.placeholder(1)],
     params: {
       outer: s.outer,
       len: s.len,

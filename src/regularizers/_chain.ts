@@ -57,17 +57,6 @@ export const KERNELS = {
   det: k("det_main"),
 } as const;
 
-/** Placeholders for the bindings an entry point leaves unused, per runtime (never freed). */
-const dummies = new WeakMap<Runtime, Tensor[]>();
-
-/** The i-th placeholder (each its own buffer: writable bindings must not alias). */
-export function dummy(rt: Runtime, i: 0 | 1 = 0): Tensor {
-  let list = dummies.get(rt);
-  if (!list) dummies.set(rt, list = []);
-  while (list.length <= i) list.push(rt.zeros([1], "f32", `jacobian dummy ${list.length}`));
-  return list[i];
-}
-
 /**
  * Dispatches one kernel of shaders/jacobian.wgsl.
  * @param inputs up to three read-only tensors (u, v, w)
@@ -81,9 +70,9 @@ export function launch(
   params: Partial<Record<"n" | "c" | "s" | "len" | "alpha" | "beta" | "coef", number>>,
   workgroups: readonly number[],
 ): void {
-  const u = inputs[0] ?? dummy(rt, 0);
+  const u = inputs[0] ?? rt.placeholder(0);
   rt.dispatch(kernel, {
-    bindings: [u, inputs[1] ?? u, inputs[2] ?? u, outputs[0], outputs[1] ?? dummy(rt, 1)],
+    bindings: [u, inputs[1] ?? u, inputs[2] ?? u, outputs[0], outputs[1] ?? rt.placeholder(1)],
     params: { n: 0, c: 0, s: 0, len: 0, alpha: 0, beta: 0, coef: 0, ...params },
     workgroups,
   });

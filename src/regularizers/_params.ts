@@ -1,6 +1,6 @@
 /**
  * Shared by the parameter regularizers (penalties.ts, projections.ts, noise.ts): which parameters
- * a regularizer touches, the kernels of shaders/regularizers.wgsl, placeholder bindings, and a
+ * a regularizer touches, the kernels of shaders/regularizers.wgsl and their launch, and a
  * scratch cache that keeps a regularizer's buffers from step to step.
  *
  * Private to src/regularizers.
@@ -30,22 +30,13 @@ export const KERNELS = {
 /** Elements one workgroup of `penalty_main` covers. */
 export const CHUNK = 2048;
 
-const dummies = new WeakMap<Runtime, Tensor[]>();
-
-/** The i-th placeholder binding of `rt` (distinct buffers; never disposed). */
-function dummy(rt: Runtime, i: number): Tensor {
-  let list = dummies.get(rt);
-  if (!list) dummies.set(rt, list = []);
-  while (list.length <= i) {
-    list.push(rt.zeros([4], "f32", `regularizers placeholder ${list.length}`));
-  }
-  return list[i];
-}
-
 /** Uniform fields of shaders/regularizers.wgsl. */
 export type RegParams = Partial<Record<"n" | "m" | "k" | "off" | "mode" | "c1" | "c2", number>>;
 
-/** Dispatches one kernel of shaders/regularizers.wgsl (a, b read; out, acc read_write). */
+/**
+ * Dispatches one kernel of shaders/regularizers.wgsl (a, b read; out, acc read_write); missing
+ * bindings get the runtime's placeholders.
+ */
 export function launch(
   rt: Runtime,
   kernel: Kernel,
@@ -55,10 +46,10 @@ export function launch(
 ): void {
   rt.dispatch(kernel, {
     bindings: [
-      b.a ?? dummy(rt, 0),
-      b.b ?? dummy(rt, 1),
-      b.out ?? dummy(rt, 2),
-      b.acc ?? dummy(rt, 3),
+      b.a ?? rt.placeholder(0),
+      b.b ?? rt.placeholder(1),
+      b.out ?? rt.placeholder(2),
+      b.acc ?? rt.placeholder(3),
     ],
     params: { n: 0, m: 0, k: 0, off: 0, mode: 0, c1: 0, c2: 0, ...params },
     workgroups,

@@ -19,7 +19,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { reduce } from "../ops/reduce.ts";
 import type { PenaltyResult } from "./jacobian.ts";
 import type { Regularizer, StepContext } from "./regularizer.ts";
-import { dummy, KERNELS, launch, reuse } from "./_chain.ts";
+import { KERNELS, launch, reuse } from "./_chain.ts";
 
 /** Options of {@linkcode confidencePenalty}. */
 export interface ConfidencePenaltyOptions {
@@ -63,7 +63,7 @@ function record(
     rt,
     KERNELS.confidence,
     [logits],
-    [opts.dLogits ?? dummy(rt, 0), perSample],
+    [opts.dLogits ?? rt.placeholder(0), perSample],
     {
       n: b,
       c,

@@ -76,20 +76,6 @@ export interface CrossEntropyOptions {
   out?: Partial<CrossEntropyOutputs>;
 }
 
-/** Placeholders for bindings an entry point leaves unused, per runtime (never freed). */
-const dummies = new WeakMap<Runtime, Tensor[]>();
-
-/**
- * The i-th placeholder tensor. Each slot gets its own buffer: WebGPU rejects a
- * writable storage binding that aliases another binding of the same dispatch.
- */
-function dummy(rt: Runtime, i: number): Tensor {
-  let list = dummies.get(rt);
-  if (!list) dummies.set(rt, list = []);
-  while (list.length <= i) list.push(rt.zeros([1], "f32", `loss dummy ${list.length}`));
-  return list[i];
-}
-
 /** Invocations per row: a power of two such that each walks about 8 classes. */
 function rowThreads(k: number): number {
   let t = 1;
@@ -197,18 +183,25 @@ export function softmaxCrossEntropy(
   rt.dispatch(CE_ROWS, {
     bindings: [
       logits,
-      soft ? dummy(rt, 0) : target,
-      soft ? target : dummy(rt, 1),
-      dLogits ?? dummy(rt, 2),
+      soft ? rt.placeholder(0) : target,
+      soft ? target : rt.placeholder(1),
+      dLogits ?? rt.placeholder(2),
       perSample,
-      dummy(rt, 3),
+      rt.placeholder(3),
     ],
     params: { b, k, n: 0, smoothing: eps, gscale: scale, lscale: 0 },
     workgroups: rt.grid(b, 256 / t),
     constants: { T: t, SOFT: soft ? 1 : 0, GRAD: grad ? 1 : 0 },
   });
   rt.dispatch(SUM, {
-    bindings: [perSample, soft ? dummy(rt, 0) : target, dummy(rt, 1), dummy(rt, 2), loss, invalid],
+    bindings: [
+      perSample,
+      soft ? rt.placeholder(0) : target,
+      rt.placeholder(1),
+      rt.placeholder(2),
+      loss,
+      invalid,
+    ],
     params: { b, k: soft ? 0 : k, n: b, smoothing: 0, gscale: 0, lscale: scale },
     workgroups: [1],
   });
@@ -307,13 +300,27 @@ export function mse(rt: Runtime, pred: Tensor, target: Tensor, opts: MseOptions 
   const groups = Math.ceil(n / MSE_CHUNK);
   const partials = rt.empty([groups], "f32", "mse partials");
   rt.dispatch(MSE, {
-    bindings: [pred, dummy(rt, 0), target, dPred ?? dummy(rt, 1), partials, dummy(rt, 2)],
+    bindings: [
+      pred,
+      rt.placeholder(0),
+      target,
+      dPred ?? rt.placeholder(1),
+      partials,
+      rt.placeholder(2),
+    ],
     params: { b: 0, k: 0, n, smoothing: 0, gscale: scale, lscale: 0 },
     workgroups: rt.grid(groups, 1),
     constants: { GRAD: grad ? 1 : 0 },
   });
   rt.dispatch(SUM, {
-    bindings: [partials, dummy(rt, 0), dummy(rt, 1), dummy(rt, 2), loss, dummy(rt, 3)],
+    bindings: [
+      partials,
+      rt.placeholder(0),
+      rt.placeholder(1),
+      rt.placeholder(2),
+      loss,
+      rt.placeholder(3),
+    ],
     params: { b: 0, k: 0, n: groups, smoothing: 0, gscale: 0, lscale: scale },
     workgroups: [1],
   });
@@ -382,7 +389,7 @@ export function accuracyCount(
   if (b === 0 || k === 0) return count;
   const t = rowThreads(k);
   rt.dispatch(ARGMAX_COUNT, {
-    bindings: [logits, labels, dummy(rt, 0), dummy(rt, 1), dummy(rt, 2), count],
+    bindings: [logits, labels, rt.placeholder(0), rt.placeholder(1), rt.placeholder(2), count],
     params: { b, k, n: 0, smoothing: 0, gscale: 0, lscale: 0 },
     workgroups: rt.grid(b, 256 / t),
     constants: { T: t },

@@ -187,15 +187,6 @@ function stateTensor(
   return { t, fresh: true };
 }
 
-/** Placeholders for unused state bindings, per runtime (each its own buffer: no aliasing). */
-const dummies = new WeakMap<Runtime, Tensor[]>();
-function dummy(rt: Runtime, i: number): Tensor {
-  let list = dummies.get(rt);
-  if (!list) dummies.set(rt, list = []);
-  while (list.length <= i) list.push(rt.zeros([1], "f32", `optim dummy ${list.length}`));
-  return list[i];
-}
-
 function checkNumber(op: string, what: string, v: number, lo: number, hi = Infinity): void {
   if (!(Number.isFinite(v) && v >= lo && v <= hi)) {
     const range = hi === Infinity ? `>= ${lo}` : `in [${lo}, ${hi}]`;
@@ -278,7 +269,7 @@ export function sgd(
   }
   for (const p of trainable(op, params)) {
     const slot = slotOf(rt, state, op, p);
-    let buf = dummy(rt, 0), first = 0;
+    let buf = rt.placeholder(0), first = 0;
     if (momentum !== 0) {
       const b = stateTensor(state.rt, slot, p.name, "momentum_buffer", false);
       buf = b.t;
@@ -286,7 +277,7 @@ export function sgd(
     }
     slot.step++;
     rt.dispatch(SGD, {
-      bindings: [p.value, p.grad!, buf, dummy(rt, 1), dummy(rt, 2)],
+      bindings: [p.value, p.grad!, buf, rt.placeholder(1), rt.placeholder(2)],
       params: {
         ...BASE_PARAMS,
         n: p.value.size,
@@ -329,7 +320,7 @@ function adamStep(
     const v = stateTensor(state.rt, slot, p.name, "exp_avg_sq", true).t;
     const vmax = amsgrad
       ? stateTensor(state.rt, slot, p.name, "max_exp_avg_sq", true).t
-      : dummy(rt, 0);
+      : rt.placeholder(0);
     const step = ++slot.step;
     // Python-float scalars of torch's _single_tensor_adam(w), in float64 here too.
     const bc1 = 1 - beta1 ** step;
