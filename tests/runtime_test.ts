@@ -69,7 +69,7 @@ Deno.test("BufferPool reuses buffers over 1000 allocate/dispatch/dispose steps",
   x.dispose();
 });
 
-Deno.test("Runtime.placeholder() is one buffer per index, outside the pool, freed by destroy()", async () => {
+Deno.test("Runtime.placeholder() is a buffer per index, freed by destroy()", async () => {
   // A runtime of its own: destroy() ends it.
   const rt = await Runtime.create();
   const before = rt.memory();

@@ -1,7 +1,7 @@
 /**
  * Dispatch helpers for `shaders/attacks.wgsl`: one kernel object per entry point, the runtime's
- * placeholders (one per slot) for the bindings an entry point leaves unused, and the three launch shapes
- * (elementwise, one workgroup per sample, one invocation per row).
+ * placeholders (one per slot) for the bindings an entry point leaves unused, and the three launch
+ * shapes (elementwise, one workgroup per sample, one invocation per row).
  *
  * @module
  */

@@ -122,7 +122,8 @@ export class Runtime {
    * @returns a tensor no kernel reads or writes; disposing it throws
    * @example
    * ```ts
-   * rt.dispatch(kernel, { bindings: [x, rt.placeholder(0), y, rt.placeholder(1)], workgroups: [1] });
+   * // An entry point of a file with four bindings that uses only the first and the third:
+   * rt.dispatch(kernel, { bindings: [x, rt.placeholder(0), y, rt.placeholder(1)], workgroups });
    * ```
    */
   placeholder(index: number): Tensor {
@@ -384,7 +385,7 @@ export class Runtime {
     this.pool.trim();
   }
 
-  /** Releases the device, the placeholders and the free buffers. The runtime cannot be used afterwards. */
+  /** Releases the device, its placeholders and free buffers. The runtime is unusable afterwards. */
   destroy(): void {
     this.#endPass();
     this.#encoder = null;

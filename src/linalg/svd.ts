@@ -60,14 +60,9 @@ export interface SvdResult {
   dispose(): void;
 }
 
-interface Slots {
-  src?: Tensor;
-  sv?: Tensor;
-  work?: Tensor;
-  rot?: Tensor;
-  sout?: Tensor;
-  flags?: Tensor;
-}
+/** The storage bindings of shaders/svd.wgsl, in binding order. */
+const SLOTS = ["src", "sv", "work", "rot", "sout", "flags"] as const;
+type Slots = Partial<Record<typeof SLOTS[number], Tensor>>;
 
 function launch(
   rt: Runtime,
@@ -78,14 +73,7 @@ function launch(
   constants?: Record<string, number>,
 ): void {
   rt.dispatch(kernel, {
-    bindings: [
-      b.src ?? rt.placeholder(0),
-      b.sv ?? rt.placeholder(1),
-      b.work ?? rt.placeholder(2),
-      b.rot ?? rt.placeholder(3),
-      b.sout ?? rt.placeholder(4),
-      b.flags ?? rt.placeholder(5),
-    ],
+    bindings: SLOTS.map((s, i) => b[s] ?? rt.placeholder(i)),
     params: { ...PARAMS0, ...params },
     workgroups,
     constants,

@@ -33,24 +33,22 @@ export const CHUNK = 2048;
 /** Uniform fields of shaders/regularizers.wgsl. */
 export type RegParams = Partial<Record<"n" | "m" | "k" | "off" | "mode" | "c1" | "c2", number>>;
 
+/** Storage bindings of shaders/regularizers.wgsl in order (a, b read; out, acc read_write). */
+const SLOTS = ["a", "b", "out", "acc"] as const;
+
 /**
- * Dispatches one kernel of shaders/regularizers.wgsl (a, b read; out, acc read_write); missing
- * bindings get the runtime's placeholders.
+ * Dispatches one kernel of shaders/regularizers.wgsl; missing bindings get the runtime's
+ * placeholders.
  */
 export function launch(
   rt: Runtime,
   kernel: Kernel,
-  b: { a?: Tensor; b?: Tensor; out?: Tensor; acc?: Tensor },
+  b: Partial<Record<typeof SLOTS[number], Tensor>>,
   params: RegParams,
   workgroups: readonly number[],
 ): void {
   rt.dispatch(kernel, {
-    bindings: [
-      b.a ?? rt.placeholder(0),
-      b.b ?? rt.placeholder(1),
-      b.out ?? rt.placeholder(2),
-      b.acc ?? rt.placeholder(3),
-    ],
+    bindings: SLOTS.map((s, i) => b[s] ?? rt.placeholder(i)),
     params: { n: 0, m: 0, k: 0, off: 0, mode: 0, c1: 0, c2: 0, ...params },
     workgroups,
   });
