@@ -96,8 +96,10 @@ export * from "./src/data/toy.ts";
 export * from "./src/data/batches.ts";
 export * from "./src/data/augment.ts";
 
-// Training: losses, optimizers, schedules, the loop, early stopping, checkpoints.
-export * from "./src/train/loss.ts";
+// Losses: softmax cross-entropy, mean squared error, argmax-accuracy count, fused on the GPU.
+export * from "./src/losses/mod.ts";
+
+// Training: optimizers, schedules, the loop, early stopping, checkpoints.
 export * from "./src/train/optim.ts";
 export * from "./src/train/schedule.ts";
 export * from "./src/train/train.ts";

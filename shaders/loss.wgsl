@@ -11,7 +11,7 @@
 // log p is formed as (z - m) - log(s), never as exp then log, so logits of +-1e4 give finite
 // loss and gradient. The gradient written is `gscale` times that of loss_b (1/B for the mean).
 // A label outside [0, K) must not index memory: its row's loss is NaN, its gradient row is 0,
-// and the finishing pass counts such labels (see src/train/loss.ts for how that is reported).
+// and the finishing pass counts such labels (see src/losses/cross_entropy.ts for how that is reported).
 //
 // Threading plan:
 // - ce_rows_main / argmax_count_main: a workgroup of 256 invocations is R = 256 / T rows of T

@@ -14,7 +14,7 @@ import { MaxPool2d } from "../src/layers/pool.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Normalize } from "../src/layers/normalize.ts";
 import { createOptimizer } from "../src/train/optim.ts";
-import { softmaxCrossEntropy } from "../src/train/loss.ts";
+import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { randomArray } from "./_util.ts";
 
 export const SHAPE = [1, 4, 4];

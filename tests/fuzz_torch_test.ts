@@ -45,7 +45,7 @@ import {
 } from "./_fuzz.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Param } from "../src/layers/layer.ts";
-import { softmaxCrossEntropy } from "../src/train/loss.ts";
+import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { createOptimizer, type OptimizerSpec } from "../src/train/optim.ts";
 
 const SEEDS = fuzzSeeds(Deno.env.get("REGULA_FUZZ_SEEDS"));

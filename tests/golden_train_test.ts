@@ -9,7 +9,7 @@ import { assert, getRuntime, randomArray } from "./_util.ts";
 import { f64, i32, paramInputs, relErr, torchBridge, upload } from "./_model_bridge.ts";
 import { buildModel, type Model, modelSpecFromName } from "../src/models/mod.ts";
 import { createOptimizer } from "../src/train/optim.ts";
-import { type CrossEntropyResult, softmaxCrossEntropy } from "../src/train/loss.ts";
+import { type CrossEntropyResult, softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { Dropout } from "../src/layers/dropout.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import type { Layer } from "../src/layers/layer.ts";

@@ -1,6 +1,8 @@
 import { torch } from "./_torch.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { accuracyCount, mse, readLoss, softmaxCrossEntropy } from "../src/train/loss.ts";
+import { accuracyCount } from "../src/losses/accuracy.ts";
+import { mse } from "../src/losses/mse.ts";
+import { readLoss, softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { refAccuracyCount, refMse, refSoftmaxCrossEntropy } from "../src/reference/loss.ts";
 
 function labelsFor(b: number, k: number, seed: number): Uint32Array {

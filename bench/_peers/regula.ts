@@ -12,7 +12,7 @@ import type { Tensor } from "../../src/gpu/tensor.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { buildModel } from "../../src/models/model.ts";
 import { createOptimizer, type Optimizer } from "../../src/train/optim.ts";
-import { type CrossEntropyResult, softmaxCrossEntropy } from "../../src/train/loss.ts";
+import { type CrossEntropyResult, softmaxCrossEntropy } from "../../src/losses/cross_entropy.ts";
 import type { ModelName, TrainConfig, Trainer } from "./common.ts";
 
 /**

@@ -8,7 +8,7 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { softmaxCrossEntropy } from "../train/loss.ts";
+import { softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
   type AttackModel,

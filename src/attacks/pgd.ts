@@ -18,7 +18,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { randomNormal, randomUniform } from "../ops/random.ts";
-import { softmaxCrossEntropy } from "../train/loss.ts";
+import { softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
   type AttackModel,

@@ -1,5 +1,5 @@
 /**
- * Float64 CPU references of `src/train/loss.ts`: softmax cross-entropy (class
+ * Float64 CPU references of `src/losses/`: softmax cross-entropy (class
  * labels or soft targets, label smoothing), mean squared error, and the
  * argmax-accuracy count. Plain loops, written for clarity, not speed.
  *

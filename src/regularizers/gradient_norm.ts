@@ -18,7 +18,7 @@ import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Layer } from "../layers/layer.ts";
 import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
-import { type CrossEntropyResult, softmaxCrossEntropy } from "../train/loss.ts";
+import { type CrossEntropyResult, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import type { PenaltyResult } from "./jacobian.ts";
 import type { Regularizer, StepContext } from "./regularizer.ts";
 import { KERNELS, launch, LayerChain, reuse, sizeOfShape } from "./_chain.ts";

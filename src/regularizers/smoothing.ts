@@ -1,7 +1,7 @@
 /**
  * Label smoothing (Szegedy et al. 2016, "Rethinking the Inception architecture", sec. 7) as a
  * regularizer that the training loop can be handed like any other. The cross-entropy of
- * src/train/loss.ts already implements it with PyTorch semantics
+ * src/losses/cross_entropy.ts already implements it with PyTorch semantics
  * (`torch.nn.CrossEntropyLoss(label_smoothing=ε)`: the target is `(1 − ε) one_hot + ε / K` on
  * every class), so this regularizer has no hooks: it carries `labelSmoothing`, which `train`
  * reads (see {@linkcode labelSmoothingOf}) and passes to `softmaxCrossEntropy`.
