@@ -108,7 +108,7 @@ export * from "./src/io/checkpoint.ts";
 export * from "./src/io/safetensors.ts";
 
 // Regularizers: penalties, projections and transforms, pure functions over GPU buffers.
-export type { Regularizer, StepContext } from "./src/regularizers/regularizer.ts";
+export type { Regularizer, StepContext } from "./src/hooks/step.ts";
 export * from "./src/regularizers/penalties.ts";
 export * from "./src/regularizers/projections.ts";
 export * from "./src/regularizers/noise.ts";

@@ -10,7 +10,7 @@
 import { didYouMean, UsageError } from "./args.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import type { Regularizer } from "../src/regularizers/regularizer.ts";
+import type { Regularizer } from "../src/hooks/step.ts";
 import type { TrainDataset } from "../src/train/train.ts";
 import type { AugmentSpec } from "../src/data/augment.ts";
 import { type Dataset, splitDataset, subset } from "../src/data/dataset.ts";

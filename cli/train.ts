@@ -12,7 +12,7 @@ import { didYouMean, UsageError } from "./args.ts";
 import { checkWritable, writeFileAtomic } from "./fs.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import type { Regularizer } from "../src/regularizers/regularizer.ts";
+import type { Regularizer } from "../src/hooks/step.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
 import { parseStoppingRule, type StoppingRule } from "../src/train/early_stopping.ts";
 import type { OptimizerSpec } from "../src/train/optim.ts";

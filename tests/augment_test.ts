@@ -16,7 +16,7 @@ import {
   transformFor,
 } from "../src/data/augment.ts";
 import { augmentImageRef, augmentRef } from "../src/reference/augment.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 
 function transforms(list: SampleTransform[], h: number, w: number): Float32Array {
   const out = new Float32Array(list.length * TRANSFORM_FLOATS);

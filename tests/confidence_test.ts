@@ -20,7 +20,7 @@ import {
 } from "./_jacobian_util.ts";
 import { confidencePenalty, confidencePenaltyRegularizer } from "../src/regularizers/confidence.ts";
 import { confidencePenaltyRef } from "../src/reference/jacobian.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 
 Deno.test("confidencePenalty() value and logit gradient match the float64 reference", async () => {
   const rt = await getRuntime();

@@ -28,7 +28,7 @@ import {
   jacobianDeterminantRegularizer,
 } from "../src/regularizers/determinant.ts";
 import { determinantPenaltyRef } from "../src/reference/jacobian.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 
 const SQUARE: LayerDesc[] = [
   { type: "linear", name: "fc1", in: 3, out: 6 },

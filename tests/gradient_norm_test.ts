@@ -25,7 +25,7 @@ import {
 } from "./_jacobian_util.ts";
 import { gradientNormPenalty, gradientNormRegularizer } from "../src/regularizers/gradient_norm.ts";
 import { gradientNormRef } from "../src/reference/jacobian.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 
 const ZOO: LayerDesc[] = [
   { type: "conv2d", name: "conv1", in: 2, out: 3, kernel: 3, padding: 1 },

@@ -34,7 +34,7 @@ import { Sequential } from "../src/layers/sequential.ts";
 import { randomUnitRows } from "../src/regularizers/_chain.ts";
 import { createOptimizer } from "../src/train/optim.ts";
 import type { Layer } from "../src/layers/layer.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 
 /** A model with every layer kind the chain supports, part of it nested. */
 const ZOO: LayerDesc[] = [

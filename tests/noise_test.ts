@@ -7,7 +7,7 @@ import {
   weightNoiseRegularizer,
 } from "../src/regularizers/noise.ts";
 import { labelSmoothingOf, labelSmoothingRegularizer } from "../src/regularizers/smoothing.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 import { streamKey } from "../src/regularizers/_params.ts";
 import { randomNormalRef } from "../src/reference/random.ts";
 

@@ -13,7 +13,7 @@ import {
   spectralNormRegularizer,
   SpectralState,
 } from "../src/regularizers/penalties.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 import { createOptimizer } from "../src/train/optim.ts";
 import { elasticNetRef, softSvbRef, spectralRef } from "../src/reference/penalties.ts";
 

@@ -6,7 +6,7 @@ import {
   maxNorm,
   maxNormRegularizer,
 } from "../src/regularizers/projections.ts";
-import type { StepContext } from "../src/regularizers/regularizer.ts";
+import type { StepContext } from "../src/hooks/step.ts";
 import { clipSingularValuesRef, singularValuesRef } from "../src/reference/linalg.ts";
 import { maxNormRef } from "../src/reference/penalties.ts";
 

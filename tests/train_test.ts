@@ -7,7 +7,7 @@
 import { assert, getRuntime } from "./_util.ts";
 import { tinyMlp, toyCircle, toyHalfplane } from "./_train_util.ts";
 import { evaluate, train } from "../src/train/train.ts";
-import type { Regularizer } from "../src/regularizers/regularizer.ts";
+import type { Regularizer } from "../src/hooks/step.ts";
 import { fill } from "../src/ops/elementwise.ts";
 import { Batches } from "../src/data/batches.ts";
 import { toy2d } from "../src/data/toy.ts";

@@ -33,7 +33,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import { randomUniform } from "../init/philox.ts";
-import type { Regularizer, StepContext } from "../regularizers/regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import augmentSrc from "../../shaders/augment.wgsl" with { type: "text" };
 
 /** The gather/augment kernel (one entry point, specialised by override constants). */
@@ -304,7 +304,7 @@ export function augment(
 
 /**
  * Augmentation as an input transform of the training loop (the `transformInput` hook of
- * src/regularizers/regularizer.ts): each step, the batch is resampled through transforms drawn
+ * src/hooks/step.ts): each step, the batch is resampled through transforms drawn
  * from the Philox stream `(seed, step)`. The loader can instead fuse augmentation into its
  * gather (`Batches` option `augment`), which saves a pass and a per-step upload.
  *

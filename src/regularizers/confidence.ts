@@ -18,7 +18,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { reduce } from "../ops/reduce.ts";
 import type { PenaltyResult } from "./jacobian.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { KERNELS, launch, reuse } from "./_chain.ts";
 
 /** Options of {@linkcode confidencePenalty}. */

@@ -29,7 +29,7 @@ import type { Layer } from "../layers/layer.ts";
 import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
 import type { PenaltyResult } from "./jacobian.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { KERNELS, launch, LayerChain, oneHot, reuse, sizeOfShape } from "./_chain.ts";
 
 /** Options of {@linkcode jacobianDeterminantPenalty}. */

@@ -20,7 +20,7 @@ import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
 import { type CrossEntropyResult, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import type { PenaltyResult } from "./jacobian.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { KERNELS, launch, LayerChain, reuse, sizeOfShape } from "./_chain.ts";
 
 /** Options of {@linkcode gradientNormPenalty}. */

@@ -21,7 +21,7 @@ import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Layer } from "../layers/layer.ts";
 import { axpy, scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { LayerChain, oneHot, randomUnitRows, reuse, sizeOfShape } from "./_chain.ts";
 
 /** Options shared by {@linkcode jacobianPenalty} and {@linkcode jacobianNorm}. */

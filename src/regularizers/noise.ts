@@ -20,7 +20,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import type { Param } from "../layers/layer.ts";
 import { axpy, binary, clamp } from "../ops/elementwise.ts";
 import { randomNormal } from "../ops/random.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { checkCoef, type ParamSelection, Scratch, selectParams, streamKey } from "./_params.ts";
 
 /** Options of {@linkcode gaussianInputNoise}. */

@@ -22,7 +22,7 @@ import type { Param } from "../layers/layer.ts";
 import { matmul } from "../ops/matmul.ts";
 import { reduce } from "../ops/reduce.ts";
 import { randomNormal } from "../ops/random.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import {
   asMatrix,
   checkCoef,

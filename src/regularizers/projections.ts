@@ -12,7 +12,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Param } from "../layers/layer.ts";
 import { clipSingularValues, type JacobiOptions } from "../linalg/svd.ts";
-import type { Regularizer, StepContext } from "./regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { asMatrix, checkCoef, KERNELS, launch, selectParams } from "./_params.ts";
 
 /** Options of {@linkcode hardSvb}. */

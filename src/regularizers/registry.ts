@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Regularizer } from "./regularizer.ts";
+import type { Regularizer } from "../hooks/step.ts";
 import {
   elasticNetRegularizer,
   l1Regularizer,

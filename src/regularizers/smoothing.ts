@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Regularizer } from "./regularizer.ts";
+import type { Regularizer } from "../hooks/step.ts";
 import { checkCoef } from "./_params.ts";
 
 /** A regularizer that asks the training loop for label smoothing ε. */

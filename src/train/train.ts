@@ -1,7 +1,7 @@
 /**
  * The training loop: minibatch SGD/Adam over a dataset with a learning-rate
  * schedule, regularizers plugged in through their hooks
- * (src/regularizers/regularizer.ts), per-epoch history, early stopping
+ * (src/hooks/step.ts), per-epoch history, early stopping
  * (Prechelt 1998, src/train/early_stopping.ts) and restoring the best
  * weights; and {@linkcode evaluate}, loss and accuracy of a model on a
  * dataset.
@@ -40,7 +40,7 @@ import type { Param } from "../layers/layer.ts";
 import type { Sequential } from "../layers/sequential.ts";
 import { axpy } from "../ops/elementwise.ts";
 import { argmax, reduce } from "../ops/reduce.ts";
-import type { Regularizer, StepContext } from "../regularizers/regularizer.ts";
+import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { labelSmoothingOf } from "../regularizers/smoothing.ts";
 import { bestEpoch, shouldStop, type StoppingRule } from "./early_stopping.ts";
 import { accuracyCount } from "../losses/accuracy.ts";

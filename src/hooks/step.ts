@@ -20,6 +20,13 @@
  * regularizer and valid until its next call; the loop accumulates it on the GPU and reads it
  * back with the loss.
  *
+ * Why here, in a folder of its own low in the tree: the contract has one caller, the training
+ * loop (src/train), and implementers on two sides of it, the regularizers (src/regularizers) and
+ * augmentation (src/data/augment.ts). Each of them imports it, so it sits below all three and
+ * imports only types from src/gpu and src/layers; implementing a hook pulls in nothing above the
+ * layers. The file is named for what it describes: the hooks of one training step and what they
+ * see of it (`StepContext`).
+ *
  * @module
  */
 
