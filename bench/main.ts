@@ -12,6 +12,11 @@
  * `--attack-batch 64`, `--attack-rounds 2`, `--plane-resolution 256` and
  * `--plane-rounds 1` size the last two.
  *
+ * bench/ has its own deno.json and deno.lock, holding the peers (TF.js, jax-js and their
+ * dependencies), so that the library, the command line and the tests never resolve or download
+ * them; `deno task bench` runs this file with `--config bench/deno.json`. `--only none` loads
+ * every benchmark module and runs nothing (a check that the imports resolve).
+ *
  * @module
  */
 
