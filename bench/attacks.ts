@@ -12,7 +12,7 @@
  * Timing as bench/matmul.ts: warm-up (compilation is not timed), then interleaved rounds of
  * whole attacks, each ending with a wait for all its work; the best round counts.
  *
- * Run: `deno run -A bench/attacks.ts`.
+ * Run: `deno run -A --config bench/deno.json bench/attacks.ts`.
  *
  * @module
  */

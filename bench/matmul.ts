@@ -13,7 +13,7 @@
  * of the different implementations are interleaved so that background load
  * hits them alike. Results are compared with regula's before timing.
  *
- * Run: `deno run -A bench/matmul.ts`.
+ * Run: `deno run -A --config bench/deno.json bench/matmul.ts`.
  *
  * @module
  */

@@ -10,8 +10,9 @@
  * next to the boundary may differ by rounding).
  *
  * Timing: warm-up first (compilation not timed), then `rounds` planes each, interleaved; the
- * best plane counts (the machine may be shared). Run: `deno run -A bench/planes.ts
- * [--resolution 256] [--rounds 3] [--chunk 4096]`.
+ * best plane counts (the machine may be shared). Run:
+ * `deno run -A --config bench/deno.json bench/planes.ts [--resolution 256] [--rounds 3]
+ * [--chunk 4096]`.
  *
  * @module
  */

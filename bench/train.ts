@@ -22,7 +22,8 @@
  * Memory: with `memorySteps` (CLI `--memory-steps N`), regula's LeNet b64 is also run for 10
  * steps and then N steps, and `rt.memory()` compared: a training loop must not grow.
  *
- * Run: `deno run -A bench/train.ts [--memory-steps 1000] [--configs lenet64,lenet256,ddnet64]`;
+ * Run: `deno run -A --config bench/deno.json bench/train.ts [--memory-steps 1000]
+ * [--configs lenet64,lenet256,ddnet64]`;
  * `--profile lenet64` instead times each dispatch of regula's step alone.
  * (or `deno task bench`, which runs it after bench/matmul.ts).
  *
