@@ -31,9 +31,9 @@
  * over, which costs it one 200 kB upload per step less than a real epoch (noted in the row).
  *
  * Run: `deno run -A --config bench/deno.json bench/epoch.ts [--quick] [--epoch-steps N]
- * [--epoch-rounds N] [--epoch-peers tfjs,jax,torch]` (5 to 8 minutes on a 2-core software adapter; `--quick`, a
- * smoke test of under a minute: 512 images, an epoch of 8 steps, 2 timed steps per
- * implementation, one round).
+ * [--epoch-rounds N] [--epoch-peers tfjs,jax,torch]` (5 to 8 minutes on a 2-core software
+ * adapter; `--quick`, a smoke test of under a minute: 512 images, an epoch of 8 steps, 2 timed
+ * steps per implementation, one round).
  *
  * @module
  */
