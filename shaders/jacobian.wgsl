@@ -7,10 +7,6 @@
 //   out[r, :] = out[r, :] / ||out[r, :]||  — a Gaussian vector divided by its norm is uniform on
 //   the unit sphere (Muller 1959), the projections of Hoffman, Roberts & Yaida 2019, sec. 2.
 // one_hot_main, one invocation per element i < n: out[i] = (i % c == s) ? 1 : 0.
-// bn_gamma_main (the b ⊗ r term of an eval-mode BatchNorm, y = γ (x - μ)/σ + β), one workgroup
-//   of 256 per channel ch < c: out[ch] += coef · Σ_{b < n, q < s} u[(b·c + ch)·s + q] · v[...]
-//   / sqrt(w[ch] + alpha), u = backward signal at the output, v = tangent at the input,
-//   w = running_var, alpha = eps. Strided partial sums, then a fixed tree (deterministic).
 // confidence_main (Pereyra et al. 2017, "Regularizing neural networks by penalizing confident
 //   output distributions"), one invocation per row r < n of the (n, c) logits u:
 //   log p = u - logsumexp(u), H = -Σ p log p;
@@ -46,8 +42,6 @@ struct Params { n: u32, c: u32, s: u32, len: u32, alpha: f32, beta: f32, coef: f
 
 const NMAX: u32 = 16u;
 
-var<workgroup> red: array<f32, 256>;
-
 fn item(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
   return (wid.y * nwg.x + wid.x) * 64u + lid.x;
 }
@@ -69,24 +63,6 @@ fn one_hot_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let i = item(wid, nwg, lid);
   if (i >= p.n) { return; }
   out[i] = select(0.0, 1.0, i % p.c == p.s);
-}
-
-@compute @workgroup_size(256)
-fn bn_gamma_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let ch = wid.x;
-  let total = p.n * p.s;
-  var acc = 0.0;
-  for (var e = lid.x; e < total; e += 256u) {
-    let i = ((e / p.s) * p.c + ch) * p.s + e % p.s;
-    acc += u[i] * v[i];
-  }
-  red[lid.x] = acc;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (lid.x < k) { red[lid.x] += red[lid.x + k]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { out[ch] += p.coef * red[0] / sqrt(w[ch] + p.alpha); }
 }
 
 @compute @workgroup_size(64)

@@ -21,6 +21,11 @@
 //         and 0 where β a > threshold (PyTorch returns x there, a straight line).
 //   (d/da tanh = 1 - t², d²/da² = -2 t (1 - t²); d/da σ = σ(1 - σ), d²/da² = σ(1 - σ)(1 - 2σ);
 //   softplus' = sigmoid(β a), softplus'' = β sigmoid'(β a).)
+// bn_gamma_main (the b ⊗ r term of an eval-mode BatchNorm y = γ (x - μ)/σ + β in the Jacobian
+//   regularizer, DESIGN.md step 6), one workgroup of 256 per channel ch < c:
+//   out[ch] += Σ_{b < n, q < s} u[(b·c + ch)·s + q] · v[...] / sqrt(w[ch] + alpha),
+//   u = backward signal at the output, v = tangent at the input, w = running_var, alpha = eps.
+//   Strided partial sums, then a fixed tree (deterministic).
 // Threading for the elementwise ones: item = (wid.y · nwg.x + wid.x) · 256 + lid.x (rt.grid).
 
 struct Params { n: u32, len: u32, parts: u32, s: u32, c: u32, alpha: f32, beta: f32 }
@@ -119,4 +124,22 @@ fn act2_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   if (FACTORS >= 1u) { d2 *= v[i]; }
   if (FACTORS >= 2u) { d2 *= w[i]; }
   out[i] = d2;
+}
+
+@compute @workgroup_size(256)
+fn bn_gamma_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let ch = wid.x;
+  let total = p.n * p.s;
+  var acc = 0.0;
+  for (var e = lid.x; e < total; e += 256u) {
+    let i = ((e / p.s) * p.c + ch) * p.s + e % p.s;
+    acc += u[i] * v[i];
+  }
+  red[lid.x] = acc;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (lid.x < k) { red[lid.x] += red[lid.x + k]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { out[ch] += red[0] / sqrt(w[ch] + p.alpha); }
 }

@@ -24,6 +24,7 @@ const CHANNEL_AFFINE: Kernel = {
   entry: "channel_affine_main",
 };
 const ACT2: Kernel = { name: "layers.act2", code: layersSrc, entry: "act2_main" };
+const BN_GAMMA: Kernel = { name: "layers.bn_gamma", code: layersSrc, entry: "bn_gamma_main" };
 
 /**
  * A layer-owned buffer of `shape`: `slot` itself when it still fits, else a new tensor
@@ -121,6 +122,31 @@ export function secondDerivative(
     params: { n: cached.size, len: 0, parts: 0, s: 1, c: 1, alpha, beta },
     workgroups: rt.grid(cached.size, 256),
     constants: { ACT: act, FACTORS: factors.length },
+  });
+}
+
+/**
+ * `out[c] += Σ_{b, q} u[(b·C + c)·s + q] · v[...] / sqrt(variance[c] + eps)`: the `b ⊗ r` term
+ * of an eval-mode BatchNorm in the Jacobian regularizer (see shaders/layers.wgsl).
+ * @param u (n, C, s) f32 backward signal at the output
+ * @param v (n, C, s) f32 tangent at the input
+ * @param variance (C,) f32 running variance
+ * @param out (C,) f32 gamma gradient, accumulated into
+ */
+export function batchnormGammaTerm(
+  rt: Runtime,
+  u: Tensor,
+  v: Tensor,
+  variance: Tensor,
+  eps: number,
+  out: Tensor,
+): void {
+  const n = v.shape[0], c = variance.size;
+  const s = v.size / (n * c);
+  rt.dispatch(BN_GAMMA, {
+    bindings: [u, v, variance, out],
+    params: { n, len: 0, parts: 0, s, c, alpha: eps, beta: 0 },
+    workgroups: [c],
   });
 }
 

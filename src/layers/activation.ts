@@ -14,7 +14,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { binary, type BinaryOp, unary, type UnaryOp } from "../ops/elementwise.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import {
   cachedInput,
   checkBatch,
@@ -69,6 +69,11 @@ export class Activation implements Layer {
   training = true;
   /** False for ReLU and LeakyReLU, whose σ'' is 0 everywhere (nothing to inject). */
   readonly hasCurvature: boolean;
+  /**
+   * In the Jacobian recipe: the injection `σ''(a) ⊙ b ⊙ r` at the input (its σ'(a) depends on
+   * the parameters below through the pre-activation `a`); nothing for ReLU and LeakyReLU.
+   */
+  readonly jacobian: JacobianRole;
   readonly alpha: number;
   readonly beta: number;
   #input: Tensor | null = null;
@@ -91,6 +96,7 @@ export class Activation implements Layer {
   ) {
     if (!SPEC[kind]) throw new Error(`${name || "activation"}: unknown activation '${kind}'`);
     this.hasCurvature = SPEC[kind].act2 !== 0;
+    this.jacobian = this.hasCurvature ? { tangent: (b, r) => this.secondDerivative(b, r) } : {};
     this.alpha = kind === "leaky_relu"
       ? options.slope ?? 0.01
       : kind === "softplus"

@@ -14,8 +14,9 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { cachedInput } from "./_check.ts";
+import { batchnormGammaTerm } from "./_util.ts";
 import bnSrc from "../../shaders/batchnorm.wgsl" with { type: "text" };
 import bnStateSrc from "../../shaders/batchnorm_state.wgsl" with { type: "text" };
 
@@ -68,6 +69,30 @@ export class BatchNorm implements Layer {
   #out: Tensor | null = null;
   #dx: Tensor | null = null;
   #ty: Tensor | null = null;
+  #vjp: Tensor | null = null;
+
+  /**
+   * In the Jacobian recipe, eval mode only (`check` refuses training mode, where the layer
+   * couples the samples of a batch): the Jacobian is diagonal, so the VJP is the jvp's kernel
+   * (into its own buffer: the tangent pass reuses jvp's), and `dγ += Σ b r / σ` per channel.
+   * The final backward's eval-mode `backward` then adds `dγ += Σ g x̂` and `dβ += Σ g`.
+   */
+  readonly jacobian: JacobianRole = {
+    check: (op) => {
+      if (!this.training) return;
+      throw new Error(
+        `${op}: BatchNorm '${this.name || "batchnorm"}' is in training mode, where it couples ` +
+          `the samples of a batch and the per-sample Jacobian is not defined; put the model in ` +
+          `eval mode (model.eval()) or use a model without BatchNorm`,
+      );
+    },
+    vjp: (b) => this.#vjp = this.#diagonal(b, this.#vjp),
+    tangent: (b, r) => {
+      this.outputShape(r.shape);
+      batchnormGammaTerm(this.rt, b, r, this.runningVar, this.eps, this.dWeight);
+      return null;
+    },
+  };
 
   /**
    * @param rt runtime
@@ -231,21 +256,26 @@ export class BatchNorm implements Layer {
 
   /** @param tx (B, C, ...) tangent; @returns layer-owned gamma·invstd·tx (eval mode only) */
   jvp(tx: Tensor): Tensor {
+    return this.#ty = this.#diagonal(tx, this.#ty);
+  }
+
+  /** `gamma·invstd·t` into `slot` (reused when it fits); eval mode only. */
+  #diagonal(t: Tensor, slot: Tensor | null): Tensor {
     if (this.#inputMode === "train") {
       throw new Error(
         `${this.#describe()}: jvp in training mode couples the batch and is not supported; ` +
           `put the model in eval mode (model.eval()) for Jacobian penalties`,
       );
     }
-    this.outputShape(tx.shape);
-    const { b, c, s } = this.#bcs(tx.shape);
-    this.#ty = this.#owned(this.#ty, tx.shape);
+    this.outputShape(t.shape);
+    const { b, c, s } = this.#bcs(t.shape);
+    const out = this.#owned(slot, t.shape);
     this.rt.dispatch(AFFINE, {
-      bindings: this.#dataBindings(tx, tx, this.#ty),
+      bindings: this.#dataBindings(t, t, out),
       params: { b, c, s, eps: this.eps, mode: 1 },
       workgroups: this.rt.grid(b * c * s, 256),
     });
-    return this.#ty;
+    return out;
   }
 
   /** weight, bias (trained); running_mean, running_var, num_batches_tracked (buffers). */
@@ -274,6 +304,7 @@ export class BatchNorm implements Layer {
         this.#out,
         this.#dx,
         this.#ty,
+        this.#vjp,
         this.#scratch,
       ]
     ) t?.dispose();

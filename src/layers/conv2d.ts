@@ -10,7 +10,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import {
   cachedInput,
   channelSum,
@@ -637,6 +637,19 @@ export class Conv2d implements Layer {
       dBias: (opts.bias ?? true) ? this.dBias : null,
     });
   }
+
+  /**
+   * In the Jacobian recipe: the input gradient alone going down, and `dW += b ⊗ r` (the
+   * weight-gradient kernel fed the backward signal and the tangent, no bias term: the bias does
+   * not enter the Jacobian).
+   */
+  readonly jacobian: JacobianRole = {
+    vjp: (b) => this.inputGrad(b),
+    tangent: (b, r) => {
+      this.weightGrad(b, r, { bias: false });
+      return null;
+    },
+  };
 
   /** @param tx (B, C, H, W) tangent; @returns layer-owned `W * tx` (no bias) */
   jvp(tx: Tensor): Tensor {

@@ -16,7 +16,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import { binary } from "../ops/elementwise.ts";
 import { bernoulliMask } from "../ops/random.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { checkBatch, checkGradShape, checkTensor, fnv1a, reuse } from "./_util.ts";
 
 /** Options of {@linkcode Dropout}. */
@@ -34,6 +34,8 @@ export interface DropoutOptions {
  */
 export class Dropout implements Layer {
   training = true;
+  /** Plain in the Jacobian recipe: no parameters, and a Jacobian fixed by the cached mask. */
+  readonly jacobian: JacobianRole = {};
   /** Philox substream of the next forward; set it each step. */
   counter = 0;
   readonly seed: number;

@@ -6,12 +6,14 @@
  */
 
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { checkBatch, checkGradShape, checkTensor } from "./_util.ts";
 
 /** Flattens every dimension after the first (the batch). */
 export class Flatten implements Layer {
   training = true;
+  /** Plain in the Jacobian recipe: a reshape. */
+  readonly jacobian: JacobianRole = {};
   #inputShape: number[] | null = null;
 
   /** @param name module path ("flatten", "features.6") */

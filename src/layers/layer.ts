@@ -15,6 +15,11 @@
  * it. A step therefore allocates nothing after the first call at a given
  * batch size.
  *
+ * A layer that the penalties on the function (Jacobian, Jacobian determinant,
+ * input-gradient norm) may differentiate through also says how it takes part
+ * in their exact gradient: {@linkcode Layer.jacobian}, a
+ * {@linkcode JacobianRole}.
+ *
  * @module
  */
 
@@ -29,6 +34,55 @@ export interface Param {
   grad?: Tensor;
   /** "weight" tensors are penalised by default; "bias" and "buffer" are not. */
   kind: "weight" | "bias" | "buffer";
+}
+
+/**
+ * How a layer takes part in the exact parameter gradient of the penalties on the function
+ * (DESIGN.md, "Jacobian regularization"; run by src/regularizers/_chain.ts). The model is seen as
+ * a chain of leaf layers `h_k = f_k(h_{k-1})` with input Jacobians `A_k`; for a penalty on
+ * `u = Jᵀ v` the recipe needs, per leaf, the backward signal `b_k` at its output (from
+ * `b_{k-1} = A_kᵀ b_k`), the tangent `r_{k-1}` at its input (from `r_k = A_k r_{k-1}`, the
+ * layer's `jvp`), and whatever depends on both, then one ordinary `backward` down to the lowest
+ * layer with trained parameters.
+ *
+ * Every member is optional: `{}` is a layer whose `backward` touches no parameters and whose
+ * Jacobian is locally constant in its input (ReLU, LeakyReLU, pools, Dropout, Flatten,
+ * Normalize), so only its `backward` and `jvp` are called. A layer without a role is refused,
+ * naming it.
+ */
+export interface JacobianRole {
+  /**
+   * Containers (Sequential): the layers it chains, in forward order; the chain is made of their
+   * leaves and the other members are not used.
+   */
+  readonly children?: readonly Layer[];
+  /**
+   * Throws, naming the layer and what to do, where its per-sample Jacobian is not defined at the
+   * point the next forward will take (BatchNorm in training mode couples the samples of a batch).
+   * Called before every evaluation of a penalty.
+   * @param op the penalty's name, to start the message with
+   */
+  check?(op: string): void;
+  /**
+   * `b_{k-1} = A_kᵀ b_k` without touching any parameter gradient; absent: `backward`, which for
+   * such a layer has no parameters to accumulate. The result is read again during the tangent
+   * pass, so it must not be the buffer `jvp` returns.
+   * @param b the backward signal at the output (like the output)
+   * @returns layer-owned signal at the input, valid until the next call
+   */
+  vjp?(b: Tensor): Tensor;
+  /**
+   * The terms that need both signals, called once per tangent pass with `b = b_k` (from the last
+   * `vjp` pass) and `r = r_{k-1}`, before `jvp(r)`. Adds into the parameter gradients what
+   * depends on the parameters through `A_k` itself (Linear, Conv2d: `dW += b ⊗ r`, the ordinary
+   * weight-gradient kernel without the bias term; eval-mode BatchNorm: `dγ += Σ b r / σ`), and
+   * returns what depends on the primal input through `A_k`, as a gradient at the layer's input
+   * that the final backward carries down (curved activations: `σ''(a) ⊙ b ⊙ r`), or null.
+   * @param b (like the output) f32 backward signal
+   * @param r (like the input) f32 tangent
+   * @returns layer-owned tensor shaped like the input, valid until the next call; or null
+   */
+  tangent?(b: Tensor, r: Tensor): Tensor | null;
 }
 
 /** A differentiable layer. */
@@ -47,6 +101,11 @@ export interface Layer {
   jvp(tx: Tensor): Tensor;
   /** Parameters and buffers, PyTorch names and layouts. */
   params(): Param[];
+  /**
+   * How the layer takes part in the exact gradient of the Jacobian penalties; absent: those
+   * penalties refuse the layer, naming it.
+   */
+  readonly jacobian?: JacobianRole;
   /** Frees every tensor the layer owns. */
   dispose(): void;
 }

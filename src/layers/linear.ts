@@ -8,7 +8,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import { matmul } from "../ops/matmul.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import {
   cachedInput,
   channelSum,
@@ -170,6 +170,19 @@ export class Linear implements Layer {
       channelSum(this.rt, dy2, rows, this.outFeatures, 1, this.dBias, 1);
     }
   }
+
+  /**
+   * In the Jacobian recipe: the input gradient alone going down, and `dW += b ⊗ r` (the
+   * weight-gradient kernel fed the backward signal and the tangent, no bias term: the bias does
+   * not enter the Jacobian).
+   */
+  readonly jacobian: JacobianRole = {
+    vjp: (b) => this.inputGrad(b),
+    tangent: (b, r) => {
+      this.weightGrad(b, r, { bias: false });
+      return null;
+    },
+  };
 
   /** @param tx (B, in) tangent; @returns layer-owned `tx Wᵀ` */
   jvp(tx: Tensor): Tensor {

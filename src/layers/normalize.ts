@@ -13,12 +13,14 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { channelAffine, checkBatch, checkGradShape, checkTensor, reuse } from "./_util.ts";
 
 /** Per-channel affine normalization over axis 1 of a (B, C, ...) input. */
 export class Normalize implements Layer {
   training = true;
+  /** Plain in the Jacobian recipe: no parameters, and a constant Jacobian. */
+  readonly jacobian: JacobianRole = {};
   readonly mean: readonly number[];
   readonly std: readonly number[];
   #scale: Tensor;

@@ -14,7 +14,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { checkBatch, checkGradShape, checkTensor, pair, reuse } from "./_util.ts";
 import { conv2dOutputSize } from "./conv2d.ts";
 import poolSrc from "../../shaders/pool.wgsl" with { type: "text" };
@@ -41,6 +41,11 @@ export interface AvgPool2dOptions extends Pool2dOptions {
 
 abstract class Pool2d implements Layer {
   training = true;
+  /**
+   * Plain in the Jacobian recipe: no parameters, and a Jacobian fixed by the cached argmax (max)
+   * or constant (average).
+   */
+  readonly jacobian: JacobianRole = {};
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];

@@ -8,7 +8,7 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 
 /** A layer with a random stream (Dropout). */
 interface Counted {
@@ -34,6 +34,8 @@ function hasCounter(l: Layer): l is Layer & Counted {
  */
 export class Sequential implements Layer {
   readonly layers: readonly Layer[];
+  /** In the Jacobian recipe: a container of its layers. */
+  readonly jacobian: JacobianRole;
   #training = true;
   #lastInput: Tensor | null = null;
 
@@ -44,6 +46,7 @@ export class Sequential implements Layer {
    */
   constructor(readonly rt: Runtime, readonly name: string, layers: readonly Layer[]) {
     this.layers = [...layers];
+    this.jacobian = { children: this.layers };
     const seen = new Set<string>();
     for (const p of this.params()) {
       if (seen.has(p.name)) {

@@ -2,16 +2,19 @@
  * Shared machinery of the penalties on the function (Jacobian, Jacobian determinant, input-gradient
  * norm): the exact parameter gradient of any differentiable function of Jacobian rows `u = Jᵀ v`,
  * by the recipe of DESIGN.md ("Jacobian regularization"; worked out in shared/jr_gradient_recipe.py)
- * over a model's cached forward pass, with no autograd engine:
+ * over a model's cached forward pass, with no autograd engine. Each layer says how it takes part
+ * through its {@linkcode JacobianRole} (`Layer.jacobian`, src/layers/layer.ts); the chain knows no
+ * layer class:
  *
  * 1. {@linkcode LayerChain.vjp}: `b_L = v`, `b_{k-1} = A_kᵀ b_k` — the ordinary backward without
- *    touching parameter gradients, keeping every backward signal `b_k`; returns `u = b_0`.
+ *    touching parameter gradients (the role's `vjp`, else `backward`), keeping every backward
+ *    signal `b_k`; returns `u = b_0`.
  * 2. {@linkcode LayerChain.tangent}: `r_0 = ∂R/∂u`, `r_k = A_k r_{k-1}` (the layers' `jvp`), and on
- *    the way the terms that need both signals: `∂R/∂W_k += b_k ⊗ r_{k-1}` for Linear/Conv2d (their
- *    ordinary weight-gradient kernels with `b_k` as output gradient and `r_{k-1}` as input, no
- *    bias term: the bias does not enter `A_k`), `∂R/∂γ += Σ b_k r_{k-1} / σ` for an eval-mode
- *    BatchNorm, and the injection `σ''(a) ⊙ b_k ⊙ r_{k-1}` at the pre-activation `a` of every
- *    curved activation (Tanh, Sigmoid, Softplus), summed over all calls.
+ *    the way the roles' terms that need both signals (`tangent(b_k, r_{k-1})`): parameter terms
+ *    added in place (`∂R/∂W_k += b_k ⊗ r_{k-1}` for Linear/Conv2d, `∂R/∂γ += Σ b_k r_{k-1} / σ`
+ *    for an eval-mode BatchNorm), and injections at a layer's input (`σ''(a) ⊙ b_k ⊙ r_{k-1}` at
+ *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus), summed over all
+ *    calls.
  * 3. {@linkcode LayerChain.backpropInjections}: one ordinary backward (accumulating parameter
  *    gradients) that starts from an optional gradient at the output and picks up the summed
  *    injections on its way down, i.e. the dependence of `A_k` on the primal activations.
@@ -21,8 +24,8 @@
  * `b ⊙ r` on the diagonal, and `σ'(a)` depends on the parameters below through `a`.
  *
  * Layer-owned outputs are overwritten by the next call of the same pass on the same layer: the
- * chain calls each layer at most once per pass, keeps the references, and copies where one pass
- * borrows another's buffer (BatchNorm's VJP is its jvp, as its eval-mode Jacobian is diagonal).
+ * chain calls each layer at most once per pass and keeps the references (a role's `vjp` writes
+ * a buffer of its own, not the one `jvp` returns: BatchNorm's VJP is its jvp kernel).
  *
  * Private to src/regularizers.
  *
@@ -32,16 +35,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import type { Layer } from "../layers/layer.ts";
-import { Sequential } from "../layers/sequential.ts";
-import { Linear } from "../layers/linear.ts";
-import { Conv2d } from "../layers/conv2d.ts";
-import { Activation } from "../layers/activation.ts";
-import { AvgPool2d, MaxPool2d } from "../layers/pool.ts";
-import { Dropout } from "../layers/dropout.ts";
-import { Flatten } from "../layers/flatten.ts";
-import { Normalize } from "../layers/normalize.ts";
-import { BatchNorm } from "../layers/batchnorm.ts";
+import type { JacobianRole, Layer } from "../layers/layer.ts";
 import { axpy } from "../ops/elementwise.ts";
 import { randomNormal } from "../ops/random.ts";
 import jacobianSrc from "../../shaders/jacobian.wgsl" with { type: "text" };
@@ -51,7 +45,6 @@ const k = (entry: string): Kernel => ({ name: `jacobian.${entry}`, code: jacobia
 export const KERNELS = {
   normalizeRows: k("normalize_rows_main"),
   oneHot: k("one_hot_main"),
-  bnGamma: k("bn_gamma_main"),
   confidence: k("confidence_main"),
   softmaxHvp: k("softmax_hvp_main"),
   det: k("det_main"),
@@ -109,43 +102,32 @@ export function randomUnitRows(
   launch(rt, KERNELS.normalizeRows, [], [out], { n: rows, c }, rt.grid(rows, 64));
 }
 
-/** What a layer of the chain is, for the recipe. */
-type Kind =
-  | "weights" // Linear, Conv2d: inputGrad / weightGrad
-  | "curved" // Tanh, Sigmoid, Softplus: σ'' injection
-  | "plain" // ReLU, LeakyReLU, pools, Dropout, Flatten, Normalize: backward has no parameters
-  | "batchnorm"; // eval mode only: affine per channel
-
+/** A leaf layer of the chain and its part in the recipe. */
 interface Step {
   layer: Layer;
-  kind: Kind;
+  role: JacobianRole;
+  /** It has trained parameters: the final backward must reach it. */
+  trained: boolean;
 }
 
 const SUPPORTED = "Linear, Conv2d, activations, MaxPool2d, AvgPool2d, Dropout, Flatten, " +
   "Normalize, BatchNorm (eval mode) and nested Sequential";
 
 function flatten(op: string, layer: Layer, out: Step[]): void {
-  if (layer instanceof Sequential) {
-    for (const l of layer.layers) flatten(op, l, out);
-    return;
-  }
-  let kind: Kind;
-  if (layer instanceof Linear || layer instanceof Conv2d) kind = "weights";
-  else if (layer instanceof Activation) kind = layer.hasCurvature ? "curved" : "plain";
-  else if (
-    layer instanceof MaxPool2d || layer instanceof AvgPool2d || layer instanceof Dropout ||
-    layer instanceof Flatten || layer instanceof Normalize
-  ) kind = "plain";
-  else if (layer instanceof BatchNorm) kind = "batchnorm";
-  else {
+  const role = layer.jacobian;
+  if (!role) {
     const what = (layer as { describe?: () => string }).describe?.() ??
       `${layer.name || "layer"} (${layer.constructor.name})`;
     throw new Error(
       `${op}: cannot differentiate through ${what}; the Jacobian penalties support chains of ` +
-        SUPPORTED,
+        `${SUPPORTED} (a layer takes part by implementing Layer.jacobian)`,
     );
   }
-  out.push({ layer, kind });
+  if (role.children) {
+    for (const l of role.children) flatten(op, l, out);
+    return;
+  }
+  out.push({ layer, role, trained: layer.params().some((p) => p.grad !== undefined) });
 }
 
 /**
@@ -156,9 +138,7 @@ export class LayerChain {
   readonly steps: readonly Step[];
   /** b[k]: the backward signal at the output of step k (from the last `vjp`). */
   #b: Tensor[] = [];
-  /** Owned copies of BatchNorm VJP outputs, per step. */
-  #bnCopy: (Tensor | null)[];
-  /** Summed σ'' injections at the input of each curved step (null: none yet). */
+  /** Summed injections at the input of each step (null: none yet). */
   #inject: (Tensor | null)[];
   #injected: boolean[];
   #hasB = false;
@@ -167,31 +147,22 @@ export class LayerChain {
    * @param rt runtime
    * @param model the model (a Sequential, possibly nested) whose last forward is the point
    * @param op name for error messages ("jacobianPenalty")
-   * @throws Error naming the layer for an unsupported layer type or a BatchNorm in training mode
+   * @throws Error naming the layer for a layer without a Jacobian role, or one whose check
+   *   refuses (a BatchNorm in training mode)
    */
   constructor(readonly rt: Runtime, readonly model: Layer, readonly op: string) {
     const steps: Step[] = [];
     flatten(op, model, steps);
     if (steps.length === 0) throw new Error(`${op}: the model has no layers`);
     this.steps = steps;
-    this.#bnCopy = steps.map(() => null);
     this.#inject = steps.map(() => null);
     this.#injected = steps.map(() => false);
     this.checkMode();
   }
 
-  /** Throws for a BatchNorm in training mode (it couples the samples of a batch). */
+  /** Throws, naming the layer, where a per-sample Jacobian is not defined (the roles' `check`). */
   checkMode(): void {
-    for (const s of this.steps) {
-      if (s.kind === "batchnorm" && s.layer.training) {
-        const d = (s.layer as unknown as { name: string }).name || "batchnorm";
-        throw new Error(
-          `${this.op}: BatchNorm '${d}' is in training mode, where it couples the samples of a ` +
-            `batch and the per-sample Jacobian is not defined; put the model in eval mode ` +
-            `(model.eval()) or use a model without BatchNorm`,
-        );
-      }
-    }
+    for (const s of this.steps) s.role.check?.(this.op);
   }
 
   /**
@@ -204,29 +175,17 @@ export class LayerChain {
   vjp(v: Tensor): Tensor {
     let g = v;
     for (let i = this.steps.length - 1; i >= 0; i--) {
-      const { layer, kind } = this.steps[i];
+      const { layer, role } = this.steps[i];
       this.#b[i] = g;
-      if (kind === "weights") g = (layer as Linear | Conv2d).inputGrad(g);
-      else if (kind === "batchnorm") {
-        // Eval-mode BatchNorm is diagonal: Aᵀ = A, so its jvp is its VJP, but jvp's buffer is
-        // reused by the tangent pass: keep a copy.
-        const t = layer.jvp(g);
-        let c = this.#bnCopy[i];
-        if (!c || c.disposed || c.shape.join() !== t.shape.join()) {
-          c?.dispose();
-          c = this.#bnCopy[i] = this.rt.empty(t.shape, "f32", `${this.op} bn copy`);
-        }
-        this.rt.copy(t, c);
-        g = c;
-      } else g = layer.backward(g);
+      g = role.vjp ? role.vjp(g) : layer.backward(g);
     }
     this.#hasB = true;
     return g;
   }
 
   /**
-   * Step 2: the tangent pass from `r0 = ∂R/∂u`, adding `b_k ⊗ r_{k-1}` into weight gradients
-   * (and BatchNorm γ gradients) and summing the σ'' injections for `backpropInjections`.
+   * Step 2: the tangent pass from `r0 = ∂R/∂u`, adding each layer's terms that need both signals
+   * (weight and BatchNorm γ gradients) and summing the injections for `backpropInjections`.
    * @param r0 (B, ...) f32 shaped like the model input
    * @param opts `output: true` also applies the last layer and returns the tangent at the output
    * @returns (B, C) tangent at the output (layer-owned) when asked, else null
@@ -236,12 +195,9 @@ export class LayerChain {
     let r = r0;
     const last = this.steps.length - 1;
     for (let i = 0; i <= last; i++) {
-      const { layer, kind } = this.steps[i];
-      const b = this.#b[i];
-      if (kind === "weights") {
-        (layer as Linear | Conv2d).weightGrad(b, r, { bias: false });
-      } else if (kind === "curved") {
-        const s = (layer as Activation).secondDerivative(b, r);
+      const { layer, role } = this.steps[i];
+      const s = role.tangent?.(this.#b[i], r) ?? null;
+      if (s) {
         let acc = this.#inject[i];
         if (!acc || acc.disposed || acc.shape.join() !== s.shape.join()) {
           acc?.dispose();
@@ -251,19 +207,6 @@ export class LayerChain {
         if (this.#injected[i]) axpy(this.rt, 1, s, acc);
         else this.rt.copy(s, acc);
         this.#injected[i] = true;
-      } else if (kind === "batchnorm") {
-        const bn = layer as BatchNorm;
-        const shape = r.shape;
-        let sp = 1;
-        for (let d = 2; d < shape.length; d++) sp *= shape[d];
-        launch(
-          this.rt,
-          KERNELS.bnGamma,
-          [b, r, bn.runningVar],
-          [bn.dWeight],
-          { n: shape[0], c: bn.channels, s: sp, alpha: bn.eps, coef: 1 },
-          [bn.channels],
-        );
       }
       if (i < last || opts.output) r = layer.jvp(r);
     }
@@ -272,15 +215,12 @@ export class LayerChain {
 
   /**
    * Step 3: one ordinary backward that accumulates parameter gradients, starting from `top` at
-   * the output (or nothing) and adding each curved layer's summed injection at its input. Runs
-   * only down to the lowest layer with parameters; clears the injections.
+   * the output (or nothing) and adding each layer's summed injection at its input. Runs only
+   * down to the lowest layer with trained parameters; clears the injections.
    * @param top optional (B, C) gradient at the output (not modified)
    */
   backpropInjections(top: Tensor | null = null): void {
-    let lowest = -1;
-    for (let i = 0; i < this.steps.length && lowest < 0; i++) {
-      if (this.steps[i].kind === "weights" || this.steps[i].kind === "batchnorm") lowest = i;
-    }
+    const lowest = this.steps.findIndex((s) => s.trained);
     if (lowest < 0) {
       this.#injected.fill(false);
       this.#hasB = false;
@@ -288,14 +228,13 @@ export class LayerChain {
     }
     let g: Tensor | null = top;
     for (let i = this.steps.length - 1; i >= lowest; i--) {
-      const { layer, kind } = this.steps[i];
       if (g) {
         // A batchnorm's backward in eval mode accumulates dγ = Σ g x̂ and dβ = Σ g, as wanted.
-        g = layer.backward(g);
+        g = this.steps[i].layer.backward(g);
       }
-      if (kind === "curved" && this.#injected[i]) {
+      if (this.#injected[i]) {
         const acc = this.#inject[i]!;
-        // g, when set, is the activation's own backward buffer: adding in place is safe.
+        // g, when set, is the layer's own backward buffer: adding in place is safe.
         if (g) axpy(this.rt, 1, acc, g);
         else g = acc;
       }
@@ -306,8 +245,7 @@ export class LayerChain {
 
   /** Frees the chain's scratch tensors (not the model's). */
   dispose(): void {
-    for (const t of [...this.#bnCopy, ...this.#inject]) t?.dispose();
-    this.#bnCopy.fill(null);
+    for (const t of this.#inject) t?.dispose();
     this.#inject.fill(null);
     this.#b = [];
   }
