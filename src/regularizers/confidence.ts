@@ -17,7 +17,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { reduce } from "../ops/reduce.ts";
-import type { PenaltyResult } from "./jacobian.ts";
+import { checkWeight, type PenaltyResult, penaltyResult } from "./_engine.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { KERNELS, launch, reuse } from "./_chain.ts";
 
@@ -36,10 +36,7 @@ function check(op: string, logits: Tensor, opts: ConfidencePenaltyOptions): [num
   if (logits.dtype !== "f32" || logits.shape.length !== 2) {
     throw new Error(`${op}: logits must be f32 (B, C), got ${logits.describe()}`);
   }
-  const beta = opts.beta ?? 0.1;
-  if (!(Number.isFinite(beta) && beta >= 0)) {
-    throw new Error(`${op}: beta must be finite and >= 0, got ${beta}`);
-  }
+  checkWeight(op, "beta", opts.beta ?? 0.1);
   if (opts.hinge !== undefined && !Number.isFinite(opts.hinge)) {
     throw new Error(`${op}: hinge must be finite, got ${opts.hinge}`);
   }
@@ -105,14 +102,7 @@ export function confidencePenalty(
   const perSample = rt.empty([b], "f32", `${op} per sample`);
   const value = rt.empty([1], "f32", `${op} value`);
   record(rt, logits, opts, perSample, value);
-  return {
-    value,
-    perSample,
-    dispose() {
-      value.dispose();
-      perSample.dispose();
-    },
-  };
+  return penaltyResult(value, perSample);
 }
 
 /**
@@ -123,10 +113,7 @@ export function confidencePenalty(
 export function confidencePenaltyRegularizer(
   opts: { beta?: number; hinge?: number } = {},
 ): Regularizer {
-  const beta = opts.beta ?? 0.1;
-  if (!(Number.isFinite(beta) && beta >= 0)) {
-    throw new Error(`confidencePenaltyRegularizer: beta must be finite and >= 0, got ${beta}`);
-  }
+  const beta = checkWeight("confidencePenaltyRegularizer", "beta", opts.beta ?? 0.1);
   let perSample: Tensor | null = null;
   let value: Tensor | null = null;
   return {

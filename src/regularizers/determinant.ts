@@ -24,13 +24,11 @@
  */
 
 import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import type { Layer } from "../layers/layer.ts";
-import { scale } from "../ops/elementwise.ts";
-import { reduce } from "../ops/reduce.ts";
-import type { PenaltyResult } from "./jacobian.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
-import { KERNELS, launch, LayerChain, oneHot, reuse, sizeOfShape } from "./_chain.ts";
+import { KERNELS, launch, oneHot } from "./_chain.ts";
+import { ChainEngine, checkWeight, EngineSlot, type PenaltyResult, runOnce } from "./_engine.ts";
 
 /** Options of {@linkcode jacobianDeterminantPenalty}. */
 export interface JacobianDeterminantOptions {
@@ -45,79 +43,45 @@ export interface JacobianDeterminantOptions {
 /** The largest min(C, D) the per-sample determinant kernel handles. */
 export const MAX_DETERMINANT_SIZE = 16;
 
-class DeterminantEngine {
-  #chain: LayerChain | null = null;
-  #vmu: Tensor | null = null;
-  #j: Tensor | null = null;
-  #m: Tensor | null = null;
-  #r0: Tensor | null = null;
-  value: Tensor | null = null;
-  perSample: Tensor | null = null;
-
-  constructor(readonly rt: Runtime, readonly op: string) {}
-
+class DeterminantEngine extends ChainEngine {
   run(model: Layer, x: Tensor, opts: JacobianDeterminantOptions): void {
     const rt = this.rt, op = this.op;
-    if (x.disposed) throw new Error(`${op}: input ${x.describe()} was used after dispose()`);
-    if (this.#chain?.model !== model) {
-      this.#chain?.dispose();
-      this.#chain = new LayerChain(rt, model, op);
-    }
-    const chain = this.#chain;
-    chain.checkMode();
-    const out = model.outputShape(x.shape);
-    if (out.length !== 2) {
-      throw new Error(`${op}: the model's output must be (B, C) logits, got ${fmtShape(out)}`);
-    }
-    const [b, c] = out;
-    const d = sizeOfShape(x.shape) / b;
+    const { chain, b, c, d } = this.begin(model, x);
     if (Math.min(c, d) > MAX_DETERMINANT_SIZE) {
       throw new Error(
         `${op}: min(classes ${c}, input size ${d}) must be at most ${MAX_DETERMINANT_SIZE} ` +
           `(the determinant is taken per sample in one GPU thread)`,
       );
     }
-    const lambda = opts.lambda ?? 0.01;
-    if (!Number.isFinite(lambda)) throw new Error(`${op}: lambda must be finite, got ${lambda}`);
+    const lambda = this.lambda(opts.lambda);
     const grad = opts.grad ?? true;
     if (opts.forward ?? true) model.forward(x);
-    this.#vmu = reuse(rt, this.#vmu, [b, c], `${op} e_c`);
-    this.#j = reuse(rt, this.#j, [c, b, d], `${op} J rows`);
-    this.#m = reuse(rt, this.#m, [c, b, d], `${op} dR/dJ`);
-    this.perSample = reuse(rt, this.perSample, [b], `${op} per sample`);
-    this.value = reuse(rt, this.value, [1], `${op} value`);
+    const vmu = this.scratch("e_c", [b, c]);
+    const j = this.scratch("J rows", [c, b, d]);
+    const m = this.scratch("dR/dJ", [c, b, d]);
     for (let i = 0; i < c; i++) {
-      oneHot(rt, this.#vmu, c, i);
-      rt.copy(chain.vjp(this.#vmu), this.#j, b * d, 0, i * b * d);
+      oneHot(rt, vmu, c, i);
+      rt.copy(chain.vjp(vmu), j, b * d, 0, i * b * d);
     }
     launch(
       rt,
       KERNELS.det,
-      [this.#j],
-      [this.#m, this.perSample],
+      [j],
+      [m, this.perSample!],
       { n: b, c, s: d, alpha: lambda / b },
       rt.grid(b, 1),
     );
     if (grad) {
-      this.#r0 = reuse(rt, this.#r0, x.shape, `${op} tangent`);
+      const r0 = this.scratch("tangent", x.shape);
       for (let i = 0; i < c; i++) {
-        oneHot(rt, this.#vmu, c, i);
-        chain.vjp(this.#vmu);
-        rt.copy(this.#m, this.#r0, b * d, i * b * d, 0);
-        chain.tangent(this.#r0);
+        oneHot(rt, vmu, c, i);
+        chain.vjp(vmu);
+        rt.copy(m, r0, b * d, i * b * d, 0);
+        chain.tangent(r0);
       }
       chain.backpropInjections();
     }
-    reduce(rt, "mean", this.perSample, { out: this.value });
-    scale(rt, this.value, lambda, { out: this.value });
-  }
-
-  dispose(): void {
-    this.#chain?.dispose();
-    for (const t of [this.#vmu, this.#j, this.#m, this.#r0, this.value, this.perSample]) {
-      t?.dispose();
-    }
-    this.#chain = null;
+    this.finish(lambda);
   }
 }
 
@@ -141,22 +105,10 @@ export function jacobianDeterminantPenalty(
   x: Tensor,
   opts: JacobianDeterminantOptions = {},
 ): PenaltyResult {
-  const e = new DeterminantEngine(rt, "jacobianDeterminantPenalty");
-  try {
-    e.run(model, x, opts);
-    const value = e.value!, perSample = e.perSample!;
-    e.value = e.perSample = null;
-    return {
-      value,
-      perSample,
-      dispose() {
-        value.dispose();
-        perSample.dispose();
-      },
-    };
-  } finally {
-    e.dispose();
-  }
+  return runOnce(
+    new DeterminantEngine(rt, "jacobianDeterminantPenalty"),
+    (e) => e.run(model, x, opts),
+  );
 }
 
 /**
@@ -167,27 +119,18 @@ export function jacobianDeterminantPenalty(
 export function jacobianDeterminantRegularizer(
   opts: { lambda?: number } = {},
 ): Regularizer {
-  const lambda = opts.lambda ?? 0.01;
-  if (!Number.isFinite(lambda) || lambda < 0) {
-    throw new Error(
-      `jacobianDeterminantRegularizer: lambda must be finite and >= 0, got ${lambda}`,
-    );
-  }
-  let engine: DeterminantEngine | null = null;
+  const lambda = checkWeight("jacobianDeterminantRegularizer", "lambda", opts.lambda ?? 0.01);
+  const engine = new EngineSlot((rt) => new DeterminantEngine(rt, "jacobian-det regularizer"));
   return {
     name: "jacobian-det",
     options: { lambda },
     afterBackward(ctx: StepContext): Tensor {
-      if (engine?.rt !== ctx.rt) {
-        engine?.dispose();
-        engine = new DeterminantEngine(ctx.rt, "jacobian-det regularizer");
-      }
-      engine.run(ctx.model, ctx.x, { lambda, forward: false });
-      return engine.value!;
+      const e = engine.get(ctx.rt);
+      e.run(ctx.model, ctx.x, { lambda, forward: false });
+      return e.value!;
     },
     dispose() {
-      engine?.dispose();
-      engine = null;
+      engine.dispose();
     },
   };
 }

@@ -14,14 +14,14 @@
  */
 
 import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import type { Layer } from "../layers/layer.ts";
 import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
 import { type CrossEntropyResult, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
-import type { PenaltyResult } from "./jacobian.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
-import { KERNELS, launch, LayerChain, reuse, sizeOfShape } from "./_chain.ts";
+import { KERNELS, launch } from "./_chain.ts";
+import { ChainEngine, checkWeight, EngineSlot, type PenaltyResult, runOnce } from "./_engine.ts";
 
 /** Options of {@linkcode gradientNormPenalty}. */
 export interface GradientNormOptions {
@@ -40,33 +40,13 @@ export interface GradientNormOptions {
   logits?: Tensor;
 }
 
-class GradientNormEngine {
-  #chain: LayerChain | null = null;
+class GradientNormEngine extends ChainEngine {
   #ce: CrossEntropyResult | null = null;
-  #r0: Tensor | null = null;
-  #gz: Tensor | null = null;
-  value: Tensor | null = null;
-  perSample: Tensor | null = null;
-
-  constructor(readonly rt: Runtime, readonly op: string) {}
 
   run(model: Layer, x: Tensor, y: Tensor, opts: GradientNormOptions): void {
     const rt = this.rt, op = this.op;
-    if (x.disposed) throw new Error(`${op}: input ${x.describe()} was used after dispose()`);
-    if (this.#chain?.model !== model) {
-      this.#chain?.dispose();
-      this.#chain = new LayerChain(rt, model, op);
-    }
-    const chain = this.#chain;
-    chain.checkMode();
-    const out = model.outputShape(x.shape);
-    if (out.length !== 2) {
-      throw new Error(`${op}: the model's output must be (B, C) logits, got ${fmtShape(out)}`);
-    }
-    const [b, c] = out;
-    const d = sizeOfShape(x.shape) / b;
-    const lambda = opts.lambda ?? 0.01;
-    if (!Number.isFinite(lambda)) throw new Error(`${op}: lambda must be finite, got ${lambda}`);
+    const { chain, out, b, c, d } = this.begin(model, x);
+    const lambda = this.lambda(opts.lambda);
     const grad = opts.grad ?? true;
     let logits: Tensor;
     if (opts.forward ?? true) logits = model.forward(x);
@@ -89,27 +69,22 @@ class GradientNormEngine {
       labelSmoothing: opts.labelSmoothing ?? 0,
       out: prev ?? undefined,
     });
-    this.perSample = reuse(rt, this.perSample, [b], `${op} per sample`);
-    this.value = reuse(rt, this.value, [1], `${op} value`);
     const u = chain.vjp(ce.dLogits!);
-    reduce(rt, "sumsq", u.reshape([b, d]), { axis: 1, out: this.perSample });
+    reduce(rt, "sumsq", u.reshape([b, d]), { axis: 1, out: this.perSample! });
     if (grad) {
-      this.#r0 = reuse(rt, this.#r0, x.shape, `${op} tangent`);
-      this.#gz = reuse(rt, this.#gz, [b, c], `${op} logits term`);
-      scale(rt, u, (2 * lambda) / b, { out: this.#r0 });
-      const rl = chain.tangent(this.#r0, { output: true })!;
-      launch(rt, KERNELS.softmaxHvp, [logits, rl], [this.#gz], { n: b, c }, rt.grid(b, 64));
-      chain.backpropInjections(this.#gz);
+      const r0 = this.scratch("tangent", x.shape);
+      const gz = this.scratch("logits term", [b, c]);
+      scale(rt, u, (2 * lambda) / b, { out: r0 });
+      const rl = chain.tangent(r0, { output: true })!;
+      launch(rt, KERNELS.softmaxHvp, [logits, rl], [gz], { n: b, c }, rt.grid(b, 64));
+      chain.backpropInjections(gz);
     }
-    reduce(rt, "mean", this.perSample, { out: this.value });
-    scale(rt, this.value, lambda, { out: this.value });
+    this.finish(lambda);
   }
 
-  dispose(): void {
-    this.#chain?.dispose();
+  override dispose(): void {
+    super.dispose();
     this.#ce?.dispose();
-    for (const t of [this.#r0, this.#gz, this.value, this.perSample]) t?.dispose();
-    this.#chain = null;
     this.#ce = null;
   }
 }
@@ -132,22 +107,10 @@ export function gradientNormPenalty(
   y: Tensor,
   opts: GradientNormOptions = {},
 ): PenaltyResult {
-  const e = new GradientNormEngine(rt, "gradientNormPenalty");
-  try {
-    e.run(model, x, y, opts);
-    const value = e.value!, perSample = e.perSample!;
-    e.value = e.perSample = null;
-    return {
-      value,
-      perSample,
-      dispose() {
-        value.dispose();
-        perSample.dispose();
-      },
-    };
-  } finally {
-    e.dispose();
-  }
+  return runOnce(
+    new GradientNormEngine(rt, "gradientNormPenalty"),
+    (e) => e.run(model, x, y, opts),
+  );
 }
 
 /**
@@ -159,12 +122,9 @@ export function gradientNormPenalty(
 export function gradientNormRegularizer(
   opts: { lambda?: number; labelSmoothing?: number } = {},
 ): Regularizer {
-  const lambda = opts.lambda ?? 0.01;
+  const lambda = checkWeight("gradientNormRegularizer", "lambda", opts.lambda ?? 0.01);
   const labelSmoothing = opts.labelSmoothing ?? 0;
-  if (!Number.isFinite(lambda) || lambda < 0) {
-    throw new Error(`gradientNormRegularizer: lambda must be finite and >= 0, got ${lambda}`);
-  }
-  let engine: GradientNormEngine | null = null;
+  const engine = new EngineSlot((rt) => new GradientNormEngine(rt, "gradient-norm regularizer"));
   let logits: Tensor | null = null;
   return {
     name: "gradient-norm",
@@ -177,17 +137,13 @@ export function gradientNormRegularizer(
       if (!logits) {
         throw new Error("gradient-norm regularizer: afterBackward() before logitsGrad()");
       }
-      if (engine?.rt !== ctx.rt) {
-        engine?.dispose();
-        engine = new GradientNormEngine(ctx.rt, "gradient-norm regularizer");
-      }
-      engine.run(ctx.model, ctx.x, ctx.y, { lambda, labelSmoothing, forward: false, logits });
+      const e = engine.get(ctx.rt);
+      e.run(ctx.model, ctx.x, ctx.y, { lambda, labelSmoothing, forward: false, logits });
       logits = null;
-      return engine.value!;
+      return e.value!;
     },
     dispose() {
-      engine?.dispose();
-      engine = null;
+      engine.dispose();
     },
   };
 }

@@ -22,7 +22,10 @@ import type { Layer } from "../layers/layer.ts";
 import { axpy, scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
-import { LayerChain, oneHot, randomUnitRows, reuse, sizeOfShape } from "./_chain.ts";
+import { oneHot, randomUnitRows } from "./_chain.ts";
+import { ChainEngine, checkWeight, EngineSlot, type PenaltyResult, runOnce } from "./_engine.ts";
+
+export type { PenaltyResult } from "./_engine.ts";
 
 /** Options shared by {@linkcode jacobianPenalty} and {@linkcode jacobianNorm}. */
 export interface JacobianOptions {
@@ -52,51 +55,15 @@ export interface JacobianPenaltyOptions extends JacobianOptions {
   grad?: boolean;
 }
 
-/** Value of a penalty on the function. */
-export interface PenaltyResult {
-  /** [1] f32: what the penalty adds to the loss (coefficient included). */
-  value: Tensor;
-  /**
-   * (B,) f32: the per-sample penalty `R` (Jacobian, determinant, gradient norm: without λ, e.g.
-   * `R(x)` for JR; confidence: with β).
-   */
-  perSample: Tensor;
-  /** Disposes `value` and `perSample`. */
-  dispose(): void;
-}
-
 /**
  * The reusable state of the Jacobian penalty (the chain's scratch, the projections, the outputs);
  * the pure functions build one per call, {@linkcode jacobianRegularizer} keeps one.
  */
-class JacobianEngine {
-  #chain: LayerChain | null = null;
-  #v: Tensor | null = null;
-  #vmu: Tensor | null = null;
-  #r0: Tensor | null = null;
-  #tmp: Tensor | null = null;
-  value: Tensor | null = null;
-  perSample: Tensor | null = null;
-
-  constructor(readonly rt: Runtime, readonly op: string) {}
-
+class JacobianEngine extends ChainEngine {
   run(model: Layer, x: Tensor, opts: JacobianPenaltyOptions, grad: boolean): void {
     const rt = this.rt, op = this.op;
-    if (x.disposed) throw new Error(`${op}: input ${x.describe()} was used after dispose()`);
-    if (this.#chain?.model !== model) {
-      this.#chain?.dispose();
-      this.#chain = new LayerChain(rt, model, op);
-    }
-    const chain = this.#chain;
-    chain.checkMode();
-    const out = model.outputShape(x.shape);
-    if (out.length !== 2) {
-      throw new Error(`${op}: the model's output must be (B, C) logits, got ${fmtShape(out)}`);
-    }
-    const [b, c] = out;
-    const d = sizeOfShape(x.shape) / b;
-    const lambda = opts.lambda ?? 0.01;
-    if (!Number.isFinite(lambda)) throw new Error(`${op}: lambda must be finite, got ${lambda}`);
+    const { chain, out, b, c, d } = this.begin(model, x);
+    const lambda = this.lambda(opts.lambda);
     let n: number;
     const exact = !opts.v && opts.nproj === -1;
     if (opts.v) {
@@ -117,59 +84,35 @@ class JacobianEngine {
     }
     if (opts.forward ?? true) model.forward(x);
 
-    this.#vmu = reuse(rt, this.#vmu, [b, c], `${op} v`);
+    const vmu = this.scratch("v", [b, c]);
     let vall: Tensor | null = null;
     if (opts.v) vall = opts.v;
     else if (!exact) {
-      vall = this.#v = reuse(rt, this.#v, [n, b, c], `${op} projections`);
+      vall = this.scratch("projections", [n, b, c]);
       randomUnitRows(rt, vall, c, {
         seed: opts.seed ?? 0,
         step: opts.step ?? 0,
         stream: "jacobian",
       });
     }
-    this.perSample = reuse(rt, this.perSample, [b], `${op} per sample`);
-    this.value = reuse(rt, this.value, [1], `${op} value`);
-    this.#tmp = reuse(rt, this.#tmp, [b], `${op} tmp`);
-    if (grad) this.#r0 = reuse(rt, this.#r0, x.shape, `${op} tangent`);
-    rt.fill0(this.perSample);
+    const perSample = this.perSample!;
+    const tmp = this.scratch("tmp", [b]);
+    const r0 = grad ? this.scratch("tangent", x.shape) : null;
+    rt.fill0(perSample);
     for (let mu = 0; mu < n; mu++) {
-      if (vall) rt.copy(vall, this.#vmu, b * c, mu * b * c, 0);
-      else oneHot(rt, this.#vmu, c, mu);
-      const u = chain.vjp(this.#vmu);
-      reduce(rt, "sumsq", u.reshape([b, d]), { axis: 1, out: this.#tmp });
-      axpy(rt, c / n, this.#tmp, this.perSample);
-      if (grad) {
+      if (vall) rt.copy(vall, vmu, b * c, mu * b * c, 0);
+      else oneHot(rt, vmu, c, mu);
+      const u = chain.vjp(vmu);
+      reduce(rt, "sumsq", u.reshape([b, d]), { axis: 1, out: tmp });
+      axpy(rt, c / n, tmp, perSample);
+      if (r0) {
         // r_0 = ∂/∂u of (λ/2)(1/B) Σ_b (C/n) ||u_b||² = λ C / (n B) · u.
-        scale(rt, u, (lambda * c) / (n * b), { out: this.#r0! });
-        chain.tangent(this.#r0!);
+        scale(rt, u, (lambda * c) / (n * b), { out: r0 });
+        chain.tangent(r0);
       }
     }
     if (grad) chain.backpropInjections();
-    reduce(rt, "mean", this.perSample, { out: this.value });
-    scale(rt, this.value, lambda / 2, { out: this.value });
-  }
-
-  /** Hands the outputs to the caller (the engine forgets them). */
-  take(): PenaltyResult {
-    const value = this.value!, perSample = this.perSample!;
-    this.value = this.perSample = null;
-    return {
-      value,
-      perSample,
-      dispose() {
-        value.dispose();
-        perSample.dispose();
-      },
-    };
-  }
-
-  dispose(): void {
-    this.#chain?.dispose();
-    for (const t of [this.#v, this.#vmu, this.#r0, this.#tmp, this.value, this.perSample]) {
-      t?.dispose();
-    }
-    this.#chain = null;
+    this.finish(lambda / 2);
   }
 }
 
@@ -198,13 +141,10 @@ export function jacobianPenalty(
   x: Tensor,
   opts: JacobianPenaltyOptions = {},
 ): PenaltyResult {
-  const e = new JacobianEngine(rt, "jacobianPenalty");
-  try {
-    e.run(model, x, opts, opts.grad ?? true);
-    return e.take();
-  } finally {
-    e.dispose();
-  }
+  return runOnce(
+    new JacobianEngine(rt, "jacobianPenalty"),
+    (e) => e.run(model, x, opts, opts.grad ?? true),
+  );
 }
 
 /**
@@ -222,15 +162,12 @@ export function jacobianNorm(
   x: Tensor,
   opts: JacobianOptions = {},
 ): Tensor {
-  const e = new JacobianEngine(rt, "jacobianNorm");
-  try {
-    e.run(model, x, { ...opts, lambda: 1 }, false);
-    const r = e.take();
-    r.value.dispose();
-    return r.perSample;
-  } finally {
-    e.dispose();
-  }
+  const r = runOnce(
+    new JacobianEngine(rt, "jacobianNorm"),
+    (e) => e.run(model, x, { ...opts, lambda: 1 }, false),
+  );
+  r.value.dispose();
+  return r.perSample;
 }
 
 /** Options of {@linkcode jacobianRegularizer}. */
@@ -251,35 +188,28 @@ export interface JacobianRegularizerOptions {
  * @returns a Regularizer named "jacobian"
  */
 export function jacobianRegularizer(opts: JacobianRegularizerOptions = {}): Regularizer {
-  const lambda = opts.lambda ?? 0.01;
+  const lambda = checkWeight("jacobianRegularizer", "lambda", opts.lambda ?? 0.01);
   const nproj = opts.nproj ?? 1;
-  if (!Number.isFinite(lambda) || lambda < 0) {
-    throw new Error(`jacobianRegularizer: lambda must be finite and >= 0, got ${lambda}`);
-  }
   if (nproj !== -1 && !(Number.isInteger(nproj) && nproj >= 1)) {
     throw new Error(`jacobianRegularizer: nproj must be a positive integer or -1, got ${nproj}`);
   }
-  let engine: JacobianEngine | null = null;
+  const engine = new EngineSlot((rt) => new JacobianEngine(rt, "jacobian regularizer"));
   return {
     name: "jacobian",
     options: { lambda, nproj, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) },
     afterBackward(ctx: StepContext): Tensor {
-      if (engine?.rt !== ctx.rt) {
-        engine?.dispose();
-        engine = new JacobianEngine(ctx.rt, "jacobian regularizer");
-      }
-      engine.run(ctx.model, ctx.x, {
+      const e = engine.get(ctx.rt);
+      e.run(ctx.model, ctx.x, {
         lambda,
         nproj,
         seed: opts.seed ?? ctx.seed,
         step: ctx.step,
         forward: false,
       }, true);
-      return engine.value!;
+      return e.value!;
     },
     dispose() {
-      engine?.dispose();
-      engine = null;
+      engine.dispose();
     },
   };
 }
