@@ -169,6 +169,24 @@ export function buildModelFromSpec(rt: Runtime, spec: unknown): Promise<Sequenti
 }
 
 /**
+ * The one checkpoint path a command takes as its positional argument.
+ * @param command the command's name, for messages
+ * @param positionals the positional arguments
+ * @returns the path
+ * @throws UsageError for none or more than one
+ */
+export function checkpointArg(command: string, positionals: readonly string[]): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length
+        ? `'cli.ts ${command}' takes one checkpoint, got ${positionals.length}`
+        : `'cli.ts ${command}' needs a checkpoint: cli.ts ${command} <checkpoint.safetensors>`,
+    );
+  }
+  return positionals[0];
+}
+
+/**
  * Reads a checkpoint that records its model's spec.
  * @param path the safetensors file
  * @returns its tensors and metadata

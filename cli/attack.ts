@@ -100,14 +100,7 @@ export function formatReport(r: RobustnessResult): string[] {
 }
 
 async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length
-        ? `'cli.ts attack' takes one checkpoint, got ${positionals.length}`
-        : "'cli.ts attack' needs a checkpoint: cli.ts attack <checkpoint.safetensors>",
-    );
-  }
-  const path = positionals[0];
+  const path = seams.checkpointArg("attack", positionals);
   const attacks = String(flags.attack).split(",").map((s) => s.trim()).filter(Boolean);
   for (const a of attacks) {
     if (!(a in ATTACK_NORMS)) {

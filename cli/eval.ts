@@ -26,14 +26,7 @@ const evalFlags = {
 async function runEval({ flags, positionals }: ParsedArgs, io: {
   out(s: string): void;
 }): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length
-        ? `'cli.ts eval' takes one checkpoint, got ${positionals.length}`
-        : "'cli.ts eval' needs a checkpoint: cli.ts eval <checkpoint.safetensors>",
-    );
-  }
-  const path = positionals[0];
+  const path = seams.checkpointArg("eval", positionals);
   const bs = flags["batch-size"] as number;
   if (!(Number.isInteger(bs) && bs >= 1)) {
     throw new UsageError(`Flag '--batch-size' needs a positive integer, got ${bs}`);
