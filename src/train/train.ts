@@ -403,7 +403,6 @@ function positiveInt(what: string, v: number): number {
 interface TrainPlan {
   epochs: number;
   batchSize: number;
-  lr0: number;
   seed: number;
   rules: StoppingRule[];
   restoreBest: boolean;
@@ -465,7 +464,6 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
   return {
     epochs,
     batchSize,
-    lr0,
     seed,
     rules,
     restoreBest,
