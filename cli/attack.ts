@@ -7,21 +7,11 @@
  * @module
  */
 
-import {
-  type Command,
-  didYouMean,
-  HELP_FLAG,
-  type Io,
-  type ParsedArgs,
-  parseFlags,
-  usage,
-  UsageError,
-} from "./args.ts";
-import { checkWritable, FileError, readFileOrFail, writeFileAtomic } from "./fs.ts";
-import { NoAdapterError } from "../src/gpu/device.ts";
+import { type Command, didYouMean, type Io, type ParsedArgs, UsageError } from "./args.ts";
+import { checkWritable, writeFileAtomic } from "./fs.ts";
+import { CONSOLE_IO, runCommand } from "./_run.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import { type Checkpoint, decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
 import {
   ATTACK_NORMS,
   type AttackName,
@@ -110,14 +100,7 @@ export function formatReport(r: RobustnessResult): string[] {
 }
 
 async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length
-        ? `'cli.ts attack' takes one checkpoint, got ${positionals.length}`
-        : "'cli.ts attack' needs a checkpoint: cli.ts attack <checkpoint.safetensors>",
-    );
-  }
-  const path = positionals[0];
+  const path = seams.checkpointArg("attack", positionals);
   const attacks = String(flags.attack).split(",").map((s) => s.trim()).filter(Boolean);
   for (const a of attacks) {
     if (!(a in ATTACK_NORMS)) {
@@ -156,18 +139,7 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
     `${path.replace(/\.safetensors$/, "")}.attack.json`;
   // fail before the (long) attack rather than after it
   await checkWritable(out, !!flags.force);
-  let ck: Checkpoint;
-  try {
-    ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
-  } catch (e) {
-    if (e instanceof Error && e.message.startsWith("Not a valid checkpoint")) {
-      throw new UsageError(`${path}: ${e.message}`);
-    }
-    throw e;
-  }
-  if (ck.metadata.model === undefined) {
-    throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
-  }
+  const ck = await seams.readCheckpoint(path);
   const meta = ck.metadata as { data?: { name?: string; valFraction?: number }; seed?: number };
   const dataName = (flags.data as string | undefined) ?? meta.data?.name;
   if (!dataName) throw new UsageError(`${path}: no dataset recorded; give --data`);
@@ -181,12 +153,7 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   const rt = await Runtime.create();
   let model: Sequential | null = null;
   try {
-    model = await seams.buildModelFromSpec(rt, ck.metadata.model);
-    try {
-      loadStateDict(model, ck.tensors);
-    } catch (e) {
-      throw new UsageError(`${path}: ${(e as Error).message}`);
-    }
+    model = await seams.modelFromCheckpoint(rt, path, ck);
     model.eval();
     const t0 = performance.now();
     const r = await robustness(rt, model, set, {
@@ -257,32 +224,8 @@ export const attackSubcommand: Command = {
  * @param io where to print (default: console)
  * @returns the exit code
  */
-export async function attackCommand(
-  args: string[],
-  io: Io = { out: (s) => console.log(s), err: (s) => console.error(s) },
-): Promise<number> {
-  try {
-    const parsed = parseFlags(
-      args,
-      { ...attackSubcommand.flags, help: HELP_FLAG },
-      "cli.ts attack",
-    );
-    if (parsed.flags.help) {
-      io.out(usage("attack", attackSubcommand));
-      return 0;
-    }
-    return await attackSubcommand.run(parsed, io);
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof FileError) {
-      io.err(`error: ${e.message}`);
-      return 2;
-    }
-    io.err(`error: ${(e as Error)?.message ?? e}`);
-    if (!(e instanceof NoAdapterError) && Deno.env.get("REGULA_DEBUG")) {
-      io.err((e as Error)?.stack ?? "");
-    }
-    return 1;
-  }
+export function attackCommand(args: string[], io: Io = CONSOLE_IO): Promise<number> {
+  return runCommand("attack", attackSubcommand, args, io);
 }
 
 if (import.meta.main) Deno.exit(await attackCommand(Deno.args));

@@ -8,10 +8,8 @@
 
 import type { Command, ParsedArgs } from "./args.ts";
 import { UsageError } from "./args.ts";
-import { readFileOrFail } from "./fs.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import { type Checkpoint, decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
 import { evaluate } from "../src/train/train.ts";
 import * as seams from "./_seams.ts";
 
@@ -28,14 +26,7 @@ const evalFlags = {
 async function runEval({ flags, positionals }: ParsedArgs, io: {
   out(s: string): void;
 }): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length
-        ? `'cli.ts eval' takes one checkpoint, got ${positionals.length}`
-        : "'cli.ts eval' needs a checkpoint: cli.ts eval <checkpoint.safetensors>",
-    );
-  }
-  const path = positionals[0];
+  const path = seams.checkpointArg("eval", positionals);
   const bs = flags["batch-size"] as number;
   if (!(Number.isInteger(bs) && bs >= 1)) {
     throw new UsageError(`Flag '--batch-size' needs a positive integer, got ${bs}`);
@@ -48,18 +39,7 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   if (!["test", "train", "val"].includes(split)) {
     throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);
   }
-  let ck: Checkpoint;
-  try {
-    ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
-  } catch (e) {
-    if (e instanceof Error && e.message.startsWith("Not a valid checkpoint")) {
-      throw new UsageError(`${path}: ${e.message}`);
-    }
-    throw e;
-  }
-  if (ck.metadata.model === undefined) {
-    throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
-  }
+  const ck = await seams.readCheckpoint(path);
   const meta = ck.metadata as {
     data?: { name?: string; valFraction?: number; limit?: number | null };
     seed?: number;
@@ -78,12 +58,7 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   const rt = await Runtime.create();
   let model: Sequential | null = null;
   try {
-    model = await seams.buildModelFromSpec(rt, ck.metadata.model);
-    try {
-      loadStateDict(model, ck.tensors);
-    } catch (e) {
-      throw new UsageError(`${path}: ${(e as Error).message}`);
-    }
+    model = await seams.modelFromCheckpoint(rt, path, ck);
     const limit = flags.limit as number | undefined;
     const r = await evaluate(model, set, { batchSize: bs, perClass: !!flags["per-class"], limit });
     if (flags.json) {

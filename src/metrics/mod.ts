@@ -2,7 +2,8 @@
  * Metrics of trained classifiers, batched on the GPU: accuracy, loss, confusion, calibration
  * (ECE/MCE, reliability, confidence histogram), Jacobian Frobenius norms, decision-boundary
  * planes and their total variation, saliency and occlusion, PCA of activations, weight
- * statistics, and the 2-D toy problem's maps.
+ * statistics, the 2-D toy problem's maps, and all of these for a side-by-side report of several
+ * models ({@linkcode measureModels}).
  *
  * @example
  * ```ts
@@ -65,3 +66,13 @@ export {
 export { activationPca, type LayerPca, pca, type PcaResult } from "./pca.ts";
 export { type WeightStats, weightStats, type WeightStatsOptions } from "./weights.ts";
 export { type ToyMapOptions, type ToyMaps, toyMaps } from "./toy.ts";
+export {
+  measureModels,
+  type ModelMeasurement,
+  type ReportData,
+  type ReportMeasurements,
+  type ReportModel,
+  type ReportOptions,
+  type ReportRow,
+  type ReportSettings,
+} from "./report.ts";

@@ -1,7 +1,8 @@
 /**
  * Pictures: PNG rasters (decision planes, heat maps, overlays) encoded with `fast-png`, charts
  * as SVG from Vega-Lite specs rendered headless by `vega`, and one self-contained HTML page that
- * embeds both.
+ * embeds both; {@linkcode renderReport} draws a measured model comparison (src/metrics/report.ts)
+ * as such a page.
  *
  * @example
  * ```ts
@@ -34,3 +35,4 @@ export {
   type VegaLiteSpec,
 } from "./charts.ts";
 export { type Block, escapeHtml, htmlPage } from "./html.ts";
+export { formatMeanSe, formatPercent, renderReport } from "./report.ts";
