@@ -23,11 +23,20 @@ import {
   usage,
   UsageError,
 } from "./args.ts";
-import { checkWritable, FileError, readFileOrFail, writeFileAtomic } from "./fs.ts";
+import { checkWritable, FileError, writeFileAtomic } from "./fs.ts";
+import {
+  datasetName,
+  loadCheckpointModel,
+  MODEL_FLAGS,
+  type ModelRequest,
+  modelRequest,
+  readCheckpoint,
+} from "./checkpoint.ts";
+import { pgdSettings } from "./attack.ts";
 import { NoAdapterError } from "../src/gpu/device.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import { decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
+import type { Checkpoint } from "../src/io/checkpoint.ts";
 import { robustness, type RobustnessResult } from "../src/attacks/robustness.ts";
 import { fgsm } from "../src/attacks/fgsm.ts";
 import {
@@ -105,6 +114,10 @@ export interface ReportOptions {
   eps?: number[];
   /** PGD iterations. Default 20. */
   pgdSteps?: number;
+  /** PGD step in pixel units, the same at every ε. Default 2.5 ε / pgdSteps. */
+  pgdAlpha?: number;
+  /** PGD starts at a random point of the ball. Default true. */
+  randomStart?: boolean;
   /** Samples for the PCA scatters (0 = none). Default 300. */
   pcaSamples?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
@@ -280,6 +293,8 @@ export async function buildReport(
         attacks,
         eps,
         steps: opts.pgdSteps ?? 20,
+        alpha: opts.pgdAlpha,
+        randomStart: opts.randomStart ?? true,
         seed,
         sanityChecks: false,
       });
@@ -504,7 +519,7 @@ export async function buildReport(
         yTitle: "accuracy",
         yDomain: [0, 1],
       })),
-      caption: `PGD: ${opts.pgdSteps ?? 20} steps, step 2.5ε/steps, random start`,
+      caption: pgdCaption(opts),
     });
   }
   blocks.push(
@@ -579,6 +594,13 @@ function numberList(flag: string, text: string): number[] {
   return vals;
 }
 
+/** How PGD ran, for the robustness chart and the JSON rows. */
+function pgdCaption(opts: ReportOptions): string {
+  return `PGD: ${opts.pgdSteps ?? 20} steps, step ${
+    opts.pgdAlpha === undefined ? "2.5ε/steps" : opts.pgdAlpha
+  }, ${(opts.randomStart ?? true) ? "random start" : "no random start"}`;
+}
+
 function positiveInt(flag: string, v: unknown, zero = false): number {
   if (!(typeof v === "number" && Number.isInteger(v) && v >= (zero ? 0 : 1))) {
     throw new UsageError(
@@ -608,9 +630,19 @@ const reportFlags = {
   attack: { type: "string", help: "Attacks: fgsm, pgd, both, or 'none'.", default: "fgsm,pgd" },
   eps: { type: "string", help: "Attack radii (pixel units).", default: "0.05,0.1,0.2,0.3" },
   "pgd-steps": { type: "number", help: "PGD iterations.", default: 20 },
+  alpha: {
+    type: "number",
+    help: "PGD step in pixel units at every eps (torchattacks' alpha; default 2.5*eps/steps).",
+  },
+  "random-start": {
+    type: "boolean",
+    help: "PGD starts at a random point of the ball (--no-random-start: at the input).",
+    default: true,
+  },
   "pca-samples": { type: "number", help: "Samples in the PCA scatters (0: none).", default: 300 },
   seed: { type: "number", help: "Seed of planes, projections, attack starts.", default: 0 },
   json: { type: "boolean", help: "Also print the table as JSON." },
+  ...MODEL_FLAGS,
 } as const;
 
 async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
@@ -628,6 +660,8 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
       throw new UsageError(`Flag '--attack': unknown attack '${a}' (fgsm, pgd or none)`);
     }
   }
+  // --alpha and --no-random-start need pgd among the attacks
+  const pgd = pgdSettings(attacks.length ? attacks : ["none"], flags);
   const opts: ReportOptions = {
     limit: positiveInt("limit", flags.limit),
     jacobianSamples: positiveInt("jacobian-samples", flags["jacobian-samples"]),
@@ -640,6 +674,8 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     attacks: attacks as ("fgsm" | "pgd")[],
     eps: numberList("eps", String(flags.eps)),
     pgdSteps: positiveInt("pgd-steps", flags["pgd-steps"]),
+    pgdAlpha: pgd.alpha,
+    randomStart: pgd.randomStart,
     pcaSamples: positiveInt("pca-samples", flags["pca-samples"], true),
     seed: positiveInt("seed", flags.seed, true),
     progress: (s) => (io.status ? io.status(s) : io.err(s)),
@@ -649,23 +685,13 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
   const out = String(flags.out);
   // Refuse an existing report before any work (writeFileAtomic checks again at the end).
   await checkWritable(out, !!flags.force);
-  const cks = [];
+  const cks: { path: string; ck: Checkpoint; req: ModelRequest }[] = [];
   for (const path of positionals) {
-    let ck;
-    try {
-      ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
-    } catch (e) {
-      if (e instanceof FileError) throw e;
-      throw new UsageError(`${path}: ${(e as Error).message}`);
-    }
-    if (ck.metadata.model === undefined) {
-      throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
-    }
-    cks.push({ path, ck });
+    const ck = await readCheckpoint(path);
+    cks.push({ path, ck, req: await modelRequest(path, ck, flags) });
   }
-  const meta0 = cks[0].ck.metadata as { data?: { name?: string }; seed?: number };
-  const dataName = (flags.data as string | undefined) ?? meta0.data?.name;
-  if (!dataName) throw new UsageError(`${cks[0].path}: no dataset recorded; give --data`);
+  const meta0 = cks[0].ck.metadata as { seed?: number };
+  const dataName = datasetName(cks[0].path, cks[0].ck, cks[0].req, flags, io.err);
   const loaded = await seams.loadData(dataName, {
     path: flags["data-path"] as string | undefined,
     valFraction: 0,
@@ -675,18 +701,12 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
   const rt = await Runtime.create();
   const models: ReportModel[] = [];
   try {
-    for (const { path, ck } of cks) {
-      const model = await seams.buildModelFromSpec(rt, ck.metadata.model);
+    for (const { path, ck, req } of cks) {
       models.push({
         name: path.split("/").pop()!.replace(/\.safetensors$/, ""),
-        model,
+        model: loadCheckpointModel(rt, path, ck, req, test, io.err),
         metadata: ck.metadata,
       });
-      try {
-        loadStateDict(model, ck.tensors);
-      } catch (e) {
-        throw new UsageError(`${path}: ${(e as Error).message}`);
-      }
     }
     const { html, rows } = await buildReport(rt, models, {
       name: test.name,
@@ -699,7 +719,18 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     await writeFileAtomic(out, new TextEncoder().encode(html), { force: !!flags.force });
     if (flags.json) {
       io.out(JSON.stringify(
-        rows.map(({ robustness: r, ...rest }) => ({ ...rest, attacks: r?.accuracy, eps: r?.eps })),
+        rows.map(({ robustness: r, ...rest }) => ({
+          ...rest,
+          attacks: r?.accuracy,
+          eps: r?.eps,
+          pgd: r && attacks.includes("pgd")
+            ? {
+              steps: opts.pgdSteps,
+              alpha: opts.pgdAlpha ?? "2.5*eps/steps",
+              randomStart: opts.randomStart,
+            }
+            : undefined,
+        })),
         (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v),
       ));
     }
