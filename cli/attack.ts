@@ -1,8 +1,10 @@
 /**
- * `cli.ts attack <checkpoint>`: loads a checkpoint, rebuilds its model, runs a list of attacks
- * over a list of ε on a dataset split, prints accuracy under attack as a table (with the
- * per-sample worst case and Carlini et al.'s sanity checks) and writes a JSON report
- * atomically (an existing report is kept unless `--force`).
+ * `cli.ts attack <checkpoint>`: loads a checkpoint, rebuilds its model (from its metadata or
+ * `--model`, cli/checkpoint.ts), runs a list of attacks over a list of ε on a dataset split
+ * (PGD at a chosen step `--alpha` and with or without a random start, as torchattacks runs
+ * it), prints accuracy under attack as a table (with the per-sample worst case and Carlini et
+ * al.'s sanity checks) and writes a JSON report atomically (an existing report is kept unless
+ * `--force`).
  *
  * @module
  */

@@ -270,7 +270,8 @@ export async function modelRequest(
 
 /**
  * The dataset of a checkpoint: `--data`, else the one in its metadata (`{"name": ...}` or a plain
- * string, under `data` or `dataset`), else the one a LeNet (1x28x28, 10 classes) is built for,
+ * string, under `data` or `dataset`; torchvision's spellings such as "FashionMNIST" read as
+ * regula's names), else the one a LeNet (1x28x28, 10 classes) is built for,
  * MNIST, said on stderr.
  * @throws UsageError telling to give --data when none is known
  */
@@ -285,8 +286,11 @@ export function datasetName(
   const meta = ck.metadata as Record<string, unknown>;
   for (const key of ["data", "dataset"]) {
     const d = meta[key];
-    if (typeof d === "string" && d !== "") return d;
-    if (isObject(d) && typeof d.name === "string") return d.name;
+    const name = typeof d === "string" ? d : isObject(d) ? d.name : undefined;
+    // torchvision's class names (MNIST, FashionMNIST, CIFAR10) as regula's (mnist, ...)
+    if (typeof name === "string" && name !== "") {
+      return DATASET_NAMES.find((n) => squash(n) === squash(name)) ?? name;
+    }
   }
   const lenet = "spec" in req
     ? req.spec.kind === "lenet" && req.spec.inChannels === 1 && req.spec.inputSize === 28 &&

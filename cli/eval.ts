@@ -1,7 +1,8 @@
 /**
  * `cli.ts eval <checkpoint>`: loads a checkpoint, rebuilds its model from the
- * spec in its metadata, and prints loss and accuracy on a dataset (by default
- * the test set of the dataset it was trained on).
+ * spec in its metadata or from `--model` (cli/checkpoint.ts: also a PyTorch
+ * `state_dict` with plain-string metadata), and prints loss and accuracy on a
+ * dataset (by default the test set of the dataset it was trained on).
  *
  * @module
  */
