@@ -459,12 +459,21 @@ export function loadCheckpointModel(
   const problems = checkStateDict(model, tensors);
   if (problems.length) {
     model.dispose();
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more mismatch(es))` : "";
+    // Names that differ show on both sides: say both, so a renaming is visible at once.
+    const shown = problems[0].startsWith("missing") && problems.length === 2 &&
+        problems[1].startsWith("not in the model")
+      ? problems
+      : problems.slice(0, 1);
+    const rest = problems.length - shown.length;
+    const more = rest > 0 ? ` (and ${rest} more mismatch(es))` : "";
     const what = "spec" in req ? "" : `'${req.name}' `;
+    const renamed = shown.length === 2
+      ? "; rename the state_dict keys to regula's (tools/torch_models.py builds the torch twin)"
+      : "";
     throw new UsageError(
-      `${path}: ${shortProblem(problems[0])}${more}: the tensors do not fit the model ${what}` +
-        `${req.source}; give the right --model NAME (${MODEL_NAMES.join(", ")}, with ` +
-        `--activation/--dropout) or --model spec.json`,
+      `${path}: ${shown.map(shortProblem).join("; ")}${more}: the tensors do not fit the model ` +
+        `${what}${req.source}; give the right --model NAME (${MODEL_NAMES.join(", ")}, with ` +
+        `--activation/--dropout) or --model spec.json${renamed}`,
     );
   }
   loadStateDict(model, tensors);

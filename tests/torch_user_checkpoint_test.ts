@@ -292,6 +292,14 @@ Deno.test("cli.ts eval says in one line what is wrong with a foreign checkpoint"
     await Deno.writeFile(lenet, encodeSafetensors(tensors, { model: "lenet", activation: "tanh" }));
     const bare = `${dir}/bare.safetensors`;
     await Deno.writeFile(bare, encodeSafetensors(tensors));
+    const renamed = `${dir}/renamed.safetensors`;
+    await Deno.writeFile(
+      renamed,
+      encodeSafetensors(
+        Object.fromEntries(Object.entries(tensors).map(([k, v]) => [`features.${k}`, v])),
+        { model: "lenet" },
+      ),
+    );
     const odd = `${dir}/odd.safetensors`;
     await Deno.writeFile(odd, encodeSafetensors(tensors, { model: "lenet", activation: "gelu" }));
     for (
@@ -315,6 +323,10 @@ Deno.test("cli.ts eval says in one line what is wrong with a foreign checkpoint"
         [
           ["eval", lenet, "--model", "resnet18", "--dropout", "0.5", "--data", "mnist"],
           /resnet18' \(from --model\) has no dropout layers/,
+        ],
+        [
+          ["eval", renamed],
+          /^error: .*renamed\.safetensors: missing from the checkpoint: conv1\.weight, conv1\.bias, conv2\.weight, conv2\.bias and 6 more; not in the model: features\.conv1\.bias, .* and 6 more: the tensors do not fit .*; rename the state_dict keys/,
         ],
         [["eval", lenet, "--model", `${dir}/none.json`], /No such model spec file/i],
         [
