@@ -19,7 +19,7 @@
  * ```ts
  * import { symmetricEigen } from "./eigen.ts";
  * const { values, vectors } = symmetricEigen([2, 1, 1, 2], 2);
- * console.log(values); // Float64Array [3, 1]; column 0 of `vectors` is ±(1, 1)/√2
+ * console.log(values); // Float64Array [≈3, ≈1]; column 0 of `vectors` is ±(1, 1)/√2
  * console.log(vectors.length); // 4
  * ```
  *
