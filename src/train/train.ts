@@ -21,7 +21,31 @@
  *
  * No Deno APIs: runs in browsers too.
  *
- * See {@linkcode train} for an example.
+ * @example
+ * ```ts
+ * import {
+ *   buildModel,
+ *   modelSpecFromName,
+ *   Runtime,
+ *   splitDataset,
+ *   toy2d,
+ *   train,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const { train: trainSet, val: valSet } = splitDataset(toy2d(), { valFraction: 0.25 });
+ * const result = await train(model, { train: trainSet, val: valSet }, {
+ *   epochs: 10,
+ *   batchSize: 64,
+ *   lr: 0.05,
+ *   optimizer: { algorithm: "sgd", momentum: 0.9 },
+ *   schedule: "step",
+ *   earlyStopping: { kind: "gl", alpha: 5 },
+ * });
+ * console.log(result.history.at(-1)?.valAccuracy, result.stopReason);
+ * model.dispose();
+ * ```
  *
  * @module
  */
@@ -411,31 +435,6 @@ function positiveInt(what: string, v: number): number {
  * @returns the per-epoch history, the steps taken, why it stopped early, the best epoch
  * @throws Error for data that does not fit the model, bad options, or early stopping without a
  *   validation set
- * @example
- * ```ts
- * import {
- *   buildModel,
- *   modelSpecFromName,
- *   Runtime,
- *   splitDataset,
- *   toy2d,
- *   train,
- * } from "@regula/regula";
- *
- * const rt = await Runtime.create();
- * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
- * const { train: trainSet, val: valSet } = splitDataset(toy2d(), { valFraction: 0.25 });
- * const result = await train(model, { train: trainSet, val: valSet }, {
- *   epochs: 10,
- *   batchSize: 64,
- *   lr: 0.05,
- *   optimizer: { algorithm: "sgd", momentum: 0.9 },
- *   schedule: "step",
- *   earlyStopping: { kind: "gl", alpha: 5 },
- * });
- * console.log(result.history.at(-1)?.valAccuracy, result.stopReason);
- * model.dispose();
- * ```
  */
 export async function train(
   model: Sequential,
