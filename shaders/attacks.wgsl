@@ -75,26 +75,32 @@ struct Params { n: u32, d: u32, b: u32, k: u32, s: u32, c0: u32, c1: u32, eps: f
 @group(0) @binding(8) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-const LOWEST: f32 = -3.40282347e38;
-const HIGHEST: f32 = 3.40282347e38;
+// -FLT_MAX and FLT_MAX written out exactly: Tint (Chromium) rejects a literal such as 3.40282347e38
+// that lies above FLT_MAX before rounding.
+const LOWEST: f32 = -3.40282346638528859812e38;
+const HIGHEST: f32 = 3.40282346638528859812e38;
+// A quiet NaN's bits, in a private variable rather than a constant: constant evaluation (Tint)
+// rejects a NaN, so it is made at run time.
+var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 var<workgroup> red: array<f32, 256>;
 
-// The builtins every entry point takes.
-struct Ids {
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
+// The workgroup's builtins, uniform over the workgroup. local_invocation_index stays a parameter
+// of its own: uniformity analysis (Tint) takes a struct as a whole, and the per-sample entry
+// points need the workgroup id uniform around their barriers.
+struct Workgroup {
+  @builtin(workgroup_id) id: vec3u,
+  @builtin(num_workgroups) count: vec3u,
 }
 
 // The element of an elementwise entry point.
-fn flat(id: Ids) -> u32 {
-  return (id.wid.y * id.nwg.x + id.wid.x) * WG + id.lid;
+fn flat(wg: Workgroup, lid: u32) -> u32 {
+  return (wg.id.y * wg.count.x + wg.id.x) * WG + lid;
 }
 
 // The sample (workgroup) of a per-sample entry point.
-fn sample(id: Ids) -> u32 {
-  return id.wid.y * id.nwg.x + id.wid.x;
+fn sample(wg: Workgroup) -> u32 {
+  return wg.id.y * wg.count.x + wg.id.x;
 }
 
 // torch.sign: -1, 0 or 1 (0 for 0).
@@ -193,8 +199,8 @@ fn logit_argmax(base: u32, s1: u32, s2: u32) -> Arg {
 
 // linf_step: src0 x0, src1 g, dst0 x (in/out). alpha signed (negative descends), eps the radius.
 @compute @workgroup_size(256)
-fn linf_step(id: Ids) {
-  let i = flat(id);
+fn linf_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -206,8 +212,8 @@ fn linf_step(id: Ids) {
 
 // add_clamp: src0 x0, src1 offset, dst0 x (out).
 @compute @workgroup_size(256)
-fn add_clamp(id: Ids) {
-  let i = flat(id);
+fn add_clamp(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -216,16 +222,16 @@ fn add_clamp(id: Ids) {
 
 // l2_step: src0 x0, src1 g, dst0 x (in/out); per sample of d elements. alpha signed.
 @compute @workgroup_size(256)
-fn l2_step(id: Ids) {
-  let b = sample(id);
+fn l2_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  let gn = max(sqrt(row_sumsq(ROW_SRC1, live, base, id.lid, 0.0)), 1e-12);
+  let gn = max(sqrt(row_sumsq(ROW_SRC1, live, base, lid, 0.0)), 1e-12);
   let step = p.alpha / gn;
-  let dn = sqrt(row_sumsq(ROW_STEPPED, live, base, id.lid, step));
+  let dn = sqrt(row_sumsq(ROW_STEPPED, live, base, lid, step));
   let f = select(1.0, p.eps / dn, dn > p.eps);
   if (live) {
-    for (var j = id.lid; j < p.d; j += WG) {
+    for (var j = lid; j < p.d; j += WG) {
       let delta = row_elem(ROW_STEPPED, base + j, step);
       dst0[base + j] = clamp(src0[base + j] + delta * f, 0.0, 1.0);
     }
@@ -234,34 +240,34 @@ fn l2_step(id: Ids) {
 
 // l2_init: src0 x0, src1 n ~ N(0, I) (B*D), rows u ~ U[0,1) (B), dst0 x (out).
 @compute @workgroup_size(256)
-fn l2_init(id: Ids) {
-  let b = sample(id);
+fn l2_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  let nn = max(sqrt(row_sumsq(ROW_SRC1, live, base, id.lid, 0.0)), 1e-12);
+  let nn = max(sqrt(row_sumsq(ROW_SRC1, live, base, lid, 0.0)), 1e-12);
   if (live) {
-    start_at(base, id.lid, p.eps * pow(rows[b], 1.0 / f32(p.d)) / nn);
+    start_at(base, lid, p.eps * pow(rows[b], 1.0 / f32(p.d)) / nn);
   }
 }
 
 // linf_init: src0 x0, src1 t ~ U(-1, 1) (B*D), dst0 x (out):
 // x = clip_[0,1](x0 + eps t / (max_j |t_j| + 1e-12)) per sample (autopgd_base.py's start).
 @compute @workgroup_size(256)
-fn linf_init(id: Ids) {
-  let b = sample(id);
+fn linf_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  let m = row_max_abs(ROW_SRC1, live, base, id.lid, 0.0);
+  let m = row_max_abs(ROW_SRC1, live, base, lid, 0.0);
   if (live) {
-    start_at(base, id.lid, p.eps / (m + 1e-12));
+    start_at(base, lid, p.eps / (m + 1e-12));
   }
 }
 
 // loss_rows: src1 logits (B, K), labels t (B,), state (B, S) with c_b at column 0 (LOSS 2);
 // dst0 dLogits (B, K) (out), dst1 (B, 2) [loss, hit] (out). alpha = sign s (+1 or -1).
 @compute @workgroup_size(256)
-fn loss_rows(id: Ids) {
-  let b = flat(id);
+fn loss_rows(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
@@ -283,7 +289,7 @@ fn loss_rows(id: Ids) {
   }
   var loss = 0.0;
   if (!tv) {
-    dst1[b * 2u] = bitcast<f32>(0x7fc00000u);
+    dst1[b * 2u] = bitcast<f32>(NAN_BITS);
     dst1[b * 2u + 1u] = 0.0;
     return;
   }
@@ -343,8 +349,8 @@ fn loss_rows(id: Ids) {
 // select: dst0 candidate x (read), dst1 best x (in/out), state best [loss, hit] (B, 2) (in/out),
 // rows candidate scores with row stride s: loss at column c0, hit at column c1.
 @compute @workgroup_size(256)
-fn select_best(id: Ids) {
-  let b = sample(id);
+fn select_best(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -359,10 +365,10 @@ fn select_best(id: Ids) {
     return;
   }
   let base = b * p.d;
-  for (var j = id.lid; j < p.d; j += WG) {
+  for (var j = lid; j < p.d; j += WG) {
     dst1[base + j] = dst0[base + j];
   }
-  if (id.lid == 0u) {
+  if (lid == 0u) {
     state[b * 2u] = l;
     state[b * 2u + 1u] = h;
   }
@@ -371,8 +377,8 @@ fn select_best(id: Ids) {
 // apgd_step: src0 x0, src1 g, dst0 x (in/out), dst1 x_old (in/out), state (B, S): eta at column
 // 0. alpha = momentum a.
 @compute @workgroup_size(256)
-fn apgd_step(id: Ids) {
-  let i = flat(id);
+fn apgd_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -401,8 +407,8 @@ const A_HIT: u32 = 6u;
 // apgd_track: src0 x, src1 g, dst0 x_best, dst1 g_best, dst2 x_best_adv (all in/out), state,
 // rows (B, 2) [loss, hit] at x.
 @compute @workgroup_size(256)
-fn apgd_track(id: Ids) {
-  let b = sample(id);
+fn apgd_track(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -413,7 +419,7 @@ fn apgd_track(id: Ids) {
   let increased = l > state[sb + A_PREV];
   workgroupBarrier();
   let base = b * p.d;
-  for (var j = id.lid; j < p.d; j += WG) {
+  for (var j = lid; j < p.d; j += WG) {
     if (h > 0.5) {
       dst2[base + j] = src0[base + j];
     }
@@ -422,7 +428,7 @@ fn apgd_track(id: Ids) {
       dst1[base + j] = src1[base + j];
     }
   }
-  if (id.lid == 0u) {
+  if (lid == 0u) {
     if (h > 0.5) {
       state[sb + A_HIT] = 1.0;
     }
@@ -438,8 +444,8 @@ fn apgd_track(id: Ids) {
 
 // apgd_check: src0 x_best, src1 g_best, dst0 x (in/out), dst1 g (in/out), state. f0 = rho k.
 @compute @workgroup_size(256)
-fn apgd_check(id: Ids) {
-  let b = sample(id);
+fn apgd_check(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -448,7 +454,7 @@ fn apgd_check(id: Ids) {
   let noimpr = state[sb + A_REDUCED] < 0.5 && state[sb + A_LAST] >= state[sb + A_BEST];
   let fl = osc || noimpr;
   workgroupBarrier();
-  if (id.lid == 0u) {
+  if (lid == 0u) {
     state[sb + A_REDUCED] = select(0.0, 1.0, fl);
     state[sb + A_LAST] = state[sb + A_BEST];
     state[sb + A_INCR] = 0.0;
@@ -460,7 +466,7 @@ fn apgd_check(id: Ids) {
     return;
   }
   let base = b * p.d;
-  for (var j = id.lid; j < p.d; j += WG) {
+  for (var j = lid; j < p.d; j += WG) {
     dst0[base + j] = src0[base + j];
     dst1[base + j] = src1[base + j];
   }
@@ -468,8 +474,8 @@ fn apgd_check(id: Ids) {
 
 // tanh_map: src1 w, dst0 x' = (tanh w + 1) / 2.
 @compute @workgroup_size(256)
-fn tanh_map(id: Ids) {
-  let i = flat(id);
+fn tanh_map(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -478,8 +484,8 @@ fn tanh_map(id: Ids) {
 
 // atanh_init: src0 x0, dst0 w = atanh((2 x0 - 1)(1 - 1e-6)), dst1 m = 0, dst2 v = 0.
 @compute @workgroup_size(256)
-fn atanh_init(id: Ids) {
-  let i = flat(id);
+fn atanh_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -492,8 +498,8 @@ fn atanh_init(id: Ids) {
 // cw_step: src0 x0, src1 J^T df (d(c f)/dx'), dst0 w, dst1 m, dst2 v (in/out).
 // alpha lr, f0 = 1 - beta1^t, f1 = 1 - beta2^t.
 @compute @workgroup_size(256)
-fn cw_step(id: Ids) {
-  let i = flat(id);
+fn cw_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -518,11 +524,11 @@ const C_HIT: u32 = 4u;
 
 // cw_track: src0 x0, src1 x', dst0 best x (in/out), state, rows (B, 2) [loss, hit] at x'.
 @compute @workgroup_size(256)
-fn cw_track(id: Ids) {
-  let b = sample(id);
+fn cw_track(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  let l2 = row_sumsq(ROW_OFFSET, live, base, id.lid, 0.0);
+  let l2 = row_sumsq(ROW_OFFSET, live, base, lid, 0.0);
   if (!live) {
     return;
   }
@@ -533,14 +539,14 @@ fn cw_track(id: Ids) {
   if (!hit) {
     return;
   }
-  if (id.lid == 0u) {
+  if (lid == 0u) {
     state[sb + C_HIT] = 1.0;
     if (better) {
       state[sb + C_BEST] = l2;
     }
   }
   if (better) {
-    for (var j = id.lid; j < p.d; j += WG) {
+    for (var j = lid; j < p.d; j += WG) {
       dst0[base + j] = src1[base + j];
     }
   }
@@ -548,8 +554,8 @@ fn cw_track(id: Ids) {
 
 // cw_search: state (in/out), one invocation per sample.
 @compute @workgroup_size(256)
-fn cw_search(id: Ids) {
-  let b = flat(id);
+fn cw_search(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
@@ -575,8 +581,8 @@ const D_ACTIVE: u32 = 2u;
 
 // deepfool_begin: src1 logits (B, K), labels, state (out): ratio = +max, active = argmax == t.
 @compute @workgroup_size(256)
-fn deepfool_begin(id: Ids) {
-  let b = flat(id);
+fn deepfool_begin(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
@@ -590,8 +596,8 @@ fn deepfool_begin(id: Ids) {
 // onehot_diff: dst0 (B, K) = e_c0 - e_t per row (0 where c0 = t or the sample is inactive);
 // state active flags.
 @compute @workgroup_size(256)
-fn onehot_diff(id: Ids) {
-  let i = flat(id);
+fn onehot_diff(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -605,11 +611,11 @@ fn onehot_diff(id: Ids) {
 // deepfool_cand: src1 w = grad(z_c0 - z_t) (B, D), rows logits (B, K), labels, dst0 best w
 // (in/out), state.
 @compute @workgroup_size(256)
-fn deepfool_cand(id: Ids) {
-  let b = sample(id);
+fn deepfool_cand(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  let n2 = row_sumsq(ROW_SRC1, live, base, id.lid, 0.0);
+  let n2 = row_sumsq(ROW_SRC1, live, base, lid, 0.0);
   if (!live) {
     return;
   }
@@ -624,11 +630,11 @@ fn deepfool_cand(id: Ids) {
   if (!better) {
     return;
   }
-  if (id.lid == 0u) {
+  if (lid == 0u) {
     state[sb + D_RATIO] = ratio;
     state[sb + D_COEF] = (f + 1e-4) / (nrm * nrm);
   }
-  for (var j = id.lid; j < p.d; j += WG) {
+  for (var j = lid; j < p.d; j += WG) {
     dst0[base + j] = src1[base + j];
   }
 }
@@ -636,8 +642,8 @@ fn deepfool_cand(id: Ids) {
 // deepfool_step: src0 x0, dst0 x (out), dst1 best w (read), dst2 r_tot (in/out), state.
 // alpha = 1 + overshoot.
 @compute @workgroup_size(256)
-fn deepfool_step(id: Ids) {
-  let i = flat(id);
+fn deepfool_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -653,8 +659,8 @@ fn deepfool_step(id: Ids) {
 // mask_label: dst0 (B, K) scores; sets column t of each row to -1 (random targets: argmax of
 // U[0,1) scores over the other classes is a uniform choice among them).
 @compute @workgroup_size(256)
-fn mask_label(id: Ids) {
-  let b = flat(id);
+fn mask_label(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
