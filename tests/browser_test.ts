@@ -195,3 +195,60 @@ Deno.test("bundle() inlines the WGSL shaders and leaves no Deno API in mod.ts's 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "every shaders/*.wgsl compiles in headless Chromium (Tint), not only in Deno (naga)",
+  ignore: SKIP,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // Tint is stricter than naga: it rejects a constant NaN, infinity or literal above FLT_MAX,
+    // and takes a struct of builtins holding local_invocation_index as non-uniform.
+    const missing = await chromiumMissing();
+    if (missing) assert.fail(missing);
+    const dir = new URL("../shaders/", import.meta.url);
+    const sources: Record<string, string> = {};
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.endsWith(".wgsl")) sources[e.name] = await Deno.readTextFile(new URL(e.name, dir));
+    }
+    assert.ok(Object.keys(sources).length > 0, "no shader found");
+    const tmp = await Deno.makeTempDir({ prefix: "regula_tint_" });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () =>
+        new Response("<!doctype html><title>regula shaders</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    const context = await chromium.launchPersistentContext(`${tmp}/profile`, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 60_000,
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+      const errors: string[] = await page.evaluate(async (sources) => {
+        // deno-lint-ignore no-explicit-any
+        const adapter = await (navigator as any).gpu?.requestAdapter();
+        if (!adapter) return ["navigator.gpu gave no adapter"];
+        const device = await adapter.requestDevice();
+        const out: string[] = [];
+        for (const [name, code] of Object.entries(sources)) {
+          const info = await device.createShaderModule({ code }).getCompilationInfo();
+          for (const m of info.messages) {
+            if (m.type === "error") out.push(`${name}:${m.lineNum}: ${m.message}`);
+          }
+        }
+        device.destroy();
+        return out;
+      }, sources);
+      assert.deepEqual(errors, [], `Tint rejects:\n${errors.join("\n")}`);
+    } finally {
+      await context.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
