@@ -19,7 +19,7 @@ MARK="# written by regula scripts/slurm/start_local.sh"
 fail() {
   echo "slurm: $*" >&2
   for f in "$STATE/slurmctld.log" "$STATE/slurmd.log" /var/log/munge/munged.log; do
-    [[ -s "$f" ]] && { echo "--- tail $f" >&2; tail -15 "$f" >&2; }
+    [[ -r "$f" && -s "$f" ]] && { echo "--- tail $f" >&2; tail -15 "$f" >&2; }
   done
   exit 1
 }
