@@ -37,7 +37,12 @@ import { sbatchScript, shellQuote, submitArray } from "./sweep/slurm.ts";
 import { findSweeps, type Plan, writeTables } from "./sweep/collect.ts";
 
 const sweepFlags = {
-  budget: { type: "string", help: "Budget of the preset: quick or full.", default: "quick" },
+  budget: {
+    type: "string",
+    metavar: "name",
+    help: "Budget of the preset: quick or full.",
+    default: "quick",
+  },
   grid: {
     type: "string",
     metavar: "key=v1,v2",
@@ -45,7 +50,7 @@ const sweepFlags = {
     help: "Replace a grid axis (seed=0,1,2; lr=0.1,0.01; variant=none,l2 picks variants).",
   },
   out: { type: "string", metavar: "dir", help: "Folder of the sweeps.", default: "sweeps" },
-  workers: { type: "number", help: "Runs at a time on this machine.", default: 1 },
+  workers: { type: "number", metavar: "n", help: "Runs at a time on this machine.", default: 1 },
   "retry-failed": {
     type: "boolean",
     help: "Retry runs whose last attempt failed (--no-retry-failed to leave them).",
@@ -53,26 +58,40 @@ const sweepFlags = {
   },
   "stale-after": {
     type: "number",
+    metavar: "seconds",
     help: "Seconds without heartbeat after which another machine's claim is stale.",
     default: 600,
   },
   task: { type: "string", metavar: "id", help: "Run one run (its id or grid index) here, now." },
-  "plan-hash": { type: "string", help: "With --task: refuse unless the plan has this hash." },
+  "plan-hash": {
+    type: "string",
+    metavar: "hash",
+    help: "With --task: refuse unless the plan has this hash.",
+  },
   "dry-run": { type: "boolean", help: "Print the plan (or with --slurm the script); run nothing." },
   slurm: { type: "boolean", help: "Submit the runs still to do as one Slurm job array." },
-  partition: { type: "string", help: "Slurm partition (--slurm)." },
-  time: { type: "string", help: "Slurm time limit per run, e.g. 02:00:00 (--slurm)." },
-  gres: { type: "string", help: "Slurm generic resources, e.g. gpu:1 (--slurm)." },
-  account: { type: "string", help: "Slurm account (--slurm)." },
-  "cpus-per-task": { type: "number", help: "Slurm CPUs per run (--slurm)." },
-  mem: { type: "string", help: "Slurm memory per run, e.g. 8G (--slurm)." },
-  "max-parallel": { type: "number", help: "At most this many array tasks at once (--slurm)." },
+  partition: { type: "string", metavar: "name", help: "Slurm partition (--slurm)." },
+  time: {
+    type: "string",
+    metavar: "hh:mm:ss",
+    help: "Slurm time limit per run, e.g. 02:00:00 (--slurm).",
+  },
+  gres: { type: "string", metavar: "spec", help: "Slurm generic resources, e.g. gpu:1 (--slurm)." },
+  account: { type: "string", metavar: "name", help: "Slurm account (--slurm)." },
+  "cpus-per-task": { type: "number", metavar: "n", help: "Slurm CPUs per run (--slurm)." },
+  mem: { type: "string", metavar: "size", help: "Slurm memory per run, e.g. 8G (--slurm)." },
+  "max-parallel": {
+    type: "number",
+    metavar: "n",
+    help: "At most this many array tasks at once (--slurm).",
+  },
   "sbatch-arg": {
     type: "string",
+    metavar: "option",
     multiple: true,
     help: "Another #SBATCH option, verbatim, e.g. --qos=short (--slurm).",
   },
-  sbatch: { type: "string", help: "The sbatch executable.", default: "sbatch" },
+  sbatch: { type: "string", metavar: "path", help: "The sbatch executable.", default: "sbatch" },
 } as const;
 
 function abs(path: string): string {
