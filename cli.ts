@@ -21,6 +21,7 @@ import { trainCommand } from "./cli/train.ts";
 import { evalCommand } from "./cli/eval.ts";
 import { attackSubcommand } from "./cli/attack.ts";
 import { reportSubcommand } from "./cli/report.ts";
+import { sweepCommand } from "./cli/sweep.ts";
 
 export {
   type Command,
@@ -129,6 +130,7 @@ export const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   attack: attackSubcommand,
   report: reportSubcommand,
+  sweep: sweepCommand,
 };
 
 /** Console output; on a terminal, `status` redraws one line of stderr (progress bars). */
