@@ -29,7 +29,8 @@ export {
   NoAdapterError,
   requestGpuDevice,
 } from "./src/gpu/device.ts";
-export { type DispatchSpec, Runtime } from "./src/gpu/runtime.ts";
+export { type DispatchSpec, Runtime, type RuntimeOptions } from "./src/gpu/runtime.ts";
+export { byKernel, Profiler, type ProfileRow } from "./src/gpu/profile.ts";
 export { type DType, Tensor, type TypedArrayFor } from "./src/gpu/tensor.ts";
 export type { Kernel } from "./src/gpu/kernel.ts";
 export { BufferPool, type PoolStats } from "./src/gpu/pool.ts";

@@ -24,7 +24,8 @@
  *
  * Run: `deno run -A --config bench/deno.json bench/train.ts [--memory-steps 1000]
  * [--configs lenet64,lenet256,ddnet64]`;
- * `--profile lenet64` instead times each dispatch of regula's step alone.
+ * `--profile lenet64` instead prints the per-kernel profile of regula's plain and
+ * Jacobian-regularized steps ({@linkcode profileTrain}).
  * (or `deno task bench`, which runs it after bench/matmul.ts).
  *
  * @module
@@ -32,7 +33,8 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "./_peers/common.ts";
-import { profileStep, regulaTrainer } from "./_peers/regula.ts";
+import { byKernel, type ProfileRow } from "../src/gpu/profile.ts";
+import { regulaTrainer } from "./_peers/regula.ts";
 import { initTfjs, tfjsTrainer } from "./_peers/tfjs.ts";
 import { initJax, jaxTrainer } from "./_peers/jax.ts";
 
@@ -207,25 +209,99 @@ export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
 }
 
 /**
- * Per-dispatch profile of regula's training step for one configuration: every dispatch of a step
- * replayed alone (see `profileStep`), slowest first.
+ * Per-kernel profile of regula's training step, plain and Jacobian-regularized (λ 0.01, one
+ * projection), from a runtime created with `profile: true` (src/gpu/profile.ts): dispatches,
+ * workgroups, bound bytes and GPU time (timestamp queries, each dispatch in a pass of its own)
+ * per step, averaged over `steps` steps after two warm-up steps; the slowest kernels first.
  * @param id configuration id ("lenet64", ...)
+ * @param opts steps to average (default 10 for LeNet, 3 for DDNet), print (default true)
+ * @returns per-kernel rows of each variant and their totals per step
  */
-export async function profileTrain(id: string, rt?: Runtime): Promise<void> {
+export async function profileTrain(
+  id: string,
+  opts: { steps?: number; print?: boolean } = {},
+): Promise<{ variant: string; perStep: ProfileRow[]; total: ProfileRow }[]> {
   const cfg = TRAIN_CASES.find((c) => c.id === id);
   if (!cfg) throw new Error(`profileTrain: unknown configuration '${id}'`);
-  const runtime = rt ?? await Runtime.create();
+  const print = opts.print ?? true;
+  const steps = opts.steps ?? (cfg.model === "lenet" ? 10 : 3);
+  const rt = await Runtime.create({ profile: true });
+  const profiler = rt.profiler!;
   const n = cfg.inputShape.reduce((a, b) => a * b, 1);
   const x = syntheticData(cfg.batch * n, 1), y = syntheticLabels(cfg.batch, cfg.classes);
-  const t = regulaTrainer(runtime, cfg, x, y);
-  for (let i = 0; i < 2; i++) t.step();
-  await t.sync();
-  const rows = await profileStep(runtime, t, cfg.model === "lenet" ? 10 : 2);
-  const total = rows.reduce((a, r) => a + r.ms, 0);
-  console.log(`${id}: ${rows.length} dispatches per step, ${total.toFixed(1)} ms in isolation`);
-  console.table(rows.sort((a, b) => b.ms - a.ms));
-  t.dispose();
-  if (!rt) runtime.destroy();
+  const out = [];
+  if (print) {
+    console.log(
+      `adapter: ${rt.description}; GPU times ${
+        profiler.timed ? "from timestamp queries" : "unavailable (no timestamp-query)"
+      }`,
+    );
+  }
+  for (const jacobian of [undefined, { lambda: 0.01, nproj: 1 }]) {
+    const t = regulaTrainer(rt, cfg, x, y, { jacobian });
+    for (let i = 0; i < 2; i++) t.step();
+    await t.sync();
+    await profiler.report();
+    profiler.reset();
+    for (let i = 0; i < steps; i++) t.step();
+    await t.sync();
+    const rows = await profiler.report();
+    t.dispose();
+    const per = (r: ProfileRow): ProfileRow => ({
+      ...r,
+      count: r.count / steps,
+      workgroups: r.workgroups / steps,
+      bytes: r.bytes / steps,
+      gpuMs: r.gpuMs === null ? null : r.gpuMs / steps,
+    });
+    const perStep = rows.map(per);
+    const total = perStep.reduce((a, r) => ({
+      ...a,
+      count: a.count + r.count,
+      workgroups: a.workgroups + r.workgroups,
+      bytes: a.bytes + r.bytes,
+      gpuMs: a.gpuMs === null || r.gpuMs === null ? a.gpuMs : a.gpuMs + r.gpuMs,
+    }), {
+      kernel: "total",
+      variant: "",
+      count: 0,
+      workgroups: 0,
+      bytes: 0,
+      gpuMs: profiler.timed ? 0 : null,
+    } as ProfileRow);
+    const variant = jacobian ? "jacobian nproj=1" : "plain";
+    out.push({ variant, perStep, total });
+    if (print) {
+      const dispatches = perStep.filter((r) => r.workgroups > 0).reduce((a, r) => a + r.count, 0);
+      console.log(
+        `${id} ${variant}: per step ${dispatches} dispatches, ${total.count - dispatches} ` +
+          `copies/clears, ${(total.bytes / 1e6).toFixed(1)} MB bound` +
+          (total.gpuMs !== null ? `, ${total.gpuMs.toFixed(2)} ms GPU time` : ""),
+      );
+      const table = (list: ProfileRow[]) =>
+        list.map((r) => ({
+          kernel: r.kernel,
+          variant: r.variant,
+          "n/step": +r.count.toFixed(2),
+          "wg/step": Math.round(r.workgroups),
+          "MB/step": +(r.bytes / 1e6).toFixed(2),
+          "ms/step": r.gpuMs === null ? null : +r.gpuMs.toFixed(3),
+          "%": r.gpuMs === null || !total.gpuMs ? null : +(100 * r.gpuMs / total.gpuMs).toFixed(1),
+        }));
+      console.log("by kernel:");
+      console.table(table(byKernel(perStep)));
+      console.log("by kernel variant:");
+      console.table(table(perStep));
+    }
+  }
+  if (print && out[0].total.gpuMs && out[1].total.gpuMs) {
+    console.log(
+      `GPU time JR / plain: ${(out[1].total.gpuMs / out[0].total.gpuMs).toFixed(2)}; ` +
+        `dispatches JR / plain: ${(out[1].total.count / out[0].total.count).toFixed(2)}`,
+    );
+  }
+  rt.destroy();
+  return out;
 }
 
 if (import.meta.main) {
