@@ -9,7 +9,6 @@
  */
 
 import type { Runtime } from "../../src/gpu/runtime.ts";
-import type { Tensor } from "../../src/gpu/tensor.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { buildModel } from "../../src/models/model.ts";
 import { createOptimizer, type Optimizer } from "../../src/train/optim.ts";
