@@ -76,8 +76,8 @@ export function regulaTrainer(
       ce = softmaxCrossEntropy(rt, logits, yt, { out: ce ?? undefined });
       // As train() does: the first layer's input gradient, which nobody reads, is skipped
       // (TF.js and jax-js differentiate with respect to the parameters only, so they skip it too).
-      net.backwardParams(ce.dLogits!);
-      if (jr) {
+      if (!jr) net.backwardParams(ce.dLogits!);
+      else {
         const ctx: StepContext = {
           rt,
           model: net,
@@ -89,7 +89,8 @@ export function regulaTrainer(
           stepsPerEpoch: 1,
           seed: 0,
         };
-        jr.afterBackward!(ctx);
+        // As train() does: the regularizer's backward serves the data loss too.
+        jr.backward!(ctx, ce.dLogits!);
       }
       opt.step(params, cfg.lr);
       rt.submit();
