@@ -8,7 +8,9 @@
  * - DDNet (conv 3→64, 64→64 3×3, max pool 2, conv 64→128, 128→128, max pool 2,
  *   fc 3200→256→256→10, ReLU, dropout 0.5 after fc1), 3×32×32 inputs, batch 64.
  *
- * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9. regula
+ * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9; regula's
+ * Jacobian-regularized step ("regula-jr", λ 0.01, one projection, as `train()` runs it) is timed
+ * in the same rounds and its step time given relative to the plain one ("regula JR/plain"). regula
  * records a step into one encoder and submits it once, with the gradient clear fused into the
  * update; nobody reads anything back inside the timed window. TF.js works in its native NHWC
  * layout; jax-js runs one `jit`-compiled value-and-grad + update per step.
@@ -60,6 +62,11 @@ export interface BenchTrainOptions {
   roundMs?: number;
   /** Steps of the long memory run (0: skip it). Default 0. */
   memorySteps?: number;
+  /**
+   * Also time regula's Jacobian-regularized step (λ 0.01, one projection) in the same rounds,
+   * for the JR/plain step-time ratio. Default true (`--no-jr` turns it off).
+   */
+  jacobian?: boolean;
   /** Peers to run (default both). */
   peers?: ("tfjs" | "jax")[];
   /** Print tables. Default true. */
@@ -129,6 +136,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const x = syntheticData(cfg.batch * n, 1);
     const y = syntheticLabels(cfg.batch, cfg.classes);
     const impls: Trainer[] = [regulaTrainer(rt, cfg, x, y)];
+    if (options.jacobian ?? true) {
+      impls.push(regulaTrainer(rt, cfg, x, y, { jacobian: { lambda: 0.01, nproj: 1 } }));
+    }
     if (!tfError) impls.push(tfjsTrainer(cfg, x, y));
     if (!jaxError) impls.push(jaxTrainer(cfg, x, y));
     const rounds = options.rounds ?? (cfg.model === "ddnet" ? 2 : 3);
@@ -162,6 +172,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const tfj = sps("tfjs-webgpu"), jx = sps("jax-js-webgpu");
     row["regula/tfjs"] = tfj ? +(reg / tfj).toFixed(2) : null;
     row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
+    const jr = sps("regula-jr");
+    // Step-time ratio of the Jacobian-regularized step to the plain one (samples/s inverted).
+    if (jr) row["regula JR/plain"] = +(reg / jr).toFixed(2);
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
@@ -200,12 +213,20 @@ function argValue(args: string[], flag: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-/** Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`). */
+/**
+ * Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`,
+ * `--no-jr`).
+ */
 export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
   const only = argValue(args, "--configs")?.split(",");
   const memorySteps = Number(argValue(args, "--memory-steps") ?? 0);
   const rounds = argValue(args, "--rounds");
-  return { only, memorySteps, rounds: rounds ? Number(rounds) : undefined };
+  return {
+    only,
+    memorySteps,
+    rounds: rounds ? Number(rounds) : undefined,
+    jacobian: !args.includes("--no-jr"),
+  };
 }
 
 /**
