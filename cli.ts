@@ -13,19 +13,10 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import { NoAdapterError } from "./src/gpu/device.ts";
 import { Runtime } from "./src/gpu/runtime.ts";
 import { type CheckResult, selfCheck } from "./src/selfcheck.ts";
-import {
-  type Command,
-  didYouMean,
-  HELP_FLAG,
-  type Io,
-  parseFlags,
-  usage,
-  UsageError,
-} from "./cli/args.ts";
-import { FileError } from "./cli/fs.ts";
+import { type Command, didYouMean, type Io, usage, UsageError } from "./cli/args.ts";
+import { exitCodeOf, runCommand } from "./cli/_run.ts";
 import { trainCommand } from "./cli/train.ts";
 import { evalCommand } from "./cli/eval.ts";
 import { attackSubcommand } from "./cli/attack.ts";
@@ -196,27 +187,9 @@ export async function main(
         }; commands: ${Object.keys(COMMANDS).join(", ")} (see 'cli.ts --help')`,
       );
     }
-    const args = parseFlags(rest, { ...cmd.flags, help: HELP_FLAG }, `cli.ts ${name}`);
-    if (args.flags.help) {
-      io.out(usage(name, cmd));
-      return 0;
-    }
-    if (args.positionals.length && !cmd.args) {
-      throw new UsageError(`'cli.ts ${name}' takes no arguments (got '${args.positionals[0]}')`);
-    }
-    return await cmd.run(args, io);
+    return await runCommand(name, cmd, rest, io);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof FileError) {
-      io.err(`error: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof NoAdapterError) {
-      io.err(`error: ${e.message}`);
-      return 1;
-    }
-    io.err(`error: ${(e as Error)?.message ?? e}`);
-    if (Deno.env.get("REGULA_DEBUG")) io.err((e as Error)?.stack ?? "");
-    return 1;
+    return exitCodeOf(e, io);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * Where the train and eval commands meet the model zoo (src/models), the
- * data sources (cli/data.ts) and the regularizer registry
+ * Where the commands meet the model zoo (src/models), checkpoints (src/io),
+ * the data sources (cli/data.ts) and the regularizer registry
  * (src/regularizers/registry.ts), with their errors turned into one-line
  * usage errors (exit code 2).
  *
@@ -164,6 +164,24 @@ export function buildModelFromSpec(rt: Runtime, spec: unknown): Promise<Sequenti
     throw new UsageError(`Invalid model spec in the checkpoint: ${(e as Error).message}`);
   }
   return Promise.resolve(zooBuild(rt, parsed, { seed: 0 }));
+}
+
+/**
+ * The one checkpoint path a command takes as its positional argument.
+ * @param command the command's name, for messages
+ * @param positionals the positional arguments
+ * @returns the path
+ * @throws UsageError for none or more than one
+ */
+export function checkpointArg(command: string, positionals: readonly string[]): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length
+        ? `'cli.ts ${command}' takes one checkpoint, got ${positionals.length}`
+        : `'cli.ts ${command}' needs a checkpoint: cli.ts ${command} <checkpoint.safetensors>`,
+    );
+  }
+  return positionals[0];
 }
 
 /**

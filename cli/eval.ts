@@ -1,17 +1,23 @@
 /**
  * `cli.ts eval <checkpoint>`: loads a checkpoint, rebuilds its model from the
- * spec in its metadata, and prints loss and accuracy on a dataset (by default
- * the test set of the dataset it was trained on).
+ * spec in its metadata or from `--model` (cli/checkpoint.ts: also a PyTorch
+ * `state_dict` with plain-string metadata), and prints loss and accuracy on a
+ * dataset (by default the test set of the dataset it was trained on).
  *
  * @module
  */
 
-import type { Command, ParsedArgs } from "./args.ts";
+import type { Command, Io, ParsedArgs } from "./args.ts";
 import { UsageError } from "./args.ts";
-import { readFileOrFail } from "./fs.ts";
+import {
+  datasetName,
+  loadCheckpointModel,
+  MODEL_FLAGS,
+  modelRequest,
+  readCheckpoint,
+} from "./checkpoint.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import { type Checkpoint, decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
 import { evaluate } from "../src/train/train.ts";
 import * as seams from "./_seams.ts";
 
@@ -23,19 +29,11 @@ const evalFlags = {
   "batch-size": { type: "number", help: "Samples per forward pass.", default: 500 },
   "per-class": { type: "boolean", help: "Also print the accuracy of each class." },
   json: { type: "boolean", help: "Print one JSON object." },
+  ...MODEL_FLAGS,
 } as const;
 
-async function runEval({ flags, positionals }: ParsedArgs, io: {
-  out(s: string): void;
-}): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length
-        ? `'cli.ts eval' takes one checkpoint, got ${positionals.length}`
-        : "'cli.ts eval' needs a checkpoint: cli.ts eval <checkpoint.safetensors>",
-    );
-  }
-  const path = positionals[0];
+async function runEval({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
+  const path = seams.checkpointArg("eval", positionals);
   const bs = flags["batch-size"] as number;
   if (!(Number.isInteger(bs) && bs >= 1)) {
     throw new UsageError(`Flag '--batch-size' needs a positive integer, got ${bs}`);
@@ -48,24 +46,13 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   if (!["test", "train", "val"].includes(split)) {
     throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);
   }
-  let ck: Checkpoint;
-  try {
-    ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
-  } catch (e) {
-    if (e instanceof Error && e.message.startsWith("Not a valid checkpoint")) {
-      throw new UsageError(`${path}: ${e.message}`);
-    }
-    throw e;
-  }
-  if (ck.metadata.model === undefined) {
-    throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
-  }
+  const ck = await readCheckpoint(path);
+  const req = await modelRequest(path, ck, flags);
   const meta = ck.metadata as {
     data?: { name?: string; valFraction?: number; limit?: number | null };
     seed?: number;
   };
-  const dataName = (flags.data as string | undefined) ?? meta.data?.name;
-  if (!dataName) throw new UsageError(`${path}: no dataset recorded; give --data`);
+  const dataName = datasetName(path, ck, req, flags, io.err);
   const data = await seams.loadData(dataName, {
     path: flags["data-path"] as string | undefined,
     // The train and val splits are remade as training made them (same limit, fraction, seed).
@@ -78,12 +65,7 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   const rt = await Runtime.create();
   let model: Sequential | null = null;
   try {
-    model = await seams.buildModelFromSpec(rt, ck.metadata.model);
-    try {
-      loadStateDict(model, ck.tensors);
-    } catch (e) {
-      throw new UsageError(`${path}: ${(e as Error).message}`);
-    }
+    model = loadCheckpointModel(rt, path, ck, req, set, io.err);
     const limit = flags.limit as number | undefined;
     const r = await evaluate(model, set, { batchSize: bs, perClass: !!flags["per-class"], limit });
     if (flags.json) {

@@ -2,13 +2,25 @@
  * Metrics of trained classifiers, batched on the GPU: accuracy, loss, confusion, calibration
  * (ECE/MCE, reliability, confidence histogram), Jacobian Frobenius norms, decision-boundary
  * planes and their total variation, saliency and occlusion, PCA of activations, weight
- * statistics, and the 2-D toy problem's maps.
+ * statistics, the 2-D toy problem's maps, and all of these for a side-by-side report of several
+ * models ({@linkcode measureModels}).
  *
  * @example
  * ```ts
- * import { evaluateMetrics, planeTv } from "./mod.ts";
+ * import { Runtime } from "@regula/regula/gpu";
+ * import { toy2d } from "@regula/regula/data";
+ * import { buildModel, modelSpecFromName } from "@regula/regula/models";
+ * import { evaluateMetrics, planeTv } from "@regula/regula/metrics";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const ds = toy2d({ seed: 0, split: "test" });
  * const m = await evaluateMetrics(rt, model, { x: ds.x, y: ds.y, sampleShape: ds.sampleShape });
- * const tv = await planeTv(rt, model, { x: ds.x, sampleShape: ds.sampleShape }, { range: 5 });
+ * console.log(m.accuracy, m.ece); // accuracy and expected calibration error (untrained here)
+ * const data = { x: ds.x, sampleShape: ds.sampleShape };
+ * const tv = await planeTv(rt, model, data, { images: 2, planesPerImage: 2, resolution: 32 });
+ * console.log(`${tv.isoMean} ± ${tv.isoSe}`);
+ * model.dispose();
  * ```
  *
  * @module
@@ -65,3 +77,13 @@ export {
 export { activationPca, type LayerPca, pca, type PcaResult } from "./pca.ts";
 export { type WeightStats, weightStats, type WeightStatsOptions } from "./weights.ts";
 export { type ToyMapOptions, type ToyMaps, toyMaps } from "./toy.ts";
+export {
+  measureModels,
+  type ModelMeasurement,
+  type ReportData,
+  type ReportMeasurements,
+  type ReportModel,
+  type ReportOptions,
+  type ReportRow,
+  type ReportSettings,
+} from "./report.ts";

@@ -23,12 +23,28 @@
  *
  * @example
  * ```ts
+ * import {
+ *   buildModel,
+ *   modelSpecFromName,
+ *   Runtime,
+ *   splitDataset,
+ *   toy2d,
+ *   train,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const { train: trainSet, val: valSet } = splitDataset(toy2d(), { valFraction: 0.25 });
  * const result = await train(model, { train: trainSet, val: valSet }, {
- *   epochs: 10, batchSize: 64, lr: 0.05,
+ *   epochs: 10,
+ *   batchSize: 64,
+ *   lr: 0.05,
  *   optimizer: { algorithm: "sgd", momentum: 0.9 },
- *   schedule: "step", earlyStopping: { kind: "gl", alpha: 5 },
+ *   schedule: "step",
+ *   earlyStopping: { kind: "gl", alpha: 5 },
  * });
- * console.log(result.history.at(-1)?.valAccuracy);
+ * console.log(result.history.at(-1)?.valAccuracy, result.stopReason);
+ * model.dispose();
  * ```
  *
  * @module
@@ -45,9 +61,9 @@ import { labelSmoothingOf } from "../regularizers/smoothing.ts";
 import { bestEpoch, shouldStop, type StoppingRule } from "./early_stopping.ts";
 import { accuracyCount } from "../losses/accuracy.ts";
 import { type CrossEntropyResult, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
-import { createOptimizer, type OptimizerSpec } from "./optim.ts";
+import { createOptimizer, type Optimizer, type OptimizerSpec } from "./optim.ts";
 import type { AugmentSpec } from "../data/augment.ts";
-import { Batches } from "../data/batches.ts";
+import { type Batch, Batches } from "../data/batches.ts";
 import { checkDataset, type Dataset, subset } from "../data/dataset.ts";
 import { constantLr, cosineAnnealing, type Schedule, stepDecay } from "./schedule.ts";
 
@@ -292,6 +308,16 @@ class GpuSums {
  * @param opts batch size, per-class accuracy, limit
  * @returns mean cross-entropy, accuracy, count (and per-class accuracy, predictions)
  * @throws Error if the model does not fit the data
+ * @example
+ * ```ts
+ * import { buildModel, evaluate, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const r = await evaluate(model, toy2d({ split: "test" }), { perClass: true });
+ * console.log(r.loss, r.accuracy, r.perClassAccuracy);
+ * model.dispose();
+ * ```
  */
 export async function evaluate(
   model: Sequential,
@@ -399,24 +425,26 @@ function positiveInt(what: string, v: number): number {
   return v;
 }
 
-/**
- * Trains a classifier with softmax cross-entropy.
- *
- * @param model a {@linkcode Sequential} (B, ...sampleShape) -> (B, classes); trained in place.
- *   Left in eval mode at the end.
- * @param data training set and optional validation set
- * @param options epochs, batch size, optimizer, schedule, regularizers, early stopping, ...
- * @returns the per-epoch history, the steps taken, why it stopped early, the best epoch
- * @throws Error for data that does not fit the model, bad options, or early stopping without a
- *   validation set
- */
-export async function train(
-  model: Sequential,
-  data: TrainData,
-  options: TrainOptions,
-): Promise<TrainResult> {
-  const rt = model.rt;
-  const t0 = now();
+/** A run's settings: the options checked, with their defaults filled in. */
+interface TrainPlan {
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  rules: StoppingRule[];
+  restoreBest: boolean;
+  monitor: "loss" | "error";
+  logEvery: number;
+  gradNormEvery: number;
+  regs: readonly Regularizer[];
+  labelSmoothing: number | undefined;
+  stepsPerEpoch: number;
+  /** Steps in the run (epochs × steps per epoch, or maxSteps when fewer). */
+  totalSteps: number;
+  schedule: Schedule;
+}
+
+/** Checks the data and options of {@linkcode train} and fills in the defaults. */
+function planTraining(model: Sequential, data: TrainData, options: TrainOptions): TrainPlan {
   const epochs = positiveInt("epochs", options.epochs);
   const trainSet = data.train, valSet = data.val;
   checkData("training", trainSet, model);
@@ -457,219 +485,380 @@ export async function train(
     if (names.has(r.name)) throw new Error(`train: regularizer '${r.name}' is given twice`);
     names.add(r.name);
   }
-
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const totalSteps = Math.min(epochs * stepsPerEpoch, options.maxSteps ?? Infinity);
-  const schedule = makeSchedule(options.schedule, lr0, totalSteps);
+  return {
+    epochs,
+    batchSize,
+    seed,
+    rules,
+    restoreBest,
+    monitor,
+    logEvery,
+    gradNormEvery,
+    regs,
+    labelSmoothing,
+    stepsPerEpoch,
+    totalSteps,
+    schedule: makeSchedule(options.schedule, lr0, totalSteps),
+  };
+}
+
+/** What a run holds between steps and epochs: its plan, its GPU resources and its counters. */
+interface TrainRun {
+  readonly rt: Runtime;
+  readonly model: Sequential;
+  readonly options: TrainOptions;
+  readonly plan: TrainPlan;
+  readonly valSet?: TrainDataset;
+  readonly params: Param[];
+  /** The params the optimizer updates (with a gradient, not buffers). */
+  readonly trained: Param[];
+  readonly opt: Optimizer;
+  /** f32 sums: 0 loss·B, 1 Σ‖g‖² over sampled steps, 2 ‖θ‖², 3.. penalty·B per regularizer. */
+  readonly sums: GpuSums;
+  /** (1,) f32 partial sum of squares. */
+  readonly scratch: Tensor;
+  /** Copies of the params at the best validation epoch (with `restoreBest`). */
+  readonly best: Tensor[] | null;
+  readonly loader: Batches;
+  readonly valLoader: Batches | null;
+  /** Cross-entropy outputs by batch size, reused across steps. */
+  readonly ces: Map<number, CrossEntropyResult>;
+  readonly history: EpochRecord[];
+  /** Start of training, seconds. */
+  readonly t0: number;
+  /** Global steps taken. */
+  step: number;
+  /** Learning rate of the latest step. */
+  lr: number;
+  stopReason?: string;
+  /** Best validation epoch (from 1; 0 none yet) and its monitored value. */
+  bestAt: number;
+  bestValue: number;
+  /** The epoch's running means at the latest read-back, and when the epoch started. */
+  running: { loss: number; accuracy: number; seen: number; since: number };
+}
+
+/** Allocates what a run needs; {@linkcode closeRun} frees it. */
+function openRun(
+  model: Sequential,
+  data: TrainData,
+  options: TrainOptions,
+  plan: TrainPlan,
+  t0: number,
+): TrainRun {
+  const rt = model.rt;
   const params = model.params();
-  const trained = params.filter((p) => p.kind !== "buffer" && p.grad);
   const opt = createOptimizer(rt, {
     ...(options.optimizer ?? { algorithm: "sgd", momentum: 0.9 }),
     zeroGrad: true,
   } as OptimizerSpec);
-
-  // f32 sums: 0 loss·B, 1 Σ‖g‖² over sampled steps, 2 ‖θ‖², 3.. penalty·B per regularizer.
-  const sums = new GpuSums(rt, 3 + regs.length);
+  const sums = new GpuSums(rt, 3 + plan.regs.length);
   const scratch = rt.empty([1], "f32", "norm scratch");
-  const best: Tensor[] | null = restoreBest
+  const best = plan.restoreBest
     ? params.map((p) => rt.empty(p.value.shape, p.value.dtype, `best ${p.name}`))
     : null;
-  const loader = new Batches(rt, trainSet, { batchSize, seed, augment: options.augment });
+  const loader = new Batches(rt, data.train, {
+    batchSize: plan.batchSize,
+    seed: plan.seed,
+    augment: options.augment,
+  });
+  const valSet = data.val;
   const valLoader = valSet
     ? new Batches(rt, valSet, {
       batchSize: Math.min(options.evalBatchSize ?? 500, valSet.length),
       shuffle: false,
     })
     : null;
-  const ces = new Map<number, CrossEntropyResult>();
-  const history: EpochRecord[] = [];
-  let step = 0, stopReason: string | undefined, bestAt = 0, restored = false;
-  let bestValue = Infinity;
-
-  /** Adds Σ‖t‖² over the params' values (or gradients) into `into`. */
-  const addSq = (list: readonly Param[], which: "value" | "grad", into: Tensor) => {
-    for (const p of list) {
-      reduce(rt, "sumsq", which === "grad" ? p.grad! : p.value, { out: scratch });
-      axpy(rt, 1, scratch, into);
-    }
+  return {
+    rt,
+    model,
+    options,
+    plan,
+    valSet,
+    params,
+    trained: params.filter((p) => p.kind !== "buffer" && p.grad),
+    opt,
+    sums,
+    scratch,
+    best,
+    loader,
+    valLoader,
+    ces: new Map(),
+    history: [],
+    t0,
+    step: 0,
+    lr: 0,
+    bestAt: 0,
+    bestValue: Infinity,
+    running: { loss: NaN, accuracy: NaN, seen: 0, since: t0 },
   };
-  let running = { loss: NaN, accuracy: NaN, seen: 0, since: t0 };
+}
 
+function closeRun(run: TrainRun): void {
+  for (const ce of run.ces.values()) ce.dispose();
+  run.best?.forEach((t) => t.dispose());
+  run.loader.dispose();
+  run.valLoader?.dispose();
+  run.sums.dispose();
+  run.scratch.dispose();
+  run.opt.dispose();
+}
+
+/** Adds Σ‖t‖² over the params' values (or gradients) into `into`. */
+function addSq(
+  run: TrainRun,
+  list: readonly Param[],
+  which: "value" | "grad",
+  into: Tensor,
+): void {
+  for (const p of list) {
+    reduce(run.rt, "sumsq", which === "grad" ? p.grad! : p.value, { out: run.scratch });
+    axpy(run.rt, 1, run.scratch, into);
+  }
+}
+
+/**
+ * Records one training step into the command encoder and submits it (no read-back): the
+ * regularizers' hooks around forward, cross-entropy, backward and the optimizer, and the loss,
+ * correct count, penalties and (on sampled steps) gradient norm summed on the GPU.
+ * @returns whether this is the epoch's (or the run's) last step, and whether it sampled the
+ *   gradient norm
+ */
+function trainStep(
+  run: TrainRun,
+  batch: Batch,
+  epoch: number,
+): { last: boolean; sampled: boolean } {
+  const { rt, model, params, plan, sums } = run;
+  const { regs, stepsPerEpoch, totalSteps } = plan;
+  const { x, y, count, index: s } = batch;
+  const step = run.step;
+  run.lr = plan.schedule(step);
+  const ctx: StepContext = {
+    rt,
+    model,
+    params,
+    x,
+    y,
+    step,
+    epoch,
+    stepsPerEpoch,
+    seed: plan.seed,
+  };
+  let xin = x;
+  for (const r of regs) if (r.transformInput) xin = r.transformInput(ctx, xin);
+  for (const r of regs) r.beforeForward?.(ctx);
+  model.setCounter(step);
+  const logits = model.forward(xin);
+  const ce = softmaxCrossEntropy(rt, logits, y, {
+    labelSmoothing: plan.labelSmoothing,
+    out: run.ces.get(count),
+  });
+  run.ces.set(count, ce);
+  axpy(rt, count, ce.loss, sums.f[0]);
+  accuracyCount(rt, logits, y, { out: sums.correct, accumulate: true });
+  regs.forEach((r, i) => {
+    const v = r.logitsGrad?.(ctx, logits, ce.dLogits!);
+    if (v) axpy(rt, count, v, sums.f[3 + i]);
+  });
+  // A regularizer with a `backward` hook (Jacobian) shares the step's backward.
+  const owner = regs.findIndex((r) => r.backward);
+  const shared = owner >= 0 ? regs[owner].backward!(ctx, ce.dLogits!) : null;
+  if (owner < 0) model.backwardParams(ce.dLogits!);
+  else if (shared) axpy(rt, count, shared, sums.f[3 + owner]);
+  regs.forEach((r, i) => {
+    const v = i === owner ? null : r.afterBackward?.(ctx);
+    if (v) axpy(rt, count, v, sums.f[3 + i]);
+  });
+  const last = s === stepsPerEpoch - 1 || step + 1 >= totalSteps;
+  const sampled = s % plan.gradNormEvery === 0 || last;
+  if (sampled) addSq(run, run.trained, "grad", sums.f[1]);
+  for (const r of regs) r.beforeStep?.(ctx);
+  run.opt.step(params, run.lr);
+  for (const r of regs) r.afterStep?.(ctx);
+  rt.submit();
+  run.step++;
+  return { last, sampled };
+}
+
+/**
+ * One pass over the training set (ending early at maxSteps, an abort or a non-finite running
+ * loss, with `run.stopReason` set), the sums read back every `logEvery` steps and at the end,
+ * then the validation pass.
+ * @returns the epoch's record, or undefined when it took no step
+ */
+async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochRecord | undefined> {
+  const { options, plan, sums } = run;
+  const te = now();
+  sums.clear();
+  let seen = 0, sampled = 0, stepsThisEpoch = 0;
+  run.running = { loss: NaN, accuracy: NaN, seen: 0, since: te };
+  for (const batch of run.loader.epoch(epoch)) {
+    if (run.step >= plan.totalSteps) {
+      run.stopReason = `reached maxSteps ${options.maxSteps}`;
+      break;
+    }
+    if (options.signal?.aborted) {
+      run.stopReason = "aborted";
+      break;
+    }
+    const done = trainStep(run, batch, epoch);
+    if (done.sampled) sampled++;
+    stepsThisEpoch++;
+    seen += batch.count;
+    if (!done.last && run.step % plan.logEvery === 0) {
+      const got = await sums.read();
+      run.running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
+      if (!Number.isFinite(run.running.loss)) {
+        run.stopReason = `the training loss became ${run.running.loss} at step ${run.step}`;
+        break;
+      }
+      options.onProgress?.(progressOf(run));
+    }
+  }
+  const trainSeconds = now() - te;
+  if (stepsThisEpoch === 0) return undefined;
+  addSq(run, run.trained, "value", sums.f[2]);
+  const got = await sums.read();
+  const trainSecondsSynced = now() - te;
+  run.running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
+  const penalties: Record<string, number> = {};
+  plan.regs.forEach((r, i) => (penalties[r.name] = got.f[3 + i] / seen));
+  const rec: EpochRecord = {
+    epoch: epoch + 1,
+    lr: run.lr,
+    trainLoss: run.running.loss,
+    trainAccuracy: run.running.accuracy,
+    penalties,
+    paramNorm: Math.sqrt(got.f[2]),
+    gradNorm: Math.sqrt(got.f[1] / Math.max(sampled, 1)),
+    seconds: 0,
+    samplesPerSecond: seen / Math.max(trainSecondsSynced, trainSeconds, 1e-9),
+    steps: stepsThisEpoch,
+  };
+  await validateEpoch(run, rec);
+  rec.seconds = now() - te;
+  return rec;
+}
+
+/** Validation loss and accuracy (eval mode) into the epoch's record, when there is a val set. */
+async function validateEpoch(run: TrainRun, rec: EpochRecord): Promise<void> {
+  if (!run.valSet) return;
+  const v = await evaluateBatches(run.model, run.valLoader!, run.valSet, false);
+  rec.valLoss = v.loss;
+  rec.valAccuracy = v.accuracy;
+}
+
+/**
+ * After a validated epoch: keeps the best epoch (and a copy of its weights with `restoreBest`)
+ * and asks the stopping rules, setting `run.stopReason` when one says stop.
+ */
+function watchValidation(run: TrainRun, rec: EpochRecord): void {
+  if (!run.valSet) return;
+  const { rt, params, best, history } = run;
+  const monitor = run.plan.monitor;
+  const value = monitor === "loss" ? rec.valLoss! : 1 - rec.valAccuracy!;
+  if (value < run.bestValue) {
+    run.bestValue = value;
+    run.bestAt = rec.epoch;
+    if (best) params.forEach((p, i) => rt.copy(p.value, best[i]));
+    rt.submit();
+  }
+  const curves = {
+    train: history.map((h) => monitor === "loss" ? h.trainLoss : 1 - h.trainAccuracy),
+    val: history.map((h) => monitor === "loss" ? h.valLoss! : 1 - h.valAccuracy!),
+  };
+  for (const r of run.plan.rules) {
+    const d = shouldStop(r, curves);
+    if (d.stop && run.stopReason === undefined) run.stopReason = d.reason;
+  }
+}
+
+/** Where the run is, for `onProgress` (at the end of an epoch: that epoch's totals). */
+function progressOf(run: TrainRun, endOfEpoch = false): Progress {
+  const { step, plan, running } = run;
+  const { stepsPerEpoch, totalSteps } = plan;
+  const elapsed = now() - run.t0;
+  const done = step;
+  const h = run.history.at(-1);
+  return {
+    epoch: endOfEpoch ? h!.epoch : Math.floor((step - 1) / stepsPerEpoch) + 1,
+    epochs: plan.epochs,
+    step: endOfEpoch ? h!.steps : ((step - 1) % stepsPerEpoch) + 1,
+    stepsPerEpoch,
+    globalStep: step,
+    totalSteps,
+    loss: running.loss,
+    accuracy: running.accuracy,
+    samplesPerSecond: endOfEpoch
+      ? h!.samplesPerSecond
+      : running.seen / Math.max(now() - running.since, 1e-9),
+    elapsed,
+    eta: done > 0 ? elapsed / done * (totalSteps - done) : NaN,
+    lr: plan.schedule(Math.max(0, Math.min(step, totalSteps) - 1)),
+  };
+}
+
+/**
+ * Trains a classifier with softmax cross-entropy.
+ *
+ * @param model a {@linkcode Sequential} (B, ...sampleShape) -> (B, classes); trained in place.
+ *   Left in eval mode at the end.
+ * @param data training set and optional validation set
+ * @param options epochs, batch size, optimizer, schedule, regularizers, early stopping, ...
+ * @returns the per-epoch history, the steps taken, why it stopped early, the best epoch
+ * @throws Error for data that does not fit the model, bad options, or early stopping without a
+ *   validation set
+ */
+export async function train(
+  model: Sequential,
+  data: TrainData,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const rt = model.rt;
+  const t0 = now();
+  const plan = planTraining(model, data, options);
+  const run = openRun(model, data, options, plan, t0);
+  const { history } = run;
   try {
     model.train();
     model.zeroGrad();
-    let lr = schedule(0);
-    for (let epoch = 0; epoch < epochs && stopReason === undefined; epoch++) {
-      const te = now();
-      sums.clear();
-      let seen = 0, sampled = 0, stepsThisEpoch = 0;
-      running = { loss: NaN, accuracy: NaN, seen: 0, since: te };
-      for (const { x, y, count, index: s } of loader.epoch(epoch)) {
-        if (step >= totalSteps) {
-          stopReason = `reached maxSteps ${options.maxSteps}`;
-          break;
-        }
-        if (options.signal?.aborted) {
-          stopReason = "aborted";
-          break;
-        }
-        lr = schedule(step);
-        const ctx: StepContext = {
-          rt,
-          model,
-          params,
-          x,
-          y,
-          step,
-          epoch,
-          stepsPerEpoch,
-          seed,
-        };
-        let xin = x;
-        for (const r of regs) if (r.transformInput) xin = r.transformInput(ctx, xin);
-        for (const r of regs) r.beforeForward?.(ctx);
-        model.setCounter(step);
-        const logits = model.forward(xin);
-        const ce = softmaxCrossEntropy(rt, logits, y, {
-          labelSmoothing,
-          out: ces.get(count),
-        });
-        ces.set(count, ce);
-        axpy(rt, count, ce.loss, sums.f[0]);
-        accuracyCount(rt, logits, y, { out: sums.correct, accumulate: true });
-        regs.forEach((r, i) => {
-          const v = r.logitsGrad?.(ctx, logits, ce.dLogits!);
-          if (v) axpy(rt, count, v, sums.f[3 + i]);
-        });
-        // A regularizer with a `backward` hook (Jacobian) shares the step's backward.
-        const owner = regs.findIndex((r) => r.backward);
-        const shared = owner >= 0 ? regs[owner].backward!(ctx, ce.dLogits!) : null;
-        if (owner < 0) model.backwardParams(ce.dLogits!);
-        else if (shared) axpy(rt, count, shared, sums.f[3 + owner]);
-        regs.forEach((r, i) => {
-          const v = i === owner ? null : r.afterBackward?.(ctx);
-          if (v) axpy(rt, count, v, sums.f[3 + i]);
-        });
-        const last = s === stepsPerEpoch - 1 || step + 1 >= totalSteps;
-        if (s % gradNormEvery === 0 || last) {
-          addSq(trained, "grad", sums.f[1]);
-          sampled++;
-        }
-        for (const r of regs) r.beforeStep?.(ctx);
-        opt.step(params, lr);
-        for (const r of regs) r.afterStep?.(ctx);
-        rt.submit();
-        step++;
-        stepsThisEpoch++;
-        seen += count;
-        if (!last && step % logEvery === 0) {
-          const got = await sums.read();
-          running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
-          if (!Number.isFinite(running.loss)) {
-            stopReason = `the training loss became ${running.loss} at step ${step}`;
-            break;
-          }
-          options.onProgress?.(progress());
-        }
-      }
-      const trainSeconds = now() - te;
-      if (stepsThisEpoch === 0) break;
-      addSq(trained, "value", sums.f[2]);
-      const got = await sums.read();
-      const trainSecondsSynced = now() - te;
-      running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
-      const penalties: Record<string, number> = {};
-      regs.forEach((r, i) => (penalties[r.name] = got.f[3 + i] / seen));
-      const rec: EpochRecord = {
-        epoch: epoch + 1,
-        lr,
-        trainLoss: running.loss,
-        trainAccuracy: running.accuracy,
-        penalties,
-        paramNorm: Math.sqrt(got.f[2]),
-        gradNorm: Math.sqrt(got.f[1] / Math.max(sampled, 1)),
-        seconds: 0,
-        samplesPerSecond: seen / Math.max(trainSecondsSynced, trainSeconds, 1e-9),
-        steps: stepsThisEpoch,
-      };
-      if (valSet) {
-        const v = await evaluateBatches(model, valLoader!, valSet, false);
-        rec.valLoss = v.loss;
-        rec.valAccuracy = v.accuracy;
-      }
-      rec.seconds = now() - te;
+    run.lr = plan.schedule(0);
+    for (let epoch = 0; epoch < plan.epochs && run.stopReason === undefined; epoch++) {
+      const rec = await trainEpoch(run, epoch);
+      if (!rec) break;
       history.push(rec);
-      options.onProgress?.(progress(true));
+      options.onProgress?.(progressOf(run, true));
       options.onEpoch?.(rec);
       if (!Number.isFinite(rec.trainLoss)) {
-        stopReason ??= `the training loss became ${rec.trainLoss} in epoch ${epoch + 1}`;
+        run.stopReason ??= `the training loss became ${rec.trainLoss} in epoch ${epoch + 1}`;
         break;
       }
-      if (valSet) {
-        const value = monitor === "loss" ? rec.valLoss! : 1 - rec.valAccuracy!;
-        if (value < bestValue) {
-          bestValue = value;
-          bestAt = epoch + 1;
-          if (best) params.forEach((p, i) => rt.copy(p.value, best[i]));
-          rt.submit();
-        }
-        const curves = {
-          train: history.map((h) => monitor === "loss" ? h.trainLoss : 1 - h.trainAccuracy),
-          val: history.map((h) => monitor === "loss" ? h.valLoss! : 1 - h.valAccuracy!),
-        };
-        for (const r of rules) {
-          const d = shouldStop(r, curves);
-          if (d.stop && stopReason === undefined) stopReason = d.reason;
-        }
-      }
+      watchValidation(run, rec);
     }
-    if (best && bestAt > 0 && bestAt !== history.length) {
-      params.forEach((p, i) => rt.copy(best[i], p.value));
+    let restored = false;
+    if (run.best && run.bestAt > 0 && run.bestAt !== history.length) {
+      const best = run.best;
+      run.params.forEach((p, i) => rt.copy(best[i], p.value));
       rt.submit();
       restored = true;
     }
     await rt.sync();
-    if (valSet && bestAt === 0 && history.length) {
-      bestAt = bestEpoch(history.map((h) => h.valLoss!));
+    if (run.valSet && run.bestAt === 0 && history.length) {
+      run.bestAt = bestEpoch(history.map((h) => h.valLoss!));
     }
     return {
       history,
-      steps: step,
-      stopReason,
-      bestEpoch: bestAt,
+      steps: run.step,
+      stopReason: run.stopReason,
+      bestEpoch: run.bestAt,
       restoredBest: restored,
       seconds: now() - t0,
     };
   } finally {
     model.eval();
-    for (const ce of ces.values()) ce.dispose();
-    best?.forEach((t) => t.dispose());
-    loader.dispose();
-    valLoader?.dispose();
-    sums.dispose();
-    scratch.dispose();
-    opt.dispose();
-  }
-
-  function progress(endOfEpoch = false): Progress {
-    const elapsed = now() - t0;
-    const done = step;
-    const h = history.at(-1);
-    return {
-      epoch: endOfEpoch ? h!.epoch : Math.floor((step - 1) / stepsPerEpoch) + 1,
-      epochs,
-      step: endOfEpoch ? h!.steps : ((step - 1) % stepsPerEpoch) + 1,
-      stepsPerEpoch,
-      globalStep: step,
-      totalSteps,
-      loss: running.loss,
-      accuracy: running.accuracy,
-      samplesPerSecond: endOfEpoch
-        ? h!.samplesPerSecond
-        : running.seen / Math.max(now() - running.since, 1e-9),
-      elapsed,
-      eta: done > 0 ? elapsed / done * (totalSteps - done) : NaN,
-      lr: schedule(Math.max(0, Math.min(step, totalSteps) - 1)),
-    };
+    closeRun(run);
   }
 }
