@@ -6,7 +6,7 @@
  *
  * Flags: `--json` prints every table as JSON at the end;
  * `--only matmul,train,epoch,attacks,planes` picks benchmarks; the training
- * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`,
+ * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`, `--no-jr`,
  * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
  * `--epoch-rounds N`, `--epoch-peers tfjs,jax,torch`) pass through;
  * `--attack-batch 64`, `--attack-rounds 2`, `--plane-resolution 256` and

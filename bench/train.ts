@@ -8,7 +8,9 @@
  * - DDNet (conv 3→64, 64→64 3×3, max pool 2, conv 64→128, 128→128, max pool 2,
  *   fc 3200→256→256→10, ReLU, dropout 0.5 after fc1), 3×32×32 inputs, batch 64.
  *
- * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9. regula
+ * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9; regula's
+ * Jacobian-regularized step ("regula-jr", λ 0.01, one projection, as `train()` runs it) is timed
+ * in the same rounds and its step time given relative to the plain one ("regula JR/plain"). regula
  * records a step into one encoder and submits it once, with the gradient clear fused into the
  * update; nobody reads anything back inside the timed window. TF.js works in its native NHWC
  * layout; jax-js runs one `jit`-compiled value-and-grad + update per step.
@@ -24,7 +26,8 @@
  *
  * Run: `deno run -A --config bench/deno.json bench/train.ts [--memory-steps 1000]
  * [--configs lenet64,lenet256,ddnet64]`;
- * `--profile lenet64` instead times each dispatch of regula's step alone.
+ * `--profile lenet64` instead prints the per-kernel profile of regula's plain and
+ * Jacobian-regularized steps ({@linkcode profileTrain}).
  * (or `deno task bench`, which runs it after bench/matmul.ts).
  *
  * @module
@@ -32,7 +35,8 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "./_peers/common.ts";
-import { profileStep, regulaTrainer } from "./_peers/regula.ts";
+import { byKernel, type ProfileRow } from "../src/gpu/profile.ts";
+import { regulaTrainer } from "./_peers/regula.ts";
 import { initTfjs, tfjsTrainer } from "./_peers/tfjs.ts";
 import { initJax, jaxTrainer } from "./_peers/jax.ts";
 
@@ -58,6 +62,11 @@ export interface BenchTrainOptions {
   roundMs?: number;
   /** Steps of the long memory run (0: skip it). Default 0. */
   memorySteps?: number;
+  /**
+   * Also time regula's Jacobian-regularized step (λ 0.01, one projection) in the same rounds,
+   * for the JR/plain step-time ratio. Default true (`--no-jr` turns it off).
+   */
+  jacobian?: boolean;
   /** Peers to run (default both). */
   peers?: ("tfjs" | "jax")[];
   /** Print tables. Default true. */
@@ -127,6 +136,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const x = syntheticData(cfg.batch * n, 1);
     const y = syntheticLabels(cfg.batch, cfg.classes);
     const impls: Trainer[] = [regulaTrainer(rt, cfg, x, y)];
+    if (options.jacobian ?? true) {
+      impls.push(regulaTrainer(rt, cfg, x, y, { jacobian: { lambda: 0.01, nproj: 1 } }));
+    }
     if (!tfError) impls.push(tfjsTrainer(cfg, x, y));
     if (!jaxError) impls.push(jaxTrainer(cfg, x, y));
     const rounds = options.rounds ?? (cfg.model === "ddnet" ? 2 : 3);
@@ -160,6 +172,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const tfj = sps("tfjs-webgpu"), jx = sps("jax-js-webgpu");
     row["regula/tfjs"] = tfj ? +(reg / tfj).toFixed(2) : null;
     row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
+    const jr = sps("regula-jr");
+    // Step-time ratio of the Jacobian-regularized step to the plain one (samples/s inverted).
+    if (jr) row["regula JR/plain"] = +(reg / jr).toFixed(2);
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
@@ -198,34 +213,116 @@ function argValue(args: string[], flag: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-/** Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`). */
+/**
+ * Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`,
+ * `--no-jr`).
+ */
 export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
   const only = argValue(args, "--configs")?.split(",");
   const memorySteps = Number(argValue(args, "--memory-steps") ?? 0);
   const rounds = argValue(args, "--rounds");
-  return { only, memorySteps, rounds: rounds ? Number(rounds) : undefined };
+  return {
+    only,
+    memorySteps,
+    rounds: rounds ? Number(rounds) : undefined,
+    jacobian: !args.includes("--no-jr"),
+  };
 }
 
 /**
- * Per-dispatch profile of regula's training step for one configuration: every dispatch of a step
- * replayed alone (see `profileStep`), slowest first.
+ * Per-kernel profile of regula's training step, plain and Jacobian-regularized (λ 0.01, one
+ * projection), from a runtime created with `profile: true` (src/gpu/profile.ts): dispatches,
+ * workgroups, bound bytes and GPU time (timestamp queries, each dispatch in a pass of its own)
+ * per step, averaged over `steps` steps after two warm-up steps; the slowest kernels first.
  * @param id configuration id ("lenet64", ...)
+ * @param opts steps to average (default 10 for LeNet, 3 for DDNet), print (default true)
+ * @returns per-kernel rows of each variant and their totals per step
  */
-export async function profileTrain(id: string, rt?: Runtime): Promise<void> {
+export async function profileTrain(
+  id: string,
+  opts: { steps?: number; print?: boolean } = {},
+): Promise<{ variant: string; perStep: ProfileRow[]; total: ProfileRow }[]> {
   const cfg = TRAIN_CASES.find((c) => c.id === id);
   if (!cfg) throw new Error(`profileTrain: unknown configuration '${id}'`);
-  const runtime = rt ?? await Runtime.create();
+  const print = opts.print ?? true;
+  const steps = opts.steps ?? (cfg.model === "lenet" ? 10 : 3);
+  const rt = await Runtime.create({ profile: true });
+  const profiler = rt.profiler!;
   const n = cfg.inputShape.reduce((a, b) => a * b, 1);
   const x = syntheticData(cfg.batch * n, 1), y = syntheticLabels(cfg.batch, cfg.classes);
-  const t = regulaTrainer(runtime, cfg, x, y);
-  for (let i = 0; i < 2; i++) t.step();
-  await t.sync();
-  const rows = await profileStep(runtime, t, cfg.model === "lenet" ? 10 : 2);
-  const total = rows.reduce((a, r) => a + r.ms, 0);
-  console.log(`${id}: ${rows.length} dispatches per step, ${total.toFixed(1)} ms in isolation`);
-  console.table(rows.sort((a, b) => b.ms - a.ms));
-  t.dispose();
-  if (!rt) runtime.destroy();
+  const out = [];
+  if (print) {
+    console.log(
+      `adapter: ${rt.description}; GPU times ${
+        profiler.timed ? "from timestamp queries" : "unavailable (no timestamp-query)"
+      }`,
+    );
+  }
+  for (const jacobian of [undefined, { lambda: 0.01, nproj: 1 }]) {
+    const t = regulaTrainer(rt, cfg, x, y, { jacobian });
+    for (let i = 0; i < 2; i++) t.step();
+    await t.sync();
+    await profiler.report();
+    profiler.reset();
+    for (let i = 0; i < steps; i++) t.step();
+    await t.sync();
+    const rows = await profiler.report();
+    t.dispose();
+    const per = (r: ProfileRow): ProfileRow => ({
+      ...r,
+      count: r.count / steps,
+      workgroups: r.workgroups / steps,
+      bytes: r.bytes / steps,
+      gpuMs: r.gpuMs === null ? null : r.gpuMs / steps,
+    });
+    const perStep = rows.map(per);
+    const total = perStep.reduce((a, r) => ({
+      ...a,
+      count: a.count + r.count,
+      workgroups: a.workgroups + r.workgroups,
+      bytes: a.bytes + r.bytes,
+      gpuMs: a.gpuMs === null || r.gpuMs === null ? a.gpuMs : a.gpuMs + r.gpuMs,
+    }), {
+      kernel: "total",
+      variant: "",
+      count: 0,
+      workgroups: 0,
+      bytes: 0,
+      gpuMs: profiler.timed ? 0 : null,
+    } as ProfileRow);
+    const variant = jacobian ? "jacobian nproj=1" : "plain";
+    out.push({ variant, perStep, total });
+    if (print) {
+      const dispatches = perStep.filter((r) => r.workgroups > 0).reduce((a, r) => a + r.count, 0);
+      console.log(
+        `${id} ${variant}: per step ${dispatches} dispatches, ${total.count - dispatches} ` +
+          `copies/clears, ${(total.bytes / 1e6).toFixed(1)} MB bound` +
+          (total.gpuMs !== null ? `, ${total.gpuMs.toFixed(2)} ms GPU time` : ""),
+      );
+      const table = (list: ProfileRow[]) =>
+        list.map((r) => ({
+          kernel: r.kernel,
+          variant: r.variant,
+          "n/step": +r.count.toFixed(2),
+          "wg/step": Math.round(r.workgroups),
+          "MB/step": +(r.bytes / 1e6).toFixed(2),
+          "ms/step": r.gpuMs === null ? null : +r.gpuMs.toFixed(3),
+          "%": r.gpuMs === null || !total.gpuMs ? null : +(100 * r.gpuMs / total.gpuMs).toFixed(1),
+        }));
+      console.log("by kernel:");
+      console.table(table(byKernel(perStep)));
+      console.log("by kernel variant:");
+      console.table(table(perStep));
+    }
+  }
+  if (print && out[0].total.gpuMs && out[1].total.gpuMs) {
+    console.log(
+      `GPU time JR / plain: ${(out[1].total.gpuMs / out[0].total.gpuMs).toFixed(2)}; ` +
+        `dispatches JR / plain: ${(out[1].total.count / out[0].total.count).toFixed(2)}`,
+    );
+  }
+  rt.destroy();
+  return out;
 }
 
 if (import.meta.main) {

@@ -85,6 +85,11 @@ override NO_PAD: bool = false; // ph = pw = 0: modes 0, 2 (!SHARED) skip their b
 override CN: u32 = 1u; // groups of four columns per thread, 1..4 (!SHARED only)
 override RUN3: bool = false; // runs of 4 columns along x, kw = 3 (modes 0, 1; !SHARED; see below)
 override APACK: bool = false; // !SHARED, TY = 1, RM % 4 = 0: A rows as vec4s from `ap`
+// Mode 0: the activation of the next layer applied in the epilogue, y = σ(conv + bias): 0 none,
+// 1 ReLU, 2 Tanh, 3 Sigmoid, by the formulas of shaders/elementwise.wgsl (relu, tanh_s,
+// sigmoid_s), so a fused forward gives what the two kernels give (src/layers/conv2d.ts fuses
+// only activations whose derivatives come from the output, so no pre-activation is kept).
+override ACT: u32 = 0u;
 
 override BM: u32 = RM * TY;
 override BN: u32 = 4u * CN * TX; // 4·CN columns per thread
@@ -393,6 +398,29 @@ fn ga(i: u32, row: u32, ms: u32, koff: u32) -> f32 {
   return a[min(row + i * TY, p.m - 1u) * ms + koff];
 }
 
+fn activate(x: f32) -> f32 {
+  switch ACT {
+    case 1u: {
+      // NaN tested on the bits, as shaders/elementwise.wgsl does (PyTorch's relu keeps NaN).
+      return select(x, 0.0, x < 0.0 && (bitcast<u32>(x) & 0x7fffffffu) <= 0x7f800000u);
+    }
+    case 2u: {
+      let ax = abs(x);
+      let x2 = x * x;
+      let series = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))));
+      let e = exp(-2.0 * ax);
+      let big = sign(x) * (1.0 - e) / (1.0 + e);
+      return select(big, series, ax < 0.125);
+    }
+    case 3u: {
+      let e = exp(-abs(x));
+      let r = 1.0 / (1.0 + e);
+      return select(e * r, r, x >= 0.0);
+    }
+    default: { return x; }
+  }
+}
+
 fn store_row(v: vec4f, m: u32, col: u32, z: u32) {
   if (m >= p.m) { return; }
   var add = 0.0;
@@ -403,7 +431,7 @@ fn store_row(v: vec4f, m: u32, col: u32, z: u32) {
       let at = out_index(m, n, z);
       var r = v[j] + add;
       if (p.beta != 0.0) { r += p.beta * out[at]; }
-      out[at] = r;
+      out[at] = activate(r);
     }
   }
 }
@@ -487,7 +515,7 @@ fn store_run(v: vec4f, m: u32, r: Run) {
   for (var j = 0u; j < min(4u, r.xlim); j++) {
     var o = v[j] + add;
     if (p.beta != 0.0) { o += p.beta * out[at + j]; }
-    out[at + j] = o;
+    out[at + j] = activate(o);
   }
 }
 

@@ -8,6 +8,7 @@ import {
   conv2dWeightGrad,
 } from "../src/layers/conv2d.ts";
 import { conv2dBackwardRef, conv2dRef, type Window2d } from "../src/reference/layers.ts";
+import { unary } from "../src/ops/elementwise.ts";
 
 /** [input shape, out channels, kernel, stride, padding]: odd sizes, batch 1 and 3, non-square. */
 const CASES: [number[], number, [number, number], [number, number], [number, number]][] = [
@@ -201,6 +202,61 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
     }
     for (const t of [x, w, b, dy]) t.dispose();
   }
+});
+
+Deno.test("conv2dForward() with an activation gives the bits of the convolution then the activation kernel", async () => {
+  const rt = await getRuntime();
+  for (const [ci, c] of CASES.entries()) {
+    const { conv, xa, xs } = await setup(c, 90 + 5 * ci);
+    const x = rt.upload(xa.map((v) => 4 * v), xs); // past tanh's series range and saturation
+    const geo = { stride: c[3], padding: c[4] };
+    const plain = conv2dForward(rt, x, conv.weight, { ...geo, bias: conv.bias });
+    // NaN and -0 in the pre-activation: relu keeps NaN as PyTorch does.
+    const pre = await plain.read() as Float32Array;
+    pre[0] = NaN;
+    pre[1] = -0;
+    rt.write(plain, pre);
+    for (const act of ["relu", "tanh", "sigmoid"] as const) {
+      // The device's tiling; for tanh on two cases also packed direct loads and workgroup
+      // memory (each variant is a pipeline to compile: a few, not all).
+      const shared = { shared: true, tx: 32, ty: 8, rm: 2, bk: 16 };
+      const tilings = act === "tanh" && ci < 2 ? [undefined, { shared: false, rm: 8 }, shared] : [
+        undefined,
+      ];
+      for (const tiling of tilings) {
+        const fused = conv2dForward(rt, x, conv.weight, {
+          ...geo,
+          bias: conv.bias,
+          activation: act,
+          tiling,
+        });
+        const ref = conv2dForward(rt, x, conv.weight, { ...geo, bias: conv.bias, tiling });
+        const want = unary(rt, act, ref);
+        const got = await fused.read(), w = await want.read();
+        for (let i = 0; i < got.length; i++) {
+          if (!Object.is(got[i], w[i])) {
+            assert.fail(
+              `${label(c)} ${act} ${JSON.stringify(tiling)}: [${i}] ${got[i]} vs ${w[i]}`,
+            );
+          }
+        }
+        for (const t of [fused, ref, want]) t.dispose();
+      }
+    }
+    const nanIn = unary(rt, "relu", plain);
+    assert.ok(Number.isNaN((await nanIn.read())[0]));
+    for (const t of [nanIn, plain, x]) t.dispose();
+    conv.dispose();
+  }
+  const { conv, xa, xs } = await setup(CASES[0], 3);
+  const x = rt.upload(xa, xs);
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => conv2dForward(rt, x, conv.weight, { padding: 1, activation: "gelu" as any }),
+    /unknown activation 'gelu' \(use relu, tanh, sigmoid\)/,
+  );
+  x.dispose();
+  conv.dispose();
 });
 
 Deno.test("Conv2d.weightGrad() accumulates dy ⊗ tangent without touching the bias on request", async () => {

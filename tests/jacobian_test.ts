@@ -269,6 +269,48 @@ Deno.test("jacobianRegularizer() afterBackward adds the penalty of the cached fo
   model.dispose();
 });
 
+Deno.test("jacobianRegularizer() backward = the model's backward of dLogits + afterBackward", async () => {
+  const rt = await getRuntime();
+  const model = buildModel(rt, lenet("tanh", 0.5));
+  initParams(rt, model, 33);
+  model.train();
+  model.setCounter(5);
+  const x = upload(rt, randomArray(3 * 784, 34, 0, 1), [3, 1, 28, 28]);
+  const y = rt.upload(new Int32Array([1, 4, 9]), [3], "i32");
+  const dLogits = upload(rt, randomArray(3 * 10, 35, -1, 1), [3, 10]);
+  const ctx: StepContext = {
+    rt,
+    model,
+    params: model.params(),
+    x,
+    y,
+    step: 7,
+    epoch: 0,
+    stepsPerEpoch: 10,
+    seed: 3,
+  };
+  // Apart: the model's backward of dLogits, then the penalty's own passes.
+  const apart = jacobianRegularizer({ lambda: 0.05, nproj: 1 });
+  model.zeroGrad();
+  model.forward(x);
+  model.backwardParams(dLogits);
+  const wantValue = (await apart.afterBackward!(ctx)!.read())[0];
+  const want = await readGrads(model);
+  // Shared: one backward serves both.
+  const shared = jacobianRegularizer({ lambda: 0.05, nproj: 1 });
+  model.zeroGrad();
+  model.forward(x);
+  const value = (await shared.backward!(ctx, dLogits)!.read())[0];
+  assert.ok(relErr([value], [wantValue]) < 1e-6, `${value} vs ${wantValue}`);
+  for (const [k, g] of await readGrads(model)) {
+    assert.ok(relErr(g, want.get(k)!) < 1e-5, `${k}: ${relErr(g, want.get(k)!)}`);
+  }
+  assert.deepEqual([...await dLogits.read()], [...randomArray(3 * 10, 35, -1, 1)]);
+  for (const r of [apart, shared]) r.dispose!();
+  for (const t of [x, y, dLogits]) t.dispose();
+  model.dispose();
+});
+
 Deno.test("jacobianPenalty() refuses BatchNorm in training mode, unknown layers and bad v", async () => {
   const rt = await getRuntime();
   const model = buildModel(rt, ZOO);

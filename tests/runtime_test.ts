@@ -259,6 +259,47 @@ Deno.test("Runtime.submit() makes one queue submission per step", async () => {
   for (const t of [x, y, z]) t.dispose();
 });
 
+Deno.test("Runtime.create({ profile: true }) counts and times dispatches per kernel", async () => {
+  const rt = await Runtime.create({ profile: true });
+  try {
+    const n = 1000;
+    const x = rt.upload(new Float32Array(n).fill(1), [n]);
+    const y = rt.empty([n]);
+    const z = rt.empty([n]);
+    for (let step = 0; step < 3; step++) {
+      rt.dispatch(SCALE, { bindings: [x, y], params: { n, alpha: 2 }, workgroups: rt.grid(n, 64) });
+      rt.copy(y, z);
+      rt.dispatch(SCALE, { bindings: [z, y], params: { n, alpha: 3 }, workgroups: rt.grid(n, 64) });
+      rt.dispatch(IOTA, { bindings: [z], params: { n }, workgroups: rt.grid(n, 4) });
+      rt.fill0(z);
+      rt.submit();
+    }
+    await rt.sync();
+    const rows = await rt.profiler!.report();
+    const row = (k: string) => rows.find((r) => r.kernel === k)!;
+    assert.equal(row("test_scale").count, 6);
+    assert.equal(row("test_scale").workgroups, 6 * 16);
+    assert.equal(row("test_scale").bytes, 6 * 2 * n * 4);
+    assert.equal(row("test_iota").count, 3);
+    assert.equal(row("test_iota").workgroups, 3 * 250);
+    assert.equal(row("copyBufferToBuffer").count, 3);
+    assert.equal(row("clearBuffer").bytes, 3 * n * 4);
+    // The results are those of an unprofiled runtime.
+    const got = await y.read();
+    for (let i = 0; i < n; i++) assert.equal(got[i], 3 * (2 + i) + i);
+    if (rt.profiler!.timed) {
+      assert.ok(row("test_scale").gpuMs! > 0, `gpuMs ${row("test_scale").gpuMs}`);
+      assert.equal(row("clearBuffer").gpuMs, null);
+    } else assert.equal(row("test_scale").gpuMs, null);
+    rt.profiler!.reset();
+    assert.deepEqual(await rt.profiler!.report(), []);
+    for (const t of [x, y, z]) t.dispose();
+  } finally {
+    rt.destroy();
+  }
+  assert.equal((await getRuntime()).profiler, null);
+});
+
 Deno.test("Runtime.grid() splits more than 65535 workgroups over y and covers every item", async () => {
   const rt = await getRuntime();
   const maxWg = rt.device.limits.maxComputeWorkgroupsPerDimension;

@@ -5,7 +5,7 @@ import { Sequential } from "../src/layers/sequential.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
 import { Linear } from "../src/layers/linear.ts";
-import { Sigmoid, Softplus, Tanh } from "../src/layers/activation.ts";
+import { ReLU, Sigmoid, Softplus, Tanh } from "../src/layers/activation.ts";
 import { Dropout } from "../src/layers/dropout.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Normalize } from "../src/layers/normalize.ts";
@@ -203,6 +203,55 @@ Deno.test("Sequential refuses mismatched inputs naming the layer, empty batches 
   empty.dispose();
   net.dispose();
   wrong.dispose();
+});
+
+Deno.test("Sequential.forward() fuses Conv2d + ReLU/Tanh/Sigmoid with the results of layer by layer", async () => {
+  const rt = await getRuntime();
+  const layers = [
+    new Conv2d(rt, "0", 3, 4, 3, { padding: 1 }),
+    new Tanh(rt, "1"),
+    new Conv2d(rt, "2", 4, 5, 3, { stride: 2 }),
+    new ReLU(rt, "3"),
+    new Conv2d(rt, "4", 5, 4, 1),
+    new Sigmoid(rt, "5"),
+    new Conv2d(rt, "6", 4, 3, 3),
+    new Softplus(rt, "7"), // needs its pre-activation: not fused
+    new Flatten("8"),
+  ];
+  const net = new Sequential(rt, "", layers);
+  net.params().forEach((p, i) => rt.write(p.value, randomArray(p.value.size, 40 + i, -0.6, 0.6)));
+  const x = rt.upload(randomArray(numel(XS), 9, -1, 1), XS);
+  // Layer by layer.
+  let h = x;
+  let dispatches = rt.dispatches;
+  for (const l of layers) h = l.forward(h);
+  const apart = rt.dispatches - dispatches;
+  const wantY = await h.read();
+  const dy = rt.upload(randomArray(wantY.length, 10, -1, 1), [XS[0], wantY.length / XS[0]]);
+  net.zeroGrad();
+  let g = dy;
+  for (let i = layers.length - 1; i >= 0; i--) g = layers[i].backward(g);
+  const wantDx = await g.read();
+  const wantGrads = await Promise.all(net.params().map((p) => p.grad!.read()));
+  const tx = rt.upload(randomArray(numel(XS), 11, -1, 1), XS);
+  let t = tx;
+  for (const l of layers) t = l.jvp(t);
+  const wantJvp = await t.read();
+  // Fused: three of the four pairs, one dispatch less each; the same bits forward, backward
+  // (from both layers' caches) and jvp.
+  dispatches = rt.dispatches;
+  const y = net.forward(x);
+  assert.equal(rt.dispatches - dispatches, apart - 3);
+  assertClose(await y.read(), wantY, { atol: 0, rtol: 0, what: "output" });
+  net.zeroGrad();
+  assertClose(await net.backward(dy).read(), wantDx, { atol: 0, rtol: 0, what: "dx" });
+  const grads = await Promise.all(net.params().map((p) => p.grad!.read()));
+  net.params().forEach((p, i) =>
+    assertClose(grads[i], wantGrads[i], { atol: 0, rtol: 0, what: p.name })
+  );
+  assertClose(await net.jvp(tx).read(), wantJvp, { atol: 0, rtol: 0, what: "jvp" });
+  for (const t of [x, dy, tx]) t.dispose();
+  net.dispose();
 });
 
 Deno.test("Sequential.backwardParams() gives backward()'s parameter gradients and skips the unused input gradient", async () => {

@@ -2,17 +2,19 @@
  * regula's side of bench/train.ts: LeNet-5 and DDNet from `buildModel` (src/models), and one
  * training step = forward, softmax cross-entropy, backward, SGD with momentum (gradients zeroed
  * inside the update), recorded into one encoder and submitted once. Nothing is read back per
- * step. Also {@linkcode profileStep}, the per-dispatch profile behind `bench/train.ts --profile`.
+ * step. With `jacobian`, the step adds the Jacobian regularizer (src/regularizers/jacobian.ts) as
+ * `train()` runs it, for the JR/plain step ratio.
  *
  * @module
  */
 
 import type { Runtime } from "../../src/gpu/runtime.ts";
-import type { Tensor } from "../../src/gpu/tensor.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { buildModel } from "../../src/models/model.ts";
 import { createOptimizer, type Optimizer } from "../../src/train/optim.ts";
 import { type CrossEntropyResult, softmaxCrossEntropy } from "../../src/losses/cross_entropy.ts";
+import { jacobianRegularizer } from "../../src/regularizers/jacobian.ts";
+import type { Regularizer, StepContext } from "../../src/hooks/step.ts";
 import type { ModelName, TrainConfig, Trainer } from "./common.ts";
 
 /**
@@ -30,18 +32,26 @@ export interface RegulaTrainer extends Trainer {
   net: Sequential;
 }
 
+/** Options of {@linkcode regulaTrainer}. */
+export interface RegulaTrainerOptions {
+  /** Add Jacobian regularization (λ, projections per sample) to every step. Default none. */
+  jacobian?: { lambda: number; nproj: number };
+}
+
 /**
  * Builds the model, synthetic data (fixed batch) and optimizer.
  * @param rt runtime
  * @param cfg configuration
  * @param x (B, ...inputShape) data
  * @param y (B,) labels
+ * @param opts `jacobian`: a Jacobian-regularized step
  */
 export function regulaTrainer(
   rt: Runtime,
   cfg: TrainConfig,
   x: Float32Array,
   y: Int32Array,
+  opts: RegulaTrainerOptions = {},
 ): RegulaTrainer {
   const net = buildRegulaModel(rt, cfg.model);
   const xt = rt.upload(x, [cfg.batch, ...cfg.inputShape]);
@@ -54,17 +64,34 @@ export function regulaTrainer(
   const params = net.params();
   let ce: CrossEntropyResult | null = null;
   let t = 0;
+  const jr: Regularizer | null = opts.jacobian ? jacobianRegularizer(opts.jacobian) : null;
   return {
-    name: "regula",
+    name: jr ? "regula-jr" : "regula",
     net,
     sync: () => rt.sync(),
     step() {
-      net.setCounter(t++);
+      const step = t++;
+      net.setCounter(step);
       const logits = net.forward(xt);
       ce = softmaxCrossEntropy(rt, logits, yt, { out: ce ?? undefined });
       // As train() does: the first layer's input gradient, which nobody reads, is skipped
       // (TF.js and jax-js differentiate with respect to the parameters only, so they skip it too).
-      net.backwardParams(ce.dLogits!);
+      if (!jr) net.backwardParams(ce.dLogits!);
+      else {
+        const ctx: StepContext = {
+          rt,
+          model: net,
+          params,
+          x: xt,
+          y: yt,
+          step,
+          epoch: 0,
+          stepsPerEpoch: 1,
+          seed: 0,
+        };
+        // As train() does: the regularizer's backward serves the data loss too.
+        jr.backward!(ctx, ce.dLogits!);
+      }
       opt.step(params, cfg.lr);
       rt.submit();
     },
@@ -73,71 +100,11 @@ export function regulaTrainer(
     },
     dispose() {
       ce?.dispose();
+      jr?.dispose?.();
       opt.dispose();
       net.dispose();
       xt.dispose();
       yt.dispose();
     },
   };
-}
-
-/** Kernel name and workgroup count of a dispatch recorded by {@linkcode profileStep}. */
-export interface DispatchProfile {
-  kernel: string;
-  what: string;
-  ms: number;
-}
-
-/**
- * Times every dispatch of one step in isolation: records the step's dispatches, then replays
- * each one `reps` times in one submit and waits (minus the cost of an empty submit).
- * @returns per-dispatch times, in step order
- */
-export async function profileStep(
-  rt: Runtime,
-  trainer: RegulaTrainer,
-  reps = 10,
-): Promise<DispatchProfile[]> {
-  // deno-lint-ignore no-explicit-any
-  const r = rt as any;
-  const orig = r.dispatch.bind(rt);
-  // deno-lint-ignore no-explicit-any
-  const recorded: [any, any][] = [];
-  // deno-lint-ignore no-explicit-any
-  r.dispatch = (k: unknown, spec: any) => {
-    // Keep the buffers, not the tensors: temporaries are disposed (and their buffers pooled)
-    // within the step; for timing, replaying on a recycled buffer is fine.
-    const bindings = spec.bindings.map((t: Tensor) => ({
-      buffer: t.buffer,
-      shape: t.shape,
-      describe: () => t.describe(),
-    }));
-    recorded.push([k, { ...spec, bindings }]);
-    orig(k, spec);
-  };
-  trainer.step();
-  await rt.sync();
-  r.dispatch = orig;
-  const empty = async () => {
-    const t0 = performance.now();
-    rt.submit();
-    await rt.sync();
-    return performance.now() - t0;
-  };
-  let base = Infinity;
-  for (let i = 0; i < 5; i++) base = Math.min(base, await empty());
-  const out: DispatchProfile[] = [];
-  for (const [k, spec] of recorded) {
-    let best = Infinity;
-    for (let round = 0; round < 3; round++) {
-      const t0 = performance.now();
-      for (let i = 0; i < reps; i++) orig(k, spec);
-      await rt.sync();
-      best = Math.min(best, (performance.now() - t0 - base) / reps);
-    }
-    const b = spec.bindings.map((t: Tensor) => `[${t.shape}]`).join(" ");
-    const c = spec.constants ? JSON.stringify(spec.constants) : "";
-    out.push({ kernel: k.name, what: `${b} wg=${spec.workgroups} ${c}`, ms: +best.toFixed(3) });
-  }
-  return out;
 }

@@ -23,7 +23,8 @@ export {
   NoAdapterError,
   requestGpuDevice,
 } from "./device.ts";
-export { type DispatchSpec, Runtime } from "./runtime.ts";
+export { type DispatchSpec, Runtime, type RuntimeOptions } from "./runtime.ts";
+export { byKernel, Profiler, type ProfileRow } from "./profile.ts";
 export { type DType, Tensor, type TypedArrayFor } from "./tensor.ts";
 export type { Kernel } from "./kernel.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";

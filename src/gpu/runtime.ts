@@ -18,6 +18,7 @@
 import { type DeviceOptions, requestGpuDevice } from "./device.ts";
 import { BufferPool, PLACEHOLDER_BYTES, type PoolStats } from "./pool.ts";
 import { bindingLayout, type Kernel, writeParams } from "./kernel.ts";
+import { Profiler } from "./profile.ts";
 import { checkShape, type DType, fmtShape, sizeOf, Tensor, type TypedArrayFor } from "./tensor.ts";
 
 /** How to launch a kernel. */
@@ -30,6 +31,17 @@ export interface DispatchSpec {
   workgroups: readonly number[];
   /** Values of WGSL `override` constants (part of the pipeline cache key). */
   constants?: Record<string, number>;
+}
+
+/** Options of {@linkcode Runtime.create}: the device's, and the runtime's own. */
+export interface RuntimeOptions extends DeviceOptions {
+  /**
+   * Count every dispatch, copy and clear per kernel, and time each dispatch with timestamp
+   * queries where the device has `timestamp-query` (see src/gpu/profile.ts and
+   * {@linkcode Runtime.profiler}). Slows the recorded work down; for profiling only. Default
+   * false.
+   */
+  profile?: boolean;
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 16;
@@ -58,12 +70,20 @@ export class Runtime {
   /** Number of dispatches recorded so far. */
   dispatches = 0;
   #placeholders: Tensor[] = [];
+  /**
+   * The dispatch profile when the runtime was created with `profile: true`, else null:
+   * `await rt.profiler.report()` after `rt.sync()` gives per-kernel counts, workgroups, bound
+   * bytes and GPU times; `rt.profiler.reset()` starts over.
+   */
+  readonly profiler: Profiler | null;
 
   private constructor(
     readonly device: GPUDevice,
     readonly description: string,
     readonly isFallback: boolean,
+    profile = false,
   ) {
+    this.profiler = profile ? new Profiler(device) : null;
     this.pool = new BufferPool(device);
     this.#uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     runtimes.set(device, this);
@@ -90,15 +110,27 @@ export class Runtime {
    * console.log(rt.description, await a.read()); // Float32Array [1, 2, 3, 4]
    * a.dispose();
    * ```
+   * @param options adapter preference and limits (see `DeviceOptions`), `profile`
    */
-  static async create(options: DeviceOptions = {}): Promise<Runtime> {
-    const { device, description, isFallback } = await requestGpuDevice(options);
-    return new Runtime(device, description, isFallback);
+  static async create(options: RuntimeOptions = {}): Promise<Runtime> {
+    const { profile, ...deviceOptions } = options;
+    const { device, description, isFallback } = await requestGpuDevice(deviceOptions);
+    return new Runtime(device, description, isFallback, profile ?? false);
   }
 
-  /** Wraps an existing device (one runtime per device). */
-  static forDevice(device: GPUDevice, description = "external device"): Runtime {
-    return runtimes.get(device) ?? new Runtime(device, description, false);
+  /**
+   * Wraps an existing device (one runtime per device: a device already wrapped gives its
+   * runtime, whatever the options).
+   * @param device the device
+   * @param description adapter description for messages
+   * @param options `profile` (see {@linkcode RuntimeOptions})
+   */
+  static forDevice(
+    device: GPUDevice,
+    description = "external device",
+    options: { profile?: boolean } = {},
+  ): Runtime {
+    return runtimes.get(device) ?? new Runtime(device, description, false, options.profile);
   }
 
   /** An uninitialised tensor (contents are whatever the reused buffer held). */
@@ -148,6 +180,7 @@ export class Runtime {
   fill0(t: Tensor): void {
     if (t.size === 0) return;
     this.#endPass();
+    this.profiler?.transfer("clearBuffer", Math.ceil(t.byteLength / 4) * 4);
     this.#enc().clearBuffer(t.buffer, 0, Math.ceil(t.byteLength / 4) * 4);
   }
 
@@ -194,6 +227,7 @@ export class Runtime {
     }
     if (count === 0) return;
     this.#endPass();
+    this.profiler?.transfer("copyBufferToBuffer", count * 4);
     this.#enc().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
   }
 
@@ -296,10 +330,19 @@ export class Runtime {
       group = this.device.createBindGroup({ layout: this.#layoutFor(kernel).group, entries });
       this.#bindGroups.set(key, group);
     }
-    if (!this.#pass) this.#pass = this.#enc().beginComputePass();
+    const timestampWrites = this.profiler?.dispatch(
+      kernel.name,
+      spec.constants,
+      wg,
+      spec.bindings.reduce((a, t) => a + t.byteLength, 0),
+    );
+    // Timed: a pass of its own, whose boundaries carry the timestamps.
+    if (timestampWrites) this.#endPass();
+    if (!this.#pass) this.#pass = this.#enc().beginComputePass({ timestampWrites });
     this.#pass.setPipeline(pipeline);
     this.#pass.setBindGroup(0, group);
     this.#pass.dispatchWorkgroups(wg[0], wg[1], wg[2]);
+    if (timestampWrites) this.#endPass();
     this.dispatches++;
   }
 
@@ -320,6 +363,7 @@ export class Runtime {
   submit(): void {
     if (!this.#encoder) return;
     this.#endPass();
+    const timing = this.profiler?.beforeFinish(this.#encoder) ?? null;
     const cmd = this.#encoder.finish();
     this.#encoder = null;
     for (let a = 0; a <= this.#uniformArena; a++) {
@@ -329,6 +373,7 @@ export class Runtime {
       }
     }
     this.device.queue.submit([cmd]);
+    this.profiler?.afterSubmit(timing);
     this.submits++;
     this.#errors.push(
       this.device.popErrorScope().then((e) =>
@@ -399,6 +444,7 @@ export class Runtime {
     this.#endPass();
     this.#encoder = null;
     this.#placeholders = [];
+    this.profiler?.destroy();
     this.pool.destroy();
     this.device.destroy();
   }

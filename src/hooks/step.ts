@@ -10,7 +10,11 @@
  *    distribution (confidence penalty) add `∂R/∂logits` into `dLogits` before backward.
  * 4. backward, then `afterBackward(ctx)` — penalties on parameters (L1, L2, soft SVB) and on
  *    the function (Jacobian, determinant, input-gradient norm) add `∂R/∂θ` into each
- *    `param.grad`; the latter run their own passes over the cached forward.
+ *    `param.grad`; the latter run their own passes over the cached forward. A regularizer that
+ *    offers `backward(ctx, dLogits)` (the Jacobian penalty) may take over the step's backward
+ *    instead: the loop then calls it in place of the model's backward and skips that
+ *    regularizer's `afterBackward`, so the data loss's gradient and the penalty's share one
+ *    backward pass (the first such regularizer in the list does; the others run as usual).
  * 5. `beforeStep(ctx)` — weight noise restores the clean weights (the gradient taken at the
  *    noisy weights is applied to the clean ones).
  * 6. optimizer step, then `afterStep(ctx)` — projections (hard SVB, max-norm).
@@ -69,6 +73,15 @@ export interface Regularizer {
   logitsGrad?(ctx: StepContext, logits: Tensor, dLogits: Tensor): Tensor | null;
   /** Adds `∂R/∂θ` into the params' grads; @returns the penalty value [1] f32 or null */
   afterBackward?(ctx: StepContext): Tensor | null;
+  /**
+   * The step's backward and this regularizer's `afterBackward` in one: accumulates into the
+   * params' grads both the model's backward of `dLogits` (the data loss's gradient, as
+   * `model.backwardParams(dLogits)` would) and `∂R/∂θ`. Optional; a regularizer with it also
+   * offers `afterBackward`, which callers that run their own backward use.
+   * @param dLogits (B, K) f32 gradient of the data loss at the logits (not modified)
+   * @returns the penalty value [1] f32 or null
+   */
+  backward?(ctx: StepContext, dLogits: Tensor): Tensor | null;
   beforeStep?(ctx: StepContext): void;
   afterStep?(ctx: StepContext): void;
   /** Frees what the regularizer owns. */

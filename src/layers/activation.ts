@@ -132,6 +132,35 @@ export class Activation implements Layer {
     return this.#y;
   }
 
+  /**
+   * The kind when σ' and σ'' are computed from the output alone (ReLU, Tanh, Sigmoid), so that
+   * the layer below may compute σ in its own output kernel ({@linkcode Activation.forwardWith});
+   * null for LeakyReLU and Softplus, which need the pre-activation.
+   */
+  get outputDerivedKind(): ActivationKind | null {
+    return SPEC[this.kind].from === "output" ? this.kind : null;
+  }
+
+  /**
+   * The forward of a fused pair: `write(out)` stores σ(a) into the layer's output buffer (the
+   * layer below computes `a` and σ in one kernel, e.g. Conv2d.forwardFused), and the layer
+   * caches it as its forward would. Only for an {@linkcode Activation.outputDerivedKind}: no
+   * pre-activation is kept.
+   * @param shape the output shape (that of `a`)
+   * @param write records the kernel that fills `out`
+   * @returns layer-owned σ(a)
+   */
+  forwardWith(shape: readonly number[], write: (out: Tensor) => void): Tensor {
+    if (!this.outputDerivedKind) {
+      throw new Error(`${this.describe()}: its derivatives need the pre-activation; not fusable`);
+    }
+    this.#y = reuse(this.rt, this.#y, this.outputShape(shape), `${this.name}.out`);
+    write(this.#y);
+    // σ' comes from the output; the cached "input" only marks the forward as done.
+    this.#input = this.#y;
+    return this.#y;
+  }
+
   /** The tensor σ' and σ'' are computed from, checked alive. */
   #point(what: string): Tensor {
     const y = this.#y;

@@ -11,6 +11,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
+import { Activation } from "./activation.ts";
 import {
   cachedInput,
   channelSum,
@@ -186,6 +187,7 @@ function launch(
   gemm: { m: number; n: number; k: number; splits: number; kchunk: number },
   beta: number,
   tiling: Conv2dTiling,
+  act = 0,
 ): void {
   const t = tiling;
   const cn = t.cn ?? 1;
@@ -245,6 +247,7 @@ function launch(
       NO_PAD: g.ph === 0 && g.pw === 0 && !t.shared && mode !== 1 ? 1 : 0,
       RUN3: run ? 1 : 0,
       APACK: pack ? 1 : 0,
+      ACT: act,
     },
   });
   packed?.dispose();
@@ -262,10 +265,21 @@ function checkOut(op: string, out: Tensor, shape: readonly number[], inputs: Ten
   }
 }
 
+/** Activations {@linkcode conv2dForward} can apply in its output kernel. */
+export type Conv2dActivation = "relu" | "tanh" | "sigmoid";
+
+/** ACT codes of shaders/conv2d.wgsl. */
+const ACT_CODE: Record<Conv2dActivation, number> = { relu: 1, tanh: 2, sigmoid: 3 };
+
 /** Options of {@linkcode conv2dForward}. */
 export interface Conv2dForwardOptions extends Conv2dGeometryOptions {
   /** (O,) f32, added per output channel. */
   bias?: Tensor | null;
+  /**
+   * Applied to `conv + bias` in the same kernel (PyTorch's relu, tanh, sigmoid, by the formulas
+   * of the elementwise kernels). Default none.
+   */
+  activation?: Conv2dActivation | null;
   /** (B, O, OH, OW) f32 destination. */
   out?: Tensor;
   /** Override the tiling. */
@@ -273,11 +287,11 @@ export interface Conv2dForwardOptions extends Conv2dGeometryOptions {
 }
 
 /**
- * `y = conv2d(x, W) + bias` (cross-correlation, as PyTorch).
+ * `y = conv2d(x, W) + bias` (cross-correlation, as PyTorch), optionally `σ(conv2d(x, W) + bias)`.
  * @param rt runtime
  * @param x (B, C, H, W) f32
  * @param weight (O, C, kh, kw) f32
- * @param opts stride, padding, bias (O,), out, tiling
+ * @param opts stride, padding, bias (O,), activation, out, tiling
  * @returns (B, O, OH, OW) f32, OH = floor((H + 2·ph - kh) / sh) + 1: `opts.out` or a new tensor
  *   the caller must dispose
  * @example
@@ -302,6 +316,12 @@ export function conv2dForward(
       throw new Error(`${op}: bias ${fmtShape(bias.shape)} must be [${g.cout}]`);
     }
   }
+  const act = opts.activation ? ACT_CODE[opts.activation] : 0;
+  if (act === undefined) {
+    throw new Error(
+      `${op}: unknown activation '${opts.activation}' (use ${Object.keys(ACT_CODE).join(", ")})`,
+    );
+  }
   const shape = [g.batch, g.cout, g.oh, g.ow];
   if (opts.out) checkOut(op, opts.out, shape, [x, weight, ...(bias ? [bias] : [])]);
   const out = opts.out ?? rt.empty(shape, "f32", "conv2d.out");
@@ -318,6 +338,7 @@ export function conv2dForward(
     { m: g.cout, n: g.batch * g.oh * g.ow, k, splits: 1, kchunk: k },
     0,
     tiling,
+    act,
   );
   return out;
 }
@@ -582,6 +603,35 @@ export class Conv2d implements Layer {
     this.#input = x;
     this.#inputShape = [...x.shape];
     return this.#y;
+  }
+
+  /**
+   * The forward of this layer and of `next` in one kernel, where `next` is an activation whose
+   * derivatives come from its output (ReLU, Tanh, Sigmoid: the pre-activation is not needed, so
+   * none is stored): `σ(conv(x) + b)` is written into `next`'s output, and both layers cache
+   * what their backward and jvp need, as if each had run its forward. Sequential.forward calls
+   * it for each layer followed by another.
+   * @param x (B, C, H, W) f32
+   * @param next the layer after this one
+   * @returns `next`'s layer-owned output, or null where the pair does not fuse (then nothing
+   *   ran)
+   */
+  forwardFused(x: Tensor, next: Layer): Tensor | null {
+    if (!(next instanceof Activation)) return null;
+    const kind = next.outputDerivedKind;
+    if (kind !== "relu" && kind !== "tanh" && kind !== "sigmoid") return null;
+    checkTensor(this.describe(), x, "input");
+    const shape = this.outputShape(x.shape);
+    const y = next.forwardWith(shape, (out) =>
+      conv2dForward(this.rt, x, this.weight, {
+        ...this.#geo(),
+        bias: this.bias,
+        activation: kind,
+        out,
+      }));
+    this.#input = x;
+    this.#inputShape = [...x.shape];
+    return y;
   }
 
   #cachedInput(what: string): Tensor {

@@ -1,6 +1,7 @@
 /**
  * `Sequential`: a chain of layers, `torch.nn.Sequential`. forward and jvp run the layers in
- * order, backward in reverse; `params()` concatenates the layers' parameters (each layer already
+ * order (forward fusing a layer with the next where the layer offers it: a Conv2d followed by
+ * ReLU, Tanh or Sigmoid is one kernel), backward in reverse; `params()` concatenates the layers' parameters (each layer already
  * carries its full module path, e.g. "features.0.weight").
  *
  * @module
@@ -13,6 +14,14 @@ import type { JacobianRole, Layer, Param } from "./layer.ts";
 /** A layer with a random stream (Dropout). */
 interface Counted {
   counter: number;
+}
+
+/**
+ * A layer that can run its forward and the next layer's in one kernel (Conv2d with an
+ * activation): returns the next layer's output, both layers' caches set, or null (nothing ran).
+ */
+interface Fusable {
+  forwardFused?(x: Tensor, next: Layer): Tensor | null;
 }
 
 function hasCounter(l: Layer): l is Layer & Counted {
@@ -112,7 +121,18 @@ export class Sequential implements Layer {
     }
     this.outputShape(x.shape);
     let h = x;
-    for (const l of this.layers) h = l.forward(h);
+    const n = this.layers.length;
+    for (let i = 0; i < n; i++) {
+      const l = this.layers[i] as Layer & Fusable;
+      // A layer and the next in one kernel where they fuse (Conv2d + ReLU/Tanh/Sigmoid).
+      const fused = i + 1 < n && typeof l.forwardFused === "function"
+        ? l.forwardFused(h, this.layers[i + 1])
+        : null;
+      if (fused) {
+        h = fused;
+        i++;
+      } else h = l.forward(h);
+    }
     this.#lastInput = x;
     return h;
   }

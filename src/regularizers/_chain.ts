@@ -216,7 +216,10 @@ export class LayerChain {
   /**
    * Step 3: one ordinary backward that accumulates parameter gradients, starting from `top` at
    * the output (or nothing) and adding each layer's summed injection at its input. Runs only
-   * down to the lowest layer with trained parameters; clears the injections.
+   * down to the lowest layer with trained parameters, whose input gradient it skips where the
+   * layer offers `paramGrad`; clears the injections. With `top` the data loss's gradient at the
+   * logits, this one backward serves the loss and the penalty together (the training step's
+   * shared backward: the `backward` hook of src/hooks/step.ts).
    * @param top optional (B, C) gradient at the output (not modified)
    */
   backpropInjections(top: Tensor | null = null): void {
@@ -228,6 +231,16 @@ export class LayerChain {
     }
     let g: Tensor | null = top;
     for (let i = this.steps.length - 1; i >= lowest; i--) {
+      if (g && i === lowest) {
+        // Nothing below reads the lowest trained layer's input gradient: where the layer can
+        // skip it (`paramGrad` on Linear and Conv2d, as Sequential.backwardParams does), it
+        // does; LeNet's conv1 input gradient is the costliest kernel of a JR step otherwise.
+        const l = this.steps[i].layer as Layer & { paramGrad?: (dy: Tensor) => void };
+        if (typeof l.paramGrad === "function") {
+          l.paramGrad(g);
+          break;
+        }
+      }
       if (g) {
         // A batchnorm's backward in eval mode accumulates dγ = Σ g x̂ and dβ = Σ g, as wanted.
         g = this.steps[i].layer.backward(g);

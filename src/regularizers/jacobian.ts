@@ -60,7 +60,17 @@ export interface JacobianPenaltyOptions extends JacobianOptions {
  * the pure functions build one per call, {@linkcode jacobianRegularizer} keeps one.
  */
 class JacobianEngine extends ChainEngine {
-  run(model: Layer, x: Tensor, opts: JacobianPenaltyOptions, grad: boolean): void {
+  /**
+   * @param top with `grad`: a (B, C) gradient at the logits whose backward is shared with the
+   *   penalty's final backward (a training step's data-loss gradient), or null
+   */
+  run(
+    model: Layer,
+    x: Tensor,
+    opts: JacobianPenaltyOptions,
+    grad: boolean,
+    top: Tensor | null = null,
+  ): void {
     const rt = this.rt, op = this.op;
     const { chain, out, b, c, d } = this.begin(model, x);
     const lambda = this.lambda(opts.lambda);
@@ -111,7 +121,7 @@ class JacobianEngine extends ChainEngine {
         chain.tangent(r0);
       }
     }
-    if (grad) chain.backpropInjections();
+    if (grad) chain.backpropInjections(top);
     this.finish(lambda / 2);
   }
 }
@@ -190,7 +200,10 @@ export interface JacobianRegularizerOptions {
 /**
  * Jacobian regularization for `train`: in `afterBackward` it adds the exact gradient of
  * `(λ/2) mean_batch R` over the step's cached forward (same dropout masks), with fresh
- * projections keyed by (seed, step).
+ * projections keyed by (seed, step). Its `backward` hook, which `train` uses, does the same and
+ * the step's backward of the data loss in one: the recipe's final backward starts from the
+ * data loss's gradient at the logits and picks up the penalty's injections on its way down, so a
+ * regularized step runs one ordinary backward, not two.
  * @param opts lambda (0.01), nproj (1), seed
  * @returns a Regularizer named "jacobian"
  * @example
@@ -220,19 +233,31 @@ export function jacobianRegularizer(opts: JacobianRegularizerOptions = {}): Regu
     throw new Error(`jacobianRegularizer: nproj must be a positive integer or -1, got ${nproj}`);
   }
   const engine = new EngineSlot((rt) => new JacobianEngine(rt, "jacobian regularizer"));
-  return {
-    name: "jacobian",
-    options: { lambda, nproj, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) },
-    afterBackward(ctx: StepContext): Tensor {
-      const e = engine.get(ctx.rt);
-      e.run(ctx.model, ctx.x, {
+  const run = (ctx: StepContext, dLogits: Tensor | null): Tensor => {
+    const e = engine.get(ctx.rt);
+    e.run(
+      ctx.model,
+      ctx.x,
+      {
         lambda,
         nproj,
         seed: opts.seed ?? ctx.seed,
         step: ctx.step,
         forward: false,
-      }, true);
-      return e.value!;
+      },
+      true,
+      dLogits,
+    );
+    return e.value!;
+  };
+  return {
+    name: "jacobian",
+    options: { lambda, nproj, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) },
+    afterBackward(ctx: StepContext): Tensor {
+      return run(ctx, null);
+    },
+    backward(ctx: StepContext, dLogits: Tensor): Tensor {
+      return run(ctx, dLogits);
     },
     dispose() {
       engine.dispose();

@@ -1,7 +1,11 @@
 /**
  * Optimizers as functions of explicit state: `sgd`, `adam` and `adamw` record
- * one fused kernel per parameter tensor (`shaders/optim.wgsl`) into the
- * current step's encoder and allocate nothing after the first step. The
+ * fused kernels into the current step's encoder and allocate nothing after the
+ * first step: one dispatch updates up to 10 (SGD) or 6 (Adam, AdamW) parameter
+ * tensors, each in a binding slot of its own (`shaders/optim_sgd_fused.wgsl`,
+ * `shaders/optim_adam_fused.wgsl`: LeNet-5's SGD step is one dispatch), where
+ * the device has the 30 storage bindings that takes; elsewhere one dispatch
+ * per tensor (`shaders/optim.wgsl`). Both compute the same bits. The
  * update formulas are PyTorch 1.13's (`torch.optim.SGD`, `Adam`, `AdamW`,
  * default single-tensor path), operation by operation.
  *
@@ -32,9 +36,65 @@ import type { Kernel } from "../gpu/kernel.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
 import type { Param } from "../layers/layer.ts";
 import optimSrc from "../../shaders/optim.wgsl" with { type: "text" };
+import sgdFusedSrc from "../../shaders/optim_sgd_fused.wgsl" with { type: "text" };
+import adamFusedSrc from "../../shaders/optim_adam_fused.wgsl" with { type: "text" };
 
 const SGD: Kernel = { name: "optim.sgd", code: optimSrc, entry: "sgd_main" };
 const ADAM: Kernel = { name: "optim.adam", code: optimSrc, entry: "adam_main" };
+const SGD_FUSED: Kernel = { name: "optim.sgd_fused", code: sgdFusedSrc };
+const ADAM_FUSED: Kernel = { name: "optim.adam_fused", code: adamFusedSrc };
+/** Parameter tensors per fused dispatch (slots of shaders/optim_{sgd,adam}_fused.wgsl). */
+const SGD_SLOTS = 10, ADAM_SLOTS = 6;
+/** Storage bindings the fused kernels need (slots × buffers per slot). */
+const FUSED_BINDINGS = 30;
+
+/** A tensor's update in a fused dispatch: its buffers, in the slot's binding order. */
+interface SlotUpdate {
+  buffers: Tensor[];
+  size: number;
+  /** What must be equal across the slots of one dispatch (a uniform: first step, step count). */
+  key: string;
+}
+
+/**
+ * Records `updates` as fused dispatches of up to `slots` tensors each (consecutive tensors of
+ * equal `key`), with `params(first)` giving the uniform of a dispatch and unused slots bound to
+ * distinct placeholders.
+ */
+function fusedDispatches(
+  rt: Runtime,
+  kernel: Kernel,
+  slots: number,
+  perSlot: number,
+  updates: SlotUpdate[],
+  params: (first: SlotUpdate) => Record<string, number>,
+): void {
+  for (let i = 0; i < updates.length;) {
+    const group = [updates[i++]];
+    while (i < updates.length && group.length < slots && updates[i].key === group[0].key) {
+      group.push(updates[i++]);
+    }
+    const bindings: Tensor[] = [];
+    const offsets: Record<string, number> = {};
+    let n = 0, spare = 0;
+    for (let s = 0; s < slots; s++) {
+      if (s > 0) offsets[`off${s}`] = n;
+      const u = group[s];
+      for (let b = 0; b < perSlot; b++) bindings.push(u?.buffers[b] ?? rt.placeholder(spare++));
+      n += u?.size ?? 0;
+    }
+    rt.dispatch(kernel, {
+      bindings,
+      params: { ...params(group[0]), ...offsets, n },
+      workgroups: rt.grid(n, 256),
+    });
+  }
+}
+
+/** True when the device has the storage bindings of the fused kernels. */
+function canFuse(rt: Runtime, fused: boolean | undefined): boolean {
+  return (fused ?? true) && rt.device.limits.maxStorageBuffersPerShaderStage >= FUSED_BINDINGS;
+}
 
 /** The update rules offered. */
 export type Algorithm = "sgd" | "adam" | "adamw";
@@ -59,6 +119,11 @@ export interface SgdOptions {
    * leaves gradients alone).
    */
   zeroGrad?: boolean;
+  /**
+   * Fuse the update of many tensors into one dispatch (see the module doc). Default true where
+   * the device has the bindings; false: one dispatch per tensor (the same results).
+   */
+  fused?: boolean;
 }
 
 /** Options of {@linkcode adam} and {@linkcode adamw} (torch.optim.Adam / AdamW). */
@@ -80,6 +145,11 @@ export interface AdamOptions {
   maximize?: boolean;
   /** Set each gradient to 0 after reading it (see {@linkcode SgdOptions.zeroGrad}). Default false. */
   zeroGrad?: boolean;
+  /**
+   * Fuse the update of many tensors into one dispatch (see the module doc). Default true where
+   * the device has the bindings; false: one dispatch per tensor (the same results).
+   */
+  fused?: boolean;
 }
 
 /** Per-parameter state: torch's `optimizer.state[p]`. */
@@ -267,32 +337,39 @@ export function sgd(
   if (nesterov && (momentum <= 0 || dampening !== 0)) {
     throw new Error(`${op}: Nesterov momentum requires a momentum and zero dampening`);
   }
+  const uniform = (first: number) => ({
+    lr,
+    wd: weightDecay,
+    momentum,
+    one_minus_dampening: 1 - dampening,
+    nesterov: nesterov ? 1 : 0,
+    first,
+    maximize: opts.maximize ? 1 : 0,
+    zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
+  });
+  const fused = canFuse(rt, opts.fused);
+  const updates: SlotUpdate[] = [];
   for (const p of trainable(op, params)) {
     const slot = slotOf(rt, state, op, p);
-    let buf = rt.placeholder(0), first = 0;
+    let buf: Tensor | null = null, first = 0;
     if (momentum !== 0) {
       const b = stateTensor(state.rt, slot, p.name, "momentum_buffer", false);
       buf = b.t;
       first = b.fresh ? 1 : 0;
     }
     slot.step++;
+    if (fused) {
+      const buffers = buf ? [p.value, p.grad!, buf] : [p.value, p.grad!];
+      updates.push({ buffers, size: p.value.size, key: `${first}` });
+      continue;
+    }
     rt.dispatch(SGD, {
-      bindings: [p.value, p.grad!, buf, rt.placeholder(1), rt.placeholder(2)],
-      params: {
-        ...BASE_PARAMS,
-        n: p.value.size,
-        lr,
-        wd: weightDecay,
-        momentum,
-        one_minus_dampening: 1 - dampening,
-        nesterov: nesterov ? 1 : 0,
-        first,
-        maximize: opts.maximize ? 1 : 0,
-        zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
-      },
+      bindings: [p.value, p.grad!, buf ?? rt.placeholder(0), rt.placeholder(1), rt.placeholder(2)],
+      params: { ...BASE_PARAMS, n: p.value.size, ...uniform(first) },
       workgroups: rt.grid(p.value.size, 256),
     });
   }
+  fusedDispatches(rt, SGD_FUSED, SGD_SLOTS, 3, updates, (u) => uniform(Number(u.key)));
 }
 
 function adamStep(
@@ -314,40 +391,47 @@ function adamStep(
   if (!(beta2 >= 0 && beta2 < 1)) {
     throw new Error(`${op}: invalid beta parameter at index 1: ${beta2}`);
   }
+  const uniform = (step: number) => {
+    // Python-float scalars of torch's _single_tensor_adam(w), in float64 here too.
+    const bc1 = 1 - beta1 ** step;
+    const bc2 = 1 - beta2 ** step;
+    return {
+      lr,
+      wd: weightDecay,
+      maximize: opts.maximize ? 1 : 0,
+      zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
+      beta1,
+      one_minus_beta1: 1 - beta1,
+      beta2,
+      one_minus_beta2: 1 - beta2,
+      eps,
+      step_size: lr / bc1,
+      bc2_sqrt: Math.sqrt(bc2),
+      decay: 1 - lr * weightDecay,
+      decoupled: op === "adamw" ? 1 : 0,
+      amsgrad: amsgrad ? 1 : 0,
+    };
+  };
+  const fused = canFuse(rt, opts.fused);
+  const updates: SlotUpdate[] = [];
   for (const p of trainable(op, params)) {
     const slot = slotOf(rt, state, op, p);
     const m = stateTensor(state.rt, slot, p.name, "exp_avg", true).t;
     const v = stateTensor(state.rt, slot, p.name, "exp_avg_sq", true).t;
-    const vmax = amsgrad
-      ? stateTensor(state.rt, slot, p.name, "max_exp_avg_sq", true).t
-      : rt.placeholder(0);
+    const vmax = amsgrad ? stateTensor(state.rt, slot, p.name, "max_exp_avg_sq", true).t : null;
     const step = ++slot.step;
-    // Python-float scalars of torch's _single_tensor_adam(w), in float64 here too.
-    const bc1 = 1 - beta1 ** step;
-    const bc2 = 1 - beta2 ** step;
+    if (fused) {
+      const buffers = vmax ? [p.value, p.grad!, m, v, vmax] : [p.value, p.grad!, m, v];
+      updates.push({ buffers, size: p.value.size, key: `${step}` });
+      continue;
+    }
     rt.dispatch(ADAM, {
-      bindings: [p.value, p.grad!, m, v, vmax],
-      params: {
-        ...BASE_PARAMS,
-        n: p.value.size,
-        lr,
-        wd: weightDecay,
-        maximize: opts.maximize ? 1 : 0,
-        zero_grad: (opts.zeroGrad ?? false) ? 1 : 0,
-        beta1,
-        one_minus_beta1: 1 - beta1,
-        beta2,
-        one_minus_beta2: 1 - beta2,
-        eps,
-        step_size: lr / bc1,
-        bc2_sqrt: Math.sqrt(bc2),
-        decay: 1 - lr * weightDecay,
-        decoupled: op === "adamw" ? 1 : 0,
-        amsgrad: amsgrad ? 1 : 0,
-      },
+      bindings: [p.value, p.grad!, m, v, vmax ?? rt.placeholder(0)],
+      params: { ...BASE_PARAMS, n: p.value.size, ...uniform(step) },
       workgroups: rt.grid(p.value.size, 256),
     });
   }
+  fusedDispatches(rt, ADAM_FUSED, ADAM_SLOTS, 5, updates, (u) => uniform(Number(u.key)));
 }
 
 /**
@@ -397,8 +481,8 @@ export interface Optimizer {
   /** Its state (owned by the optimizer). */
   readonly state: OptimizerState;
   /**
-   * Records one update of every trainable param (one dispatch each) into the
-   * current step. Does not submit.
+   * Records one update of every trainable param (fused dispatches, see the
+   * module doc) into the current step. Does not submit.
    */
   step(params: readonly Param[], lr: number): void;
   /** Frees the state. */

@@ -8,7 +8,7 @@
  *
  * One step records, into one command encoder and one `queue.submit`:
  * `transformInput` -> `beforeForward` -> forward -> cross-entropy ->
- * `logitsGrad` -> backward -> `afterBackward` -> (gradient norm, on sampled
+ * `logitsGrad` -> backward (or a regularizer's `backward`, which shares it) -> `afterBackward` -> (gradient norm, on sampled
  * steps) -> `beforeStep` -> optimizer (which also zeroes the gradients) ->
  * `afterStep`. The dataset is uploaded once (src/data/batches.ts) and each
  * batch is gathered (and augmented) on the GPU by a dispatch of the same step. Losses, correct counts and penalty values are summed on the GPU
@@ -663,9 +663,13 @@ function trainStep(
     const v = r.logitsGrad?.(ctx, logits, ce.dLogits!);
     if (v) axpy(rt, count, v, sums.f[3 + i]);
   });
-  model.backwardParams(ce.dLogits!);
+  // A regularizer with a `backward` hook (Jacobian) shares the step's backward.
+  const owner = regs.findIndex((r) => r.backward);
+  const shared = owner >= 0 ? regs[owner].backward!(ctx, ce.dLogits!) : null;
+  if (owner < 0) model.backwardParams(ce.dLogits!);
+  else if (shared) axpy(rt, count, shared, sums.f[3 + owner]);
   regs.forEach((r, i) => {
-    const v = r.afterBackward?.(ctx);
+    const v = i === owner ? null : r.afterBackward?.(ctx);
     if (v) axpy(rt, count, v, sums.f[3 + i]);
   });
   const last = s === stepsPerEpoch - 1 || step + 1 >= totalSteps;
