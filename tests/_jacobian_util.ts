@@ -15,6 +15,7 @@ import { Dropout } from "../src/layers/dropout.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Normalize } from "../src/layers/normalize.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
+import { BasicBlock } from "../src/layers/residual.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -97,6 +98,7 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
         return new Conv2d(rt, name, n("in"), n("out"), n("kernel"), {
           stride: (d.stride as number) ?? 1,
           padding: (d.padding as number) ?? 0,
+          bias: (d.bias as boolean) ?? true,
         });
       case "maxpool2d":
         return new MaxPool2d(rt, name, n("kernel"), {
@@ -117,6 +119,8 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
       case "batchnorm2d":
       case "batchnorm1d":
         return new BatchNorm(rt, name, n("channels"), { dims: d.type === "batchnorm2d" ? 2 : 1 });
+      case "basic_block":
+        return new BasicBlock(rt, name, n("in"), n("out"), { stride: (d.stride as number) ?? 1 });
       case "tanh":
       case "relu":
       case "sigmoid":

@@ -57,6 +57,13 @@ export interface JacobianRole {
    */
   readonly children?: readonly Layer[];
   /**
+   * Sums of parallel paths (a residual block's main path and its shortcut): the layer computes
+   * `y = Σ_j branches[j](x)`, every branch fed the same input; an empty Sequential is the
+   * identity (the skip connection). The chain runs each pass down every branch and adds what
+   * arrives at the shared input; the other members are not used.
+   */
+  readonly branches?: readonly Layer[];
+  /**
    * Throws, naming the layer and what to do, where its per-sample Jacobian is not defined at the
    * point the next forward will take (BatchNorm in training mode couples the samples of a batch).
    * Called before every evaluation of a penalty.
