@@ -16,6 +16,7 @@ import { Flatten } from "../src/layers/flatten.ts";
 import { Normalize } from "../src/layers/normalize.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
 import { BasicBlock } from "../src/layers/residual.ts";
+import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -119,6 +120,16 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
       case "batchnorm2d":
       case "batchnorm1d":
         return new BatchNorm(rt, name, n("channels"), { dims: d.type === "batchnorm2d" ? 2 : 1 });
+      case "layernorm":
+        return new LayerNorm(rt, name, d.shape as number[], {
+          eps: (d.eps as number) ?? 1e-5,
+          elementwiseAffine: (d.affine as boolean) ?? true,
+        });
+      case "groupnorm":
+        return new GroupNorm(rt, name, n("groups"), n("channels"), {
+          eps: (d.eps as number) ?? 1e-5,
+          affine: (d.affine as boolean) ?? true,
+        });
       case "basic_block":
         return new BasicBlock(rt, name, n("in"), n("out"), { stride: (d.stride as number) ?? 1 });
       case "tanh":
