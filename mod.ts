@@ -22,103 +22,39 @@
  * @module
  */
 
+// Each line is a sub-entry of deno.json's "exports" ("@regula/regula/attacks", ...): import one
+// of those for a smaller surface. src/plot (PNG and Vega charts, npm packages a browser bundle
+// does not carry) is the "./plot" entry only.
+
 // Runtime: device, tensors, kernels.
-export {
-  type DeviceOptions,
-  type GpuDeviceInfo,
-  NoAdapterError,
-  requestGpuDevice,
-} from "./src/gpu/device.ts";
-export { type DispatchSpec, Runtime } from "./src/gpu/runtime.ts";
-export { type DType, Tensor, type TypedArrayFor } from "./src/gpu/tensor.ts";
-export type { Kernel } from "./src/gpu/kernel.ts";
-export { BufferPool, type PoolStats } from "./src/gpu/pool.ts";
+export * from "./src/gpu/mod.ts";
 
 // Ops: plain functions `op(rt, ...tensors, options)` over tensors.
-export {
-  axpy,
-  binary,
-  type BinaryOp,
-  clamp,
-  type ElementwiseOptions,
-  fill,
-  scale,
-  unary,
-  type UnaryOp,
-} from "./src/ops/elementwise.ts";
-export {
-  matmul,
-  type MatmulActivation,
-  type MatmulOptions,
-  type MatmulTiling,
-} from "./src/ops/matmul.ts";
-export {
-  argmax,
-  argmin,
-  type ArgOptions,
-  logSoftmax,
-  reduce,
-  type ReduceOp,
-  type ReduceOptions,
-  softmax,
-  type SoftmaxOptions,
-} from "./src/ops/reduce.ts";
-export {
-  bernoulliMask,
-  randomBits,
-  randomNormal,
-  type RandomOptions,
-  randomUniform,
-  type Seed,
-} from "./src/ops/random.ts";
+export * from "./src/ops/mod.ts";
 
 // Layers: the layer contract and its implementations.
-export type { Layer, Param } from "./src/layers/layer.ts";
-export { BatchNorm, type BatchNormOptions } from "./src/layers/batchnorm.ts";
-export * from "./src/layers/linear.ts";
-export * from "./src/layers/conv2d.ts";
-export * from "./src/layers/pool.ts";
-export * from "./src/layers/activation.ts";
-export * from "./src/layers/dropout.ts";
-export * from "./src/layers/flatten.ts";
-export * from "./src/layers/normalize.ts";
-export * from "./src/layers/sequential.ts";
-export * from "./src/layers/residual.ts";
+export * from "./src/layers/mod.ts";
 
 // Models from a plain JSON description, with PyTorch state_dict names.
 export * from "./src/models/mod.ts";
 
 // Data: datasets parsed from bytes, GPU-resident batches, augmentation.
-export * from "./src/data/dataset.ts";
-export * from "./src/data/idx.ts";
-export * from "./src/data/cifar.ts";
-export * from "./src/data/toy.ts";
-export * from "./src/data/batches.ts";
-export * from "./src/data/augment.ts";
+export * from "./src/data/mod.ts";
 
 // Losses: softmax cross-entropy, mean squared error, argmax-accuracy count, fused on the GPU.
 export * from "./src/losses/mod.ts";
 
-// Training: optimizers, schedules, the loop, early stopping, checkpoints.
-export * from "./src/train/optim.ts";
-export * from "./src/train/schedule.ts";
-export * from "./src/train/train.ts";
-export * from "./src/train/early_stopping.ts";
-export * from "./src/io/checkpoint.ts";
-export * from "./src/io/safetensors.ts";
+// Training: optimizers, schedules, the loop, early stopping.
+export * from "./src/train/mod.ts";
+
+// Checkpoints: safetensors with PyTorch state_dict names and JSON metadata.
+export * from "./src/io/mod.ts";
 
 // Regularizers: penalties, projections and transforms, pure functions over GPU buffers.
-export type { Regularizer, StepContext } from "./src/hooks/step.ts";
-export * from "./src/regularizers/penalties.ts";
-export * from "./src/regularizers/projections.ts";
-export * from "./src/regularizers/noise.ts";
-export * from "./src/regularizers/smoothing.ts";
-export * from "./src/regularizers/jacobian.ts";
-export * from "./src/regularizers/determinant.ts";
-export * from "./src/regularizers/confidence.ts";
-export * from "./src/regularizers/gradient_norm.ts";
-export * from "./src/regularizers/registry.ts";
-export * from "./src/linalg/svd.ts";
+export * from "./src/regularizers/mod.ts";
+
+// The GPU SVD behind hard SVB.
+export * from "./src/linalg/mod.ts";
 
 // Attacks and robustness evaluation.
 export * from "./src/attacks/mod.ts";

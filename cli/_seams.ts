@@ -10,7 +10,6 @@
 import { didYouMean, UsageError } from "./args.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
-import { type Checkpoint, decodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
 import type { Regularizer } from "../src/hooks/step.ts";
 import type { TrainDataset } from "../src/train/train.ts";
 import type { AugmentSpec } from "../src/data/augment.ts";
@@ -24,7 +23,6 @@ import {
 } from "../src/models/mod.ts";
 import { parseRegularizers } from "../src/regularizers/registry.ts";
 import { DATASET_NAMES, loadDataset } from "./data.ts";
-import { readFileOrFail } from "./fs.ts";
 
 /** A dataset ready for training: train/val split, and the test set when the source has one. */
 export interface LoadedData {
@@ -184,52 +182,6 @@ export function checkpointArg(command: string, positionals: readonly string[]): 
     );
   }
   return positionals[0];
-}
-
-/**
- * Reads a checkpoint that records its model's spec.
- * @param path the safetensors file
- * @returns its tensors and metadata
- * @throws FileError when it cannot be read; UsageError when it is not a checkpoint or has no
- *   model spec
- */
-export async function readCheckpoint(path: string): Promise<Checkpoint> {
-  let ck: Checkpoint;
-  try {
-    ck = decodeCheckpoint(await readFileOrFail(path, "checkpoint"));
-  } catch (e) {
-    if (e instanceof Error && e.message.startsWith("Not a valid checkpoint")) {
-      throw new UsageError(`${path}: ${e.message}`);
-    }
-    throw e;
-  }
-  if (ck.metadata.model === undefined) {
-    throw new UsageError(`${path}: the checkpoint has no model spec in its metadata`);
-  }
-  return ck;
-}
-
-/**
- * Rebuilds a checkpoint's model and loads its weights.
- * @param rt runtime
- * @param path the checkpoint's path, for messages
- * @param ck the checkpoint ({@linkcode readCheckpoint})
- * @returns the model; the caller disposes it
- * @throws UsageError for a bad spec or weights that do not fit it
- */
-export async function modelFromCheckpoint(
-  rt: Runtime,
-  path: string,
-  ck: Checkpoint,
-): Promise<Sequential> {
-  const model = await buildModelFromSpec(rt, ck.metadata.model);
-  try {
-    loadStateDict(model, ck.tensors);
-  } catch (e) {
-    model.dispose();
-    throw new UsageError(`${path}: ${(e as Error).message}`);
-  }
-  return model;
 }
 
 /**

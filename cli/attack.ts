@@ -1,8 +1,10 @@
 /**
- * `cli.ts attack <checkpoint>`: loads a checkpoint, rebuilds its model, runs a list of attacks
- * over a list of ε on a dataset split, prints accuracy under attack as a table (with the
- * per-sample worst case and Carlini et al.'s sanity checks) and writes a JSON report
- * atomically (an existing report is kept unless `--force`).
+ * `cli.ts attack <checkpoint>`: loads a checkpoint, rebuilds its model (from its metadata or
+ * `--model`, cli/checkpoint.ts), runs a list of attacks over a list of ε on a dataset split
+ * (PGD at a chosen step `--alpha` and with or without a random start, as torchattacks runs
+ * it), prints accuracy under attack as a table (with the per-sample worst case and Carlini et
+ * al.'s sanity checks) and writes a JSON report atomically (an existing report is kept unless
+ * `--force`).
  *
  * @module
  */
@@ -10,6 +12,13 @@
 import { type Command, didYouMean, type Io, type ParsedArgs, UsageError } from "./args.ts";
 import { checkWritable, writeFileAtomic } from "./fs.ts";
 import { CONSOLE_IO, runCommand } from "./_run.ts";
+import {
+  datasetName,
+  loadCheckpointModel,
+  MODEL_FLAGS,
+  modelRequest,
+  readCheckpoint,
+} from "./checkpoint.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import {
@@ -33,6 +42,17 @@ const attackFlags = {
   },
   steps: { type: "number", help: "Iterations of the iterative attacks (default per attack)." },
   restarts: { type: "number", help: "Restarts of pgd / pgd-l2 / apgd.", default: 1 },
+  alpha: {
+    type: "number",
+    help: "Step size of pgd / pgd-l2 in pixel units, the same at every eps (torchattacks' " +
+      "alpha, e.g. 0.00784 = 2/255; default 2.5*eps/steps). apgd adapts its own step.",
+  },
+  "random-start": {
+    type: "boolean",
+    help: "Start pgd / pgd-l2 / apgd at a random point of the ball; --no-random-start starts " +
+      "at the clean input (torchattacks' random_start=False).",
+    default: true,
+  },
   iterations: {
     type: "string",
     help: "Also report accuracy vs these iteration counts (comma list).",
@@ -47,7 +67,60 @@ const attackFlags = {
   out: { type: "string", help: "JSON report path (default <checkpoint>.attack.json)." },
   force: { type: "boolean", help: "Overwrite an existing report." },
   json: { type: "boolean", help: "Print the report as JSON instead of a table." },
+  ...MODEL_FLAGS,
 } as const;
+
+const PGD_LIKE = ["pgd", "pgd-l2"];
+const RANDOM_START = ["pgd", "pgd-l2", "apgd-ce", "apgd-dlr"];
+
+/**
+ * `--alpha` and `--random-start` checked against the attacks they apply to.
+ * @returns the step size (undefined: 2.5 ε/steps) and whether to start at random
+ * @throws UsageError for a bad step or a flag no chosen attack takes
+ */
+export function pgdSettings(
+  attacks: readonly string[],
+  flags: ParsedArgs["flags"],
+): { alpha?: number; randomStart: boolean } {
+  const alpha = flags.alpha as number | undefined;
+  if (alpha !== undefined) {
+    if (!(alpha > 0)) throw new UsageError(`Flag '--alpha' needs a number > 0, got ${alpha}`);
+    if (!attacks.some((a) => PGD_LIKE.includes(a))) {
+      throw new UsageError(
+        `Flag '--alpha' sets the step of pgd and pgd-l2, and the attacks are ` +
+          `${attacks.join(", ")} (apgd adapts its own step); add pgd or drop --alpha`,
+      );
+    }
+  }
+  const randomStart = flags["random-start"] !== false;
+  if (!randomStart && !attacks.some((a) => RANDOM_START.includes(a))) {
+    throw new UsageError(
+      `Flag '--no-random-start' applies to ${RANDOM_START.join(", ")}, and the attacks are ` +
+        `${attacks.join(", ")}; drop it`,
+    );
+  }
+  return { alpha, randomStart };
+}
+
+/** One line saying how the iterative attacks step and start. */
+export function pgdSettingsLine(
+  attacks: readonly string[],
+  s: { steps?: number; alpha?: number; randomStart: boolean },
+): string | undefined {
+  const pgdLike = attacks.filter((a) => PGD_LIKE.includes(a));
+  const started = attacks.filter((a) => RANDOM_START.includes(a));
+  if (!started.length) return undefined;
+  const parts = [];
+  if (pgdLike.length) {
+    parts.push(
+      `${pgdLike.join(", ")}: ${s.steps ?? 40} steps of ${
+        s.alpha === undefined ? "2.5·eps/steps" : s.alpha
+      }`,
+    );
+  }
+  parts.push(`${s.randomStart ? "random start" : "no random start"} (${started.join(", ")})`);
+  return parts.join("; ");
+}
 
 function numberList(flag: string, text: string): number[] {
   const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
@@ -139,10 +212,11 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
     `${path.replace(/\.safetensors$/, "")}.attack.json`;
   // fail before the (long) attack rather than after it
   await checkWritable(out, !!flags.force);
-  const ck = await seams.readCheckpoint(path);
-  const meta = ck.metadata as { data?: { name?: string; valFraction?: number }; seed?: number };
-  const dataName = (flags.data as string | undefined) ?? meta.data?.name;
-  if (!dataName) throw new UsageError(`${path}: no dataset recorded; give --data`);
+  const pgdOpts = pgdSettings(attacks, flags);
+  const ck = await readCheckpoint(path);
+  const req = await modelRequest(path, ck, flags);
+  const meta = ck.metadata as { data?: { valFraction?: number }; seed?: number };
+  const dataName = datasetName(path, ck, req, flags, io.err);
   const data = await seams.loadData(dataName, {
     path: flags["data-path"] as string | undefined,
     valFraction: split === "val" ? meta.data?.valFraction ?? 0.1 : 0,
@@ -153,7 +227,7 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   const rt = await Runtime.create();
   let model: Sequential | null = null;
   try {
-    model = await seams.modelFromCheckpoint(rt, path, ck);
+    model = loadCheckpointModel(rt, path, ck, req, set, io.err);
     model.eval();
     const t0 = performance.now();
     const r = await robustness(rt, model, set, {
@@ -161,6 +235,8 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
       eps,
       steps,
       restarts,
+      alpha: pgdOpts.alpha,
+      randomStart: pgdOpts.randomStart,
       seed: flags.seed as number,
       batchSize,
       limit,
@@ -182,6 +258,9 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
         eps,
         steps: steps ?? null,
         restarts,
+        // the step of pgd / pgd-l2: a number (pixel units) or the default rule
+        alpha: pgdOpts.alpha ?? "2.5*eps/steps",
+        randomStart: pgdOpts.randomStart,
         seed: flags.seed,
         limit,
         batchSize,
@@ -193,6 +272,8 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
     await writeFileAtomic(out, new TextEncoder().encode(text + "\n"), { force: !!flags.force });
     if (flags.json) io.out(text);
     else {
+      const how = pgdSettingsLine(attacks, { steps, ...pgdOpts });
+      if (how) io.out(how);
       for (const line of formatReport(r)) io.out(line);
       io.out(`report written to ${out}`);
     }

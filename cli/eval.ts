@@ -1,13 +1,21 @@
 /**
  * `cli.ts eval <checkpoint>`: loads a checkpoint, rebuilds its model from the
- * spec in its metadata, and prints loss and accuracy on a dataset (by default
- * the test set of the dataset it was trained on).
+ * spec in its metadata or from `--model` (cli/checkpoint.ts: also a PyTorch
+ * `state_dict` with plain-string metadata), and prints loss and accuracy on a
+ * dataset (by default the test set of the dataset it was trained on).
  *
  * @module
  */
 
-import type { Command, ParsedArgs } from "./args.ts";
+import type { Command, Io, ParsedArgs } from "./args.ts";
 import { UsageError } from "./args.ts";
+import {
+  datasetName,
+  loadCheckpointModel,
+  MODEL_FLAGS,
+  modelRequest,
+  readCheckpoint,
+} from "./checkpoint.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import { evaluate } from "../src/train/train.ts";
@@ -21,11 +29,10 @@ const evalFlags = {
   "batch-size": { type: "number", help: "Samples per forward pass.", default: 500 },
   "per-class": { type: "boolean", help: "Also print the accuracy of each class." },
   json: { type: "boolean", help: "Print one JSON object." },
+  ...MODEL_FLAGS,
 } as const;
 
-async function runEval({ flags, positionals }: ParsedArgs, io: {
-  out(s: string): void;
-}): Promise<number> {
+async function runEval({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
   const path = seams.checkpointArg("eval", positionals);
   const bs = flags["batch-size"] as number;
   if (!(Number.isInteger(bs) && bs >= 1)) {
@@ -39,13 +46,13 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   if (!["test", "train", "val"].includes(split)) {
     throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);
   }
-  const ck = await seams.readCheckpoint(path);
+  const ck = await readCheckpoint(path);
+  const req = await modelRequest(path, ck, flags);
   const meta = ck.metadata as {
     data?: { name?: string; valFraction?: number; limit?: number | null };
     seed?: number;
   };
-  const dataName = (flags.data as string | undefined) ?? meta.data?.name;
-  if (!dataName) throw new UsageError(`${path}: no dataset recorded; give --data`);
+  const dataName = datasetName(path, ck, req, flags, io.err);
   const data = await seams.loadData(dataName, {
     path: flags["data-path"] as string | undefined,
     // The train and val splits are remade as training made them (same limit, fraction, seed).
@@ -58,7 +65,7 @@ async function runEval({ flags, positionals }: ParsedArgs, io: {
   const rt = await Runtime.create();
   let model: Sequential | null = null;
   try {
-    model = await seams.modelFromCheckpoint(rt, path, ck);
+    model = loadCheckpointModel(rt, path, ck, req, set, io.err);
     const limit = flags.limit as number | undefined;
     const r = await evaluate(model, set, { batchSize: bs, perClass: !!flags["per-class"], limit });
     if (flags.json) {

@@ -12,6 +12,16 @@ import type { Command, Io, ParsedArgs } from "./args.ts";
 import { UsageError } from "./args.ts";
 import { checkWritable, writeFileAtomic } from "./fs.ts";
 import { CONSOLE_IO, runCommand } from "./_run.ts";
+import {
+  datasetName,
+  loadCheckpointModel,
+  MODEL_FLAGS,
+  type ModelRequest,
+  modelRequest,
+  readCheckpoint,
+} from "./checkpoint.ts";
+import { pgdSettings } from "./attack.ts";
+import type { Checkpoint } from "../src/io/checkpoint.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import {
   measureModels,
@@ -82,9 +92,19 @@ const reportFlags = {
   attack: { type: "string", help: "Attacks: fgsm, pgd, both, or 'none'.", default: "fgsm,pgd" },
   eps: { type: "string", help: "Attack radii (pixel units).", default: "0.05,0.1,0.2,0.3" },
   "pgd-steps": { type: "number", help: "PGD iterations.", default: 20 },
+  alpha: {
+    type: "number",
+    help: "PGD step in pixel units at every eps (torchattacks' alpha; default 2.5*eps/steps).",
+  },
+  "random-start": {
+    type: "boolean",
+    help: "PGD starts at a random point of the ball (--no-random-start: at the input).",
+    default: true,
+  },
   "pca-samples": { type: "number", help: "Samples in the PCA scatters (0: none).", default: 300 },
   seed: { type: "number", help: "Seed of planes, projections, attack starts.", default: 0 },
   json: { type: "boolean", help: "Also print the table as JSON." },
+  ...MODEL_FLAGS,
 } as const;
 
 async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
@@ -102,6 +122,8 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
       throw new UsageError(`Flag '--attack': unknown attack '${a}' (fgsm, pgd or none)`);
     }
   }
+  // --alpha and --no-random-start need pgd among the attacks
+  const pgd = pgdSettings(attacks.length ? attacks : ["none"], flags);
   const opts: ReportOptions = {
     limit: positiveInt("limit", flags.limit),
     jacobianSamples: positiveInt("jacobian-samples", flags["jacobian-samples"]),
@@ -114,6 +136,8 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     attacks: attacks as ("fgsm" | "pgd")[],
     eps: numberList("eps", String(flags.eps)),
     pgdSteps: positiveInt("pgd-steps", flags["pgd-steps"]),
+    pgdAlpha: pgd.alpha,
+    randomStart: pgd.randomStart,
     pcaSamples: positiveInt("pca-samples", flags["pca-samples"], true),
     seed: positiveInt("seed", flags.seed, true),
     progress: (s) => (io.status ? io.status(s) : io.err(s)),
@@ -123,11 +147,13 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
   const out = String(flags.out);
   // Refuse an existing report before any work (writeFileAtomic checks again at the end).
   await checkWritable(out, !!flags.force);
-  const cks = [];
-  for (const path of positionals) cks.push({ path, ck: await seams.readCheckpoint(path) });
-  const meta0 = cks[0].ck.metadata as { data?: { name?: string }; seed?: number };
-  const dataName = (flags.data as string | undefined) ?? meta0.data?.name;
-  if (!dataName) throw new UsageError(`${cks[0].path}: no dataset recorded; give --data`);
+  const cks: { path: string; ck: Checkpoint; req: ModelRequest }[] = [];
+  for (const path of positionals) {
+    const ck = await readCheckpoint(path);
+    cks.push({ path, ck, req: await modelRequest(path, ck, flags) });
+  }
+  const meta0 = cks[0].ck.metadata as { seed?: number };
+  const dataName = datasetName(cks[0].path, cks[0].ck, cks[0].req, flags, io.err);
   const loaded = await seams.loadData(dataName, {
     path: flags["data-path"] as string | undefined,
     valFraction: 0,
@@ -137,10 +163,10 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
   const rt = await Runtime.create();
   const models: ReportModel[] = [];
   try {
-    for (const { path, ck } of cks) {
+    for (const { path, ck, req } of cks) {
       models.push({
         name: path.split("/").pop()!.replace(/\.safetensors$/, ""),
-        model: await seams.modelFromCheckpoint(rt, path, ck),
+        model: loadCheckpointModel(rt, path, ck, req, test, io.err),
         metadata: ck.metadata,
       });
     }
@@ -155,7 +181,18 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     await writeFileAtomic(out, new TextEncoder().encode(html), { force: !!flags.force });
     if (flags.json) {
       io.out(JSON.stringify(
-        rows.map(({ robustness: r, ...rest }) => ({ ...rest, attacks: r?.accuracy, eps: r?.eps })),
+        rows.map(({ robustness: r, ...rest }) => ({
+          ...rest,
+          attacks: r?.accuracy,
+          eps: r?.eps,
+          pgd: r && attacks.includes("pgd")
+            ? {
+              steps: opts.pgdSteps,
+              alpha: opts.pgdAlpha ?? "2.5*eps/steps",
+              randomStart: opts.randomStart,
+            }
+            : undefined,
+        })),
         (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v),
       ));
     }

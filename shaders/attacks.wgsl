@@ -50,10 +50,11 @@
 // - per-sample entry points (l2_step, l2_init, linf_init, select, apgd_track, apgd_check, cw_track,
 //   deepfool_cand): one workgroup of 256 invocations per sample b = wid.y * nwg.x + wid.x; each
 //   invocation walks elements lid, lid + 256, ... of the sample's D; sums meet in a fixed-order
-//   tree in workgroup memory (deterministic). Per-sample decisions are made after the barrier by
-//   every invocation from the same workgroup-shared value, so control flow around barriers is
-//   uniform.
-// - row entry points (loss_rows, cw_search, deepfool_begin): one invocation per sample row.
+//   tree in workgroup memory (wg_reduce; deterministic); every per-sample norm is row_sumsq or
+//   row_max_abs. Per-sample decisions are made after the barrier by every invocation from the
+//   same workgroup-shared value, so control flow around barriers is uniform.
+// - row entry points (loss_rows, cw_search, deepfool_begin): one invocation per sample row; the
+//   arg maxes over a row of logits are logit_argmax.
 //
 // Every entry point binds the file's eight storage buffers (unused ones get placeholders); the
 // role of each binding per entry point is listed at the entry point.
@@ -74,17 +75,32 @@ struct Params { n: u32, d: u32, b: u32, k: u32, s: u32, c0: u32, c1: u32, eps: f
 @group(0) @binding(8) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-const LOWEST: f32 = -3.40282347e38;
-const HIGHEST: f32 = 3.40282347e38;
+// -FLT_MAX and FLT_MAX written out exactly: Tint (Chromium) rejects a literal such as 3.40282347e38
+// that lies above FLT_MAX before rounding.
+const LOWEST: f32 = -3.40282346638528859812e38;
+const HIGHEST: f32 = 3.40282346638528859812e38;
+// A quiet NaN's bits, in a private variable rather than a constant: constant evaluation (Tint)
+// rejects a NaN, so it is made at run time.
+var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 var<workgroup> red: array<f32, 256>;
 
-fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
+// The workgroup's builtins, uniform over the workgroup. local_invocation_index stays a parameter
+// of its own: uniformity analysis (Tint) takes a struct as a whole, and the per-sample entry
+// points need the workgroup id uniform around their barriers.
+struct Workgroup {
+  @builtin(workgroup_id) id: vec3u,
+  @builtin(num_workgroups) count: vec3u,
 }
 
-fn sample(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.y * nwg.x + wid.x;
+// The element of an elementwise entry point.
+fn flat(wg: Workgroup, lid: u32) -> u32 {
+  return (wg.id.y * wg.count.x + wg.id.x) * WG + lid;
+}
+
+// The sample (workgroup) of a per-sample entry point.
+fn sample(wg: Workgroup) -> u32 {
+  return wg.id.y * wg.count.x + wg.id.x;
 }
 
 // torch.sign: -1, 0 or 1 (0 for 0).
@@ -92,13 +108,16 @@ fn sgn(v: f32) -> f32 {
   return select(select(0.0, -1.0, v < 0.0), 1.0, v > 0.0);
 }
 
-// Sum of `v` over the workgroup; every invocation gets the result. Must be reached uniformly.
-fn wg_sum(v: f32, lid: u32) -> f32 {
+// Sum (or, with take_max, the largest) of `v` over the workgroup in a fixed-order tree; every
+// invocation gets the result. Must be reached uniformly.
+fn wg_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
   red[lid] = v;
   workgroupBarrier();
   for (var h = WG / 2u; h > 0u; h = h / 2u) {
     if (lid < h) {
-      red[lid] = red[lid] + red[lid + h];
+      let a = red[lid];
+      let o = red[lid + h];
+      red[lid] = select(a + o, max(a, o), take_max);
     }
     workgroupBarrier();
   }
@@ -107,14 +126,81 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
   return r;
 }
 
+// What the per-sample norms below read at flat index i:
+const ROW_SRC1: u32 = 0u; // src1 (a gradient, noise, a direction)
+const ROW_OFFSET: u32 = 1u; // src1 - src0 (a point's offset from x0)
+const ROW_STEPPED: u32 = 2u; // (dst0 + f src1) - src0 (dst0's offset after a step f along src1)
+
+fn row_elem(what: u32, i: u32, f: f32) -> f32 {
+  switch what {
+    case ROW_OFFSET: {
+      return src1[i] - src0[i];
+    }
+    case ROW_STEPPED: {
+      return (dst0[i] + f * src1[i]) - src0[i];
+    }
+    default: {
+      return src1[i];
+    }
+  }
+}
+
+// ||r||_2^2 of sample b's row r = row_elem(what, base + j, f), j < D, for the per-sample entry
+// points (live = b < B; dead workgroups add nothing). Must be reached uniformly.
+fn row_sumsq(what: u32, live: bool, base: u32, lid: u32, f: f32) -> f32 {
+  var acc = 0.0;
+  if (live) {
+    for (var j = lid; j < p.d; j += WG) {
+      let v = row_elem(what, base + j, f);
+      acc += v * v;
+    }
+  }
+  return wg_reduce(acc, lid, false);
+}
+
+// ||r||_inf of sample b's row, as row_sumsq.
+fn row_max_abs(what: u32, live: bool, base: u32, lid: u32, f: f32) -> f32 {
+  var acc = 0.0;
+  if (live) {
+    for (var j = lid; j < p.d; j += WG) {
+      acc = max(acc, abs(row_elem(what, base + j, f)));
+    }
+  }
+  return wg_reduce(acc, lid, true);
+}
+
+// dst0 = clip_[0,1](src0 + r src1) over sample b's row (the random starts).
+fn start_at(base: u32, lid: u32, r: f32) {
+  for (var j = lid; j < p.d; j += WG) {
+    dst0[base + j] = clamp(src0[base + j] + r * src1[base + j], 0.0, 1.0);
+  }
+}
+
+// No class: a skip index no class j < K equals.
+const NONE: u32 = 0xffffffffu;
+
+struct Arg {
+  i: u32,
+  v: f32,
+}
+
+// The first largest of the K logits in src1 from `base`, skipping classes s1 and s2 (NONE for
+// none): index 0 and value LOWEST when no logit is above LOWEST (as torch.argmax on ties).
+fn logit_argmax(base: u32, s1: u32, s2: u32) -> Arg {
+  var r = Arg(0u, LOWEST);
+  for (var j = 0u; j < p.k; j++) {
+    let z = src1[base + j];
+    if (j != s1 && j != s2 && z > r.v) {
+      r = Arg(j, z);
+    }
+  }
+  return r;
+}
+
 // linf_step: src0 x0, src1 g, dst0 x (in/out). alpha signed (negative descends), eps the radius.
 @compute @workgroup_size(256)
-fn linf_step(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn linf_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -126,12 +212,8 @@ fn linf_step(
 
 // add_clamp: src0 x0, src1 offset, dst0 x (out).
 @compute @workgroup_size(256)
-fn add_clamp(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn add_clamp(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -140,35 +222,17 @@ fn add_clamp(
 
 // l2_step: src0 x0, src1 g, dst0 x (in/out); per sample of d elements. alpha signed.
 @compute @workgroup_size(256)
-fn l2_step(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn l2_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  var acc = 0.0;
-  if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      let g = src1[base + j];
-      acc += g * g;
-    }
-  }
-  let gn = max(sqrt(wg_sum(acc, lid)), 1e-12);
+  let gn = max(sqrt(row_sumsq(ROW_SRC1, live, base, lid, 0.0)), 1e-12);
   let step = p.alpha / gn;
-  acc = 0.0;
-  if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      let delta = (dst0[base + j] + step * src1[base + j]) - src0[base + j];
-      acc += delta * delta;
-    }
-  }
-  let dn = sqrt(wg_sum(acc, lid));
+  let dn = sqrt(row_sumsq(ROW_STEPPED, live, base, lid, step));
   let f = select(1.0, p.eps / dn, dn > p.eps);
   if (live) {
     for (var j = lid; j < p.d; j += WG) {
-      let delta = (dst0[base + j] + step * src1[base + j]) - src0[base + j];
+      let delta = row_elem(ROW_STEPPED, base + j, step);
       dst0[base + j] = clamp(src0[base + j] + delta * f, 0.0, 1.0);
     }
   }
@@ -176,73 +240,34 @@ fn l2_step(
 
 // l2_init: src0 x0, src1 n ~ N(0, I) (B*D), rows u ~ U[0,1) (B), dst0 x (out).
 @compute @workgroup_size(256)
-fn l2_init(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn l2_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  var acc = 0.0;
+  let nn = max(sqrt(row_sumsq(ROW_SRC1, live, base, lid, 0.0)), 1e-12);
   if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      let g = src1[base + j];
-      acc += g * g;
-    }
-  }
-  let nn = max(sqrt(wg_sum(acc, lid)), 1e-12);
-  if (live) {
-    let r = p.eps * pow(rows[b], 1.0 / f32(p.d)) / nn;
-    for (var j = lid; j < p.d; j += WG) {
-      dst0[base + j] = clamp(src0[base + j] + r * src1[base + j], 0.0, 1.0);
-    }
+    start_at(base, lid, p.eps * pow(rows[b], 1.0 / f32(p.d)) / nn);
   }
 }
 
 // linf_init: src0 x0, src1 t ~ U(-1, 1) (B*D), dst0 x (out):
 // x = clip_[0,1](x0 + eps t / (max_j |t_j| + 1e-12)) per sample (autopgd_base.py's start).
 @compute @workgroup_size(256)
-fn linf_init(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn linf_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  var acc = 0.0;
+  let m = row_max_abs(ROW_SRC1, live, base, lid, 0.0);
   if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      acc = max(acc, abs(src1[base + j]));
-    }
-  }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h = h / 2u) {
-    if (lid < h) {
-      red[lid] = max(red[lid], red[lid + h]);
-    }
-    workgroupBarrier();
-  }
-  let m = red[0];
-  if (live) {
-    let r = p.eps / (m + 1e-12);
-    for (var j = lid; j < p.d; j += WG) {
-      dst0[base + j] = clamp(src0[base + j] + r * src1[base + j], 0.0, 1.0);
-    }
+    start_at(base, lid, p.eps / (m + 1e-12));
   }
 }
 
 // loss_rows: src1 logits (B, K), labels t (B,), state (B, S) with c_b at column 0 (LOSS 2);
 // dst0 dLogits (B, K) (out), dst1 (B, 2) [loss, hit] (out). alpha = sign s (+1 or -1).
 @compute @workgroup_size(256)
-fn loss_rows(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = flat(wid, nwg, lid);
+fn loss_rows(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
@@ -251,15 +276,9 @@ fn loss_rows(
   let t = labels[b];
   let tv = t < k;
   // argmax (first maximal) and the largest logit
-  var am = 0u;
-  var m1 = LOWEST;
-  for (var j = 0u; j < k; j++) {
-    let z = src1[base + j];
-    if (z > m1) {
-      m1 = z;
-      am = j;
-    }
-  }
+  let top = logit_argmax(base, NONE, NONE);
+  let am = top.i;
+  let m1 = top.v;
   var hit = 0.0;
   if (tv) {
     let correct = am == t;
@@ -270,7 +289,7 @@ fn loss_rows(
   }
   var loss = 0.0;
   if (!tv) {
-    dst1[b * 2u] = bitcast<f32>(0x7fc00000u);
+    dst1[b * 2u] = bitcast<f32>(NAN_BITS);
     dst1[b * 2u + 1u] = 0.0;
     return;
   }
@@ -286,70 +305,41 @@ fn loss_rows(
       let pj = exp(src1[base + j] - m1) / sum;
       dst0[base + j] = s * (pj - select(0.0, 1.0, j == t));
     }
+  } else if (LOSS == 1u) {
+    // the best other class, and the three largest logits (first occurrence on ties)
+    let other = logit_argmax(base, t, NONE);
+    let a2 = logit_argmax(base, am, NONE).i;
+    let third = logit_argmax(base, am, a2);
+    let den = m1 - third.v + 1e-12;
+    let num = zt - other.v;
+    loss = s * (-num / den);
+    dst0[base + t] += s * (-1.0 / den);
+    dst0[base + other.i] += s * (1.0 / den);
+    dst0[base + am] += s * (num / (den * den));
+    dst0[base + third.i] -= s * (num / (den * den));
   } else {
-    // best other class (max of z_i - 1e4 [i = t] for CW; max over i != t for DLR)
+    // the best other class: max of z_i - 1e4 [i = t]
     var ov = LOWEST;
     var oi = 0u;
     for (var j = 0u; j < k; j++) {
-      var z = src1[base + j];
-      if (j == t) {
-        if (LOSS == 1u) {
-          continue;
-        }
-        z = z - 1e4;
-      }
+      let z = src1[base + j] - select(0.0, 1e4, j == t);
       if (z > ov) {
         ov = z;
         oi = j;
       }
     }
-    if (LOSS == 1u) {
-      // indices of the three largest logits, first occurrence on ties
-      var a1 = 0u;
-      var v1 = LOWEST;
-      for (var j = 0u; j < k; j++) {
-        if (src1[base + j] > v1) {
-          v1 = src1[base + j];
-          a1 = j;
-        }
-      }
-      var a2 = 0u;
-      var v2 = LOWEST;
-      for (var j = 0u; j < k; j++) {
-        if (j != a1 && src1[base + j] > v2) {
-          v2 = src1[base + j];
-          a2 = j;
-        }
-      }
-      var a3 = 0u;
-      var v3 = LOWEST;
-      for (var j = 0u; j < k; j++) {
-        if (j != a1 && j != a2 && src1[base + j] > v3) {
-          v3 = src1[base + j];
-          a3 = j;
-        }
-      }
-      let den = v1 - v3 + 1e-12;
-      let num = zt - ov;
-      loss = s * (-num / den);
-      dst0[base + t] += s * (-1.0 / den);
-      dst0[base + oi] += s * (1.0 / den);
-      dst0[base + a1] += s * (num / (den * den));
-      dst0[base + a3] -= s * (num / (den * den));
-    } else {
-      let c = state[b * p.s];
-      let kappa = p.eps;
-      var margin = zt - ov;
-      var dsign = 1.0;
-      if (TARGETED == 1u) {
-        margin = ov - zt;
-        dsign = -1.0;
-      }
-      loss = c * max(margin, -kappa);
-      if (margin > -kappa) {
-        dst0[base + t] += c * dsign;
-        dst0[base + oi] -= c * dsign;
-      }
+    let c = state[b * p.s];
+    let kappa = p.eps;
+    var margin = zt - ov;
+    var dsign = 1.0;
+    if (TARGETED == 1u) {
+      margin = ov - zt;
+      dsign = -1.0;
+    }
+    loss = c * max(margin, -kappa);
+    if (margin > -kappa) {
+      dst0[base + t] += c * dsign;
+      dst0[base + oi] -= c * dsign;
     }
   }
   dst1[b * 2u] = loss;
@@ -359,12 +349,8 @@ fn loss_rows(
 // select: dst0 candidate x (read), dst1 best x (in/out), state best [loss, hit] (B, 2) (in/out),
 // rows candidate scores with row stride s: loss at column c0, hit at column c1.
 @compute @workgroup_size(256)
-fn select_best(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn select_best(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -391,12 +377,8 @@ fn select_best(
 // apgd_step: src0 x0, src1 g, dst0 x (in/out), dst1 x_old (in/out), state (B, S): eta at column
 // 0. alpha = momentum a.
 @compute @workgroup_size(256)
-fn apgd_step(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn apgd_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -425,12 +407,8 @@ const A_HIT: u32 = 6u;
 // apgd_track: src0 x, src1 g, dst0 x_best, dst1 g_best, dst2 x_best_adv (all in/out), state,
 // rows (B, 2) [loss, hit] at x.
 @compute @workgroup_size(256)
-fn apgd_track(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn apgd_track(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -466,12 +444,8 @@ fn apgd_track(
 
 // apgd_check: src0 x_best, src1 g_best, dst0 x (in/out), dst1 g (in/out), state. f0 = rho k.
 @compute @workgroup_size(256)
-fn apgd_check(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn apgd_check(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   if (b >= p.b) {
     return;
   }
@@ -500,12 +474,8 @@ fn apgd_check(
 
 // tanh_map: src1 w, dst0 x' = (tanh w + 1) / 2.
 @compute @workgroup_size(256)
-fn tanh_map(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn tanh_map(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -514,12 +484,8 @@ fn tanh_map(
 
 // atanh_init: src0 x0, dst0 w = atanh((2 x0 - 1)(1 - 1e-6)), dst1 m = 0, dst2 v = 0.
 @compute @workgroup_size(256)
-fn atanh_init(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn atanh_init(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -532,12 +498,8 @@ fn atanh_init(
 // cw_step: src0 x0, src1 J^T df (d(c f)/dx'), dst0 w, dst1 m, dst2 v (in/out).
 // alpha lr, f0 = 1 - beta1^t, f1 = 1 - beta2^t.
 @compute @workgroup_size(256)
-fn cw_step(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn cw_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -562,22 +524,11 @@ const C_HIT: u32 = 4u;
 
 // cw_track: src0 x0, src1 x', dst0 best x (in/out), state, rows (B, 2) [loss, hit] at x'.
 @compute @workgroup_size(256)
-fn cw_track(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn cw_track(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  var acc = 0.0;
-  if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      let dlt = src1[base + j] - src0[base + j];
-      acc += dlt * dlt;
-    }
-  }
-  let l2 = wg_sum(acc, lid);
+  let l2 = row_sumsq(ROW_OFFSET, live, base, lid, 0.0);
   if (!live) {
     return;
   }
@@ -603,12 +554,8 @@ fn cw_track(
 
 // cw_search: state (in/out), one invocation per sample.
 @compute @workgroup_size(256)
-fn cw_search(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = flat(wid, nwg, lid);
+fn cw_search(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
@@ -632,26 +579,14 @@ const D_RATIO: u32 = 0u;
 const D_COEF: u32 = 1u;
 const D_ACTIVE: u32 = 2u;
 
-// deepfool_begin: rows logits (B, K), labels, state (out): ratio = +max, active = argmax == t.
+// deepfool_begin: src1 logits (B, K), labels, state (out): ratio = +max, active = argmax == t.
 @compute @workgroup_size(256)
-fn deepfool_begin(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = flat(wid, nwg, lid);
+fn deepfool_begin(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }
-  var am = 0u;
-  var mv = LOWEST;
-  for (var j = 0u; j < p.k; j++) {
-    let z = rows[b * p.k + j];
-    if (z > mv) {
-      mv = z;
-      am = j;
-    }
-  }
+  let am = logit_argmax(b * p.k, NONE, NONE).i;
   let sb = b * p.s;
   state[sb + D_RATIO] = HIGHEST;
   state[sb + D_COEF] = 0.0;
@@ -661,12 +596,8 @@ fn deepfool_begin(
 // onehot_diff: dst0 (B, K) = e_c0 - e_t per row (0 where c0 = t or the sample is inactive);
 // state active flags.
 @compute @workgroup_size(256)
-fn onehot_diff(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn onehot_diff(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -680,22 +611,11 @@ fn onehot_diff(
 // deepfool_cand: src1 w = grad(z_c0 - z_t) (B, D), rows logits (B, K), labels, dst0 best w
 // (in/out), state.
 @compute @workgroup_size(256)
-fn deepfool_cand(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = sample(wid, nwg);
+fn deepfool_cand(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = sample(wg);
   let live = b < p.b;
   let base = b * p.d;
-  var acc = 0.0;
-  if (live) {
-    for (var j = lid; j < p.d; j += WG) {
-      let g = src1[base + j];
-      acc += g * g;
-    }
-  }
-  let n2 = wg_sum(acc, lid);
+  let n2 = row_sumsq(ROW_SRC1, live, base, lid, 0.0);
   if (!live) {
     return;
   }
@@ -722,12 +642,8 @@ fn deepfool_cand(
 // deepfool_step: src0 x0, dst0 x (out), dst1 best w (read), dst2 r_tot (in/out), state.
 // alpha = 1 + overshoot.
 @compute @workgroup_size(256)
-fn deepfool_step(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat(wid, nwg, lid);
+fn deepfool_step(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let i = flat(wg, lid);
   if (i >= p.n) {
     return;
   }
@@ -743,12 +659,8 @@ fn deepfool_step(
 // mask_label: dst0 (B, K) scores; sets column t of each row to -1 (random targets: argmax of
 // U[0,1) scores over the other classes is a uniform choice among them).
 @compute @workgroup_size(256)
-fn mask_label(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let b = flat(wid, nwg, lid);
+fn mask_label(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
+  let b = flat(wg, lid);
   if (b >= p.b) {
     return;
   }

@@ -49,8 +49,12 @@ struct Params { b: u32, k: u32, n: u32, smoothing: f32, gscale: f32, lscale: f32
 
 const WG: u32 = 256u;
 // Lowest finite f32: the identity of max without relying on infinities, which WGSL leaves
-// implementation-defined.
-const LOWEST: f32 = -3.40282347e38;
+// implementation-defined. Written out exactly: Tint (Chromium) rejects -3.40282347e38, which lies
+// below -FLT_MAX before rounding.
+const LOWEST: f32 = -3.40282346638528859812e38;
+// A quiet NaN's bits, in a private variable rather than a constant: constant evaluation (Tint)
+// rejects a NaN, so it is made at run time.
+var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 var<workgroup> wm: array<f32, 256>;
 var<workgroup> ws: array<f32, 256>;
@@ -59,7 +63,7 @@ var<workgroup> wi: array<u32, 256>;
 var<workgroup> wcount: atomic<u32>;
 
 fn nan() -> f32 {
-  return bitcast<f32>(0x7fc00000u);
+  return bitcast<f32>(NAN_BITS);
 }
 
 // Merges two (max, scaled sum) pairs of an online log-sum-exp.

@@ -60,6 +60,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
+// A quiet NaN's bits, in a private variable rather than a constant: constant evaluation (Tint)
+// rejects a NaN, so it is made at run time.
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 fn flat(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return (wid.y * nwg.x + wid.x) * 256u + lid.x;
 }
@@ -111,7 +115,7 @@ fn pred_stats(
       nll = log(s) - (xa[base + lab] - m);
     } else {
       // An out-of-range label: NaN marks it for the host to report.
-      nll = bitcast<f32>(0x7fc00000u);
+      nll = bitcast<f32>(NAN_BITS);
     }
   }
   y[4u * i] = 1.0 / s;

@@ -50,6 +50,10 @@ fn item(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
   return (wid.y * nwg.x + wid.x) * 256u + lid.x;
 }
 
+// -inf's bits, in a private variable rather than a constant: constant evaluation (Tint) rejects
+// an infinity, so it is made at run time.
+var<private> NEG_INF_BITS: u32 = 0xff800000u;
+
 // Bits test: WGSL lets compilers assume NaN never occurs (`v != v` may fold to false).
 fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
@@ -90,7 +94,7 @@ fn max_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let ye = u32(min(y0 + i32(KH), i32(H)));
   let xe = u32(min(x0 + i32(KW), i32(W)));
   let base = plane * H * W;
-  var best = bitcast<f32>(0xff800000u); // -inf
+  var best = bitcast<f32>(NEG_INF_BITS);
   var at = ys * W + xs;
   for (var iy = ys; iy < ye; iy++) {
     for (var ix = xs; ix < xe; ix++) {

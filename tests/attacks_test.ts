@@ -18,6 +18,7 @@ import {
   pgd,
   pgdL2,
   robustness,
+  runAttack,
 } from "../src/attacks/mod.ts";
 
 const N = 60;
@@ -307,6 +308,42 @@ Deno.test("robustness() reports curves, the worst case and passing sanity checks
       }),
     /mix L∞ and L2/,
   );
+});
+
+Deno.test("runAttack() passes alpha and randomStart to pgd, pgd-l2 and apgd", async () => {
+  const { rt, net, x, y } = await setup();
+  const same = async (a: Tensor, b: Tensor, what: string) => {
+    assert.deepEqual(await a.read(), await b.read(), what);
+    a.dispose();
+    b.dispose();
+  };
+  const s = { steps: 6, alpha: 0.013, randomStart: false, seed: 3 };
+  await same(
+    runAttack(rt, "pgd", net, x, y, 0.1, s),
+    pgd(rt, net, x, y, { eps: 0.1, ...s }),
+    "pgd, fixed alpha, no random start",
+  );
+  await same(
+    runAttack(rt, "pgd-l2", net, x, y, 0.5, s),
+    pgdL2(rt, net, x, y, { eps: 0.5, ...s }),
+    "pgd-l2",
+  );
+  await same(
+    runAttack(rt, "apgd-ce", net, x, y, 0.1, { steps: 6, randomStart: false }),
+    apgd(rt, net, x, y, { eps: 0.1, steps: 6, randomStart: false }),
+    "apgd-ce without random start",
+  );
+  // the defaults stay 2.5 eps / steps and a random start
+  await same(
+    runAttack(rt, "pgd", net, x, y, 0.1, { steps: 6, seed: 3 }),
+    pgd(rt, net, x, y, { eps: 0.1, steps: 6, alpha: 2.5 * 0.1 / 6, randomStart: true, seed: 3 }),
+    "pgd defaults",
+  );
+  const fixed = runAttack(rt, "pgd", net, x, y, 0.1, s);
+  const started = runAttack(rt, "pgd", net, x, y, 0.1, { ...s, randomStart: true });
+  assert.notDeepEqual(await fixed.read(), await started.read(), "randomStart has no effect");
+  fixed.dispose();
+  started.dispose();
 });
 
 Deno.test("deepfool() on a linear model lands (1 + overshoot) past the nearest boundary in one step", async () => {

@@ -17,7 +17,7 @@
  * $REGULA_CHROMIUM. Without it the test fails and says how to install it;
  * REGULA_SKIP_BROWSER=1 skips it instead.
  */
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 import { assert, getRuntime } from "./_util.ts";
 import { bundle } from "../scripts/bundle.ts";
 import { type CheckResult, selfCheck } from "../src/selfcheck.ts";
@@ -75,6 +75,41 @@ async function chromiumMissing(): Promise<string | null> {
     `to skip the browser tests.`;
 }
 
+/**
+ * Serves `handler` on 127.0.0.1, opens its "/" in headless Chromium (a fresh profile) and runs
+ * `fn` on the page, with the page's console and errors collected in `logs`; then closes both.
+ */
+async function withChromiumPage<T>(
+  handler: (req: Request) => Response,
+  fn: (page: Page, logs: string[]) => Promise<T>,
+): Promise<T> {
+  const missing = await chromiumMissing();
+  if (missing) assert.fail(missing);
+  const tmp = await Deno.makeTempDir({ prefix: "regula_chromium_" });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  const logs: string[] = [];
+  try {
+    const context = await chromium.launchPersistentContext(`${tmp}/profile`, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 60_000,
+    });
+    try {
+      const page = await context.newPage();
+      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+      page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+      return await fn(page, logs);
+    } finally {
+      await context.close();
+    }
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "selfCheck() in headless Chromium passes and matches Deno",
   ignore: SKIP,
@@ -87,7 +122,8 @@ Deno.test({
     const tmp = await Deno.makeTempDir({ prefix: "regula_browser_" });
     const built = await bundle({ outfile: `${tmp}/regula.js` });
     const js = await Deno.readFile(built.outfile);
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    await Deno.remove(tmp, { recursive: true });
+    const serve = (req: Request) => {
       const path = new URL(req.url).pathname;
       if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
       if (path === "/regula.js") {
@@ -95,19 +131,8 @@ Deno.test({
       }
       if (path === "/favicon.ico") return new Response(null, { status: 204 });
       return new Response("not found", { status: 404 });
-    });
-    const logs: string[] = [];
-    const context = await chromium.launchPersistentContext(`${tmp}/profile`, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 60_000,
-    });
-    try {
-      const page = await context.newPage();
-      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
-      page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+    };
+    await withChromiumPage(serve, async (page, logs) => {
       await page.waitForFunction(() => "regulaReady" in globalThis, null, { timeout: 30_000 })
         .catch(() => assert.fail(`the bundle did not load in Chromium:\n${logs.join("\n")}`));
 
@@ -150,11 +175,7 @@ Deno.test({
         );
         assert.equal(b.count, d.count, `${d.name}: number of values compared`);
       }
-    } finally {
-      await context.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });
 
@@ -194,4 +215,42 @@ Deno.test("bundle() inlines the WGSL shaders and leaves no Deno API in mod.ts's 
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "every shaders/*.wgsl compiles in headless Chromium (Tint), not only in Deno (naga)",
+  ignore: SKIP,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // Tint is stricter than naga: it rejects a constant NaN, infinity or literal above FLT_MAX,
+    // and takes a struct of builtins holding local_invocation_index as non-uniform.
+    const dir = new URL("../shaders/", import.meta.url);
+    const sources: Record<string, string> = {};
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.endsWith(".wgsl")) sources[e.name] = await Deno.readTextFile(new URL(e.name, dir));
+    }
+    assert.ok(Object.keys(sources).length > 0, "no shader found");
+    const blank = () =>
+      new Response("<!doctype html><title>regula shaders</title>", {
+        headers: { "content-type": "text/html" },
+      });
+    const errors = await withChromiumPage(blank, (page) =>
+      page.evaluate(async (sources) => {
+        // deno-lint-ignore no-explicit-any
+        const adapter = await (navigator as any).gpu?.requestAdapter();
+        if (!adapter) return ["navigator.gpu gave no adapter"];
+        const device = await adapter.requestDevice();
+        const out: string[] = [];
+        for (const [name, code] of Object.entries(sources)) {
+          const info = await device.createShaderModule({ code }).getCompilationInfo();
+          for (const m of info.messages) {
+            if (m.type === "error") out.push(`${name}:${m.lineNum}: ${m.message}`);
+          }
+        }
+        device.destroy();
+        return out;
+      }, sources));
+    assert.deepEqual(errors, [], `Tint rejects:\n${errors.join("\n")}`);
+  },
 });

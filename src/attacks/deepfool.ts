@@ -76,7 +76,7 @@ export function deepfool(
     const state = rt.upload(init, [b, S]);
     for (let it = 0; it < steps; it++) {
       rt.copy(model.forward(adv), logits);
-      runAttackKernel(rt, "deepfool_begin", { rows: logits, labels, state }, { b, k, s: S }, "row");
+      runAttackKernel(rt, "deepfool_begin", { src1: logits, labels, state }, { b, k, s: S }, "row");
       for (let c = 0; c < k; c++) {
         runAttackKernel(rt, "onehot_diff", { dst0: dz, labels, state }, {
           n: b * k,

@@ -35,7 +35,15 @@ export interface FgsmOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs; the caller disposes it
  * @example
  * ```ts
- * const xAdv = fgsm(rt, model, x, y, { eps: 0.1 });
+ * import { buildModel, fgsm, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
+ * const x = rt.upload(new Float32Array(28 * 28).fill(0.5), [1, 1, 28, 28]); // in [0, 1]
+ * const y = rt.upload(new Int32Array([7]), [1]);
+ * const xAdv = fgsm(rt, model, x, y, { eps: 0.1 }); // every pixel 0.4, 0.5 or 0.6
+ * for (const t of [x, y, xAdv]) t.dispose();
+ * model.dispose();
  * ```
  */
 export function fgsm(

@@ -5,8 +5,20 @@
  *
  * @example
  * ```ts
- * import { pgd } from "./mod.ts";
- * const xAdv = pgd(rt, model, x, y, { eps: 0.1, steps: 40 });
+ * import { Runtime } from "@regula/regula/gpu";
+ * import { buildModel, modelSpecFromName } from "@regula/regula/models";
+ * import { fgsm, pgd } from "@regula/regula/attacks";
+ *
+ * const rt = await Runtime.create();
+ * // (B, 1, 28, 28) -> (B, 10)
+ * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
+ * const x = rt.upload(new Float32Array(2 * 28 * 28).fill(0.5), [2, 1, 28, 28]); // pixels in [0, 1]
+ * const y = rt.upload(new Int32Array([3, 7]), [2]);
+ * const xFgsm = fgsm(rt, model, x, y, { eps: 0.1 });
+ * const xPgd = pgd(rt, model, x, y, { eps: 0.1, steps: 10 });
+ * console.log((await xPgd.read()).every((v) => Math.abs(v - 0.5) <= 0.1 + 1e-6)); // true
+ * for (const t of [x, y, xFgsm, xPgd]) t.dispose();
+ * model.dispose();
  * ```
  *
  * @module

@@ -56,7 +56,15 @@ export interface PgdOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs, `||x' - x||∞ <= ε`, in [0, 1]; the caller disposes it
  * @example
  * ```ts
- * const xAdv = pgd(rt, model, x, y, { eps: 8 / 255, alpha: 2 / 255, steps: 40 });
+ * import { buildModel, modelSpecFromName, pgd, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
+ * const x = rt.upload(new Float32Array(28 * 28).fill(0.5), [1, 1, 28, 28]); // in [0, 1]
+ * const y = rt.upload(new Int32Array([7]), [1]);
+ * const xAdv = pgd(rt, model, x, y, { eps: 8 / 255, alpha: 2 / 255, steps: 40 }); // |x' - x| <= ε
+ * for (const t of [x, y, xAdv]) t.dispose();
+ * model.dispose();
  * ```
  */
 export function pgd(

@@ -56,10 +56,15 @@ export interface AttackSettings {
   steps?: number;
   /** Restarts of pgd, pgd-l2 and apgd. Default 1. */
   restarts?: number;
-  /** Random start of pgd / pgd-l2. Default true. */
+  /** Random start of pgd, pgd-l2 and apgd; false starts at x. Default true. */
   randomStart?: boolean;
   /** PGD step size as a multiple of ε/steps. Default 2.5 (Madry et al.). */
   alphaFactor?: number;
+  /**
+   * PGD / PGD-L2 step size in pixel units, the same at every ε (torchattacks' `alpha`, e.g.
+   * 2/255); overrides `alphaFactor`.
+   */
+  alpha?: number;
   /** Binary-search steps of cw. Default 5. */
   searchSteps?: number;
   /** Seed of every random draw. Default 0. */
@@ -96,7 +101,7 @@ export function runAttack(
       const o = {
         eps,
         steps,
-        alpha: (s.alphaFactor ?? 2.5) * eps / Math.max(steps, 1),
+        alpha: s.alpha ?? (s.alphaFactor ?? 2.5) * eps / Math.max(steps, 1),
         restarts,
         randomStart: s.randomStart ?? true,
         seed,
@@ -110,6 +115,7 @@ export function runAttack(
         steps: s.steps ?? 100,
         restarts,
         seed,
+        randomStart: s.randomStart ?? true,
         loss: name === "apgd-ce" ? "ce" : "dlr",
       });
     case "cw":
@@ -309,7 +315,13 @@ export async function robustness(
         }
       }
       if (check && strong) {
-        const big = runAttack(rt, strong, model, x, y, bigEps, opts);
+        // A fixed step (opts.alpha) is scaled with ε here, keeping alpha/ε as at the middle ε:
+        // the check asks whether the attack succeeds when the ball covers the box, and a step
+        // sized for a small ε could not cross it in the given iterations.
+        const big = runAttack(rt, strong, model, x, y, bigEps, {
+          ...opts,
+          alpha: opts.alpha !== undefined && midEps > 0 ? opts.alpha * bigEps / midEps : undefined,
+        });
         bigCorrect += (await correctOf(model, big, ys)).filter((c, j) => c && cleanB[j]).length;
         big.dispose();
         const base = runAttack(rt, strong, model, x, y, midEps, opts);

@@ -82,9 +82,13 @@ export class Runtime {
    * Acquires a device and wraps it.
    * @example
    * ```ts
+   * import { Runtime } from "@regula/regula";
+   *
+   * // Without an adapter this throws a NoAdapterError saying what was tried and how to get one.
    * const rt = await Runtime.create();
    * const a = rt.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
-   * console.log(await a.read());
+   * console.log(rt.description, await a.read()); // Float32Array [1, 2, 3, 4]
+   * a.dispose();
    * ```
    */
   static async create(options: DeviceOptions = {}): Promise<Runtime> {
@@ -122,8 +126,13 @@ export class Runtime {
    * @returns a tensor no kernel reads or writes; disposing it throws
    * @example
    * ```ts
+   * import type { Kernel, Runtime, Tensor } from "@regula/regula";
+   *
    * // An entry point of a file with four bindings that uses only the first and the third:
-   * rt.dispatch(kernel, { bindings: [x, rt.placeholder(0), y, rt.placeholder(1)], workgroups });
+   * export function launch(rt: Runtime, kernel: Kernel, x: Tensor, y: Tensor): void {
+   *   const bindings = [x, rt.placeholder(0), y, rt.placeholder(1)];
+   *   rt.dispatch(kernel, { bindings, workgroups: rt.grid(x.size, 256) });
+   * }
    * ```
    */
   placeholder(index: number): Tensor {

@@ -9,11 +9,17 @@
  *
  * @example
  * ```ts
- * import { readLoss, softmaxCrossEntropy } from "./mod.ts";
+ * import { Runtime } from "@regula/regula/gpu";
+ * import { readLoss, softmaxCrossEntropy } from "@regula/regula/losses";
+ *
+ * const rt = await Runtime.create();
+ * const logits = rt.upload(new Float32Array([2, 0, -1, 0, 1, 0]), [2, 3]); // (B, K)
+ * const labels = rt.upload(new Int32Array([0, 1]), [2]);
  * const ce = softmaxCrossEntropy(rt, logits, labels, { labelSmoothing: 0.1 });
- * model.backward(ce.dLogits!);
- * console.log(await readLoss(ce));
+ * console.log(await readLoss(ce)); // mean over the batch; ce.dLogits feeds model.backward
  * ce.dispose();
+ * logits.dispose();
+ * labels.dispose();
  * ```
  *
  * @module

@@ -1,67 +1,14 @@
 /**
- * Small dense float64 linear algebra for the metrics: the cyclic Jacobi eigensolver for
- * symmetric matrices (Golub & Van Loan, "Matrix Computations", 4th ed., sec. 8.5) and subspace
- * iteration with a Rayleigh–Ritz step for the top eigenpairs of a symmetric PSD matrix (ibid.,
- * sec. 8.2.4; Saad, "Numerical Methods for Large Eigenvalue Problems", ch. 5).
+ * Small dense float64 linear algebra for the metrics, on the symmetric Jacobi eigensolver of
+ * src/linalg/eigen.ts: subspace iteration with a Rayleigh–Ritz step for the top eigenpairs of a
+ * symmetric PSD matrix (Golub & Van Loan, "Matrix Computations", 4th ed., sec. 8.2.4; Saad,
+ * "Numerical Methods for Large Eigenvalue Problems", ch. 5) and singular values from the smaller
+ * Gram matrix.
  *
  * @module
  */
 
-/**
- * All eigenpairs of a symmetric (n, n) matrix, largest first.
- * @param a (n, n) row-major (only read)
- * @param n order
- * @returns `values` (n,) descending and `vectors` (n, n) with eigenvector k in column k
- */
-export function jacobiEigen(
-  a: ArrayLike<number>,
-  n: number,
-): { values: Float64Array; vectors: Float64Array } {
-  const A = Float64Array.from(a);
-  const V = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) V[i * n + i] = 1;
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let off = 0, tot = 0;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        tot += A[i * n + j] ** 2;
-        if (i !== j) off += A[i * n + j] ** 2;
-      }
-    }
-    if (off <= 1e-30 * tot) break;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = A[p * n + q];
-        if (apq === 0) continue;
-        const theta = (A[q * n + q] - A[p * n + p]) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = A[k * n + p], akq = A[k * n + q];
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = A[p * n + k], aqk = A[q * n + k];
-          A[p * n + k] = c * apk - s * aqk;
-          A[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = V[k * n + p], vkq = V[k * n + q];
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => A[y * n + y] - A[x * n + x]);
-  const values = new Float64Array(n), vectors = new Float64Array(n * n);
-  order.forEach((src, k) => {
-    values[k] = A[src * n + src];
-    for (let i = 0; i < n; i++) vectors[i * n + k] = V[i * n + src];
-  });
-  return { values, vectors };
-}
+import { symmetricEigen } from "../linalg/eigen.ts";
 
 /** Orthonormalises the p columns of Q (m, p) in place (modified Gram–Schmidt, twice). */
 function orthonormalizeColumns(Q: Float64Array, m: number, p: number): void {
@@ -105,7 +52,7 @@ export function topEigen(
     return { values: values.slice(0, k), vectors: v };
   };
   if (m <= 48) {
-    const e = jacobiEigen(a, m);
+    const e = symmetricEigen(a, m);
     return take(e.values, e.vectors, m);
   }
   const p = Math.min(m, k + 6);
@@ -119,7 +66,7 @@ export function topEigen(
   orthonormalizeColumns(Q, m, p);
   const maxIter = opts.maxIter ?? 2000, tol = opts.tol ?? 1e-13;
   let prev = new Float64Array(k).fill(Infinity);
-  const Z = new Float64Array(m * p);
+  const Z = new Float64Array(m * p), QR = new Float64Array(m * p);
   let ritz: { values: Float64Array; vectors: Float64Array } = {
     values: new Float64Array(p),
     vectors: new Float64Array(p * p),
@@ -145,7 +92,7 @@ export function topEigen(
     for (let i = 0; i < p; i++) {
       for (let j = 0; j < i; j++) B[i * p + j] = B[j * p + i] = (B[i * p + j] + B[j * p + i]) / 2;
     }
-    ritz = jacobiEigen(B, p);
+    ritz = symmetricEigen(B, p);
     let done = true;
     for (let j = 0; j < k; j++) {
       if (Math.abs(ritz.values[j] - prev[j]) > tol * Math.max(1e-300, Math.abs(ritz.values[0]))) {
@@ -153,8 +100,7 @@ export function topEigen(
       }
     }
     prev = ritz.values.slice(0, k);
-    // Rotate Q onto the Ritz vectors, then iterate on A Q.
-    const QR = new Float64Array(m * p);
+    // Rotate Q onto the Ritz vectors (the Ritz pairs' eigenvector estimates), then iterate on A Q.
     for (let r = 0; r < m; r++) {
       for (let j = 0; j < p; j++) {
         let v = 0;
@@ -162,19 +108,12 @@ export function topEigen(
         QR[r * p + j] = v;
       }
     }
-    if (done && it > 2) return take(ritz.values, QR, p);
+    if (done && it > 2) break;
     Q = Z.slice();
     orthonormalizeColumns(Q, m, p);
   }
-  // Not converged to tol: return the last Ritz pairs (still accurate for a gapped spectrum).
-  const QR = new Float64Array(m * p);
-  for (let r = 0; r < m; r++) {
-    for (let j = 0; j < p; j++) {
-      let v = 0;
-      for (let i = 0; i < p; i++) v += Q[r * p + i] * ritz.vectors[i * p + j];
-      QR[r * p + j] = v;
-    }
-  }
+  // Converged, or not to tol after maxIter: the last Ritz pairs (still accurate for a gapped
+  // spectrum), each with the vector from the basis it was computed in.
   return take(ritz.values, QR, p);
 }
 
@@ -208,5 +147,5 @@ export function singularValues(w: ArrayLike<number>, m: number, n: number): Floa
       for (let j = i; j < n; j++) g[i * n + j] = g[j * n + i] = col[i * n + j];
     }
   }
-  return jacobiEigen(g, small).values.map((v) => Math.sqrt(Math.max(0, v)));
+  return symmetricEigen(g, small).values.map((v) => Math.sqrt(Math.max(0, v)));
 }

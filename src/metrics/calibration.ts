@@ -81,8 +81,22 @@ export interface PredictionOptions {
  * @returns CPU arrays (owned by the caller)
  * @example
  * ```ts
+ * import {
+ *   buildModel,
+ *   calibration,
+ *   modelSpecFromName,
+ *   predictionStats,
+ *   Runtime,
+ *   toy2d,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const ds = toy2d({ split: "test" });
  * const s = await predictionStats(rt, model, { x: ds.x, y: ds.y, sampleShape: ds.sampleShape });
  * const { ece } = calibration(s.confidence, s.correct);
+ * console.log(ece);
+ * model.dispose();
  * ```
  */
 export function predictionStats(
@@ -208,7 +222,11 @@ export interface Calibration {
  * @returns ECE, MCE and the M bins
  * @example
  * ```ts
- * const { ece, mce, bins } = calibration(stats.confidence, stats.correct);
+ * import { calibration } from "@regula/regula";
+ *
+ * // Four predictions: confidences and whether each was right.
+ * const { ece, mce, bins } = calibration([0.9, 0.8, 0.6, 0.95], [1, 0, 1, 1], { bins: 10 });
+ * console.log(ece, mce, bins.length); // bins.length === 10
  * ```
  */
 export function calibration(
@@ -273,6 +291,17 @@ export interface EvaluationReport extends ClassificationMetrics, Calibration {
  * @param data samples with labels
  * @param opts batch size, calibration bins (default 15)
  * @returns the metrics (CPU numbers)
+ * @example
+ * ```ts
+ * import { buildModel, evaluateMetrics, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const ds = toy2d({ split: "test" });
+ * const m = await evaluateMetrics(rt, model, { x: ds.x, y: ds.y, sampleShape: ds.sampleShape });
+ * console.log(m.accuracy, m.loss, m.ece, m.mce, m.confusion);
+ * model.dispose();
+ * ```
  */
 export async function evaluateMetrics(
   rt: Runtime,

@@ -125,7 +125,14 @@ export interface JacobianNormStats {
  * @returns norms and their distribution (CPU numbers)
  * @example
  * ```ts
+ * import { buildModel, jacobianFrobenius, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
+ * const x = new Float32Array(8 * 28 * 28).fill(0.5); // 8 samples in [0, 1]
  * const { mean, se } = await jacobianFrobenius(rt, model, { x, sampleShape: [1, 28, 28] });
+ * console.log(`||J||_F = ${mean} ± ${se}`);
+ * model.dispose();
  * ```
  */
 export function jacobianFrobenius(

@@ -7,9 +7,20 @@
  *
  * @example
  * ```ts
- * import { evaluateMetrics, planeTv } from "./mod.ts";
+ * import { Runtime } from "@regula/regula/gpu";
+ * import { toy2d } from "@regula/regula/data";
+ * import { buildModel, modelSpecFromName } from "@regula/regula/models";
+ * import { evaluateMetrics, planeTv } from "@regula/regula/metrics";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const ds = toy2d({ seed: 0, split: "test" });
  * const m = await evaluateMetrics(rt, model, { x: ds.x, y: ds.y, sampleShape: ds.sampleShape });
- * const tv = await planeTv(rt, model, { x: ds.x, sampleShape: ds.sampleShape }, { range: 5 });
+ * console.log(m.accuracy, m.ece); // accuracy and expected calibration error (untrained here)
+ * const data = { x: ds.x, sampleShape: ds.sampleShape };
+ * const tv = await planeTv(rt, model, data, { images: 2, planesPerImage: 2, resolution: 32 });
+ * console.log(`${tv.isoMean} ± ${tv.isoSe}`);
+ * model.dispose();
  * ```
  *
  * @module

@@ -80,6 +80,10 @@ export interface ReportOptions {
   eps?: number[];
   /** PGD iterations. Default 20. */
   pgdSteps?: number;
+  /** PGD step in pixel units, the same at every ε. Default 2.5 ε / pgdSteps. */
+  pgdAlpha?: number;
+  /** PGD starts at a random point of the ball. Default true. */
+  randomStart?: boolean;
   /** Samples for the PCA scatters (0 = none). Default 300. */
   pcaSamples?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
@@ -131,6 +135,10 @@ export interface ReportSettings {
   attacksSkipped: boolean;
   /** PGD iterations. */
   pgdSteps: number;
+  /** PGD step in pixel units (undefined: 2.5 ε / pgdSteps). */
+  pgdAlpha?: number;
+  /** Whether PGD started at a random point of the ball. */
+  randomStart: boolean;
 }
 
 /** Everything measured of one model. */
@@ -214,6 +222,7 @@ export async function measureModels(
   const jn = Math.min(n, opts.jacobianSamples ?? 200);
   const nproj = opts.nproj ?? -1;
   const pgdSteps = opts.pgdSteps ?? 20;
+  const pgdAlpha = opts.pgdAlpha, randomStart = opts.randomStart ?? true;
   // The attacks clip to the [0, 1] pixel box (src/attacks); data outside it (the 2-D toy
   // problem) would be moved into the box by the clip alone, so they are skipped there.
   let inBox = true;
@@ -297,6 +306,8 @@ export async function measureModels(
         attacks,
         eps,
         steps: pgdSteps,
+        alpha: pgdAlpha,
+        randomStart,
         seed,
         sanityChecks: false,
       });
@@ -388,6 +399,8 @@ export async function measureModels(
       eps,
       attacksSkipped: !inBox && asked.length > 0,
       pgdSteps,
+      pgdAlpha,
+      randomStart,
     },
     models: measured,
   };

@@ -122,8 +122,15 @@ export interface PlaneTvStats {
  * @returns per-plane TV and its mean ± se
  * @example
  * ```ts
- * const tv = await planeTv(rt, model, test, { images: 10, planesPerImage: 5, range: 5 });
+ * import { buildModel, modelSpecFromName, planeTv, Runtime, toy2d } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const test = toy2d({ split: "test" });
+ * const opts = { images: 4, planesPerImage: 2, range: 5, resolution: 64 };
+ * const tv = await planeTv(rt, model, test, opts);
  * console.log(`${tv.isoMean} ± ${tv.isoSe}`);
+ * model.dispose();
  * ```
  */
 export function planeTv(

@@ -5,9 +5,13 @@
  *
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName } from "./mod.ts";
+ * import { Runtime } from "@regula/regula/gpu";
+ * import { buildModel, modelSpecFromName } from "@regula/regula/models";
+ *
+ * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet-relu", { dropout: 0.5 }), { seed: 1 });
  * console.log(model.params().map((p) => p.name)); // conv1.weight, conv1.bias, ..., fc3.bias
+ * model.dispose();
  * ```
  *
  * @module

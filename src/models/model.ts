@@ -113,8 +113,15 @@ function inputShapeOf(spec: ModelSpec): number[] {
  * @throws Error for an invalid spec or init scheme
  * @example
  * ```ts
+ * import { buildModel, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 1 });
- * const logits = model.forward(x); // x (B, 1, 28, 28) in [0, 1]; logits (B, 10)
+ * const x = rt.zeros([4, 1, 28, 28]); // (B, 1, 28, 28), pixels in [0, 1]
+ * const logits = model.forward(x); // (B, 10), owned by the model
+ * console.log(logits.shape); // [4, 10]
+ * x.dispose();
+ * model.dispose();
  * ```
  */
 export function buildModel(

@@ -6,9 +6,12 @@
  *
  * @example
  * ```ts
- * import { classMapImage, encodePng, pngDataUri, renderSvg, lineChart } from "./mod.ts";
- * const uri = pngDataUri(encodePng(classMapImage(plane.classes, 250, 250, { classes: 10 })));
+ * import { classMapImage, encodePng, lineChart, pngDataUri, renderSvg } from "@regula/regula/plot";
+ *
+ * const classes = Int32Array.from({ length: 64 * 64 }, (_, i) => (i % 64 < 32 ? 0 : 1));
+ * const uri = pngDataUri(encodePng(classMapImage(classes, 64, 64, { classes: 2 })));
  * const svg = await renderSvg(lineChart([{ x: 0, y: 1, series: "loss" }]));
+ * console.log(uri.slice(0, 22), svg.length); // data:image/png;base64 ...
  * ```
  *
  * @module

@@ -294,7 +294,9 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         yTitle: "accuracy",
         yDomain: [0, 1],
       })),
-      caption: `PGD: ${s.pgdSteps} steps, step 2.5ε/steps, random start`,
+      caption: `PGD: ${s.pgdSteps} steps, step ${
+        s.pgdAlpha === undefined ? "2.5ε/steps" : s.pgdAlpha
+      }, ${s.randomStart ? "random start" : "no random start"}`,
     });
   }
   blocks.push(

@@ -1,14 +1,18 @@
 /**
- * Float64 CPU references for src/linalg: the symmetric eigendecomposition by the cyclic two-sided
- * Jacobi method (Golub & Van Loan, "Matrix Computations", 4th ed., alg. 8.5.3) and singular values
- * as the square roots of the eigenvalues of the smaller Gram matrix. A different algorithm from
- * the GPU's one-sided Jacobi, so that the two are independent checks of each other.
+ * Float64 CPU references for src/linalg: singular values as the square roots of the eigenvalues
+ * of the smaller Gram matrix, and hard SVB's clipping through the same eigendecomposition, both on
+ * the cyclic two-sided Jacobi solver of src/linalg/eigen.ts (Golub & Van Loan, "Matrix
+ * Computations", 4th ed., alg. 8.5.3). A different algorithm from the GPU's one-sided Jacobi, so
+ * that the two are independent checks of each other.
  *
  * @module
  */
 
+import { symmetricEigen } from "../linalg/eigen.ts";
+
 /**
- * Eigenvalues and eigenvectors of a symmetric (n, n) matrix.
+ * Eigenvalues and eigenvectors of a symmetric (n, n) matrix, smallest first: the Jacobi solver of
+ * src/linalg/eigen.ts, reordered.
  * @param a (n, n) row-major, symmetric (only read)
  * @param n order
  * @returns `values` (n,) ascending and `vectors` (n, n) with eigenvector k in column k
@@ -17,50 +21,12 @@ export function symmetricEigenRef(
   a: ArrayLike<number>,
   n: number,
 ): { values: Float64Array; vectors: Float64Array } {
-  const A = Float64Array.from(a);
-  const V = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) V[i * n + i] = 1;
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0, diag = 0;
-    for (let i = 0; i < n; i++) {
-      diag += A[i * n + i] ** 2;
-      for (let j = i + 1; j < n; j++) off += A[i * n + j] ** 2;
-    }
-    if (off <= 1e-30 * diag || off === 0) break;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = A[p * n + q];
-        if (apq === 0) continue;
-        const app = A[p * n + p], aqq = A[q * n + q];
-        const tau = (aqq - app) / (2 * apq);
-        const t = (tau >= 0 ? 1 : -1) / (Math.abs(tau) + Math.sqrt(1 + tau * tau));
-        const c = 1 / Math.sqrt(1 + t * t), s = t * c;
-        // A ← Jᵀ A J with J the rotation in the (p, q) plane.
-        for (let k = 0; k < n; k++) {
-          const akp = A[k * n + p], akq = A[k * n + q];
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = A[p * n + k], aqk = A[q * n + k];
-          A[p * n + k] = c * apk - s * aqk;
-          A[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = V[k * n + p], vkq = V[k * n + q];
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => A[x * n + x] - A[y * n + y]);
-  const values = new Float64Array(n);
+  const desc = symmetricEigen(a, n);
+  const values = desc.values.reverse();
   const vectors = new Float64Array(n * n);
-  order.forEach((src, dst) => {
-    values[dst] = A[src * n + src];
-    for (let k = 0; k < n; k++) vectors[k * n + dst] = V[k * n + src];
-  });
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < n; k++) vectors[i * n + k] = desc.vectors[i * n + (n - 1 - k)];
+  }
   return { values, vectors };
 }
 
@@ -103,10 +69,8 @@ export function smallGramRef(w: ArrayLike<number>, m: number, n: number): Float6
  */
 export function singularValuesRef(w: ArrayLike<number>, m: number, n: number): Float64Array {
   const p = Math.min(m, n);
-  const { values } = symmetricEigenRef(smallGramRef(w, m, n), p);
-  const s = new Float64Array(p);
-  for (let i = 0; i < p; i++) s[i] = Math.sqrt(Math.max(0, values[p - 1 - i]));
-  return s;
+  const { values } = symmetricEigen(smallGramRef(w, m, n), p);
+  return values.map((v) => Math.sqrt(Math.max(0, v)));
 }
 
 /**
@@ -126,7 +90,7 @@ export function clipSingularValuesRef(
   hi: number,
 ): Float64Array {
   const p = Math.min(m, n);
-  const { values, vectors: Q } = symmetricEigenRef(smallGramRef(w, m, n), p);
+  const { values, vectors: Q } = symmetricEigen(smallGramRef(w, m, n), p);
   // M = Q diag(f) Qᵀ, f = clip(σ)/σ (1 for σ = 0).
   const f = Array.from(values, (v) => {
     const s = Math.sqrt(Math.max(0, v));

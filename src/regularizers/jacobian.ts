@@ -130,9 +130,16 @@ class JacobianEngine extends ChainEngine {
  * @throws Error for an unsupported layer, a BatchNorm in training mode, or bad options
  * @example
  * ```ts
- * const jr = jacobianPenalty(rt, model, x, { nproj: 1, seed: 1, step, lambda: 0.01 });
- * console.log((await jr.value.read())[0]);
+ * import { buildModel, jacobianPenalty, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 }); // 2 → 64 → 64 → 4
+ * const x = rt.upload(new Float32Array([0.9, 1.1, -1, 1]), [2, 2]); // (B, 2)
+ * const jr = jacobianPenalty(rt, model, x, { nproj: 1, seed: 1, step: 0, lambda: 0.01 });
+ * console.log((await jr.value.read())[0], await jr.perSample.read()); // (λ/2) mean R, R per sample
  * jr.dispose();
+ * x.dispose();
+ * model.dispose();
  * ```
  */
 export function jacobianPenalty(
@@ -186,6 +193,25 @@ export interface JacobianRegularizerOptions {
  * projections keyed by (seed, step).
  * @param opts lambda (0.01), nproj (1), seed
  * @returns a Regularizer named "jacobian"
+ * @example
+ * ```ts
+ * import {
+ *   buildModel,
+ *   jacobianRegularizer,
+ *   modelSpecFromName,
+ *   Runtime,
+ *   toy2d,
+ *   train,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const regularizers = [jacobianRegularizer({ lambda: 0.01, nproj: 1 })];
+ * const options = { epochs: 1, batchSize: 64, lr: 0.05, regularizers };
+ * const result = await train(model, { train: toy2d() }, options);
+ * console.log(result.history[0].penalties.jacobian); // mean (λ/2) R over the epoch
+ * model.dispose();
+ * ```
  */
 export function jacobianRegularizer(opts: JacobianRegularizerOptions = {}): Regularizer {
   const lambda = checkWeight("jacobianRegularizer", "lambda", opts.lambda ?? 0.01);

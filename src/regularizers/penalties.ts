@@ -159,7 +159,15 @@ export interface LambdaPenaltyOptions extends ParamPenaltyOptions {
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  * @example
  * ```ts
- * const { value } = l1Penalty(rt, model.params(), { lambda: 1e-5 }); // after model.backward
+ * import { buildModel, l1Penalty, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * // After model.backward: adds λ sign(w) into the weights' grads.
+ * const { value } = l1Penalty(rt, model.params(), { lambda: 1e-5 });
+ * console.log(await value.read()); // [λ Σ|w|] over the weights (and biases with `biases: true`)
+ * value.dispose();
+ * model.dispose();
  * ```
  */
 export function l1Penalty(
@@ -180,6 +188,18 @@ export function l1Penalty(
  * @param params a model's `params()`
  * @param opts lambda, biases, norms, grad (default true), out
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
+ * @example
+ * ```ts
+ * import { buildModel, l2Penalty, modelSpecFromName, Runtime } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * // After model.backward: adds λ w into the weights' grads.
+ * const { value } = l2Penalty(rt, model.params(), { lambda: 5e-4 });
+ * console.log(await value.read()); // [(λ/2) Σ w²] over the weights (and biases with `biases: true`)
+ * value.dispose();
+ * model.dispose();
+ * ```
  */
 export function l2Penalty(
   rt: Runtime,
@@ -437,6 +457,25 @@ export function l1Regularizer(opts: LambdaRegularizerOptions = {}): Regularizer 
  * SGD it equals `weight_decay = λ` on those weights; it is not AdamW's decoupled decay).
  * @param opts lambda (default 5e-4, the seed study's value), biases (false), norms (false)
  * @returns a Regularizer named "l2"
+ * @example
+ * ```ts
+ * import {
+ *   buildModel,
+ *   l2Regularizer,
+ *   modelSpecFromName,
+ *   Runtime,
+ *   toy2d,
+ *   train,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const regularizers = [l2Regularizer({ lambda: 5e-4 })];
+ * const options = { epochs: 1, batchSize: 64, lr: 0.05, regularizers };
+ * const result = await train(model, { train: toy2d() }, options);
+ * console.log(result.history[0].penalties.l2); // mean (λ/2) ||w||² over the epoch
+ * model.dispose();
+ * ```
  */
 export function l2Regularizer(opts: LambdaRegularizerOptions = {}): Regularizer {
   const lambda = opts.lambda ?? 5e-4;

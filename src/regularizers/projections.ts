@@ -30,6 +30,17 @@ export interface HardSvbOptions extends JacobiOptions {
  * @param params a model's `params()` (weights with ≥ 2 dimensions are projected in place)
  * @param opts eps (default 0.5), maxSweeps, tol
  * @throws Error for ε < 0
+ * @example
+ * ```ts
+ * import { buildModel, hardSvb, modelSpecFromName, Runtime, weightStats } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * hardSvb(rt, model.params(), { eps: 0.5 });
+ * const stats = await weightStats(model.params());
+ * console.log(stats.map((s) => [s.name, Math.max(...s.singularValues!)])); // each <= 1.5
+ * model.dispose();
+ * ```
  */
 export function hardSvb(rt: Runtime, params: readonly Param[], opts: HardSvbOptions = {}): void {
   const eps = opts.eps ?? 0.5;

@@ -23,12 +23,28 @@
  *
  * @example
  * ```ts
+ * import {
+ *   buildModel,
+ *   modelSpecFromName,
+ *   Runtime,
+ *   splitDataset,
+ *   toy2d,
+ *   train,
+ * } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const { train: trainSet, val: valSet } = splitDataset(toy2d(), { valFraction: 0.25 });
  * const result = await train(model, { train: trainSet, val: valSet }, {
- *   epochs: 10, batchSize: 64, lr: 0.05,
+ *   epochs: 10,
+ *   batchSize: 64,
+ *   lr: 0.05,
  *   optimizer: { algorithm: "sgd", momentum: 0.9 },
- *   schedule: "step", earlyStopping: { kind: "gl", alpha: 5 },
+ *   schedule: "step",
+ *   earlyStopping: { kind: "gl", alpha: 5 },
  * });
- * console.log(result.history.at(-1)?.valAccuracy);
+ * console.log(result.history.at(-1)?.valAccuracy, result.stopReason);
+ * model.dispose();
  * ```
  *
  * @module
@@ -292,6 +308,16 @@ class GpuSums {
  * @param opts batch size, per-class accuracy, limit
  * @returns mean cross-entropy, accuracy, count (and per-class accuracy, predictions)
  * @throws Error if the model does not fit the data
+ * @example
+ * ```ts
+ * import { buildModel, evaluate, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
+ *
+ * const rt = await Runtime.create();
+ * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
+ * const r = await evaluate(model, toy2d({ split: "test" }), { perClass: true });
+ * console.log(r.loss, r.accuracy, r.perClassAccuracy);
+ * model.dispose();
+ * ```
  */
 export async function evaluate(
   model: Sequential,
