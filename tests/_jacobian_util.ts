@@ -17,6 +17,7 @@ import { Normalize } from "../src/layers/normalize.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
 import { BasicBlock } from "../src/layers/residual.ts";
 import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
+import { WeightNorm } from "../src/layers/weight_norm.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -94,13 +95,16 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
     const n = (k: string) => d[k] as number;
     switch (d.type) {
       case "linear":
-        return new Linear(rt, name, n("in"), n("out"), { bias: (d.bias as boolean) ?? true });
-      case "conv2d":
-        return new Conv2d(rt, name, n("in"), n("out"), n("kernel"), {
-          stride: (d.stride as number) ?? 1,
-          padding: (d.padding as number) ?? 0,
-          bias: (d.bias as boolean) ?? true,
-        });
+      case "conv2d": {
+        const l = d.type === "linear"
+          ? new Linear(rt, name, n("in"), n("out"), { bias: (d.bias as boolean) ?? true })
+          : new Conv2d(rt, name, n("in"), n("out"), n("kernel"), {
+            stride: (d.stride as number) ?? 1,
+            padding: (d.padding as number) ?? 0,
+            bias: (d.bias as boolean) ?? true,
+          });
+        return d.weight_norm ? new WeightNorm(rt, l) : l;
+      }
       case "maxpool2d":
         return new MaxPool2d(rt, name, n("kernel"), {
           stride: (d.stride as number) ?? n("kernel"),

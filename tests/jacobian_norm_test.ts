@@ -62,6 +62,16 @@ const CNN_GN: LayerDesc[] = [
   { type: "linear", name: "fc", in: 54, out: 3 },
 ];
 
+/** Weight-normalized Linear and Conv2d (torch.nn.utils.weight_norm), with curvature between. */
+const WN_CNN: LayerDesc[] = [
+  { type: "conv2d", name: "conv1", in: 2, out: 3, kernel: 3, weight_norm: true },
+  { type: "tanh" },
+  { type: "flatten" },
+  { type: "linear", name: "fc1", in: 27, out: 6, weight_norm: true },
+  { type: "sigmoid" },
+  { type: "linear", name: "fc2", in: 6, out: 4, weight_norm: true, bias: false },
+];
+
 const CASES: Case[] = [
   {
     name: "MLP + LayerNorm",
@@ -91,9 +101,23 @@ const CASES: Case[] = [
     op: "gradient_norm",
     live: ["conv1.weight", "gn1.weight"],
   },
+  {
+    name: "weight-normalized CNN",
+    desc: WN_CNN,
+    x: [3, 2, 5, 5],
+    op: "jacobian",
+    live: ["conv1.weight_g", "conv1.weight_v", "fc2.weight_g", "fc1.bias"],
+  },
+  {
+    name: "weight-normalized CNN (gradient norm)",
+    desc: WN_CNN,
+    x: [2, 2, 5, 5],
+    op: "gradient_norm",
+    live: ["conv1.weight_g", "conv1.weight_v", "fc2.weight_v"],
+  },
 ];
 
-Deno.test("penalties through LayerNorm and GroupNorm match PyTorch double backprop", async () => {
+Deno.test("penalties through LayerNorm, GroupNorm and weight normalization match PyTorch double backprop", async () => {
   const rt = await getRuntime();
   const jobs: TorchJob[] = [];
   const got: { value: number; perSample: Float32Array; grads: Map<string, Float32Array> }[] = [];

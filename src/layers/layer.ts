@@ -34,6 +34,12 @@ export interface Param {
   grad?: Tensor;
   /** "weight" tensors are penalised by default; "bias" and "buffer" are not. */
   kind: "weight" | "bias" | "buffer";
+  /**
+   * A per-unit scale stored with singleton dimensions (weight normalization's `weight_g`,
+   * (O, 1) or (O, 1, 1, 1)): selected like a one-dimensional weight (BatchNorm γ), not as a
+   * matrix, by the regularizers; initialized to the row norms of the matching `weight_v`.
+   */
+  scale?: boolean;
 }
 
 /**
