@@ -24,9 +24,7 @@ import { gradientNormPenalty } from "../src/regularizers/gradient_norm.ts";
 import type { PenaltyResult } from "../src/regularizers/_engine.ts";
 import { buildModel as buildSpecModel } from "../src/models/model.ts";
 import { modelSpecFromName } from "../src/models/spec.ts";
-import { createOptimizer } from "../src/train/optim.ts";
-import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
-import type { StepContext } from "../src/hooks/step.ts";
+import { train } from "../src/train/train.ts";
 
 /**
  * Stem conv + eval BatchNorm, an identity-shortcut block, a projection-shortcut block (stride 2,
@@ -108,53 +106,41 @@ Deno.test("Jacobian, determinant and gradient-norm penalties through BasicBlock 
   }
 });
 
-Deno.test("ResNet-18 trains two steps with the Jacobian regularizer (eval-mode BatchNorm)", async () => {
+Deno.test("train() runs ResNet-18 two steps with the Jacobian regularizer in eval mode", async () => {
   const rt = await getRuntime();
   // 8x8 inputs: the smallest ResNet-18 accepts (three stride-2 stages, then a 1x1 pool).
   const model = buildSpecModel(rt, modelSpecFromName("resnet18", { inputSize: 8 }), { seed: 3 });
-  const b = 2;
-  const x = upload(rt, randomArray(b * 3 * 8 * 8, 5, 0, 1), [b, 3, 8, 8]);
-  const y = rt.upload(new Int32Array([1, 7]), [b], "i32");
-  const jr = jacobianRegularizer({ lambda: 0.1, nproj: 1 });
-  const opt = createOptimizer(rt, { algorithm: "sgd", momentum: 0.9 });
-  const params = model.params();
-  const watched = params.find((p) => p.name === "layer4.1.conv2.weight")!;
+  const n = 4;
+  const data = {
+    name: "random",
+    x: randomArray(n * 3 * 8 * 8, 5, 0, 1),
+    y: Int32Array.from([1, 7, 3, 0]),
+    sampleShape: [3, 8, 8],
+    classes: 10,
+    length: n,
+  };
+  const watched = model.params().find((p) => p.name === "layer4.1.conv2.weight")!;
   const before = await watched.value.read();
-  // The Jacobian penalties refuse BatchNorm in training mode (it couples the batch): the steps
-  // run with the running statistics, γ and β still trained.
-  model.eval();
-  const penalties: number[] = [];
-  for (let step = 0; step < 2; step++) {
-    model.zeroGrad();
-    const logits = model.forward(x);
-    const ce = softmaxCrossEntropy(rt, logits, y);
-    model.backwardParams(ce.dLogits!);
-    const ctx: StepContext = {
-      rt,
-      model,
-      params,
-      x,
-      y,
-      step,
-      epoch: 0,
-      stepsPerEpoch: 2,
-      seed: 0,
-    };
-    const gBefore = await watched.grad!.read();
-    penalties.push((await jr.afterBackward!(ctx)!.read())[0]);
-    const gAfter = await watched.grad!.read();
-    assert.ok(gAfter.some((q, i) => q !== gBefore[i]), "the penalty reached layer4.1.conv2");
-    assert.ok(Number.isFinite((await ce.loss.read())[0]), "finite cross-entropy");
-    opt.step(params, 0.01);
-    rt.submit();
-    ce.dispose();
-  }
-  assert.ok(penalties.every((p) => Number.isFinite(p) && p > 0), `penalties ${penalties}`);
+  const options = {
+    epochs: 1,
+    batchSize: 2,
+    lr: 0.01,
+    optimizer: { algorithm: "sgd" as const, momentum: 0.9 },
+    regularizers: [jacobianRegularizer({ lambda: 0.1, nproj: 1 })],
+  };
+  // In training mode BatchNorm couples the batch, and the penalty refuses it, naming it.
+  await assert.rejects(
+    () => train(model, { train: data }, options),
+    /BatchNorm 'bn1' is in training mode/,
+  );
+  const result = await train(model, { train: data }, { ...options, trainMode: false });
+  const rec = result.history.at(-1)!;
+  assert.equal(rec.steps, 2);
+  assert.ok(Number.isFinite(rec.trainLoss), `loss ${rec.trainLoss}`);
+  const jr = rec.penalties.jacobian;
+  assert.ok(Number.isFinite(jr) && jr > 0, `penalty ${jr}`);
   const after = await watched.value.read();
-  assert.ok(after.some((q, i) => q !== before[i]), "the weights moved");
-  jr.dispose?.();
-  opt.dispose();
-  x.dispose();
-  y.dispose();
+  assert.ok(after.some((q, i) => q !== before[i]), "layer4.1.conv2 moved");
+  options.regularizers[0].dispose?.();
   model.dispose();
 });
