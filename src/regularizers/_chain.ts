@@ -13,11 +13,16 @@
  *    the way the roles' terms that need both signals (`tangent(b_k, r_{k-1})`): parameter terms
  *    added in place (`∂R/∂W_k += b_k ⊗ r_{k-1}` for Linear/Conv2d, `∂R/∂γ += Σ b_k r_{k-1} / σ`
  *    for an eval-mode BatchNorm), and injections at a layer's input (`σ''(a) ⊙ b_k ⊙ r_{k-1}` at
- *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus), summed over all
- *    calls.
+ *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus; and the
+ *    second-order term of LayerNorm and GroupNorm, whose Jacobian depends on their input: see
+ *    shaders/layernorm.wgsl), summed over all calls.
  * 3. {@linkcode LayerChain.backpropInjections}: one ordinary backward (accumulating parameter
  *    gradients) that starts from an optional gradient at the output and picks up the summed
  *    injections on its way down, i.e. the dependence of `A_k` on the primal activations.
+ *
+ * Branch points (`role.branches`, a residual block's main path plus shortcut, `y = Σ_j f_j(x)`):
+ * every pass runs down each branch and adds what arrives at the shared input (`Aᵀ b = Σ_j A_jᵀ b`,
+ * `A r = Σ_j A_j r`, and the final backward likewise), each branch a chain of its own.
  *
  * Why this is exact: `u` is linear in each `A_k`, so `∂R/∂A_k = b_k r_{k-1}ᵀ` (the adjoint of
  * `u` with respect to `b_{k-1}` is the tangent `r_{k-1}`); for `A = diag(σ'(a))` that is
