@@ -23,7 +23,7 @@
 //   for more than 65535 rows); strided partial sums, then a fixed tree in workgroup memory
 //   (deterministic). The variance is a second pass around the mean (no cancellation).
 // - forward_main, project_main, inject_main: one invocation per element (rt.grid, 256 wide).
-// - affine_grad_main: one workgroup of 64 per affine index a < affC, over the elements
+// - affine_grad_main: one workgroup of 64 per affine index a < affC (2-D grid as above), over the elements
 //   i = (k·affC + a)·affS + q (k < total/(affC·affS), q < affS), then a fixed tree; adds into
 //   out[a].
 //
@@ -183,8 +183,10 @@ fn inject_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 // out[a] += Σ_{aff(i) = a} u[i]·w(i): mode 0 w = x̂ (dγ), 1 w = 1 (dβ), 2 w = (P v)(i) with S2,
 // S3 of v from row_sums_main (the JR term dγ += Σ b ⊙ P r).
 @compute @workgroup_size(64)
-fn affine_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: vec3u) {
-  let a = wid.x;
+fn affine_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_id) lid3: vec3u) {
+  let a = wid.y * nwg.x + wid.x;
+  if (a >= p.affc) { return; }
   let lid = lid3.x;
   let reps = (p.rows * p.m) / (p.affc * p.affs);
   let n = reps * p.affs;

@@ -146,8 +146,7 @@ abstract class RowNorm implements Layer {
     });
   }
 
-  #rowGrid(): number[] {
-    const rows = this.#layout!.rows;
+  #rowGrid(rows = this.#layout!.rows): number[] {
     return rows <= 65535 ? [rows] : [65535, Math.ceil(rows / 65535)];
   }
 
@@ -198,7 +197,10 @@ abstract class RowNorm implements Layer {
 
   /** `out[a] += Σ_{aff(i) = a} u ⊙ w` (mode 0: w = x̂, 1: w = 1, 2: w = P v). */
   #affineGrad(u: Tensor, out: Tensor, mode: number, v?: Tensor): void {
-    this.#dispatch(KERNELS.affineGrad, { u, v, out }, { mode, workgroups: [this.#layout!.affc] });
+    this.#dispatch(KERNELS.affineGrad, { u, v, out }, {
+      mode,
+      workgroups: this.#rowGrid(this.#layout!.affc),
+    });
   }
 
   /** @param dy like the output; @returns layer-owned dx = P(γ ⊙ dy); accumulates dγ, dβ */
