@@ -179,6 +179,11 @@ const trainFlags = {
     multiple: true,
     help: "Regularizer, e.g. l2:lambda=5e-4, jacobian:lambda=0.01 (dropout: see --dropout).",
   },
+  "eval-mode": {
+    type: "boolean",
+    help: "Train in eval mode: BatchNorm on running statistics, no dropout (lets jacobian, " +
+      "jacobian-det and gradient-norm through BatchNorm, e.g. resnet18).",
+  },
   augment: {
     type: "boolean",
     help: "Augment images: ±10° rotations and 10% shifts; CIFAR: crop (pad 4) and flips.",
@@ -288,6 +293,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       regularizers: regs,
       augment,
       earlyStopping: rules.length ? rules : undefined,
+      trainMode: !flags["eval-mode"],
       signal: ac.signal,
       onProgress: quiet || !io.status ? undefined : (p) => io.status!(fmtProgress(p)),
       onEpoch: quiet ? undefined : (r) => io.out(fmtEpoch(r, num(flags, "epochs"))),
@@ -320,6 +326,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         batchSize: num(flags, "batch-size"),
         earlyStopping: rules,
         augment: augment ?? null,
+        evalMode: Boolean(flags["eval-mode"]),
       },
       seed,
       history: result.history,

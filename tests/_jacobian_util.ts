@@ -15,6 +15,9 @@ import { Dropout } from "../src/layers/dropout.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Normalize } from "../src/layers/normalize.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
+import { BasicBlock } from "../src/layers/residual.ts";
+import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
+import { WeightNorm } from "../src/layers/weight_norm.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -92,12 +95,16 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
     const n = (k: string) => d[k] as number;
     switch (d.type) {
       case "linear":
-        return new Linear(rt, name, n("in"), n("out"), { bias: (d.bias as boolean) ?? true });
-      case "conv2d":
-        return new Conv2d(rt, name, n("in"), n("out"), n("kernel"), {
-          stride: (d.stride as number) ?? 1,
-          padding: (d.padding as number) ?? 0,
-        });
+      case "conv2d": {
+        const l = d.type === "linear"
+          ? new Linear(rt, name, n("in"), n("out"), { bias: (d.bias as boolean) ?? true })
+          : new Conv2d(rt, name, n("in"), n("out"), n("kernel"), {
+            stride: (d.stride as number) ?? 1,
+            padding: (d.padding as number) ?? 0,
+            bias: (d.bias as boolean) ?? true,
+          });
+        return d.weight_norm ? new WeightNorm(rt, l) : l;
+      }
       case "maxpool2d":
         return new MaxPool2d(rt, name, n("kernel"), {
           stride: (d.stride as number) ?? n("kernel"),
@@ -117,6 +124,18 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
       case "batchnorm2d":
       case "batchnorm1d":
         return new BatchNorm(rt, name, n("channels"), { dims: d.type === "batchnorm2d" ? 2 : 1 });
+      case "layernorm":
+        return new LayerNorm(rt, name, d.shape as number[], {
+          eps: (d.eps as number) ?? 1e-5,
+          elementwiseAffine: (d.affine as boolean) ?? true,
+        });
+      case "groupnorm":
+        return new GroupNorm(rt, name, n("groups"), n("channels"), {
+          eps: (d.eps as number) ?? 1e-5,
+          affine: (d.affine as boolean) ?? true,
+        });
+      case "basic_block":
+        return new BasicBlock(rt, name, n("in"), n("out"), { stride: (d.stride as number) ?? 1 });
       case "tanh":
       case "relu":
       case "sigmoid":

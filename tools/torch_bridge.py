@@ -44,6 +44,10 @@ may have a ``"name"``, required where there are parameters)::
     {"type": "conv2d", "name", "in", "out", "kernel", "stride"=1, "padding"=0,
      "dilation"=1, "groups"=1, "bias"=true}
     {"type": "linear", "name", "in", "out", "bias"=true}
+        conv2d and linear take "weight_norm"=false: torch.nn.utils.weight_norm(dim=0), whose
+        state_dict has weight_g (out, 1, ...) and weight_v in place of weight
+    {"type": "layernorm", "name", "shape": [...], "eps"=1e-5, "affine"=true}   nn.LayerNorm
+    {"type": "groupnorm", "name", "groups", "channels", "eps"=1e-5, "affine"=true}   nn.GroupNorm
     {"type": "maxpool2d", "kernel", "stride"=kernel, "padding"=0}
     {"type": "avgpool2d", "kernel", "stride"=kernel, "padding"=0, "count_include_pad"=true}
     {"type": "batchnorm2d" | "batchnorm1d", "name", "channels", "eps"=1e-5, "momentum"=0.1}
@@ -264,8 +268,10 @@ def _module_classes():
 
 _LAYER_KEYS = {
     "conv2d": ({"name", "in", "out", "kernel"},
-               {"stride", "padding", "dilation", "groups", "bias"}),
-    "linear": ({"name", "in", "out"}, {"bias"}),
+               {"stride", "padding", "dilation", "groups", "bias", "weight_norm"}),
+    "linear": ({"name", "in", "out"}, {"bias", "weight_norm"}),
+    "layernorm": ({"name", "shape"}, {"eps", "affine"}),
+    "groupnorm": ({"name", "groups", "channels"}, {"eps", "affine"}),
     "maxpool2d": ({"kernel"}, {"stride", "padding"}),
     "avgpool2d": ({"kernel"}, {"stride", "padding", "count_include_pad"}),
     "batchnorm2d": ({"name", "channels"}, {"eps", "momentum"}),
@@ -312,7 +318,8 @@ class Net(nn.Module if torch is not None else object):
                 raise BridgeError(f"layer {i} ({kind}): {e}") from None
             # Only layers with state_dict entries live under their name; a name on
             # another layer is a label (dropout masks are found by it).
-            stateful = kind in ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "basic_block")
+            stateful = kind in ("conv2d", "linear", "batchnorm2d", "batchnorm1d", "basic_block",
+                                "layernorm", "groupnorm")
             self._attach(spec["name"] if stateful else f"_layer{i}", m, i)
             self.chain.append((kind, spec.get("name", ""), m))
 
@@ -325,6 +332,11 @@ class Net(nn.Module if torch is not None else object):
                           groups=g("groups", 1), bias=g("bias", True))
         elif kind == "linear":
             m = nn.Linear(g("in"), g("out"), bias=g("bias", True))
+        elif kind == "layernorm":
+            m = nn.LayerNorm(g("shape"), eps=g("eps", 1e-5), elementwise_affine=g("affine", True))
+        elif kind == "groupnorm":
+            m = nn.GroupNorm(g("groups"), g("channels"), eps=g("eps", 1e-5),
+                             affine=g("affine", True))
         elif kind == "maxpool2d":
             m = nn.MaxPool2d(_pair(g("kernel")), stride=_pair(g("stride", g("kernel"))),
                              padding=_pair(g("padding", 0)))
@@ -361,6 +373,8 @@ class Net(nn.Module if torch is not None else object):
             m = nn.Softplus(beta=g("beta", 1), threshold=g("threshold", 20))
         else:
             m = nn.Identity()
+        if kind in ("conv2d", "linear") and g("weight_norm", False):
+            m = torch.nn.utils.weight_norm(m, name="weight", dim=0)
         return m
 
     def _attach(self, name, module, i):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """torch_models: the PyTorch twins of regula's models (src/models), from the same JSON spec.
 
-Each ``ModelSpec`` kind ("mlp", "lenet", "ddnet", "resnet18"; see src/models/spec.ts for the
+Each ``ModelSpec`` kind ("mlp", "lenet", "ddnet", "resnet18", "sequential"; see src/models/spec.ts for the
 fields and their defaults) becomes a ``torch.nn.Module`` whose ``state_dict`` keys, shapes and
 order equal the names regula's ``model.params()`` gives, so a safetensors checkpoint written by
 regula (src/io/checkpoint.ts; ``num_batches_tracked`` as an int64 scalar, as torch keeps it)
@@ -208,7 +208,25 @@ class ResNet18(_Chain):
                 nn.init.constant_(m.bias, 0)
 
 
-KINDS = {"mlp": MLP, "lenet": LeNet, "ddnet": DDNet, "resnet18": ResNet18}
+def Sequential(spec):
+    """A "sequential" spec: its layers (tools/torch_bridge.py's format, names defaulting to the
+    index as src/models/layer_spec.ts fills them in), after the optional input normalization."""
+    import torch_bridge  # imports this module; lazily, to avoid the cycle
+
+    layers = [dict(l, name=l.get("name", str(i))) for i, l in enumerate(spec["layers"])]
+    n = spec.get("normalize")
+    if n:
+        layers = [{"type": "normalize", "mean": n["mean"], "std": n["std"]}] + layers
+    try:
+        net = torch_bridge.Net({"layers": layers})
+    except torch_bridge.BridgeError as e:
+        raise SpecError(f"sequential spec: {e}") from None
+    net.spec = spec
+    return net
+
+
+KINDS = {"mlp": MLP, "lenet": LeNet, "ddnet": DDNet, "resnet18": ResNet18,
+         "sequential": Sequential}
 
 
 def build_model(spec):

@@ -34,6 +34,12 @@ export interface Param {
   grad?: Tensor;
   /** "weight" tensors are penalised by default; "bias" and "buffer" are not. */
   kind: "weight" | "bias" | "buffer";
+  /**
+   * A per-unit scale stored with singleton dimensions (weight normalization's `weight_g`,
+   * (O, 1) or (O, 1, 1, 1)): selected like a one-dimensional weight (BatchNorm γ), not as a
+   * matrix, by the regularizers; initialized to the row norms of the matching `weight_v`.
+   */
+  scale?: boolean;
 }
 
 /**
@@ -56,6 +62,13 @@ export interface JacobianRole {
    * leaves and the other members are not used.
    */
   readonly children?: readonly Layer[];
+  /**
+   * Sums of parallel paths (a residual block's main path and its shortcut): the layer computes
+   * `y = Σ_j branches[j](x)`, every branch fed the same input; an empty Sequential is the
+   * identity (the skip connection). The chain runs each pass down every branch and adds what
+   * arrives at the shared input; the other members are not used.
+   */
+  readonly branches?: readonly Layer[];
   /**
    * Throws, naming the layer and what to do, where its per-sample Jacobian is not defined at the
    * point the next forward will take (BatchNorm in training mode couples the samples of a batch).

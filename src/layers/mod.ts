@@ -25,7 +25,7 @@
  * @module
  */
 
-export type { Layer, Param } from "./layer.ts";
+export type { JacobianRole, Layer, Param } from "./layer.ts";
 export { BatchNorm, type BatchNormOptions } from "./batchnorm.ts";
 export * from "./linear.ts";
 export * from "./conv2d.ts";
@@ -36,3 +36,6 @@ export * from "./flatten.ts";
 export * from "./normalize.ts";
 export * from "./sequential.ts";
 export * from "./residual.ts";
+export * from "./branches.ts";
+export * from "./layernorm.ts";
+export * from "./weight_norm.ts";

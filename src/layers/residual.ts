@@ -14,19 +14,22 @@
  *
  * The three passes follow the graph: `backward` sends the gradient after the final ReLU down
  * both branches and adds what arrives at `x`; `jvp` does the same forwards (it needs the
- * BatchNorms in eval mode: in training mode they couple the batch and refuse).
+ * BatchNorms in eval mode: in training mode they couple the batch and refuse). The graph is
+ * `relu(Branches([main, shortcut]))` ({@linkcode Branches}), which is also how the block takes
+ * part in the Jacobian penalties: a chain of the merge (a branch point) and the final ReLU.
  *
  * @module
  */
 
 import type { Runtime } from "../gpu/runtime.ts";
 import { fmtShape, type Tensor } from "../gpu/tensor.ts";
-import { binary } from "../ops/elementwise.ts";
-import type { Layer, Param } from "./layer.ts";
+import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { Conv2d } from "./conv2d.ts";
 import { BatchNorm } from "./batchnorm.ts";
 import { Activation } from "./activation.ts";
-import { checkBatch, checkTensor, reuse } from "./_util.ts";
+import { Branches } from "./branches.ts";
+import { Sequential } from "./sequential.ts";
+import { checkBatch, checkTensor } from "./_util.ts";
 
 /** Options of {@linkcode BasicBlock}. */
 export interface BasicBlockOptions {
@@ -59,11 +62,15 @@ export class BasicBlock implements Layer {
   readonly stride: number;
   #relu1: Activation;
   #relu2: Activation;
+  /** main path + shortcut (identity: an empty Sequential). */
+  #merge: Branches;
   #training = true;
-  #sum: Tensor | null = null;
-  #dx: Tensor | null = null;
-  #tsum: Tensor | null = null;
   #inputShape: number[] | null = null;
+  /**
+   * In the Jacobian recipe: the merge of the two paths (a branch point whose paths hold the
+   * convolutions and the eval-mode BatchNorms), then the final ReLU.
+   */
+  readonly jacobian: JacobianRole;
 
   /**
    * @param rt runtime
@@ -104,6 +111,11 @@ export class BasicBlock implements Layer {
       ]
       : null;
     this.#relu2 = new Activation(rt, `${p}relu`, "relu");
+    this.#merge = new Branches(rt, name, [
+      new Sequential(rt, `${p}main`, [this.conv1, this.bn1, this.#relu1, this.conv2, this.bn2]),
+      new Sequential(rt, `${p}shortcut`, this.downsample ?? []),
+    ]);
+    this.jacobian = { children: [this.#merge, this.#relu2] };
   }
 
   /** "layer2.0 (BasicBlock 64->128, s2)" */
@@ -132,7 +144,8 @@ export class BasicBlock implements Layer {
 
   set training(on: boolean) {
     this.#training = on;
-    for (const l of this.layers) l.training = on;
+    this.#merge.training = on;
+    this.#relu2.training = on;
   }
 
   /** (B, in, H, W) -> (B, out, ⌈H/s⌉, ⌈W/s⌉). */
@@ -153,17 +166,10 @@ export class BasicBlock implements Layer {
   /** @param x (B, in, H, W) f32; @returns block-owned (B, out, H', W') */
   forward(x: Tensor): Tensor {
     checkTensor(this.describe(), x, "input");
-    const shape = this.outputShape(x.shape);
-    let h = this.conv1.forward(x);
-    h = this.bn1.forward(h);
-    h = this.#relu1.forward(h);
-    h = this.conv2.forward(h);
-    h = this.bn2.forward(h);
-    const s = this.downsample ? this.downsample[1].forward(this.downsample[0].forward(x)) : x;
-    this.#sum = reuse(this.rt, this.#sum, shape, `${this.name}.sum`);
-    binary(this.rt, "add", h, s, { out: this.#sum });
+    this.outputShape(x.shape);
+    const sum = this.#merge.forward(x);
     this.#inputShape = [...x.shape];
-    return this.#relu2.forward(this.#sum);
+    return this.#relu2.forward(sum);
   }
 
   #check(what: string, t: Tensor): void {
@@ -172,17 +178,8 @@ export class BasicBlock implements Layer {
   }
 
   #vjp(dy: Tensor, accumulate: boolean): Tensor {
-    const conv = (c: Conv2d, g: Tensor) => accumulate ? c.backward(g) : c.inputGrad(g);
     const g = this.#relu2.backward(dy);
-    let m = this.bn2.backward(g);
-    m = conv(this.conv2, m);
-    m = this.#relu1.backward(m);
-    m = this.bn1.backward(m);
-    m = conv(this.conv1, m);
-    const s = this.downsample ? conv(this.downsample[0], this.downsample[1].backward(g)) : g;
-    this.#dx = reuse(this.rt, this.#dx, this.#inputShape!, `${this.name}.dx`);
-    binary(this.rt, "add", m, s, { out: this.#dx });
-    return this.#dx;
+    return accumulate ? this.#merge.backward(g) : this.#merge.inputGrad(g);
   }
 
   /**
@@ -218,15 +215,7 @@ export class BasicBlock implements Layer {
         } of the last forward`,
       );
     }
-    let t = this.conv1.jvp(tx);
-    t = this.bn1.jvp(t);
-    t = this.#relu1.jvp(t);
-    t = this.conv2.jvp(t);
-    t = this.bn2.jvp(t);
-    const s = this.downsample ? this.downsample[1].jvp(this.downsample[0].jvp(tx)) : tx;
-    this.#tsum = reuse(this.rt, this.#tsum, t.shape, `${this.name}.tsum`);
-    binary(this.rt, "add", t, s, { out: this.#tsum });
-    return this.#relu2.jvp(this.#tsum);
+    return this.#relu2.jvp(this.#merge.jvp(tx));
   }
 
   /** conv1, bn1, conv2, bn2, downsample.0, downsample.1: torchvision's state_dict order. */
@@ -242,9 +231,8 @@ export class BasicBlock implements Layer {
 
   /** Frees every layer and the block's own buffers. */
   dispose(): void {
-    for (const l of this.layers) l.dispose();
-    for (const t of [this.#sum, this.#dx, this.#tsum]) t?.dispose();
-    this.#sum = this.#dx = this.#tsum = null;
+    this.#merge.dispose();
+    this.#relu2.dispose();
     this.#inputShape = null;
   }
 }

@@ -21,6 +21,9 @@ import { Normalize } from "../layers/normalize.ts";
 import { BatchNorm } from "../layers/batchnorm.ts";
 import { BasicBlock } from "../layers/residual.ts";
 import { Sequential } from "../layers/sequential.ts";
+import { GroupNorm, LayerNorm } from "../layers/layernorm.ts";
+import { WeightNorm } from "../layers/weight_norm.ts";
+import type { LayerSpec } from "./layer_spec.ts";
 import {
   ddnetFeatureSize,
   type DDNetSpec,
@@ -30,6 +33,7 @@ import {
   type ModelSpec,
   type NormalizeSpec,
   type ResNet18Spec,
+  type SequentialSpec,
 } from "./spec.ts";
 
 /** Options shared by the builders. */
@@ -143,6 +147,83 @@ export function resnet18Layers(rt: Runtime, spec: ResNet18Spec): Layer[] {
   ];
 }
 
+/** One layer of a `"sequential"` spec (parsed: every field set). */
+function specLayer(rt: Runtime, l: LayerSpec, dropoutSeed: number): Layer {
+  const n = (k: string) => l[k] as number;
+  const b = (k: string) => l[k] as boolean;
+  switch (l.type) {
+    case "linear":
+    case "conv2d": {
+      const inner = l.type === "linear"
+        ? new Linear(rt, l.name, n("in"), n("out"), { bias: b("bias") })
+        : new Conv2d(rt, l.name, n("in"), n("out"), n("kernel"), {
+          stride: n("stride"),
+          padding: n("padding"),
+          bias: b("bias"),
+        });
+      return b("weight_norm") ? new WeightNorm(rt, inner) : inner;
+    }
+    case "maxpool2d":
+      return new MaxPool2d(rt, l.name, n("kernel"), { stride: n("stride"), padding: n("padding") });
+    case "avgpool2d":
+      return new AvgPool2d(rt, l.name, n("kernel"), { stride: n("stride"), padding: n("padding") });
+    case "batchnorm1d":
+    case "batchnorm2d":
+      return new BatchNorm(rt, l.name, n("channels"), {
+        dims: l.type === "batchnorm2d" ? 2 : 1,
+        eps: n("eps"),
+        momentum: n("momentum"),
+      });
+    case "layernorm":
+      return new LayerNorm(rt, l.name, l.shape as number[], {
+        eps: n("eps"),
+        elementwiseAffine: b("affine"),
+      });
+    case "groupnorm":
+      return new GroupNorm(rt, l.name, n("groups"), n("channels"), {
+        eps: n("eps"),
+        affine: b("affine"),
+      });
+    case "dropout":
+      return new Dropout(rt, l.name, n("p"), { seed: dropoutSeed });
+    case "normalize":
+      return new Normalize(rt, l.name, l.mean as number[], l.std as number[]);
+    case "flatten":
+      return new Flatten(l.name);
+    case "basic_block":
+      return new BasicBlock(rt, l.name, n("in"), n("out"), { stride: n("stride") });
+    case "leaky_relu":
+      return new Activation(rt, l.name, "leaky_relu", { slope: n("slope") });
+    case "softplus":
+      return new Activation(rt, l.name, "softplus", {
+        beta: n("beta"),
+        threshold: n("threshold"),
+      });
+    case "relu":
+    case "tanh":
+    case "sigmoid":
+      return new Activation(rt, l.name, l.type);
+    default:
+      throw new Error(`sequentialLayers: unknown layer type '${l.type}'`);
+  }
+}
+
+/** The layers of a `"sequential"` spec, each named as in the spec. */
+export function sequentialLayers(
+  rt: Runtime,
+  spec: SequentialSpec,
+  opts: ArchitectureOptions = {},
+): Layer[] {
+  const out: Layer[] = normalize(rt, spec.normalize);
+  try {
+    for (const l of spec.layers) out.push(specLayer(rt, l, opts.dropoutSeed ?? 0));
+  } catch (e) {
+    for (const l of out) l.dispose();
+    throw e;
+  }
+  return out;
+}
+
 /**
  * The layers of any spec (assumed parsed: see `parseModelSpec`).
  * @param rt runtime
@@ -164,5 +245,7 @@ export function architectureLayers(
       return ddnetLayers(rt, spec, opts);
     case "resnet18":
       return resnet18Layers(rt, spec);
+    case "sequential":
+      return sequentialLayers(rt, spec, opts);
   }
 }

@@ -65,7 +65,9 @@ export function initializeParams(
     throw new Error(`Unknown init scheme '${scheme}'; schemes: ${INIT_SCHEMES.join(", ")}`);
   }
   const byName = new Map(params.map((p) => [p.name, p]));
+  const written = new Map<string, Float32Array | Int32Array>();
   params.forEach((p, stream) => {
+    if (p.scale) return; // after its weight_v, below
     const src = { seed: opts.seed, stream };
     const shape = p.value.shape;
     let data: Float32Array | Int32Array;
@@ -85,11 +87,28 @@ export function initializeParams(
       else if (scheme === "kaiming") data = kaimingNormal(shape, { ...src, nonlinearity: "relu" });
       else data = orthogonal(shape, src);
     } else {
-      const w = byName.get(p.name.replace(/bias$/, "weight"));
+      const w = byName.get(p.name.replace(/bias$/, "weight")) ??
+        byName.get(p.name.replace(/bias$/, "weight_v"));
       data = scheme === "default" && w && w.value.shape.length >= 2
         ? defaultBias(w.value.shape, src)
         : zeros(shape);
     }
     rt.write(p.value, data);
+    written.set(p.name, data);
   });
+  // Weight normalization's g starts at ‖v‖ per output unit, so that w = v (PyTorch's
+  // torch.nn.utils.weight_norm applied to an initialized layer).
+  for (const p of params) {
+    if (!p.scale) continue;
+    const v = written.get(p.name.replace(/weight_g$/, "weight_v"));
+    if (!v) throw new Error(`initializeParams: ${p.name} has no matching weight_v`);
+    const rows = p.value.size, k = v.length / rows;
+    const g = new Float32Array(rows);
+    for (let o = 0; o < rows; o++) {
+      let q = 0;
+      for (let j = 0; j < k; j++) q += v[o * k + j] ** 2;
+      g[o] = Math.sqrt(q);
+    }
+    rt.write(p.value, g);
+  }
 }

@@ -30,7 +30,9 @@ export {
   type NormalizeSpec,
   parseModelSpec,
   type ResNet18Spec,
+  type SequentialSpec,
 } from "./spec.ts";
+export { LAYER_TYPES, type LayerSpec, parseLayerSpecs } from "./layer_spec.ts";
 export { buildModel, type BuildModelOptions, Model } from "./model.ts";
 export { INIT_SCHEMES, initializeParams, type InitScheme } from "./initialize.ts";
 export { architectureLayers } from "./architectures.ts";

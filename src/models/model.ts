@@ -101,6 +101,8 @@ function inputShapeOf(spec: ModelSpec): number[] {
     case "ddnet":
     case "resnet18":
       return [spec.inChannels ?? 3, spec.inputSize ?? 32, spec.inputSize ?? 32];
+    case "sequential":
+      return [...spec.inputShape];
   }
 }
 
@@ -135,9 +137,21 @@ export function buildModel(
     throw new Error(`buildModel: seed must be an integer in [0, 2^53), got ${seed}`);
   }
   const layers = architectureLayers(rt, parsed, { dropoutSeed: seed % 2 ** 32 });
-  const classes = parsed.kind === "mlp" ? parsed.classes : parsed.classes ?? 10;
+  const classes = parsed.kind === "mlp" || parsed.kind === "sequential"
+    ? parsed.classes
+    : parsed.classes ?? 10;
   const model = new Model(rt, parsed, layers, inputShapeOf(parsed), classes);
   try {
+    if (parsed.kind === "sequential") {
+      // The layers' own checks name the first one that refuses the input.
+      const out = model.outputShape([1, ...parsed.inputShape]);
+      if (out.length !== 2 || out[1] !== classes) {
+        throw new Error(
+          `buildModel: the sequential spec's layers map [1,${parsed.inputShape}] to [${out}], ` +
+            `expected [1,${classes}] logits (add a flatten and a linear layer to ${classes})`,
+        );
+      }
+    }
     initializeParams(rt, model.params(), {
       seed,
       scheme: opts.init,

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { type LayerSpec, parseLayerSpecs } from "./layer_spec.ts";
+
 /** Activations an MLP may use (LeNet: tanh or relu; DDNet and ResNet-18: relu). */
 export type MlpActivation = "relu" | "tanh" | "sigmoid" | "leaky_relu" | "softplus";
 
@@ -109,11 +111,37 @@ export interface ResNet18Spec {
   normalize?: NormalizeSpec | null;
 }
 
+/**
+ * Any chain of layers, written out (src/models/layer_spec.ts; tools/torch_bridge.py's layer
+ * format): Linear and Conv2d (optionally weight-normalized), pools, BatchNorm, LayerNorm,
+ * GroupNorm, Dropout, Normalize, Flatten, activations, ResNet BasicBlocks. `state_dict` names are
+ * the layers' names (default: their index).
+ * @example
+ * ```json
+ * {"kind": "sequential", "inputShape": [2], "classes": 4, "layers": [
+ *   {"type": "linear", "name": "fc1", "in": 2, "out": 16, "weight_norm": true},
+ *   {"type": "layernorm", "name": "ln1", "shape": [16]}, {"type": "tanh"},
+ *   {"type": "linear", "name": "fc2", "in": 16, "out": 4}]}
+ * ```
+ */
+export interface SequentialSpec {
+  /** The architecture. */
+  kind: "sequential";
+  /** Per-sample input shape, e.g. [1, 28, 28]. */
+  inputShape: number[];
+  /** Number of logits: the last layer must output (B, classes). */
+  classes: number;
+  /** The layers in order. */
+  layers: LayerSpec[];
+  /** Input normalization, a layer "normalize" before `layers`; null or absent: none. */
+  normalize?: NormalizeSpec | null;
+}
+
 /** Any model regula can build; see {@linkcode parseModelSpec}. */
-export type ModelSpec = MlpSpec | LeNetSpec | DDNetSpec | ResNet18Spec;
+export type ModelSpec = MlpSpec | LeNetSpec | DDNetSpec | ResNet18Spec | SequentialSpec;
 
 /** The kinds of {@linkcode ModelSpec}. */
-export const MODEL_KINDS = ["mlp", "lenet", "ddnet", "resnet18"] as const;
+export const MODEL_KINDS = ["mlp", "lenet", "ddnet", "resnet18", "sequential"] as const;
 
 /** The names {@linkcode modelSpecFromName} knows. */
 export const MODEL_NAMES = ["mlp", "lenet", "lenet-relu", "ddnet", "resnet18"] as const;
@@ -135,6 +163,7 @@ const KEYS: Record<ModelSpec["kind"], readonly string[]> = {
   lenet: ["kind", "activation", "dropout", "inChannels", "inputSize", "classes", "normalize"],
   ddnet: ["kind", "dropout", "inChannels", "inputSize", "classes", "normalize"],
   resnet18: ["kind", "classes", "inChannels", "inputSize", "normalize"],
+  sequential: ["kind", "inputShape", "classes", "layers", "normalize"],
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -313,6 +342,22 @@ export function parseModelSpec(json: unknown): ModelSpec {
         inputSize,
         classes: positiveInt(where, "classes", json.classes, 10),
         normalize: parseNormalize(where, json.normalize, inChannels),
+      };
+    }
+    case "sequential": {
+      const inputShape = json.inputShape;
+      if (!Array.isArray(inputShape) || inputShape.length === 0) {
+        throw new Error(
+          `${where}: "inputShape" must be an array of sizes, got ${JSON.stringify(inputShape)}`,
+        );
+      }
+      inputShape.forEach((d, i) => positiveInt(where, `inputShape[${i}]`, d));
+      return {
+        kind: "sequential",
+        inputShape: [...inputShape] as number[],
+        classes: positiveInt(where, "classes", json.classes),
+        layers: parseLayerSpecs(where, json.layers),
+        normalize: parseNormalize(where, json.normalize, (inputShape as number[])[0]),
       };
     }
     case "resnet18": {

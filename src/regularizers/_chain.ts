@@ -13,11 +13,16 @@
  *    the way the roles' terms that need both signals (`tangent(b_k, r_{k-1})`): parameter terms
  *    added in place (`∂R/∂W_k += b_k ⊗ r_{k-1}` for Linear/Conv2d, `∂R/∂γ += Σ b_k r_{k-1} / σ`
  *    for an eval-mode BatchNorm), and injections at a layer's input (`σ''(a) ⊙ b_k ⊙ r_{k-1}` at
- *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus), summed over all
- *    calls.
+ *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus; and the
+ *    second-order term of LayerNorm and GroupNorm, whose Jacobian depends on their input: see
+ *    shaders/layernorm.wgsl), summed over all calls.
  * 3. {@linkcode LayerChain.backpropInjections}: one ordinary backward (accumulating parameter
  *    gradients) that starts from an optional gradient at the output and picks up the summed
  *    injections on its way down, i.e. the dependence of `A_k` on the primal activations.
+ *
+ * Branch points (`role.branches`, a residual block's main path plus shortcut, `y = Σ_j f_j(x)`):
+ * every pass runs down each branch and adds what arrives at the shared input (`Aᵀ b = Σ_j A_jᵀ b`,
+ * `A r = Σ_j A_j r`, and the final backward likewise), each branch a chain of its own.
  *
  * Why this is exact: `u` is linear in each `A_k`, so `∂R/∂A_k = b_k r_{k-1}ᵀ` (the adjoint of
  * `u` with respect to `b_{k-1}` is the tangent `r_{k-1}`); for `A = diag(σ'(a))` that is
@@ -103,17 +108,33 @@ export function randomUnitRows(
 }
 
 /** A leaf layer of the chain and its part in the recipe. */
-interface Step {
+interface Leaf {
   layer: Layer;
   role: JacobianRole;
   /** It has trained parameters: the final backward must reach it. */
   trained: boolean;
 }
 
-const SUPPORTED = "Linear, Conv2d, activations, MaxPool2d, AvgPool2d, Dropout, Flatten, " +
-  "Normalize, BatchNorm (eval mode) and nested Sequential";
+/**
+ * A branch point (`role.branches`): `y = Σ_j branch_j(x)`. Each pass runs down every branch and
+ * adds the results into a buffer of its own (never one of the branches': an identity branch
+ * hands back its input, which belongs to someone else).
+ */
+interface Fork {
+  layer: Layer;
+  branches: Segment[];
+  trained: boolean;
+  /** Σ_j A_jᵀ b (the backward signal at the shared input), Σ_j A_j r, and the final backward. */
+  sums: [Tensor | null, Tensor | null, Tensor | null];
+}
 
-function flatten(op: string, layer: Layer, out: Step[]): void {
+type Step = Leaf | Fork;
+
+const SUPPORTED = "Linear, Conv2d, activations, MaxPool2d, AvgPool2d, Dropout, Flatten, " +
+  "Normalize, BatchNorm (eval mode), LayerNorm, GroupNorm, weight-normalized Linear and " +
+  "Conv2d, ResNet BasicBlock (Branches) and nested Sequential";
+
+function flatten(op: string, layer: Layer, out: Step[], rt: Runtime, leaves: Leaf[]): void {
   const role = layer.jacobian;
   if (!role) {
     const what = (layer as { describe?: () => string }).describe?.() ??
@@ -124,79 +145,88 @@ function flatten(op: string, layer: Layer, out: Step[]): void {
     );
   }
   if (role.children) {
-    for (const l of role.children) flatten(op, l, out);
+    for (const l of role.children) flatten(op, l, out, rt, leaves);
     return;
   }
-  out.push({ layer, role, trained: layer.params().some((p) => p.grad !== undefined) });
+  if (role.branches) {
+    const branches = role.branches.map((l) => new Segment(rt, op, [l], leaves));
+    out.push({
+      layer,
+      branches,
+      trained: branches.some((b) => b.lowest >= 0),
+      sums: [null, null, null],
+    });
+    return;
+  }
+  const leaf = { layer, role, trained: layer.params().some((p) => p.grad !== undefined) };
+  leaves.push(leaf);
+  out.push(leaf);
 }
 
 /**
- * A model seen as a chain of leaf layers, with the three passes of the recipe (see the module
- * doc). Holds its scratch tensors between calls; `dispose()` frees them.
+ * A chain of steps `h_k = f_k(h_{k-1})`, each a leaf or a branch point whose branches are
+ * segments themselves; the three passes of the recipe over it (see the module doc).
  */
-export class LayerChain {
+class Segment {
   readonly steps: readonly Step[];
+  /** Index of the lowest step with trained parameters; -1: none. */
+  readonly lowest: number;
   /** b[k]: the backward signal at the output of step k (from the last `vjp`). */
   #b: Tensor[] = [];
   /** Summed injections at the input of each step (null: none yet). */
   #inject: (Tensor | null)[];
   #injected: boolean[];
-  #hasB = false;
 
-  /**
-   * @param rt runtime
-   * @param model the model (a Sequential, possibly nested) whose last forward is the point
-   * @param op name for error messages ("jacobianPenalty")
-   * @throws Error naming the layer for a layer without a Jacobian role, or one whose check
-   *   refuses (a BatchNorm in training mode)
-   */
-  constructor(readonly rt: Runtime, readonly model: Layer, readonly op: string) {
+  constructor(readonly rt: Runtime, readonly op: string, layers: readonly Layer[], leaves: Leaf[]) {
     const steps: Step[] = [];
-    flatten(op, model, steps);
-    if (steps.length === 0) throw new Error(`${op}: the model has no layers`);
+    for (const l of layers) flatten(op, l, steps, rt, leaves);
     this.steps = steps;
+    this.lowest = steps.findIndex((s) => s.trained);
     this.#inject = steps.map(() => null);
     this.#injected = steps.map(() => false);
-    this.checkMode();
   }
 
-  /** Throws, naming the layer, where a per-sample Jacobian is not defined (the roles' `check`). */
-  checkMode(): void {
-    for (const s of this.steps) s.role.check?.(this.op);
+  /** `out ← Σ parts` into a fork's own buffer `fork.sums[slot]`; null when there are no parts. */
+  #sum(fork: Fork, slot: 0 | 1 | 2, parts: Tensor[]): Tensor | null {
+    if (parts.length === 0) return null;
+    const out = fork.sums[slot] = reuse(
+      this.rt,
+      fork.sums[slot],
+      parts[0].shape,
+      `${this.op} fork`,
+    );
+    this.rt.copy(parts[0], out);
+    for (let i = 1; i < parts.length; i++) axpy(this.rt, 1, parts[i], out);
+    return out;
   }
 
-  /**
-   * Step 1: `u = Jᵀ v` at the last forward, keeping each layer's backward signal. No parameter
-   * gradient changes.
-   * @param v (B, C) f32 at the output (kept by reference: do not overwrite it before `tangent`)
-   * @returns (B, ...) f32 shaped like the model input, owned by the chain's first layer (or `v`
-   *   itself for a chain of identities); valid until the next `vjp` or `backpropInjections`
-   */
   vjp(v: Tensor): Tensor {
     let g = v;
     for (let i = this.steps.length - 1; i >= 0; i--) {
-      const { layer, role } = this.steps[i];
+      const step = this.steps[i];
       this.#b[i] = g;
-      g = role.vjp ? role.vjp(g) : layer.backward(g);
+      if ("branches" in step) {
+        const gi = g;
+        g = this.#sum(step, 0, step.branches.map((br) => br.vjp(gi)))!;
+      } else g = step.role.vjp ? step.role.vjp(g) : step.layer.backward(g);
     }
-    this.#hasB = true;
     return g;
   }
 
-  /**
-   * Step 2: the tangent pass from `r0 = ∂R/∂u`, adding each layer's terms that need both signals
-   * (weight and BatchNorm γ gradients) and summing the injections for `backpropInjections`.
-   * @param r0 (B, ...) f32 shaped like the model input
-   * @param opts `output: true` also applies the last layer and returns the tangent at the output
-   * @returns (B, C) tangent at the output (layer-owned) when asked, else null
-   */
-  tangent(r0: Tensor, opts: { output?: boolean } = {}): Tensor | null {
-    if (!this.#hasB) throw new Error(`${this.op}: tangent() before vjp()`);
+  /** @returns the tangent at the output when `output`, else null (the last jvp is skipped) */
+  tangent(r0: Tensor, output: boolean): Tensor | null {
     let r = r0;
     const last = this.steps.length - 1;
     for (let i = 0; i <= last; i++) {
-      const { layer, role } = this.steps[i];
-      const s = role.tangent?.(this.#b[i], r) ?? null;
+      const step = this.steps[i];
+      const need = i < last || output;
+      if ("branches" in step) {
+        const ri = r;
+        const parts = step.branches.map((br) => br.tangent(ri, need));
+        if (need) r = this.#sum(step, 1, parts as Tensor[])!;
+        continue;
+      }
+      const s = step.role.tangent?.(this.#b[i], r) ?? null;
       if (s) {
         let acc = this.#inject[i];
         if (!acc || acc.disposed || acc.shape.join() !== s.shape.join()) {
@@ -208,9 +238,116 @@ export class LayerChain {
         else this.rt.copy(s, acc);
         this.#injected[i] = true;
       }
-      if (i < last || opts.output) r = layer.jvp(r);
+      if (need) r = step.layer.jvp(r);
     }
-    return opts.output ? r : null;
+    return output ? r : null;
+  }
+
+  /**
+   * One ordinary backward from `top` (or nothing), adding each step's summed injection at its
+   * input; down to the lowest trained step, or to the input when `full`. Clears the injections.
+   * @returns the gradient at the input when `full` (null: nothing arrived), else null
+   */
+  backprop(top: Tensor | null, full: boolean): Tensor | null {
+    const stop = full ? 0 : this.lowest;
+    let g: Tensor | null = top;
+    if (stop >= 0) {
+      for (let i = this.steps.length - 1; i >= stop; i--) {
+        const step = this.steps[i];
+        if ("branches" in step) {
+          const gi = g;
+          const parts = step.branches.map((br) => br.backprop(gi, true));
+          g = this.#sum(step, 2, parts.filter((t): t is Tensor => t !== null));
+          continue;
+        }
+        if (g && !full && i === stop) {
+          // Nothing below reads the lowest trained layer's input gradient: where the layer can
+          // skip it (`paramGrad` on Linear and Conv2d, as Sequential.backwardParams does), it
+          // does; LeNet's conv1 input gradient is the costliest kernel of a JR step otherwise.
+          const l = step.layer as Layer & { paramGrad?: (dy: Tensor) => void };
+          if (typeof l.paramGrad === "function") {
+            l.paramGrad(g);
+            break;
+          }
+        }
+        // A batchnorm's backward in eval mode accumulates dγ = Σ g x̂ and dβ = Σ g, as wanted.
+        if (g) g = step.layer.backward(g);
+        if (this.#injected[i]) {
+          const acc = this.#inject[i]!;
+          // g, when set, is the layer's own backward buffer: adding in place is safe.
+          if (g) axpy(this.rt, 1, acc, g);
+          else g = acc;
+        }
+      }
+    }
+    this.#injected.fill(false);
+    return full ? g : null;
+  }
+
+  dispose(): void {
+    for (const t of this.#inject) t?.dispose();
+    this.#inject.fill(null);
+    this.#b = [];
+    for (const step of this.steps) {
+      if (!("branches" in step)) continue;
+      for (const br of step.branches) br.dispose();
+      for (const t of step.sums) t?.dispose();
+      step.sums = [null, null, null];
+    }
+  }
+}
+
+/**
+ * A model seen as a chain of leaf layers and branch points, with the three passes of the recipe
+ * (see the module doc). Holds its scratch tensors between calls; `dispose()` frees them.
+ */
+export class LayerChain {
+  #root: Segment;
+  #leaves: Leaf[] = [];
+  #hasB = false;
+
+  /**
+   * @param rt runtime
+   * @param model the model (a Sequential, possibly nested, possibly with branch points) whose
+   *   last forward is the point
+   * @param op name for error messages ("jacobianPenalty")
+   * @throws Error naming the layer for a layer without a Jacobian role, or one whose check
+   *   refuses (a BatchNorm in training mode)
+   */
+  constructor(readonly rt: Runtime, readonly model: Layer, readonly op: string) {
+    this.#root = new Segment(rt, op, [model], this.#leaves);
+    if (this.#leaves.length === 0) throw new Error(`${op}: the model has no layers`);
+    this.checkMode();
+  }
+
+  /** Throws, naming the layer, where a per-sample Jacobian is not defined (the roles' `check`). */
+  checkMode(): void {
+    for (const s of this.#leaves) s.role.check?.(this.op);
+  }
+
+  /**
+   * Step 1: `u = Jᵀ v` at the last forward, keeping each layer's backward signal. No parameter
+   * gradient changes.
+   * @param v (B, C) f32 at the output (kept by reference: do not overwrite it before `tangent`)
+   * @returns (B, ...) f32 shaped like the model input, owned by the chain's first layer (or `v`
+   *   itself for a chain of identities); valid until the next `vjp` or `backpropInjections`
+   */
+  vjp(v: Tensor): Tensor {
+    const u = this.#root.vjp(v);
+    this.#hasB = true;
+    return u;
+  }
+
+  /**
+   * Step 2: the tangent pass from `r0 = ∂R/∂u`, adding each layer's terms that need both signals
+   * (weight and BatchNorm γ gradients) and summing the injections for `backpropInjections`.
+   * @param r0 (B, ...) f32 shaped like the model input
+   * @param opts `output: true` also applies the last layer and returns the tangent at the output
+   * @returns (B, C) tangent at the output (layer-owned) when asked, else null
+   */
+  tangent(r0: Tensor, opts: { output?: boolean } = {}): Tensor | null {
+    if (!this.#hasB) throw new Error(`${this.op}: tangent() before vjp()`);
+    return this.#root.tangent(r0, opts.output ?? false);
   }
 
   /**
@@ -223,44 +360,13 @@ export class LayerChain {
    * @param top optional (B, C) gradient at the output (not modified)
    */
   backpropInjections(top: Tensor | null = null): void {
-    const lowest = this.steps.findIndex((s) => s.trained);
-    if (lowest < 0) {
-      this.#injected.fill(false);
-      this.#hasB = false;
-      return;
-    }
-    let g: Tensor | null = top;
-    for (let i = this.steps.length - 1; i >= lowest; i--) {
-      if (g && i === lowest) {
-        // Nothing below reads the lowest trained layer's input gradient: where the layer can
-        // skip it (`paramGrad` on Linear and Conv2d, as Sequential.backwardParams does), it
-        // does; LeNet's conv1 input gradient is the costliest kernel of a JR step otherwise.
-        const l = this.steps[i].layer as Layer & { paramGrad?: (dy: Tensor) => void };
-        if (typeof l.paramGrad === "function") {
-          l.paramGrad(g);
-          break;
-        }
-      }
-      if (g) {
-        // A batchnorm's backward in eval mode accumulates dγ = Σ g x̂ and dβ = Σ g, as wanted.
-        g = this.steps[i].layer.backward(g);
-      }
-      if (this.#injected[i]) {
-        const acc = this.#inject[i]!;
-        // g, when set, is the layer's own backward buffer: adding in place is safe.
-        if (g) axpy(this.rt, 1, acc, g);
-        else g = acc;
-      }
-    }
-    this.#injected.fill(false);
+    this.#root.backprop(top, false);
     this.#hasB = false;
   }
 
   /** Frees the chain's scratch tensors (not the model's). */
   dispose(): void {
-    for (const t of this.#inject) t?.dispose();
-    this.#inject.fill(null);
-    this.#b = [];
+    this.#root.dispose();
   }
 }
 

@@ -80,7 +80,7 @@ export function selectParams(
   return params.filter((p) => {
     if (p.value.dtype !== "f32") return false;
     if (p.kind === "weight") {
-      return p.value.shape.length >= 2 || (!matricesOnly && (sel.norms ?? false));
+      return (p.value.shape.length >= 2 && !p.scale) || (!matricesOnly && (sel.norms ?? false));
     }
     if (p.kind === "bias") return !matricesOnly && (sel.biases ?? false);
     return false;

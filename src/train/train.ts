@@ -133,6 +133,13 @@ export interface TrainOptions {
   onEpoch?: (r: EpochRecord) => void;
   /** Stops training after the current step when aborted (the result is still returned). */
   signal?: AbortSignal;
+  /**
+   * The model's mode during the training steps. Default true (training mode: BatchNorm on batch
+   * statistics, dropout active). false: eval mode — BatchNorm on its running statistics (γ and
+   * β still trained, the statistics frozen), dropout off — which the Jacobian penalties need to
+   * differentiate through BatchNorm (a ResNet-18), since in training mode it couples the batch.
+   */
+  trainMode?: boolean;
 }
 
 /** Where training is, for progress bars. */
@@ -823,7 +830,7 @@ export async function train(
   const run = openRun(model, data, options, plan, t0);
   const { history } = run;
   try {
-    model.train();
+    model.training = options.trainMode ?? true;
     model.zeroGrad();
     run.lr = plan.schedule(0);
     for (let epoch = 0; epoch < plan.epochs && run.stopReason === undefined; epoch++) {
