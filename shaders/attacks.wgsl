@@ -74,8 +74,8 @@ struct Params { n: u32, d: u32, b: u32, k: u32, s: u32, c0: u32, c1: u32, eps: f
 @group(0) @binding(8) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-const LOWEST: f32 = -3.40282347e38;
-const HIGHEST: f32 = 3.40282347e38;
+const LOWEST: f32 = -3.4028234663852886e38;
+const HIGHEST: f32 = 3.4028234663852886e38;
 
 var<workgroup> red: array<f32, 256>;
 

@@ -49,8 +49,9 @@ struct Params { b: u32, k: u32, n: u32, smoothing: f32, gscale: f32, lscale: f32
 
 const WG: u32 = 256u;
 // Lowest finite f32: the identity of max without relying on infinities, which WGSL leaves
-// implementation-defined.
-const LOWEST: f32 = -3.40282347e38;
+// implementation-defined. NOTE: written as the exact value; Chromium's Tint rejects 3.40282347e38
+// ("cannot be represented as f32"), which Naga rounds.
+const LOWEST: f32 = -3.4028234663852886e38;
 
 var<workgroup> wm: array<f32, 256>;
 var<workgroup> ws: array<f32, 256>;
@@ -58,8 +59,11 @@ var<workgroup> wt: array<f32, 256>;
 var<workgroup> wi: array<u32, 256>;
 var<workgroup> wcount: atomic<u32>;
 
+// NOTE: through a `var`, so that it is not a constant expression: Tint (Chromium) refuses a
+// constant NaN ("value nan cannot be represented as 'f32'").
 fn nan() -> f32 {
-  return bitcast<f32>(0x7fc00000u);
+  var bits = 0x7fc00000u;
+  return bitcast<f32>(bits);
 }
 
 // Merges two (max, scaled sum) pairs of an online log-sum-exp.
