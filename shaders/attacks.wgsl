@@ -270,7 +270,9 @@ fn loss_rows(
   }
   var loss = 0.0;
   if (!tv) {
-    dst1[b * 2u] = bitcast<f32>(0x7fc00000u);
+    // NaN from a run-time value: Tint (Chromium) refuses a constant NaN.
+    var nan_bits = 0x7fc00000u;
+    dst1[b * 2u] = bitcast<f32>(nan_bits);
     dst1[b * 2u + 1u] = 0.0;
     return;
   }

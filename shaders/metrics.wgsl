@@ -111,7 +111,9 @@ fn pred_stats(
       nll = log(s) - (xa[base + lab] - m);
     } else {
       // An out-of-range label: NaN marks it for the host to report.
-      nll = bitcast<f32>(0x7fc00000u);
+      // (From a run-time value: Tint, in Chromium, refuses a constant NaN.)
+      var nan_bits = 0x7fc00000u;
+      nll = bitcast<f32>(nan_bits);
     }
   }
   y[4u * i] = 1.0 / s;

@@ -90,7 +90,9 @@ fn max_fwd_main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let ye = u32(min(y0 + i32(KH), i32(H)));
   let xe = u32(min(x0 + i32(KW), i32(W)));
   let base = plane * H * W;
-  var best = bitcast<f32>(0xff800000u); // -inf
+  // -inf, from a run-time value: Tint (Chromium) refuses a constant infinity.
+  var neg_inf_bits = 0xff800000u;
+  var best = bitcast<f32>(neg_inf_bits);
   var at = ys * W + xs;
   for (var iy = ys; iy < ye; iy++) {
     for (var ix = xs; ix < xe; ix++) {
