@@ -390,13 +390,17 @@ class MnistApp {
   async #planes() {
     const { eps, range, plane } = this.#settings();
     let dirs, note: string;
+    /** Distance of the adversarial example along the plane's first axis, when it has one. */
+    let advAt = 0;
     const first = this.cards[0];
     if (plane === "fgsm" && eps > 0) {
       const adv = await this.#adversarial(first, eps, "fgsm");
       try {
         dirs = planeTowards(this.pixels, adv, { seed: 0, index: 0 });
-        note = `plane through the image: →, toward ${first.entry.label}'s FGSM example ` +
-          `(ε ${eps.toFixed(2)}); ↑, random. ±${range} (L2, pixel units)`;
+        advAt = Math.hypot(...adv.map((v, i) => v - this.pixels[i]));
+        note = `plane through the image (○): →, toward ${first.entry.label}'s FGSM example ` +
+          `(ε ${eps.toFixed(2)}, ✕ when inside, at ${advAt.toFixed(1)}); ↑, random. ±${range} ` +
+          `(L2, pixel units)`;
       } catch {
         dirs = randomPlaneDirections(D, { seed: 0, index: 0 });
         note = `random plane through the image, ±${range}`;
@@ -419,6 +423,16 @@ class MnistApp {
       ctx.beginPath();
       ctx.arc(mid, mid, 4, 0, 2 * Math.PI);
       ctx.stroke();
+      if (advAt > 0 && advAt <= range) {
+        // The FGSM example: a cross on the first axis.
+        const ax = mid + (advAt / range) * mid;
+        ctx.beginPath();
+        ctx.moveTo(ax - 4, mid - 4);
+        ctx.lineTo(ax + 4, mid + 4);
+        ctx.moveTo(ax + 4, mid - 4);
+        ctx.lineTo(ax - 4, mid + 4);
+        ctx.stroke();
+      }
       card.planeNote.textContent = `${note}; disc radius ${p.radius.toFixed(2)}${
         p.censored ? "+" : ""
       }`;

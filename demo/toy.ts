@@ -68,6 +68,14 @@ const REGS: RegKind[] = [
   { id: "jacobian", label: "Jacobian", option: "lambda", min: -4, max: 0, init: -1.3 },
   { id: "jacobian-det", label: "determinant", option: "lambda", min: -4, max: 0, init: -2 },
   { id: "input-noise", label: "input noise (σ)", option: "sigma", min: -2, max: 0, init: -0.7 },
+  {
+    id: "weight-noise",
+    label: "weight noise (σ)",
+    option: "sigma",
+    min: -3,
+    max: -0.5,
+    init: -1.5,
+  },
 ];
 
 interface PanelConfig {
