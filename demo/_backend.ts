@@ -79,6 +79,7 @@ export async function startBackend(): Promise<Backend | null> {
     el.textContent = b.reason;
     el.className = "backend missing";
     document.body.dataset.backend = "none";
+    document.body.dataset.state = "no-backend";
     return null;
   }
   el.textContent = `Running on ${b.label}.`;

@@ -250,6 +250,7 @@ class MnistApp {
       down = false;
       this.label = null;
       this.pixels = centred(this.pad);
+      document.querySelectorAll(".thumbs canvas").forEach((c) => c.classList.remove("sel"));
       document.getElementById("source")!.textContent = "your drawing (centred)";
       void this.update("all");
     });

@@ -184,14 +184,21 @@ Deno.test({
           const ev = await cliJson(["eval", ckpt, "--limit", "1", "--json"]);
           assert.equal(ev.accuracy, 1, `cli.ts eval says ${m} misclassifies test image #0`);
           const pred = await page.getAttribute(`#pred-${m}`, "data-class");
-          assert.equal(Number(pred), label, `${m}: the page predicts ${pred}, cli.ts eval ${label}`);
+          assert.equal(
+            Number(pred),
+            label,
+            `${m}: the page predicts ${pred}, cli.ts eval ${label}`,
+          );
         }
-        await assertNotBlank(page, models.flatMap((m) => [
-          `#saliency-${m}`,
-          `#occlusion-${m}`,
-          `#adv-${m}`,
-          `#plane-${m}`,
-        ]).concat(["#shown", "#probs canvas"]));
+        await assertNotBlank(
+          page,
+          models.flatMap((m) => [
+            `#saliency-${m}`,
+            `#occlusion-${m}`,
+            `#adv-${m}`,
+            `#plane-${m}`,
+          ]).concat(["#shown", "#probs canvas"]),
+        );
 
         const before = Number(await page.evaluate(() => document.body.dataset.updates));
         await page.selectOption("#attack", "fgsm");
@@ -234,6 +241,27 @@ Deno.test({
         }
         assert.ok(flips.none, "FGSM ε 0.3 should flip the unregularized model on test image #0");
         await shot(page, shots, "demo_mnist.png");
+
+        // A "7" drawn on the pad with the mouse: a bar, then a diagonal stroke.
+        const n = Number(await page.evaluate(() => document.body.dataset.updates));
+        const pad = (await page.locator("#pad").boundingBox())!;
+        const at = (fx: number, fy: number) =>
+          page.mouse.move(pad.x + pad.width * fx, pad.y + pad.height * fy);
+        await at(0.25, 0.25);
+        await page.mouse.down();
+        for (let i = 0; i <= 10; i++) await at(0.25 + 0.05 * i, 0.25);
+        for (let i = 0; i <= 12; i++) await at(0.75 - 0.03 * i, 0.25 + 0.05 * i);
+        await page.mouse.up();
+        await page.waitForFunction(
+          (k) => Number(document.body.dataset.updates) > k && !document.body.dataset.busy,
+          n,
+          { timeout: 240_000 },
+        );
+        assert.match((await page.textContent("#source")) ?? "", /your drawing/);
+        for (const m of models) {
+          const pred = await page.getAttribute(`#pred-${m}`, "data-class");
+          assert.equal(pred, "7", `${m} reads the drawn 7 as ${pred}`);
+        }
         assert.deepEqual(errors, []);
         await page.close();
       });
