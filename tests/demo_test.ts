@@ -13,7 +13,7 @@
 import type { BrowserContext, Page } from "playwright-core";
 import { assert } from "./_util.ts";
 import { chromiumMissing, launchChromium, SKIP_BROWSER } from "./_browser.ts";
-import { buildDemo, serveDemo } from "../scripts/demo.ts";
+import { buildDemo, MNIST_SAMPLE, mnistSample, serveDemo } from "../scripts/demo.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SHOTS = Deno.env.get("REGULA_DEMO_SCREENSHOTS");
@@ -318,6 +318,55 @@ Deno.test({
     } finally {
       await server.shutdown();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("mnistSample() holds the first MNIST test images, then their labels", async () => {
+  const b = await mnistSample(3);
+  assert.equal(b.length, 3 * 785);
+  assert.deepEqual([...b.subarray(3 * 784)], [7, 2, 1]); // MNIST's first three test labels
+  const first = b.subarray(0, 784);
+  assert.ok(first.some((v) => v === 255) && first.some((v) => v === 0), "not an 8-bit image");
+  assert.equal((await mnistSample()).length, MNIST_SAMPLE * 785);
+});
+
+Deno.test({
+  name: "buildDemo() writes every page, the library, the chart libraries and the checkpoints",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "regula_demo_build_" });
+    try {
+      const { files } = await buildDemo({ outdir: tmp });
+      for (
+        const f of [
+          "index.html",
+          "toy.html",
+          "mnist.html",
+          "index.js",
+          "toy.js",
+          "mnist.js",
+          "style.css",
+          "regula.js",
+          "mnist_test.u8",
+          "vendor/vega.min.js",
+          "vendor/vega-lite.min.js",
+          "checkpoints/manifest.json",
+          "checkpoints/lenet_none.safetensors",
+        ]
+      ) assert.ok(files.includes(f), `${f} is missing from ${files.join(", ")}`);
+      const manifest = JSON.parse(await Deno.readTextFile(`${tmp}/checkpoints/manifest.json`));
+      for (const m of manifest.models) {
+        assert.ok(files.includes(`checkpoints/${m.file}`), `${m.file} is not in the build`);
+        assert.match(m.command, /^deno run -A cli\.ts train /);
+      }
+      // The pages share the library: none of them inlines it.
+      const toy = await Deno.readTextFile(`${tmp}/toy.js`);
+      assert.match(toy, /from "\.\/regula\.js"/);
+      assert.doesNotMatch(toy, /@group\(0\)/, "toy.js inlines WGSL: mod.ts was bundled into it");
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
     }
   },
 });
