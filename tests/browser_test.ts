@@ -3,38 +3,13 @@
  * headless Chromium on WebGPU, and its results must match the same checks run
  * here in Deno.
  *
- * What makes WebGPU come up in headless Chromium on a machine without a GPU
- * (Debian's chromium 156, checked by hand):
- * - `--enable-unsafe-webgpu` is required (without it requestAdapter() returns
- *   null); Chromium then picks SwiftShader, its own software Vulkan, and
- *   reports it as a fallback adapter ("google / swiftshader"). It does not pick
- *   Mesa's lavapipe. `--enable-features=Vulkan`, `--use-webgpu-adapter=swiftshader`
- *   and `--use-angle=swiftshader` change nothing here.
- * - the page must be a secure context: http://127.0.0.1 is, about:blank is
- *   not (navigator.gpu is undefined there).
- *
- * Chromium is /usr/bin/chromium (Debian: `apt-get install -y chromium`) or
- * $REGULA_CHROMIUM. Without it the test fails and says how to install it;
- * REGULA_SKIP_BROWSER=1 skips it instead.
+ * Chromium is launched by tests/_browser.ts (flags, how WebGPU comes up on
+ * SwiftShader, REGULA_CHROMIUM, REGULA_SKIP_BROWSER).
  */
-import { chromium, type Page } from "playwright-core";
 import { assert, getRuntime } from "./_util.ts";
+import { CHROMIUM_ARGS, chromiumMissing, SKIP_BROWSER, withChromiumPage } from "./_browser.ts";
 import { bundle } from "../scripts/bundle.ts";
 import { type CheckResult, selfCheck } from "../src/selfcheck.ts";
-
-const SKIP = Deno.env.get("REGULA_SKIP_BROWSER") === "1";
-const CHROMIUM = Deno.env.get("REGULA_CHROMIUM") ?? "/usr/bin/chromium";
-
-/** Flags for headless Chromium with WebGPU on a software adapter (see the module doc). */
-export const CHROMIUM_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -65,54 +40,9 @@ function firstDisagreement(a: CheckResult, b: CheckResult): number {
   });
 }
 
-async function chromiumMissing(): Promise<string | null> {
-  try {
-    const st = await Deno.stat(CHROMIUM);
-    if (st.isFile) return null;
-  } catch { /* reported below */ }
-  return `Chromium not found at ${CHROMIUM}. Install it (Debian/Ubuntu: apt-get install -y chromium, ` +
-    `as .ci/run does), point REGULA_CHROMIUM at a Chromium binary, or set REGULA_SKIP_BROWSER=1 ` +
-    `to skip the browser tests.`;
-}
-
-/**
- * Serves `handler` on 127.0.0.1, opens its "/" in headless Chromium (a fresh profile) and runs
- * `fn` on the page, with the page's console and errors collected in `logs`; then closes both.
- */
-async function withChromiumPage<T>(
-  handler: (req: Request) => Response,
-  fn: (page: Page, logs: string[]) => Promise<T>,
-): Promise<T> {
-  const missing = await chromiumMissing();
-  if (missing) assert.fail(missing);
-  const tmp = await Deno.makeTempDir({ prefix: "regula_chromium_" });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
-  const logs: string[] = [];
-  try {
-    const context = await chromium.launchPersistentContext(`${tmp}/profile`, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 60_000,
-    });
-    try {
-      const page = await context.newPage();
-      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
-      page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
-      return await fn(page, logs);
-    } finally {
-      await context.close();
-    }
-  } finally {
-    await server.shutdown();
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "selfCheck() in headless Chromium passes and matches Deno",
-  ignore: SKIP,
+  ignore: SKIP_BROWSER,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -219,7 +149,7 @@ Deno.test("bundle() inlines the WGSL shaders and leaves no Deno API in mod.ts's 
 
 Deno.test({
   name: "every shaders/*.wgsl compiles in headless Chromium (Tint), not only in Deno (naga)",
-  ignore: SKIP,
+  ignore: SKIP_BROWSER,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
