@@ -7,6 +7,7 @@
  * Flags: `--json` prints every table as JSON at the end;
  * `--only matmul,train,epoch,attacks,planes` picks benchmarks; the training
  * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`, `--no-jr`,
+ * `--profile lenet64`: the per-kernel profile of regula's plain and JR steps instead,
  * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
  * `--epoch-rounds N`, `--epoch-peers tfjs,jax,torch`) pass through;
  * `--attack-batch 64`, `--attack-rounds 2`, `--plane-resolution 256` and
@@ -21,7 +22,7 @@
  */
 
 import { benchMatmul } from "./matmul.ts";
-import { benchTrain, trainOptionsFromArgs } from "./train.ts";
+import { benchTrain, profileTrain, trainOptionsFromArgs } from "./train.ts";
 import { benchEpoch, epochOptionsFromArgs } from "./epoch.ts";
 import { benchAttacks } from "./attacks.ts";
 import { benchPlanes } from "./planes.ts";
@@ -35,7 +36,13 @@ function numberFlag(name: string, fallback: number): number {
 }
 const results: Record<string, unknown> = {};
 if (only.includes("matmul")) results.matmul = await benchMatmul();
-if (only.includes("train")) results.train = await benchTrain(trainOptionsFromArgs(args));
+const profile = args.indexOf("--profile");
+if (only.includes("train")) {
+  // `--profile lenet64`: the per-kernel profile of one configuration instead of the benchmark.
+  results.train = profile >= 0
+    ? await profileTrain(args[profile + 1])
+    : await benchTrain(trainOptionsFromArgs(args));
+}
 if (only.includes("epoch")) results.epoch = await benchEpoch(epochOptionsFromArgs(args));
 if (only.includes("attacks")) {
   results.attacks = await benchAttacks({

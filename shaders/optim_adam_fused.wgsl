@@ -1,25 +1,29 @@
 // Optimizer steps fused over many parameter tensors: one dispatch updates up to 6 tensors,
 // each bound in a slot of its own (WebGPU has no pointers or buffer arrays, so a slot is a set of
-// bindings and a `switch` picks it). The invocations cover the concatenation of the slots'
-// elements: element i belongs to slot s with off_s <= i < off_{s+1} (off_0 = 0, n = off_6;
-// an unused slot is empty, off_s = off_{s+1}, and bound to placeholders). The update of each
-// element is exactly shaders/optim.wgsl's, operation by operation (PyTorch 1.13's
-// _single_tensor_sgd / _single_tensor_adam(w)); only the launch differs, so the results are the
-// same bits as the per-tensor kernels'.
+// bindings and a `switch` picks it). Each slot starts on a workgroup of its own: slot s owns the
+// workgroups [off_s, off_{s+1}) (off_0 = 0; the last slot ends at the grid's end) and its
+// len_s elements; an unused slot has len_s = 0 and owns no workgroup, its bindings placeholders.
+//
+// NOTE: the slot is a function of the workgroup, not of the element: on Mesa llvmpipe a switch
+// whose value differs between the lanes of one SIMD batch runs every case under a mask, and
+// per-element slots (as first written) made the fused step 3x slower than ten dispatches.
+//
+// The update of each element is exactly shaders/optim.wgsl's, operation by operation (PyTorch
+// 1.13's _single_tensor_sgd / _single_tensor_adam(w)); only the launch differs, so the results
+// are the same bits as the per-tensor kernels'.
 //
 // Why: a training step's optimizer was one dispatch per parameter tensor (LeNet-5: 10, DDNet:
 // 14), each a pass launch with its own fixed cost; fused, LeNet's SGD step is one dispatch.
 // Needs 6·5 = 30 storage bindings (maxStorageBuffersPerShaderStage >= 30);
 // src/train/optim.ts falls back to shaders/optim.wgsl on devices with fewer.
 //
-// Threading plan: one invocation per element of the concatenation, 256 per workgroup,
+// Threading plan: one invocation per element, 256 per workgroup, each workgroup within one slot,
 // workgroups over x and y (rt.grid). Elementwise: no workgroup memory, no barriers.
 //
 // This file: Adam and AdamW (torch.optim.Adam, AdamW), slot s = (param, grad, exp_avg,
 // exp_avg_sq, max_exp_avg_sq). The slots of one dispatch share the step count (the bias
 // corrections); src/train/optim.ts groups the tensors so.
 struct Params {
-  n: u32,
   lr: f32,
   wd: f32,
   maximize: u32,
@@ -39,6 +43,12 @@ struct Params {
   off3: u32,
   off4: u32,
   off5: u32,
+  len0: u32,
+  len1: u32,
+  len2: u32,
+  len3: u32,
+  len4: u32,
+  len5: u32,
 }
 @group(0) @binding(0) var<storage, read_write> p0: array<f32>;
 @group(0) @binding(1) var<storage, read_write> g0: array<f32>;
@@ -91,14 +101,15 @@ fn adam(w_old: f32, g_in: f32, m_old: f32, v_old: f32, vmax_old: f32) -> vec4f {
   return vec4f(w - p.step_size * (m / denom), m, v, vd);
 }
 
-// (slot, index within the slot) of element i of the concatenation.
-fn slot(i: u32) -> vec2u {
-  if (i >= p.off5) { return vec2u(5u, i - p.off5); }
-  if (i >= p.off4) { return vec2u(4u, i - p.off4); }
-  if (i >= p.off3) { return vec2u(3u, i - p.off3); }
-  if (i >= p.off2) { return vec2u(2u, i - p.off2); }
-  if (i >= p.off1) { return vec2u(1u, i - p.off1); }
-  return vec2u(0u, i);
+// (slot, element within the slot) of lane lid of workgroup w; the element is past the slot's
+// length (skipped) in its last workgroup.
+fn slot(w: u32, lid: u32) -> vec3u {
+  if (w >= p.off5) { return vec3u(5u, (w - p.off5) * 256u + lid, p.len5); }
+  if (w >= p.off4) { return vec3u(4u, (w - p.off4) * 256u + lid, p.len4); }
+  if (w >= p.off3) { return vec3u(3u, (w - p.off3) * 256u + lid, p.len3); }
+  if (w >= p.off2) { return vec3u(2u, (w - p.off2) * 256u + lid, p.len2); }
+  if (w >= p.off1) { return vec3u(1u, (w - p.off1) * 256u + lid, p.len1); }
+  return vec3u(0u, w * 256u + lid, p.len0);
 }
 
 @compute @workgroup_size(256)
@@ -107,10 +118,9 @@ fn main(
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-  if (i >= p.n) { return; }
-  let sj = slot(i);
+  let sj = slot(wid.y * nwg.x + wid.x, lid);
   let j = sj.y;
+  if (j >= sj.z) { return; }
   let ams = p.amsgrad == 1u;
   switch sj.x {
     case 0u: {

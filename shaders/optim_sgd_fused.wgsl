@@ -1,23 +1,27 @@
 // Optimizer steps fused over many parameter tensors: one dispatch updates up to 10 tensors,
 // each bound in a slot of its own (WebGPU has no pointers or buffer arrays, so a slot is a set of
-// bindings and a `switch` picks it). The invocations cover the concatenation of the slots'
-// elements: element i belongs to slot s with off_s <= i < off_{s+1} (off_0 = 0, n = off_10;
-// an unused slot is empty, off_s = off_{s+1}, and bound to placeholders). The update of each
-// element is exactly shaders/optim.wgsl's, operation by operation (PyTorch 1.13's
-// _single_tensor_sgd / _single_tensor_adam(w)); only the launch differs, so the results are the
-// same bits as the per-tensor kernels'.
+// bindings and a `switch` picks it). Each slot starts on a workgroup of its own: slot s owns the
+// workgroups [off_s, off_{s+1}) (off_0 = 0; the last slot ends at the grid's end) and its
+// len_s elements; an unused slot has len_s = 0 and owns no workgroup, its bindings placeholders.
+//
+// NOTE: the slot is a function of the workgroup, not of the element: on Mesa llvmpipe a switch
+// whose value differs between the lanes of one SIMD batch runs every case under a mask, and
+// per-element slots (as first written) made the fused step 3x slower than ten dispatches.
+//
+// The update of each element is exactly shaders/optim.wgsl's, operation by operation (PyTorch
+// 1.13's _single_tensor_sgd / _single_tensor_adam(w)); only the launch differs, so the results
+// are the same bits as the per-tensor kernels'.
 //
 // Why: a training step's optimizer was one dispatch per parameter tensor (LeNet-5: 10, DDNet:
 // 14), each a pass launch with its own fixed cost; fused, LeNet's SGD step is one dispatch.
 // Needs 10·3 = 30 storage bindings (maxStorageBuffersPerShaderStage >= 30);
 // src/train/optim.ts falls back to shaders/optim.wgsl on devices with fewer.
 //
-// Threading plan: one invocation per element of the concatenation, 256 per workgroup,
+// Threading plan: one invocation per element, 256 per workgroup, each workgroup within one slot,
 // workgroups over x and y (rt.grid). Elementwise: no workgroup memory, no barriers.
 //
 // This file: SGD (torch.optim.SGD), slot s = (param, grad, momentum_buffer).
 struct Params {
-  n: u32,
   lr: f32,
   wd: f32,
   momentum: f32,
@@ -35,6 +39,16 @@ struct Params {
   off7: u32,
   off8: u32,
   off9: u32,
+  len0: u32,
+  len1: u32,
+  len2: u32,
+  len3: u32,
+  len4: u32,
+  len5: u32,
+  len6: u32,
+  len7: u32,
+  len8: u32,
+  len9: u32,
 }
 @group(0) @binding(0) var<storage, read_write> p0: array<f32>;
 @group(0) @binding(1) var<storage, read_write> g0: array<f32>;
@@ -89,18 +103,19 @@ fn sgd(w: f32, g: f32, buf_old: f32) -> vec2f {
   return vec2f(w - p.lr * d, buf);
 }
 
-// (slot, index within the slot) of element i of the concatenation.
-fn slot(i: u32) -> vec2u {
-  if (i >= p.off9) { return vec2u(9u, i - p.off9); }
-  if (i >= p.off8) { return vec2u(8u, i - p.off8); }
-  if (i >= p.off7) { return vec2u(7u, i - p.off7); }
-  if (i >= p.off6) { return vec2u(6u, i - p.off6); }
-  if (i >= p.off5) { return vec2u(5u, i - p.off5); }
-  if (i >= p.off4) { return vec2u(4u, i - p.off4); }
-  if (i >= p.off3) { return vec2u(3u, i - p.off3); }
-  if (i >= p.off2) { return vec2u(2u, i - p.off2); }
-  if (i >= p.off1) { return vec2u(1u, i - p.off1); }
-  return vec2u(0u, i);
+// (slot, element within the slot) of lane lid of workgroup w; the element is past the slot's
+// length (skipped) in its last workgroup.
+fn slot(w: u32, lid: u32) -> vec3u {
+  if (w >= p.off9) { return vec3u(9u, (w - p.off9) * 256u + lid, p.len9); }
+  if (w >= p.off8) { return vec3u(8u, (w - p.off8) * 256u + lid, p.len8); }
+  if (w >= p.off7) { return vec3u(7u, (w - p.off7) * 256u + lid, p.len7); }
+  if (w >= p.off6) { return vec3u(6u, (w - p.off6) * 256u + lid, p.len6); }
+  if (w >= p.off5) { return vec3u(5u, (w - p.off5) * 256u + lid, p.len5); }
+  if (w >= p.off4) { return vec3u(4u, (w - p.off4) * 256u + lid, p.len4); }
+  if (w >= p.off3) { return vec3u(3u, (w - p.off3) * 256u + lid, p.len3); }
+  if (w >= p.off2) { return vec3u(2u, (w - p.off2) * 256u + lid, p.len2); }
+  if (w >= p.off1) { return vec3u(1u, (w - p.off1) * 256u + lid, p.len1); }
+  return vec3u(0u, w * 256u + lid, p.len0);
 }
 
 @compute @workgroup_size(256)
@@ -109,10 +124,9 @@ fn main(
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-  if (i >= p.n) { return; }
-  let sj = slot(i);
+  let sj = slot(wid.y * nwg.x + wid.x, lid);
   let j = sj.y;
+  if (j >= sj.z) { return; }
   let mom = p.momentum != 0.0;
   let old = mom && p.first == 0u;
   switch sj.x {

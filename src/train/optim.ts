@@ -3,9 +3,10 @@
  * fused kernels into the current step's encoder and allocate nothing after the
  * first step: one dispatch updates up to 10 (SGD) or 6 (Adam, AdamW) parameter
  * tensors, each in a binding slot of its own (`shaders/optim_sgd_fused.wgsl`,
- * `shaders/optim_adam_fused.wgsl`: LeNet-5's SGD step is one dispatch), where
- * the device has the 30 storage bindings that takes; elsewhere one dispatch
- * per tensor (`shaders/optim.wgsl`). Both compute the same bits. The
+ * `shaders/optim_adam_fused.wgsl`: LeNet-5's SGD step is one dispatch), on GPUs
+ * with the 30 storage bindings that takes; elsewhere, and by default on CPU
+ * adapters, where it measured slower (see `canFuse`), one dispatch per tensor
+ * (`shaders/optim.wgsl`). Both compute the same bits. The
  * update formulas are PyTorch 1.13's (`torch.optim.SGD`, `Adam`, `AdamW`,
  * default single-tensor path), operation by operation.
  *
@@ -75,25 +76,32 @@ function fusedDispatches(
       group.push(updates[i++]);
     }
     const bindings: Tensor[] = [];
-    const offsets: Record<string, number> = {};
-    let n = 0, spare = 0;
+    const layout: Record<string, number> = {};
+    // Each slot starts on a workgroup of its own (see the NOTE in the shaders).
+    let groups = 0, spare = 0;
     for (let s = 0; s < slots; s++) {
-      if (s > 0) offsets[`off${s}`] = n;
+      if (s > 0) layout[`off${s}`] = groups;
       const u = group[s];
       for (let b = 0; b < perSlot; b++) bindings.push(u?.buffers[b] ?? rt.placeholder(spare++));
-      n += u?.size ?? 0;
+      layout[`len${s}`] = u?.size ?? 0;
+      groups += Math.ceil((u?.size ?? 0) / 256);
     }
     rt.dispatch(kernel, {
       bindings,
-      params: { ...params(group[0]), ...offsets, n },
-      workgroups: rt.grid(n, 256),
+      params: { ...params(group[0]), ...layout },
+      workgroups: rt.grid(groups, 1),
     });
   }
 }
 
 /** True when the device has the storage bindings of the fused kernels. */
 function canFuse(rt: Runtime, fused: boolean | undefined): boolean {
-  return (fused ?? true) && rt.device.limits.maxStorageBuffersPerShaderStage >= FUSED_BINDINGS;
+  // NOTE: not by default on CPU adapters. Mesa llvmpipe runs every case of the slot switch for
+  // every invocation (masked, each load a loop over the lanes), so there the fused SGD step of
+  // LeNet-5's 10 tensors measured 2.3-2.8 ms of GPU time against 0.8-0.9 ms for ten dispatches
+  // (interleaved, best of 8 rounds of 20 steps), even with each workgroup inside one slot.
+  return (fused ?? !rt.isCpuAdapter) &&
+    rt.device.limits.maxStorageBuffersPerShaderStage >= FUSED_BINDINGS;
 }
 
 /** The update rules offered. */
@@ -120,8 +128,9 @@ export interface SgdOptions {
    */
   zeroGrad?: boolean;
   /**
-   * Fuse the update of many tensors into one dispatch (see the module doc). Default true where
-   * the device has the bindings; false: one dispatch per tensor (the same results).
+   * Fuse the update of many tensors into one dispatch (see the module doc) where the device has
+   * the bindings. Default: on GPUs, not on CPU adapters (llvmpipe, where ten dispatches measured
+   * faster); false: one dispatch per tensor. The results are the same bits either way.
    */
   fused?: boolean;
 }
@@ -146,8 +155,9 @@ export interface AdamOptions {
   /** Set each gradient to 0 after reading it (see {@linkcode SgdOptions.zeroGrad}). Default false. */
   zeroGrad?: boolean;
   /**
-   * Fuse the update of many tensors into one dispatch (see the module doc). Default true where
-   * the device has the bindings; false: one dispatch per tensor (the same results).
+   * Fuse the update of many tensors into one dispatch (see the module doc) where the device has
+   * the bindings. Default: on GPUs, not on CPU adapters (llvmpipe, where ten dispatches measured
+   * faster); false: one dispatch per tensor. The results are the same bits either way.
    */
   fused?: boolean;
 }
