@@ -78,16 +78,31 @@ Deno.test("WasmRuntime without 128-bit SIMD is a clear error", async () => {
 
 Deno.test("WasmTensor: upload, write, read, reshape, dispose, and use after destroy", async () => {
   const rt = await WasmRuntime.create({ threads: 1, warn: false });
-  const t = rt.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], "x");
+  const t = rt.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], "f32", "x");
   assert.equal(t.describe(), `wasm tensor #${t.id} 'x' f32[2,3]`);
   assert.deepEqual(Array.from(await t.read()), [1, 2, 3, 4, 5, 6]);
   rt.write(t, new Float32Array([6, 5, 4, 3, 2, 1]));
   const r = t.reshape([3, 2]);
   assert.deepEqual(Array.from(r.toArray()), [6, 5, 4, 3, 2, 1]);
   assert.throws(() => t.reshape([4]), /Cannot reshape .* to \[4\]: sizes differ/);
-  assert.throws(() => rt.write(t, new Float32Array(5)), /does not match wasm tensor/);
+  assert.throws(
+    () => rt.write(t, new Float32Array(5)),
+    /write: 5 values for wasm tensor #\d+ 'x' f32\[2,3\]/,
+  );
   assert.throws(() => rt.upload(new Float32Array(5), [2, 3]), /5 values do not fill shape/);
   assert.equal(rt.upload(new Int32Array([1, -2]), [2]).dtype, "i32");
+  assert.equal(rt.upload([1, 2], [2], "u32").dtype, "u32");
+  // copy (overlapping ranges too), fill0, sync and memory() as on the WebGPU runtime
+  const u = rt.upload([1, 2, 3, 4, 5], [5]);
+  rt.copy(u, u, 3, 0, 2);
+  assert.deepEqual(Array.from(u.toArray()), [1, 2, 1, 2, 3]);
+  assert.throws(() => rt.copy(u, u, 4, 0, 2), /copy: 4 elements do not fit/);
+  rt.fill0(u);
+  assert.deepEqual(Array.from(u.toArray()), [0, 0, 0, 0, 0]);
+  await rt.sync();
+  const before = rt.memory();
+  u.dispose();
+  assert.equal(rt.memory().blocks, before.blocks - 1);
   r.dispose(); // a view: nothing happens
   assert.equal(t.disposed, false);
   t.dispose();
@@ -104,7 +119,7 @@ Deno.test("WasmRuntime with threads runs kernels on workers over a shared memory
   try {
     assert.equal(rt.threads, 2);
     assert.equal(rt.threadsNote, null);
-    assert.ok(rt.memory.buffer instanceof SharedArrayBuffer);
+    assert.ok(rt.wasmMemory.buffer instanceof SharedArrayBuffer);
     assert.equal(rt.description, "WebAssembly SIMD, 2 threads");
     // sumRows on the worker alone (part 1): out[j] = sum_i x[i, j]
     const x = rt.upload(randomArray(5 * 7, 3), [5, 7]);

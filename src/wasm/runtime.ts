@@ -32,7 +32,6 @@ import {
   threadsUnavailableReason,
 } from "./module.ts";
 import {
-  arrayTypeOf,
   checkShape,
   type DType,
   fmtShape,
@@ -102,10 +101,10 @@ export class WasmRuntime {
 
   private constructor(
     /** The memory every tensor lives in (shared when `threads > 1`). */
-    readonly memory: WebAssembly.Memory,
-    /** Allocator of `memory`. */
+    readonly wasmMemory: WebAssembly.Memory,
+    /** Allocator of `wasmMemory`. */
     readonly heap: WasmHeap,
-    /** The kernels, instantiated on `memory` for the calling thread. */
+    /** The kernels, instantiated on `wasmMemory` for the calling thread. */
     readonly kernels: KernelExports,
     /** Threads ops are split across, the calling one included. */
     readonly threads: number,
@@ -226,49 +225,76 @@ export class WasmRuntime {
   }
 
   /**
-   * A new tensor holding a copy of `data`; the dtype follows the array type.
-   * @param data values, row-major
-   * @param shape dimensions; default `[data.length]`
+   * A new tensor holding a copy of `data` (the signature of the WebGPU `Runtime.upload`).
+   * @param data values, row-major (length must equal the shape's size)
+   * @param shape dimensions
+   * @param dtype inferred from the array type unless given (f32 for a plain array)
    * @param name shown in error messages
    * @returns a tensor the caller owns
+   * @throws Error when the values do not fill the shape, or the memory cannot hold them
    */
   upload(
-    data: Float32Array | Uint32Array | Int32Array,
-    shape: readonly number[] = [data.length],
+    data: Float32Array | Uint32Array | Int32Array | number[],
+    shape: readonly number[],
+    dtype?: DType,
     name?: string,
   ): WasmTensor {
-    const dtype: DType = data instanceof Float32Array
-      ? "f32"
-      : data instanceof Uint32Array
-      ? "u32"
-      : "i32";
+    const dt: DType = dtype ??
+      (data instanceof Uint32Array ? "u32" : data instanceof Int32Array ? "i32" : "f32");
+    checkShape(shape);
     if (sizeOf(shape) !== data.length) {
-      throw new Error(
-        `upload: ${data.length} values do not fill shape ${fmtShape(shape)} (${sizeOf(shape)})`,
-      );
+      throw new Error(`upload: ${data.length} values do not fill shape ${fmtShape(shape)}`);
     }
-    const t = this.empty(shape, dtype, name);
+    const t = this.empty(shape, dt, name);
     t.view().set(data);
     return t;
   }
 
-  /** Overwrites a tensor with `data` (same length and element type). */
+  /** Overwrites the contents of `t` with `data` (same number of elements). */
   write(t: WasmTensor, data: Float32Array | Uint32Array | Int32Array): void {
-    if (data.length !== t.size || !(data instanceof arrayTypeOf(t.dtype))) {
-      throw new Error(
-        `write: ${data.constructor.name}(${data.length}) does not match ${t.describe()}`,
-      );
+    if (data.length !== t.size) {
+      throw new Error(`write: ${data.length} values for ${t.describe()}`);
     }
     t.view().set(data);
   }
 
-  /** A copy of a tensor's data (a promise, as on the GPU runtime). */
+  /** `dst[...] = src[...]` for `count` elements (default all of src); the two may overlap. */
+  copy(src: WasmTensor, dst: WasmTensor, count = src.size, srcOffset = 0, dstOffset = 0): void {
+    if (srcOffset + count > src.size || dstOffset + count > dst.size) {
+      throw new Error(`copy: ${count} elements do not fit ${src.describe()} -> ${dst.describe()}`);
+    }
+    if (count === 0) return;
+    new Uint8Array(this.wasmMemory.buffer).copyWithin(
+      dst.ptr + dstOffset * 4,
+      src.ptr + srcOffset * 4,
+      src.ptr + (srcOffset + count) * 4,
+    );
+  }
+
+  /** Sets every element of `t` to 0. */
+  fill0(t: WasmTensor): void {
+    new Uint8Array(this.wasmMemory.buffer, t.ptr, t.byteLength).fill(0);
+  }
+
+  /** A copy of a tensor's data (a promise, as on the WebGPU runtime). */
   read(t: WasmTensor): Promise<TypedArrayFor<DType>> {
     return t.read();
   }
 
-  /** Memory statistics. */
-  memoryStats(): HeapStats {
+  /**
+   * Nothing to do: every op has finished when it returns (the WebGPU runtime submits its
+   * recorded step here). Kept so that code written for either runtime runs on both.
+   */
+  submit(): void {}
+
+  /** Resolves at once (ops are synchronous); throws if the runtime was destroyed. */
+  sync(): Promise<void> {
+    this.#check();
+    return Promise.resolve();
+  }
+
+  /** Memory statistics (the WebGPU runtime's `memory()` reports its buffer pool). */
+  memory(): HeapStats {
     return this.heap.stats();
   }
 

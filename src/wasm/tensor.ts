@@ -32,7 +32,7 @@ export class WasmTensor {
   /**
    * Use `rt.empty`, `rt.zeros` or `rt.upload` rather than this constructor.
    * @param rt the runtime whose memory holds the data
-   * @param ptr byte offset of the first element in `rt.memory`
+   * @param ptr byte offset of the first element in `rt.wasmMemory`
    * @param shape row-major dimensions
    * @param dtype element type (4 bytes)
    * @param name optional name shown in error messages
@@ -79,7 +79,7 @@ export class WasmTensor {
   view(): TypedArrayFor<DType> {
     const Ctor = arrayTypeOf(this.dtype);
     // NOTE: a SharedArrayBuffer when the runtime has threads; the typed arrays work the same.
-    const buffer = this.rt.memory.buffer as ArrayBuffer;
+    const buffer = this.rt.wasmMemory.buffer as ArrayBuffer;
     return new Ctor(buffer, this.ptr, this.size) as TypedArrayFor<DType>;
   }
 
