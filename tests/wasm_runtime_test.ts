@@ -141,6 +141,33 @@ Deno.test("WasmRuntime with threads runs kernels on workers over a shared memory
     );
     assertClose(out.toArray(), want, { what: "sumRows computed by the worker" });
     assert.throws(() => rt.parallel("sgemm", [[], [], []]), /3 parts for 2 threads/);
+    // A trap on the worker (a pointer past the memory) is an error naming it, and the pool
+    // keeps working afterwards.
+    const past = rt.memory().memoryBytes;
+    assert.throws(
+      () =>
+        rt.parallel("sumRows", [[0, 0, dummy.ptr, 0, 1, 0, dummy.ptr], [
+          5,
+          7,
+          past,
+          7,
+          1,
+          0,
+          past,
+        ]]),
+      /WebAssembly kernel sumRows failed on worker 1: RuntimeError: memory access out of bounds/,
+    );
+    rt.fill0(out);
+    rt.parallel("sumRows", [[0, 0, dummy.ptr, 0, 1, 0, dummy.ptr], [
+      5,
+      7,
+      x.ptr,
+      7,
+      1,
+      0,
+      out.ptr,
+    ]]);
+    assertClose(out.toArray(), want, { what: "sumRows after a failure" });
   } finally {
     rt.destroy();
     rt.destroy();
