@@ -125,14 +125,16 @@ export class WasmRuntime {
 
   /**
    * Compiles (once per process) and instantiates the kernels, and starts the workers.
-   * @param options threads and memory limit
+   * @param options threads, memory limit, worker start timeout, warning
    * @returns the runtime; call `destroy()` when done (live workers keep a Deno process alive)
-   * @throws Error when the engine lacks WebAssembly SIMD, or the options are invalid
+   * @throws Error when the engine lacks WebAssembly SIMD, or the options are invalid; fewer
+   *   threads than asked for is never an error (see {@linkcode WasmRuntime.threadsNote})
    * @example
    * ```ts
    * const rt = await WasmRuntime.create({ threads: 2 });
-   * console.log(rt.description); // "WebAssembly SIMD, 2 threads"
-   * if (rt.threadsNote) console.warn(rt.threadsNote);
+   * // "WebAssembly SIMD, 2 threads"; without SharedArrayBuffer "WebAssembly SIMD, 1 thread; ..."
+   * // (and the reason once on stderr / the console, unless `warn: false`)
+   * console.log(rt.description);
    * rt.destroy();
    * ```
    */
