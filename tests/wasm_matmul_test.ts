@@ -8,6 +8,11 @@ import { matmul, splitGemm, type WasmMatmulOptions } from "../src/wasm/matmul.ts
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { matmul as gpuMatmul, type MatmulActivation } from "../src/ops/matmul.ts";
 import { matmulRef } from "../src/reference/matmul.ts";
+import type { DispatchSpec } from "../src/gpu/runtime.ts";
+import type { Kernel } from "../src/gpu/kernel.ts";
+import matmulSrc from "../shaders/matmul.wgsl" with { type: "text" };
+
+const MATMUL: Kernel = { name: "matmul", code: matmulSrc };
 
 /** fp32 sums of K products of values in [-1, 1]: error grows like sqrt(K). */
 function atolFor(k: number): number {
@@ -238,4 +243,84 @@ Deno.test("matmul() (wasm) out of memory names the result tensor and its size", 
     rt.destroy();
     for (const p of runtimes.values()) (await p).destroy();
   }
+});
+
+Deno.test("WasmRuntime.dispatch() replays the WebGPU matmul's own dispatch on its Wasm twin", async () => {
+  const gpu = await getRuntime();
+  const rt = await WasmRuntime.create({ threads: 2, warn: false });
+  const seen: { kernel: Kernel; spec: DispatchSpec }[] = [];
+  const dispatch = gpu.dispatch;
+  gpu.dispatch = (kernel: Kernel, spec: DispatchSpec) => {
+    seen.push({ kernel, spec });
+    dispatch.call(gpu, kernel, spec);
+  };
+  // Sizes whose operands need no vec4 padding copy, so every binding is a tensor made here.
+  const cases: [Case, CheckOptions][] = [
+    [{ m: 68, k: 36, n: 20 }, { transB: true, bias: true, activation: "tanh" }],
+    [{ m: 8, k: 12, n: 200 }, { transA: true, cOld: true, beta: 1, alpha: 0.5 }],
+    [{ m: 12, k: 8, n: 4, batchA: 3 }, { activation: "leaky_relu", slope: 0.3 }],
+    [{ m: 12, k: 8, n: 4, batchB: 2 }, { transA: true, transB: true }],
+  ];
+  try {
+    for (const [{ m, k, n, batchA = 0, batchB = 0 }, o] of cases) {
+      const aShape = o.transA ? [k, m] : [m, k];
+      const bShape = o.transB ? [n, k] : [k, n];
+      if (batchA) aShape.unshift(batchA);
+      if (batchB) bShape.unshift(batchB);
+      const batch = Math.max(batchA, batchB);
+      const cShape = batch ? [batch, m, n] : [m, n];
+      const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+      const data = [aShape, bShape, [n], cShape].map((s, i) => randomArray(size(s), 20 + i));
+      const g = [aShape, bShape, [n], cShape].map((s, i) => gpu.upload(data[i], s));
+      const w = [aShape, bShape, [n], cShape].map((s, i) => rt.upload(data[i], s));
+      const { bias: hasBias, cOld: _c, threads: _t, ...rest } = o;
+      seen.length = 0;
+      const gc = gpuMatmul(gpu, g[0], g[1], {
+        ...rest,
+        bias: hasBias ? g[2] : undefined,
+        out: g[3],
+      });
+      assert.equal(seen.length, 1);
+      const { kernel, spec } = seen[0];
+      const bindings = spec.bindings.map((t) => {
+        const i = g.indexOf(t);
+        assert.ok(i >= 0, `binding ${t.describe()} is one of the test's tensors`);
+        return w[i];
+      });
+      rt.dispatch(kernel, { ...spec, bindings });
+      const what = `dispatch replay ${JSON.stringify({ m, k, n, batchA, batchB, ...o })}`;
+      assertClose(w[3].toArray(), await gc.read(), { atol: atolFor(k), rtol: 1e-4, what });
+      // ... and it is exactly what the Wasm matmul op computes
+      const direct = matmul(rt, w[0], w[1], {
+        ...rest,
+        bias: hasBias ? w[2] : undefined,
+        out: rt.upload(data[3], cShape),
+      });
+      assert.deepEqual(direct.toArray(), w[3].toArray(), what);
+      for (const t of [...g, ...w, direct]) t.dispose();
+    }
+  } finally {
+    gpu.dispatch = dispatch;
+  }
+  const x = rt.zeros([4, 4]);
+  assert.throws(
+    () =>
+      rt.dispatch({ name: "conv2d", code: "", entry: "forward" }, {
+        bindings: [],
+        workgroups: [1],
+      }),
+    /Kernel 'conv2d' \(entry forward\) has no WebAssembly twin yet/,
+  );
+  assert.throws(
+    () => rt.dispatch(MATMUL, { bindings: [x, x], workgroups: [1, 1, 1] }),
+    /Kernel 'matmul' declares 4 storage bindings, got 2/,
+  );
+  const gone = rt.zeros([4, 4]);
+  gone.dispose();
+  assert.throws(
+    () => rt.dispatch(MATMUL, { bindings: [x, gone, x, x], workgroups: [1, 1, 1] }),
+    /wasm tensor #\d+ f32\[4,4\] was used after dispose\(\)/,
+  );
+  x.dispose();
+  rt.destroy();
 });

@@ -217,15 +217,73 @@ export function matmul(
   out ??= rt.empty(outShape, "f32", "matmul.out");
   if (m === 0 || n === 0 || batch === 0) return out;
 
+  runSgemm(rt, {
+    transA,
+    transB,
+    m,
+    n,
+    k,
+    batch,
+    alpha,
+    beta,
+    act,
+    slope,
+    a: a.ptr,
+    sa: batchA ? m * k : 0,
+    b: b.ptr,
+    sb: batchB ? k * n : 0,
+    c: out.ptr,
+    sc: m * n,
+    bias: bias ? bias.ptr : 0,
+    threads,
+  });
+  return out;
+}
+
+/**
+ * One (batched) `sgemm` call, in the terms of shaders/matmul.wgsl: pointers are byte offsets
+ * into the runtime's memory, strides `sa`, `sb`, `sc` count elements between batch items (0
+ * shares an operand), `act` is the epilogue's activation code.
+ */
+export interface GemmCall {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  alpha: number;
+  beta: number;
+  act: number;
+  slope: number;
+  a: number;
+  sa: number;
+  b: number;
+  sb: number;
+  c: number;
+  sc: number;
+  /** 0: no bias. */
+  bias: number;
+  threads: number;
+}
+
+/**
+ * Runs a checked product: each batch item split by {@linkcode splitGemm} across threads.
+ * Shared by {@linkcode matmul} and the twin of the WGSL matmul kernel (src/wasm/kernels/).
+ * @param rt runtime whose memory the pointers address
+ * @param g the call, already validated
+ */
+export function runSgemm(rt: WasmRuntime, g: GemmCall): void {
+  const { transA, transB, m, n, k } = g;
+  if (m === 0 || n === 0 || g.batch === 0) return;
   const lda = transA ? m : k;
   const ldb = transB ? k : n;
-  const parts = splitGemm(m, n, k, threads);
-  const biasPtr = bias ? bias.ptr : 0;
+  const parts = splitGemm(m, n, k, Math.min(g.threads, rt.threads));
   const args: number[][] = parts.map(() => []);
-  for (let z = 0; z < batch; z++) {
-    const pa = a.ptr + (batchA ? z * m * k * 4 : 0);
-    const pb = b.ptr + (batchB ? z * k * n * 4 : 0);
-    const pc = out.ptr + z * m * n * 4;
+  for (let z = 0; z < g.batch; z++) {
+    const pa = g.a + 4 * z * g.sa;
+    const pb = g.b + 4 * z * g.sb;
+    const pc = g.c + 4 * z * g.sc;
     for (let p = 0; p < parts.length; p++) {
       const [i0, rows, j0, cols] = parts[p];
       args[p] = [
@@ -234,23 +292,22 @@ export function matmul(
         rows,
         cols,
         k,
-        alpha,
+        g.alpha,
         pa + 4 * (transA ? i0 : i0 * lda),
         lda,
         pb + 4 * (transB ? j0 * ldb : j0),
         ldb,
-        beta,
+        g.beta,
         pc + 4 * (i0 * n + j0),
         n,
-        bias ? biasPtr + 4 * j0 : 0,
-        act,
-        slope,
+        g.bias ? g.bias + 4 * j0 : 0,
+        g.act,
+        g.slope,
         rt.scratch(p),
       ];
     }
     rt.parallel("sgemm", args);
   }
-  return out;
 }
 
 function sameShape(x: readonly number[], y: readonly number[]): boolean {

@@ -40,6 +40,20 @@ import {
   WasmTensor,
 } from "./tensor.ts";
 import { CONTROL, type WorkerInit, workerSource } from "./_worker.ts";
+import { TWINS } from "./kernels/mod.ts";
+import { bindingLayout, type Kernel } from "../gpu/kernel.ts";
+
+/** How to run a kernel: the WebGPU `DispatchSpec` (src/gpu/runtime.ts) over Wasm tensors. */
+export interface WasmDispatchSpec {
+  /** Tensors bound, in ascending `@binding` order of the shader's storage variables. */
+  bindings: WasmTensor[];
+  /** Values of the shader's uniform `Params` struct, by field name. */
+  params?: Record<string, number>;
+  /** Workgroup counts `[x, y?, z?]` of the WebGPU launch (twins read only what the WGSL reads). */
+  workgroups: readonly number[];
+  /** Values of WGSL `override` constants. */
+  constants?: Record<string, number>;
+}
 
 /** Options of {@linkcode WasmRuntime.create}. */
 export interface WasmRuntimeOptions {
@@ -298,6 +312,47 @@ export class WasmRuntime {
   /** Memory statistics (the WebGPU runtime's `memory()` reports its buffer pool). */
   memory(): HeapStats {
     return this.heap.stats();
+  }
+
+  /** Number of {@linkcode WasmRuntime.dispatch} calls so far (the WebGPU runtime's counter). */
+  dispatches = 0;
+
+  /**
+   * Runs the WebAssembly twin of a WGSL kernel (src/wasm/kernels/) on the same bindings,
+   * params and constants that `Runtime.dispatch` takes, and returns when it is done. This is
+   * the seam through which ops are to reach both backends (src/wasm/README.md).
+   * @param kernel the WGSL kernel (its name and entry point pick the twin; its source gives the
+   *   binding count)
+   * @param spec bindings, params, workgroups, constants
+   * @throws Error naming the kernel when it has no twin yet, the bindings do not match its
+   *   declaration, or a tensor was disposed
+   */
+  dispatch(kernel: Kernel, spec: WasmDispatchSpec): void {
+    this.#check();
+    const entry = kernel.entry ?? "main";
+    const twin = TWINS[kernel.name]?.[entry];
+    if (!twin) {
+      throw new Error(
+        `Kernel '${kernel.name}' (entry ${entry}) has no WebAssembly twin yet; use the WebGPU ` +
+          `backend for it (issue 11 tracks the remaining kernels)`,
+      );
+    }
+    const layout = bindingLayout(kernel);
+    if (spec.bindings.length !== layout.storage.length) {
+      throw new Error(
+        `Kernel '${kernel.name}' declares ${layout.storage.length} storage bindings, got ${spec.bindings.length}`,
+      );
+    }
+    for (const t of spec.bindings) {
+      if (t.rt !== this) {
+        throw new Error(`Kernel '${kernel.name}': ${t.describe()} is not this runtime's`);
+      }
+      void t.ptr; // throws, naming the tensor, when it was disposed
+    }
+    const wg = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
+    if (wg[0] * wg[1] * wg[2] === 0) return;
+    twin(this, spec.bindings, spec.params ?? {}, spec.constants ?? {}, wg);
+    this.dispatches++;
   }
 
   /** Byte offset of thread `t`'s gemm scratch. */
