@@ -2,10 +2,11 @@
  * `deno task bench`: every benchmark, each measuring regula against its peers
  * on the same adapter in the same run and printing ratios: matmul, training
  * samples/s (LeNet, DDNet), LeNet/MNIST epoch time, PGD-40 throughput and
- * decision-plane throughput.
+ * decision-plane throughput; `wasm`: GEMM on the WebAssembly CPU backend against PyTorch's CPU
+ * matmul at the same thread count.
  *
  * Flags: `--json` prints every table as JSON at the end;
- * `--only matmul,train,epoch,attacks,planes` picks benchmarks; the training
+ * `--only matmul,train,epoch,attacks,planes,wasm` picks benchmarks; the training
  * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`, `--no-jr`,
  * `--profile lenet64`: the per-kernel profile of regula's plain and JR steps instead,
  * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
@@ -26,10 +27,12 @@ import { benchTrain, profileTrain, trainOptionsFromArgs } from "./train.ts";
 import { benchEpoch, epochOptionsFromArgs } from "./epoch.ts";
 import { benchAttacks } from "./attacks.ts";
 import { benchPlanes } from "./planes.ts";
+import { benchWasmGemm } from "./wasm_gemm.ts";
 
 const args = Deno.args;
 const i = args.indexOf("--only");
-const only = i >= 0 ? args[i + 1].split(",") : ["matmul", "train", "epoch", "attacks", "planes"];
+const ALL = ["matmul", "train", "epoch", "attacks", "planes", "wasm"];
+const only = i >= 0 ? args[i + 1].split(",") : ALL;
 function numberFlag(name: string, fallback: number): number {
   const j = args.indexOf(name);
   return j >= 0 ? Number(args[j + 1]) : fallback;
@@ -56,4 +59,5 @@ if (only.includes("planes")) {
     rounds: numberFlag("--plane-rounds", 1),
   });
 }
+if (only.includes("wasm")) results.wasm = await benchWasmGemm();
 if (args.includes("--json")) console.log(JSON.stringify(results, null, 2));

@@ -1,0 +1,186 @@
+/**
+ * Loading regula's WebAssembly kernels: the embedded bytes (src/wasm/_binary.ts,
+ * built by `deno task build:wasm`), the engine features they need (128-bit
+ * SIMD; shared memory and Web Workers for threads), and the exports.
+ *
+ * Nothing here is Deno-only: it runs the same in browsers.
+ *
+ * @module
+ */
+
+import { KERNELS_SIMD, KERNELS_SIMD_THREADS } from "./_binary.ts";
+
+/** The exports of wasm/assembly/index.ts. Pointers are byte offsets, strides count elements. */
+export interface KernelExports {
+  /** Bytes of per-thread scratch `sgemm` needs (packed panels). */
+  scratchBytes(): number;
+  /** First byte not used by the module's static data. */
+  heapBase(): number;
+  /**
+   * `C = act(alpha · op(A) op(B) + beta · C (+ bias))`, row-major; `bias` 0 = none; `act` 0 none,
+   * 1 relu, 2 tanh, 3 sigmoid, 4 leaky_relu (negative slope `slope`).
+   */
+  sgemm(
+    transA: number,
+    transB: number,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    act: number,
+    slope: number,
+    scratch: number,
+  ): void;
+  /** `out[i, j] = x[i, j] + bias[j]` over (rows, cols). */
+  biasAdd(
+    rows: number,
+    cols: number,
+    x: number,
+    ldx: number,
+    bias: number,
+    out: number,
+    ldo: number,
+  ): void;
+  /** `out[j] = alpha · Σ_i x[i, j] + beta · out[j]` over (rows, cols). */
+  sumRows(
+    rows: number,
+    cols: number,
+    x: number,
+    ldx: number,
+    alpha: number,
+    beta: number,
+    out: number,
+  ): void;
+}
+
+/** Names of the kernels a worker can run, in the order of their op codes. */
+export const KERNEL_NAMES = ["sgemm", "biasAdd", "sumRows"] as const;
+
+/** A kernel a worker can run. */
+export type KernelName = typeof KERNEL_NAMES[number];
+
+/**
+ * The smallest module using a 128-bit SIMD instruction:
+ * `(module (func (result v128) v128.const i32x4 0 0 0 0))`.
+ */
+const SIMD_PROBE = new Uint8Array([
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version 1
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7b, // type section: () -> v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // function section: one function of type 0
+  0x0a,
+  0x16,
+  0x01,
+  0x14,
+  0x00,
+  0xfd,
+  0x0c, // code: no locals, v128.const
+  ...new Array(16).fill(0), // the constant's 16 bytes
+  0x0b, // end
+]);
+
+/** True when the engine validates WebAssembly 128-bit SIMD. */
+export function simdSupported(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
+}
+
+/**
+ * Throws unless the engine has WebAssembly with 128-bit SIMD.
+ * @throws Error saying what is missing and which engines have it
+ */
+export function requireSimd(): void {
+  if (typeof WebAssembly !== "object") {
+    throw new Error(
+      "regula's CPU backend needs WebAssembly, which this JavaScript engine does not provide; " +
+        "use a current browser, Deno or Node, or the WebGPU backend",
+    );
+  }
+  if (!simdSupported()) {
+    throw new Error(
+      "regula's CPU backend needs WebAssembly 128-bit SIMD, which this engine does not support " +
+        "(a SIMD test module fails WebAssembly.validate); use Chrome/Edge 91+, Firefox 89+, " +
+        "Safari 16.4+, Deno 1.9+ or Node 16.4+, or the WebGPU backend",
+    );
+  }
+}
+
+/**
+ * Why this context cannot run kernels on several threads, or null when it can:
+ * it needs `SharedArrayBuffer` (in a page only when it is cross-origin
+ * isolated), `Worker`, and a shared `WebAssembly.Memory`.
+ * @returns a sentence naming what is missing and how to get it, or null
+ */
+export function threadsUnavailableReason(): string | null {
+  const g = globalThis as { crossOriginIsolated?: boolean; Worker?: unknown };
+  if (typeof SharedArrayBuffer === "undefined" || g.crossOriginIsolated === false) {
+    return "SharedArrayBuffer is unavailable (a page must be cross-origin isolated: serve it " +
+      "with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: " +
+      "require-corp)";
+  }
+  if (typeof g.Worker !== "function") return "Web Workers are unavailable in this context";
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  } catch (e) {
+    return `this engine cannot create a shared WebAssembly.Memory (${(e as Error).message})`;
+  }
+  return null;
+}
+
+function fromBase64(b64: string): Uint8Array {
+  const s = atob(b64);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * The embedded module bytes.
+ * @param threads the variant that imports a shared memory (else a plain one)
+ * @returns a fresh copy of the .wasm bytes
+ */
+export function kernelBytes(threads: boolean): Uint8Array {
+  return fromBase64(threads ? KERNELS_SIMD_THREADS : KERNELS_SIMD);
+}
+
+const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
+
+/**
+ * Compiles a kernel module once per variant (the compiled module is shared by
+ * every runtime and, for threads, posted to every worker).
+ * @param threads the shared-memory variant
+ * @returns the compiled module
+ * @throws Error when the engine lacks SIMD
+ */
+export function compileKernels(threads: boolean): Promise<WebAssembly.Module> {
+  requireSimd();
+  let p = compiled.get(threads);
+  if (!p) {
+    p = WebAssembly.compile(kernelBytes(threads) as Uint8Array<ArrayBuffer>);
+    compiled.set(threads, p);
+    p.catch(() => compiled.delete(threads));
+  }
+  return p;
+}

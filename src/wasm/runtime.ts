@@ -1,0 +1,488 @@
+/**
+ * The WebAssembly CPU runtime: one `WebAssembly.Memory` holding every tensor,
+ * its allocator, the kernel module instantiated on it, and a pool of Web
+ * Workers running the same module on the same (shared) memory.
+ *
+ * Threading plan: the calling thread is thread 0; `threads - 1` workers each
+ * wait on a control block in the shared memory (src/wasm/_worker.ts). An op
+ * splits its output into parts (gemm.ts: by rows or by columns, never along
+ * K), hands parts 1.. to the workers, computes part 0 itself, then waits for
+ * the others, so every op is synchronous and ops never overlap. Where the
+ * calling thread may block (Deno, Node, a Web Worker) it waits with
+ * `Atomics.wait`; on a page's main thread, which may not block, it spins on
+ * `Atomics.load` (the others finish their equal shares at about the same time).
+ *
+ * Without `SharedArrayBuffer` (a page that is not cross-origin isolated), Web
+ * Workers or a shared memory, the runtime runs everything on one thread with
+ * the single-thread module and says why in {@linkcode WasmRuntime.threadsNote};
+ * that is never an error. No 128-bit SIMD in the engine is an error.
+ *
+ * Nothing here is Deno-only: it runs the same in browsers.
+ *
+ * @module
+ */
+
+import { type HeapStats, WasmHeap } from "./heap.ts";
+import {
+  compileKernels,
+  KERNEL_NAMES,
+  type KernelExports,
+  type KernelName,
+  requireSimd,
+  threadsUnavailableReason,
+} from "./module.ts";
+import {
+  checkShape,
+  type DType,
+  fmtShape,
+  sizeOf,
+  type TypedArrayFor,
+  WasmTensor,
+} from "./tensor.ts";
+import { CONTROL, type WorkerInit, workerSource } from "./_worker.ts";
+import { TWINS } from "./kernels/mod.ts";
+import { bindingLayout, type Kernel } from "../gpu/kernel.ts";
+
+/** How to run a kernel: the WebGPU `DispatchSpec` (src/gpu/runtime.ts) over Wasm tensors. */
+export interface WasmDispatchSpec {
+  /** Tensors bound, in ascending `@binding` order of the shader's storage variables. */
+  bindings: WasmTensor[];
+  /** Values of the shader's uniform `Params` struct, by field name. */
+  params?: Record<string, number>;
+  /** Workgroup counts `[x, y?, z?]` of the WebGPU launch (twins read only what the WGSL reads). */
+  workgroups: readonly number[];
+  /** Values of WGSL `override` constants. */
+  constants?: Record<string, number>;
+}
+
+/** Options of {@linkcode WasmRuntime.create}. */
+export interface WasmRuntimeOptions {
+  /**
+   * Threads to compute on, the calling one included. Default: the number of
+   * logical cores (`navigator.hardwareConcurrency`), at most 8. 1: no workers.
+   */
+  threads?: number;
+  /**
+   * Largest size the memory may grow to, in bytes (rounded down to 64 KiB
+   * pages; at most 4 GiB, the wasm32 limit). Default 2 GiB.
+   */
+  maxMemoryBytes?: number;
+  /** How long to wait for the workers to start before running on one thread, in ms. Default 30000. */
+  workerStartTimeoutMs?: number;
+  /**
+   * Print {@linkcode WasmRuntime.threadsNote} with `console.warn` (stderr in Deno) the first
+   * time a runtime of this process gets fewer threads than asked for. Default true.
+   */
+  warn?: boolean;
+}
+
+let warned = false;
+
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+const DEFAULT_MAX_BYTES = 2 ** 31;
+
+interface Control {
+  words: Int32Array;
+  args: Float64Array;
+  message: Uint8Array;
+}
+
+/** The number of threads used when none is asked for. */
+export function defaultThreads(): number {
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
+  return Math.max(1, Math.min(8, Number.isInteger(n) ? n! : 1));
+}
+
+/** True when this thread may block in `Atomics.wait` (not on a page's main thread). */
+function canBlockHere(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Owner of a WebAssembly memory, its tensors, and the threads that compute on them. */
+export class WasmRuntime {
+  readonly #workers: Worker[];
+  readonly #controls: Control[];
+  readonly #canBlock: boolean;
+  readonly #scratch: number[];
+  #destroyed = false;
+
+  private constructor(
+    /** The memory every tensor lives in (shared when `threads > 1`). */
+    readonly wasmMemory: WebAssembly.Memory,
+    /** Allocator of `wasmMemory`. */
+    readonly heap: WasmHeap,
+    /** The kernels, instantiated on `wasmMemory` for the calling thread. */
+    readonly kernels: KernelExports,
+    /** Threads ops are split across, the calling one included. */
+    readonly threads: number,
+    /**
+     * Null when the runtime has the threads it was asked for; else one sentence
+     * saying how many it has and why (for the caller to print once).
+     */
+    readonly threadsNote: string | null,
+    workers: Worker[],
+    controls: Control[],
+    scratch: number[],
+  ) {
+    this.#workers = workers;
+    this.#controls = controls;
+    this.#scratch = scratch;
+    this.#canBlock = threads > 1 && canBlockHere();
+  }
+
+  /**
+   * Compiles (once per process) and instantiates the kernels, and starts the workers.
+   * @param options threads, memory limit, worker start timeout, warning
+   * @returns the runtime; call `destroy()` when done (live workers keep a Deno process alive)
+   * @throws Error when the engine lacks WebAssembly SIMD, or the options are invalid; fewer
+   *   threads than asked for is never an error (see {@linkcode WasmRuntime.threadsNote})
+   * @example
+   * ```ts
+   * const rt = await WasmRuntime.create({ threads: 2 });
+   * // "WebAssembly SIMD, 2 threads"; without SharedArrayBuffer "WebAssembly SIMD, 1 thread; ..."
+   * // (and the reason once on stderr / the console, unless `warn: false`)
+   * console.log(rt.description);
+   * rt.destroy();
+   * ```
+   */
+  static async create(options: WasmRuntimeOptions = {}): Promise<WasmRuntime> {
+    requireSimd();
+    const wanted = options.threads ?? defaultThreads();
+    if (!Number.isInteger(wanted) || wanted < 1) {
+      throw new Error(`WasmRuntime: threads must be a positive integer, got ${wanted}`);
+    }
+    const maxBytes = options.maxMemoryBytes ?? DEFAULT_MAX_BYTES;
+    const maxPages = Math.floor(maxBytes / PAGE);
+    if (!(maxPages >= 1 && maxPages <= MAX_PAGES)) {
+      throw new Error(
+        `WasmRuntime: maxMemoryBytes must be between 64 KiB and 4 GiB (wasm32), got ${maxBytes}`,
+      );
+    }
+    let reason = wanted > 1 ? threadsUnavailableReason() : null;
+    const shared = wanted > 1 && reason === null;
+    const module = await compileKernels(shared);
+    // The module's data sits below heapBase (1 KiB); one page is enough to instantiate.
+    const memory = new WebAssembly.Memory(
+      shared ? { initial: 1, maximum: maxPages, shared: true } : { initial: 1, maximum: maxPages },
+    );
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const kernels = instance.exports as unknown as KernelExports;
+    const heap = new WasmHeap(memory, kernels.heapBase(), maxPages * PAGE);
+    const threads = shared ? wanted : 1;
+    const scratch: number[] = [];
+    for (let t = 0; t < threads; t++) {
+      scratch.push(heap.alloc(kernels.scratchBytes(), `the gemm scratch of thread ${t}`));
+    }
+    const workers: Worker[] = [];
+    const controls: Control[] = [];
+    if (threads > 1) {
+      try {
+        await startWorkers(module, memory, heap, threads - 1, workers, controls, options);
+      } catch (e) {
+        for (const w of workers) w.terminate();
+        workers.length = 0;
+        controls.length = 0;
+        reason = `the Web Workers did not start (${(e as Error).message})`;
+      }
+    }
+    const got = workers.length + 1;
+    const note = reason === null
+      ? null
+      : `regula's CPU backend runs on ${got} thread${got > 1 ? "s" : ""} instead of ${wanted}: ` +
+        `${reason}`;
+    if (note !== null && options.warn !== false && !warned) {
+      warned = true;
+      console.warn(`warning: ${note}`);
+    }
+    return new WasmRuntime(memory, heap, kernels, got, note, workers, controls, scratch);
+  }
+
+  /** "WebAssembly SIMD, 2 threads" (with the reason when there are fewer than asked for). */
+  get description(): string {
+    const base = `WebAssembly SIMD, ${this.threads} thread${this.threads > 1 ? "s" : ""}`;
+    const wait = this.threads > 1 && !this.#canBlock ? " (the calling thread spin-waits)" : "";
+    return `${base}${wait}${this.threadsNote ? `; ${this.threadsNote}` : ""}`;
+  }
+
+  /** True after `destroy()`. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /**
+   * A new tensor with undefined contents.
+   * @param shape dimensions
+   * @param dtype element type
+   * @param name shown in error messages
+   * @returns a tensor the caller owns
+   * @throws Error naming the tensor and its size when the memory cannot grow enough
+   */
+  empty(shape: readonly number[], dtype: DType = "f32", name?: string): WasmTensor {
+    this.#check();
+    checkShape(shape);
+    const size = sizeOf(shape);
+    const what = `tensor${name ? ` '${name}'` : ""} ${dtype}${fmtShape(shape)}`;
+    const ptr = this.heap.alloc(size * 4, what);
+    return new WasmTensor(this, ptr, shape, dtype, name);
+  }
+
+  /** A new tensor filled with zeros (see {@linkcode WasmRuntime.empty}). */
+  zeros(shape: readonly number[], dtype: DType = "f32", name?: string): WasmTensor {
+    const t = this.empty(shape, dtype, name);
+    t.view().fill(0);
+    return t;
+  }
+
+  /**
+   * A new tensor holding a copy of `data` (the signature of the WebGPU `Runtime.upload`).
+   * @param data values, row-major (length must equal the shape's size)
+   * @param shape dimensions
+   * @param dtype inferred from the array type unless given (f32 for a plain array)
+   * @param name shown in error messages
+   * @returns a tensor the caller owns
+   * @throws Error when the values do not fill the shape, or the memory cannot hold them
+   */
+  upload(
+    data: Float32Array | Uint32Array | Int32Array | number[],
+    shape: readonly number[],
+    dtype?: DType,
+    name?: string,
+  ): WasmTensor {
+    const dt: DType = dtype ??
+      (data instanceof Uint32Array ? "u32" : data instanceof Int32Array ? "i32" : "f32");
+    checkShape(shape);
+    if (sizeOf(shape) !== data.length) {
+      throw new Error(`upload: ${data.length} values do not fill shape ${fmtShape(shape)}`);
+    }
+    const t = this.empty(shape, dt, name);
+    t.view().set(data);
+    return t;
+  }
+
+  /** Overwrites the contents of `t` with `data` (same number of elements). */
+  write(t: WasmTensor, data: Float32Array | Uint32Array | Int32Array): void {
+    if (data.length !== t.size) {
+      throw new Error(`write: ${data.length} values for ${t.describe()}`);
+    }
+    t.view().set(data);
+  }
+
+  /** `dst[...] = src[...]` for `count` elements (default all of src); the two may overlap. */
+  copy(src: WasmTensor, dst: WasmTensor, count = src.size, srcOffset = 0, dstOffset = 0): void {
+    if (srcOffset + count > src.size || dstOffset + count > dst.size) {
+      throw new Error(`copy: ${count} elements do not fit ${src.describe()} -> ${dst.describe()}`);
+    }
+    if (count === 0) return;
+    new Uint8Array(this.wasmMemory.buffer).copyWithin(
+      dst.ptr + dstOffset * 4,
+      src.ptr + srcOffset * 4,
+      src.ptr + (srcOffset + count) * 4,
+    );
+  }
+
+  /** Sets every element of `t` to 0. */
+  fill0(t: WasmTensor): void {
+    new Uint8Array(this.wasmMemory.buffer, t.ptr, t.byteLength).fill(0);
+  }
+
+  /** A copy of a tensor's data (a promise, as on the WebGPU runtime). */
+  read(t: WasmTensor): Promise<TypedArrayFor<DType>> {
+    return t.read();
+  }
+
+  /**
+   * Nothing to do: every op has finished when it returns (the WebGPU runtime submits its
+   * recorded step here). Kept so that code written for either runtime runs on both.
+   */
+  submit(): void {}
+
+  /** Resolves at once (ops are synchronous); throws if the runtime was destroyed. */
+  sync(): Promise<void> {
+    this.#check();
+    return Promise.resolve();
+  }
+
+  /** Memory statistics (the WebGPU runtime's `memory()` reports its buffer pool). */
+  memory(): HeapStats {
+    return this.heap.stats();
+  }
+
+  /** Number of {@linkcode WasmRuntime.dispatch} calls so far (the WebGPU runtime's counter). */
+  dispatches = 0;
+
+  /**
+   * Runs the WebAssembly twin of a WGSL kernel (src/wasm/kernels/) on the same bindings,
+   * params and constants that `Runtime.dispatch` takes, and returns when it is done. This is
+   * the seam through which ops are to reach both backends (src/wasm/README.md).
+   * @param kernel the WGSL kernel (its name and entry point pick the twin; its source gives the
+   *   binding count)
+   * @param spec bindings, params, workgroups, constants
+   * @throws Error naming the kernel when it has no twin yet, the bindings do not match its
+   *   declaration, or a tensor was disposed
+   */
+  dispatch(kernel: Kernel, spec: WasmDispatchSpec): void {
+    this.#check();
+    const entry = kernel.entry ?? "main";
+    const twin = TWINS[kernel.name]?.[entry];
+    if (!twin) {
+      throw new Error(
+        `Kernel '${kernel.name}' (entry ${entry}) has no WebAssembly twin yet; use the WebGPU ` +
+          `backend for it (issue 11 tracks the remaining kernels)`,
+      );
+    }
+    const layout = bindingLayout(kernel);
+    if (spec.bindings.length !== layout.storage.length) {
+      throw new Error(
+        `Kernel '${kernel.name}' declares ${layout.storage.length} storage bindings, got ${spec.bindings.length}`,
+      );
+    }
+    for (const t of spec.bindings) {
+      if (t.rt !== this) {
+        throw new Error(`Kernel '${kernel.name}': ${t.describe()} is not this runtime's`);
+      }
+      void t.ptr; // throws, naming the tensor, when it was disposed
+    }
+    const wg = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
+    if (wg[0] * wg[1] * wg[2] === 0) return;
+    twin(this, spec.bindings, spec.params ?? {}, spec.constants ?? {}, wg);
+    this.dispatches++;
+  }
+
+  /** Byte offset of thread `t`'s gemm scratch. */
+  scratch(t: number): number {
+    return this.#scratch[t];
+  }
+
+  /**
+   * Runs one kernel over several parts of its output, part 0 on the calling
+   * thread and part i on worker i - 1, and returns when all are done.
+   * @param name the kernel
+   * @param parts the arguments of each part, at most `threads` of them
+   * @throws Error naming the kernel and thread when one of them fails
+   */
+  parallel(name: KernelName, parts: readonly (readonly number[])[]): void {
+    this.#check();
+    if (parts.length === 0) return;
+    if (parts.length > this.threads) {
+      throw new Error(`parallel: ${parts.length} parts for ${this.threads} threads`);
+    }
+    const op = KERNEL_NAMES.indexOf(name);
+    const seqs: number[] = [];
+    for (let w = 1; w < parts.length; w++) {
+      const c = this.#controls[w - 1];
+      if (parts[w].length > CONTROL.maxArgs) {
+        throw new Error(`parallel: ${name} takes at most ${CONTROL.maxArgs} arguments`);
+      }
+      c.args.set(parts[w]);
+      c.words[CONTROL.op] = op;
+      c.words[CONTROL.nargs] = parts[w].length;
+      seqs[w] = Atomics.add(c.words, CONTROL.seq, 1) + 1;
+      Atomics.notify(c.words, CONTROL.seq);
+    }
+    let failure: string | null = null;
+    try {
+      (this.kernels[name] as (...args: number[]) => void)(...parts[0]);
+    } catch (e) {
+      failure = `the calling thread: ${(e as Error).message}`;
+    }
+    for (let w = 1; w < parts.length; w++) {
+      const words = this.#controls[w - 1].words;
+      for (;;) {
+        const done = Atomics.load(words, CONTROL.done);
+        if (done === seqs[w]) break;
+        if (this.#canBlock) Atomics.wait(words, CONTROL.done, done);
+      }
+      const len = words[CONTROL.errLen];
+      if (len !== 0 && failure === null) {
+        const bytes = this.#controls[w - 1].message.slice(0, len);
+        failure = `worker ${w}: ${new TextDecoder().decode(bytes)}`;
+      }
+    }
+    if (failure !== null) throw new Error(`WebAssembly kernel ${name} failed on ${failure}`);
+  }
+
+  /** Stops the workers. The memory and every tensor become unusable. Idempotent. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (let w = 0; w < this.#workers.length; w++) {
+      const words = this.#controls[w].words;
+      Atomics.store(words, CONTROL.quit, 1);
+      Atomics.add(words, CONTROL.seq, 1);
+      Atomics.notify(words, CONTROL.seq);
+      this.#workers[w].terminate();
+    }
+  }
+
+  #check(): void {
+    if (this.#destroyed) throw new Error("WasmRuntime was used after destroy()");
+  }
+}
+
+/** Starts `count` workers on `module` and `memory`; resolves when all are ready. */
+async function startWorkers(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  heap: WasmHeap,
+  count: number,
+  workers: Worker[],
+  controls: Control[],
+  options: WasmRuntimeOptions,
+): Promise<void> {
+  const base = heap.alloc(CONTROL.bytes * count, `the control blocks of ${count} workers`);
+  new Uint8Array(memory.buffer, base, CONTROL.bytes * count).fill(0);
+  const url = URL.createObjectURL(new Blob([workerSource()], { type: "text/javascript" }));
+  const timeout = options.workerStartTimeoutMs ?? 30000;
+  try {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const control = base + i * CONTROL.bytes;
+      const worker = new Worker(url, { type: "module", name: `regula-wasm-${i + 1}` });
+      workers.push(worker);
+      controls.push({
+        words: new Int32Array(memory.buffer, control, 16),
+        args: new Float64Array(memory.buffer, control + CONTROL.args, CONTROL.maxArgs),
+        message: new Uint8Array(memory.buffer, control + CONTROL.message, CONTROL.messageBytes),
+      });
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          worker.onmessage = (e: MessageEvent<{ ready?: boolean; error?: string }>) => {
+            if (e.data.ready) resolve();
+            else reject(new Error(`worker ${i + 1}: ${e.data.error}`));
+          };
+          worker.onerror = (e: ErrorEvent) => {
+            e.preventDefault();
+            reject(new Error(`worker ${i + 1}: ${e.message}`));
+          };
+        }),
+      );
+      const init: WorkerInit = { module, memory, control, names: KERNEL_NAMES, layout: CONTROL };
+      worker.postMessage(init);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`they were not ready after ${timeout} ms`)),
+        timeout,
+      );
+    });
+    try {
+      await Promise.race([Promise.all(ready), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const w of workers) {
+      w.onmessage = null;
+      w.onerror = null;
+    }
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
