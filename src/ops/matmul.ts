@@ -17,21 +17,13 @@
 
 import type { Runtime } from "../gpu/runtime.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { type MatmulActivation, planMatmul } from "./_matmul_plan.ts";
 import src from "../../shaders/matmul.wgsl" with { type: "text" };
 
 const MATMUL: Kernel = { name: "matmul", code: src };
 
-/** Activations the epilogue can apply. */
-export type MatmulActivation = "none" | "relu" | "tanh" | "sigmoid" | "leaky_relu";
-
-const ACT_CODE: Record<MatmulActivation, number> = {
-  none: 0,
-  relu: 1,
-  tanh: 2,
-  sigmoid: 3,
-  leaky_relu: 4,
-};
+export type { MatmulActivation };
 
 /**
  * How the kernel tiles the work (see the threading plan in shaders/matmul.wgsl).
@@ -96,20 +88,6 @@ export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): Matm
   return { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 };
 }
 
-function describe(what: string, t: Tensor): string {
-  return `${what} ${fmtShape(t.shape)}`;
-}
-
-function checkUsable(what: string, t: Tensor): void {
-  if (t.disposed) throw new Error(`matmul: ${what} (${t.describe()}) was used after dispose()`);
-  if (t.dtype !== "f32") {
-    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be f32, got ${t.dtype}`);
-  }
-  if (t.shape.length !== 2 && t.shape.length !== 3) {
-    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be 2-D or batched 3-D`);
-  }
-}
-
 /**
  * A view of `t` whose buffer length is a multiple of 16 bytes, so that the
  * kernel's vec4 bindings reach every element (pool buffers of 5-6 floats are
@@ -150,61 +128,9 @@ function vec4Safe(rt: Runtime, t: Tensor): Tensor {
  * ```
  */
 export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  const transA = opts.transA ?? false;
-  const transB = opts.transB ?? false;
-  const alpha = opts.alpha ?? 1;
-  const beta = opts.beta ?? 0;
-  const activation = opts.activation ?? "none";
-  const slope = opts.slope ?? 0.01;
-  checkUsable("A", a);
-  checkUsable("B", b);
-  const act = ACT_CODE[activation];
-  if (act === undefined) {
-    throw new Error(
-      `matmul: unknown activation '${activation}' (use ${Object.keys(ACT_CODE).join(", ")})`,
-    );
-  }
-  for (const [name, v] of [["alpha", alpha], ["beta", beta], ["slope", slope]] as const) {
-    if (!Number.isFinite(v)) throw new Error(`matmul: ${name} must be a finite number, got ${v}`);
-  }
-
-  const batchA = a.shape.length === 3 ? a.shape[0] : 0;
-  const batchB = b.shape.length === 3 ? b.shape[0] : 0;
-  const [a0, a1] = a.shape.slice(-2);
-  const [b0, b1] = b.shape.slice(-2);
-  const [m, ka] = transA ? [a1, a0] : [a0, a1];
-  const [kb, n] = transB ? [b1, b0] : [b0, b1];
-  const pair = `${describe("A", a)} (transA=${transA}) and ${describe("B", b)} (transB=${transB})`;
-  if (ka !== kb) throw new Error(`matmul: ${pair} disagree on K (${ka} vs ${kb})`);
-  if (batchA && batchB && batchA !== batchB) {
-    throw new Error(`matmul: ${pair} disagree on the batch size (${batchA} vs ${batchB})`);
-  }
-  const k = ka;
-  const batched = a.shape.length === 3 || b.shape.length === 3;
-  const batch = Math.max(batchA, batchB, 1);
-  const outShape = batched ? [batch, m, n] : [m, n];
-
-  if (opts.bias) {
-    checkUsableBias(opts.bias, n, pair);
-  }
-  let out = opts.out;
-  if (out) {
-    if (out.disposed) throw new Error(`matmul: out (${out.describe()}) was used after dispose()`);
-    if (out.dtype !== "f32" || !sameShape(out.shape, outShape)) {
-      throw new Error(
-        `matmul: out ${fmtShape(out.shape)} ${out.dtype} does not match the result of ${pair}: ` +
-          `f32${fmtShape(outShape)}`,
-      );
-    }
-    for (const [name, t] of [["A", a], ["B", b], ["bias", opts.bias]] as const) {
-      if (t && t.buffer === out.buffer) {
-        throw new Error(`matmul: out must not share its buffer with ${name} (${t.describe()})`);
-      }
-    }
-  } else if (beta !== 0) {
-    throw new Error(`matmul: beta = ${beta} accumulates into C_old, so opts.out must be given`);
-  }
-  out ??= rt.empty(outShape, "f32", "matmul.out");
+  const { transA, transB, alpha, beta, slope, act, m, n, k, batchA, batchB, batch, outShape } =
+    planMatmul(a, b, opts, { shares: (t, out) => t.buffer === out.buffer, word: "buffer" });
+  const out = opts.out ?? rt.empty(outShape, "f32", "matmul.out");
   if (m === 0 || n === 0 || batch === 0) return out;
 
   const t = { ...matmulTiling(rt, m, n, batch), ...opts.tiling };
@@ -239,15 +165,6 @@ export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = 
   return out;
 }
 
-function checkUsableBias(bias: Tensor, n: number, pair: string): void {
-  if (bias.disposed) throw new Error(`matmul: bias (${bias.describe()}) was used after dispose()`);
-  if (bias.dtype !== "f32" || bias.shape.length !== 1 || bias.shape[0] !== n) {
-    throw new Error(
-      `matmul: bias ${fmtShape(bias.shape)} ${bias.dtype} must be f32[${n}] for ${pair}`,
-    );
-  }
-}
-
 function checkTiling(t: MatmulTiling): void {
   const ok = [t.tx, t.ty, t.rm, t.rn, t.bk].every((v) => Number.isInteger(v) && v > 0) &&
     t.rm <= 4 && t.rn <= 4 && t.bk % 4 === 0;
@@ -256,8 +173,4 @@ function checkTiling(t: MatmulTiling): void {
       `matmul: invalid tiling ${JSON.stringify(t)} (rm, rn in 1..4; bk a multiple of 4)`,
     );
   }
-}
-
-function sameShape(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }

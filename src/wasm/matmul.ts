@@ -20,19 +20,11 @@
  * @module
  */
 
-import type { MatmulActivation } from "../ops/matmul.ts";
-import { fmtShape, type WasmTensor } from "./tensor.ts";
+import { type MatmulActivation, planMatmul } from "../ops/_matmul_plan.ts";
+import type { WasmTensor } from "./tensor.ts";
 import type { WasmRuntime } from "./runtime.ts";
 
 export type { MatmulActivation };
-
-const ACT_CODE: Record<MatmulActivation, number> = {
-  none: 0,
-  relu: 1,
-  tanh: 2,
-  sigmoid: 3,
-  leaky_relu: 4,
-};
 
 /** Rows of the kernel's register tile: row blocks of a split are multiples of it. */
 const MR = 4;
@@ -65,20 +57,6 @@ export interface WasmMatmulOptions {
   out?: WasmTensor;
   /** Most threads to split this product across. Default: all of the runtime's. */
   threads?: number;
-}
-
-function describe(what: string, t: WasmTensor): string {
-  return `${what} ${fmtShape(t.shape)}`;
-}
-
-function checkUsable(what: string, t: WasmTensor): void {
-  if (t.disposed) throw new Error(`matmul: ${what} (${t.describe()}) was used after dispose()`);
-  if (t.dtype !== "f32") {
-    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be f32, got ${t.dtype}`);
-  }
-  if (t.shape.length !== 2 && t.shape.length !== 3) {
-    throw new Error(`matmul: ${what} ${fmtShape(t.shape)} must be 2-D or batched 3-D`);
-  }
 }
 
 function overlaps(x: WasmTensor, y: WasmTensor): boolean {
@@ -148,73 +126,15 @@ export function matmul(
   b: WasmTensor,
   opts: WasmMatmulOptions = {},
 ): WasmTensor {
-  const transA = opts.transA ?? false;
-  const transB = opts.transB ?? false;
-  const alpha = opts.alpha ?? 1;
-  const beta = opts.beta ?? 0;
-  const activation = opts.activation ?? "none";
-  const slope = opts.slope ?? 0.01;
-  checkUsable("A", a);
-  checkUsable("B", b);
-  const act = ACT_CODE[activation];
-  if (act === undefined) {
-    throw new Error(
-      `matmul: unknown activation '${activation}' (use ${Object.keys(ACT_CODE).join(", ")})`,
-    );
-  }
-  for (const [name, v] of [["alpha", alpha], ["beta", beta], ["slope", slope]] as const) {
-    if (!Number.isFinite(v)) throw new Error(`matmul: ${name} must be a finite number, got ${v}`);
-  }
+  const { transA, transB, alpha, beta, slope, act, m, n, k, batchA, batchB, batch, outShape } =
+    planMatmul(a, b, opts, { shares: overlaps, word: "memory" });
   const threads = Math.min(rt.threads, opts.threads ?? rt.threads);
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`matmul: threads must be a positive integer, got ${opts.threads}`);
   }
 
-  const batchA = a.shape.length === 3 ? a.shape[0] : 0;
-  const batchB = b.shape.length === 3 ? b.shape[0] : 0;
-  const [a0, a1] = a.shape.slice(-2);
-  const [b0, b1] = b.shape.slice(-2);
-  const [m, ka] = transA ? [a1, a0] : [a0, a1];
-  const [kb, n] = transB ? [b1, b0] : [b0, b1];
-  const pair = `${describe("A", a)} (transA=${transA}) and ${describe("B", b)} (transB=${transB})`;
-  if (ka !== kb) throw new Error(`matmul: ${pair} disagree on K (${ka} vs ${kb})`);
-  if (batchA && batchB && batchA !== batchB) {
-    throw new Error(`matmul: ${pair} disagree on the batch size (${batchA} vs ${batchB})`);
-  }
-  const k = ka;
-  const batched = a.shape.length === 3 || b.shape.length === 3;
-  const batch = Math.max(batchA, batchB, 1);
-  const outShape = batched ? [batch, m, n] : [m, n];
-
   const bias = opts.bias;
-  if (bias) {
-    if (bias.disposed) {
-      throw new Error(`matmul: bias (${bias.describe()}) was used after dispose()`);
-    }
-    if (bias.dtype !== "f32" || bias.shape.length !== 1 || bias.shape[0] !== n) {
-      throw new Error(
-        `matmul: bias ${fmtShape(bias.shape)} ${bias.dtype} must be f32[${n}] for ${pair}`,
-      );
-    }
-  }
-  let out = opts.out;
-  if (out) {
-    if (out.disposed) throw new Error(`matmul: out (${out.describe()}) was used after dispose()`);
-    if (out.dtype !== "f32" || !sameShape(out.shape, outShape)) {
-      throw new Error(
-        `matmul: out ${fmtShape(out.shape)} ${out.dtype} does not match the result of ${pair}: ` +
-          `f32${fmtShape(outShape)}`,
-      );
-    }
-    for (const [name, t] of [["A", a], ["B", b], ["bias", bias]] as const) {
-      if (t && overlaps(t, out)) {
-        throw new Error(`matmul: out must not share its memory with ${name} (${t.describe()})`);
-      }
-    }
-  } else if (beta !== 0) {
-    throw new Error(`matmul: beta = ${beta} accumulates into C_old, so opts.out must be given`);
-  }
-  out ??= rt.empty(outShape, "f32", "matmul.out");
+  const out = opts.out ?? rt.empty(outShape, "f32", "matmul.out");
   if (m === 0 || n === 0 || batch === 0) return out;
 
   runSgemm(rt, {
@@ -308,8 +228,4 @@ export function runSgemm(rt: WasmRuntime, g: GemmCall): void {
     }
     rt.parallel("sgemm", args);
   }
-}
-
-function sameShape(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
