@@ -68,6 +68,17 @@ export async function chooseBackend(): Promise<Backend | NoBackend> {
 }
 
 /**
+ * Shows an error in the page's `#error` box and marks the page's state "error".
+ * @param e what went wrong
+ */
+export function showError(e: unknown): void {
+  const box = document.getElementById("error")!;
+  box.textContent = `Error: ${(e as Error).message ?? e}`;
+  box.hidden = false;
+  document.body.dataset.state = "error";
+}
+
+/**
  * Chooses the backend and writes it into the page's `#backend` element (class `ok` or
  * `missing`).
  * @returns the backend, or null when there is none (the page then shows only the message)

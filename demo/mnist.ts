@@ -29,7 +29,7 @@ import {
   saliency,
   softmax,
 } from "../mod.ts";
-import { startBackend } from "./_backend.ts";
+import { showError, startBackend } from "./_backend.ts";
 import { CLASS_COLORS, LiveChart, probabilitiesSpec } from "./_charts.ts";
 import { drawGrid, drawImage, rgb } from "./_draw.ts";
 
@@ -306,7 +306,7 @@ class MnistApp {
         if (what !== "plane") await this.#attack();
         await this.#planes();
       } catch (e) {
-        fail(e);
+        showError(e);
       }
       if (gen === this.#generation) {
         delete document.body.dataset.busy;
@@ -448,13 +448,6 @@ class MnistApp {
   }
 }
 
-function fail(e: unknown) {
-  const box = document.getElementById("error")!;
-  box.textContent = `Error: ${(e as Error).message ?? e}`;
-  box.hidden = false;
-  document.body.dataset.state = "error";
-}
-
 async function main() {
   const backend = await startBackend();
   if (!backend) {
@@ -466,4 +459,4 @@ async function main() {
   await app.pick(0);
 }
 
-main().catch(fail);
+main().catch(showError);

@@ -29,7 +29,7 @@ import {
   TOY2D_CENTRES,
   train,
 } from "../mod.ts";
-import { type Backend, startBackend } from "./_backend.ts";
+import { type Backend, showError, startBackend } from "./_backend.ts";
 import { CLASS_COLORS, curvesSpec, LiveChart } from "./_charts.ts";
 import { downloadPng, drawArrow, drawGrid, drawHeat, drawPoints, PlaneView, rgb } from "./_draw.ts";
 
@@ -579,10 +579,7 @@ class ToyApp {
   }
 
   fail(e: unknown) {
-    const box = document.getElementById("error")!;
-    box.textContent = `Error: ${(e as Error).message ?? e}`;
-    box.hidden = false;
-    document.body.dataset.state = "error";
+    showError(e);
   }
 }
 
@@ -634,8 +631,4 @@ async function main() {
   document.body.dataset.state = "ready";
 }
 
-main().catch((e) => {
-  const box = document.getElementById("error")!;
-  box.textContent = `Error: ${(e as Error).message ?? e}`;
-  box.hidden = false;
-});
+main().catch(showError);
