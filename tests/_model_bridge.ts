@@ -8,6 +8,7 @@ import type { SafetensorsTensor } from "../src/io/safetensors.ts";
 import type { Param } from "../src/layers/layer.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
+import { assert } from "./_util.ts";
 
 const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
 
@@ -130,4 +131,34 @@ export function randomizeParams(
     out.set(p.name, data);
   }
   return out;
+}
+
+/** What a layer test measured in regula for one case of a bridge "forward" job. */
+export interface LayerPass {
+  y: ArrayLike<number>;
+  dx: ArrayLike<number>;
+  jvp: ArrayLike<number>;
+  /** Parameter gradients by parameter name. */
+  grads: Map<string, ArrayLike<number>>;
+}
+
+/**
+ * Asserts a layer's output, input gradient, jvp and parameter gradients against the bridge's
+ * "forward" result for the same case, each within `tol` relative error ({@linkcode relErr}).
+ */
+export function assertLayerPass(what: string, o: LayerPass, w: BridgeOutput, tol: number): void {
+  const checks: [string, ArrayLike<number>, ArrayLike<number>][] = [
+    ["y", o.y, w.logits.data],
+    ["dx", o.dx, w["grad.x"].data],
+    ["jvp", o.jvp, w.jvp.data],
+    ...[...o.grads].map(([k, g]): [string, ArrayLike<number>, ArrayLike<number>] => [
+      k,
+      g,
+      w[`grad.${k}`].data,
+    ]),
+  ];
+  for (const [name, got, ref] of checks) {
+    const e = relErr(got, ref);
+    assert.ok(e < tol, `${what}: ${name} relative error ${e.toExponential(2)}`);
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertDotProduct, jvpFD, numel } from "./_layer_check.ts";
-import { f64, paramInputs, relErr, torchBridge, upload } from "./_model_bridge.ts";
+import { assertLayerPass, f64, paramInputs, torchBridge, upload } from "./_model_bridge.ts";
 import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 
@@ -123,21 +123,7 @@ Deno.test("LayerNorm and GroupNorm match PyTorch: forward, gradients and jvp", a
   }
   const want = await torchBridge(jobs);
   for (const [i, c] of CASES.entries()) {
-    const o = ours[i], w = want[i];
-    const checks: [string, ArrayLike<number>, ArrayLike<number>][] = [
-      ["y", o.y, w.logits.data],
-      ["dx", o.dx, w["grad.x"].data],
-      ["jvp", o.jvp, w.jvp.data],
-      ...[...o.grads].map(([k, g]): [string, ArrayLike<number>, ArrayLike<number>] => [
-        k,
-        g,
-        w[`grad.${k}`].data,
-      ]),
-    ];
-    for (const [what, got, ref] of checks) {
-      const e = relErr(got, ref);
-      assert.ok(e < 1e-5, `${c.what}: ${what} relative error ${e.toExponential(2)}`);
-    }
+    assertLayerPass(c.what, ours[i], want[i], 1e-5);
   }
 });
 

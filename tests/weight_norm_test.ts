@@ -6,7 +6,7 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { numel } from "./_layer_check.ts";
-import { f64, paramInputs, relErr, torchBridge, upload } from "./_model_bridge.ts";
+import { assertLayerPass, f64, paramInputs, torchBridge, upload } from "./_model_bridge.ts";
 import { WeightNorm } from "../src/layers/weight_norm.ts";
 import { Linear } from "../src/layers/linear.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
@@ -82,21 +82,7 @@ Deno.test("WeightNorm matches torch.nn.utils.weight_norm: names, forward, gradie
   }
   const want = await torchBridge(jobs);
   for (const [i, c] of CASES.entries()) {
-    const o = ours[i], w = want[i];
-    const checks: [string, ArrayLike<number>, ArrayLike<number>][] = [
-      ["y", o.y, w.logits.data],
-      ["dx", o.dx, w["grad.x"].data],
-      ["jvp", o.jvp, w.jvp.data],
-      ...[...o.grads].map(([k, g]): [string, ArrayLike<number>, ArrayLike<number>] => [
-        k,
-        g,
-        w[`grad.${k}`].data,
-      ]),
-    ];
-    for (const [what, got, ref] of checks) {
-      const e = relErr(got, ref);
-      assert.ok(e < 1e-5, `${c.what}: ${what} relative error ${e.toExponential(2)}`);
-    }
+    assertLayerPass(c.what, ours[i], want[i], 1e-5);
   }
 });
 
