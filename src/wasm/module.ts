@@ -10,8 +10,13 @@
 
 import { KERNELS_SIMD, KERNELS_SIMD_THREADS } from "./_binary.ts";
 
-/** The exports of wasm/assembly/index.ts. Pointers are byte offsets, strides count elements. */
+/**
+ * The exports of wasm/assembly/index.ts. Pointers are byte offsets, strides count elements.
+ * The GEMM's are typed here; every other kernel (wasm/assembly/<family>.ts, called by its twin
+ * in src/wasm/kernels/<family>.ts) is reached by name through the index signature.
+ */
 export interface KernelExports {
+  [name: string]: (...args: number[]) => number | void;
   /** Bytes of per-thread scratch `sgemm` needs (packed panels). */
   scratchBytes(): number;
   /** First byte not used by the module's static data. */
@@ -61,11 +66,20 @@ export interface KernelExports {
   ): void;
 }
 
-/** Names of the kernels a worker can run, in the order of their op codes. */
-export const KERNEL_NAMES = ["sgemm", "biasAdd", "sumRows"] as const;
+/**
+ * The function exports of a compiled kernel module, sorted: a worker runs kernel
+ * `kernelNames(module)[op]` for op code `op`. Read from the module itself, so a kernel file
+ * added under wasm/assembly/ needs no list kept by hand here.
+ * @param module a compiled kernel module
+ * @returns the names of its exported functions, sorted
+ */
+export function kernelNames(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module).filter((e) => e.kind === "function")
+    .map((e) => e.name).sort();
+}
 
-/** A kernel a worker can run. */
-export type KernelName = typeof KERNEL_NAMES[number];
+/** A kernel a worker can run: any function export of the module. */
+export type KernelName = string;
 
 /**
  * The smallest module using a 128-bit SIMD instruction:

@@ -25,9 +25,9 @@
 import { type HeapStats, WasmHeap } from "./heap.ts";
 import {
   compileKernels,
-  KERNEL_NAMES,
   type KernelExports,
   type KernelName,
+  kernelNames,
   requireSimd,
   threadsUnavailableReason,
 } from "./module.ts";
@@ -111,6 +111,7 @@ export class WasmRuntime {
   readonly #controls: Control[];
   readonly #canBlock: boolean;
   readonly #scratch: number[];
+  readonly #names: readonly string[];
   #destroyed = false;
 
   private constructor(
@@ -130,7 +131,9 @@ export class WasmRuntime {
     workers: Worker[],
     controls: Control[],
     scratch: number[],
+    names: readonly string[],
   ) {
+    this.#names = names;
     this.#workers = workers;
     this.#controls = controls;
     this.#scratch = scratch;
@@ -201,7 +204,17 @@ export class WasmRuntime {
       warned = true;
       console.warn(`warning: ${note}`);
     }
-    return new WasmRuntime(memory, heap, kernels, got, note, workers, controls, scratch);
+    return new WasmRuntime(
+      memory,
+      heap,
+      kernels,
+      got,
+      note,
+      workers,
+      controls,
+      scratch,
+      kernelNames(module),
+    );
   }
 
   /** "WebAssembly SIMD, 2 threads" (with the reason when there are fewer than asked for). */
@@ -373,7 +386,8 @@ export class WasmRuntime {
     if (parts.length > this.threads) {
       throw new Error(`parallel: ${parts.length} parts for ${this.threads} threads`);
     }
-    const op = KERNEL_NAMES.indexOf(name);
+    const op = this.#names.indexOf(name);
+    if (op < 0) throw new Error(`parallel: the kernel module has no export '${name}'`);
     const seqs: number[] = [];
     for (let w = 1; w < parts.length; w++) {
       const c = this.#controls[w - 1];
@@ -463,7 +477,8 @@ async function startWorkers(
           };
         }),
       );
-      const init: WorkerInit = { module, memory, control, names: KERNEL_NAMES, layout: CONTROL };
+      const names = kernelNames(module);
+      const init: WorkerInit = { module, memory, control, names, layout: CONTROL };
       worker.postMessage(init);
     }
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -9,35 +9,37 @@
  */
 
 import { runSgemm } from "../matmul.ts";
-import type { Twin } from "./twin.ts";
+import type { Twin, TwinFamily } from "./twin.ts";
 
-/** Twins by entry point. */
-export const MATMUL_TWINS: Record<string, Twin> = {
-  main(rt, [a, b, c, bias], p, constants, workgroups) {
-    const num = (name: string) => {
-      const v = p[name];
-      if (!Number.isFinite(v)) throw new Error(`Kernel 'matmul': param '${name}' is missing`);
-      return v;
-    };
-    runSgemm(rt, {
-      transA: (constants.TRANS_A ?? 0) !== 0,
-      transB: (constants.TRANS_B ?? 0) !== 0,
-      m: num("m"),
-      n: num("n"),
-      k: num("k"),
-      batch: workgroups[2] ?? 1,
-      alpha: num("alpha"),
-      beta: num("beta"),
-      act: constants.ACT ?? 0,
-      slope: p.slope ?? 0.01,
-      a: a.ptr,
-      sa: num("sa"),
-      b: b.ptr,
-      sb: num("sb"),
-      c: c.ptr,
-      sc: num("sc"),
-      bias: (constants.HAS_BIAS ?? 0) !== 0 ? bias.ptr : 0,
-      threads: rt.threads,
-    });
-  },
+const matmulMain: Twin = (rt, [a, b, c, bias], p, constants, workgroups) => {
+  const num = (name: string) => {
+    const v = p[name];
+    if (!Number.isFinite(v)) throw new Error(`Kernel 'matmul': param '${name}' is missing`);
+    return v;
+  };
+  runSgemm(rt, {
+    transA: (constants.TRANS_A ?? 0) !== 0,
+    transB: (constants.TRANS_B ?? 0) !== 0,
+    m: num("m"),
+    n: num("n"),
+    k: num("k"),
+    batch: workgroups[2] ?? 1,
+    alpha: num("alpha"),
+    beta: num("beta"),
+    act: constants.ACT ?? 0,
+    slope: p.slope ?? 0.01,
+    a: a.ptr,
+    sa: num("sa"),
+    b: b.ptr,
+    sb: num("sb"),
+    c: c.ptr,
+    sc: num("sc"),
+    bias: (constants.HAS_BIAS ?? 0) !== 0 ? bias.ptr : 0,
+    threads: rt.threads,
+  });
+};
+
+/** Twins by kernel name, then entry point. */
+export const MATMUL_TWINS: TwinFamily = {
+  matmul: { main: matmulMain },
 };

@@ -22,3 +22,6 @@ export type Twin = (
   constants: Readonly<Record<string, number>>,
   workgroups: readonly number[],
 ) => void;
+
+/** The twins of one family of WGSL files: by kernel name, then entry point ("main" by default). */
+export type TwinFamily = Readonly<Record<string, Readonly<Record<string, Twin>>>>;
