@@ -6,6 +6,7 @@
  * outputs are compared bitwise between thread counts, within float32 tolerance with WebGPU (the
  * software adapter here) and with the float64 reference (src/reference/augment.ts).
  */
+import type { Tensor } from "../src/backend.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
@@ -42,7 +43,7 @@ async function replay(
   { kernel, spec }: Recorded,
 ): Promise<{ gpu: Map<number, ArrayLike<number>>; wasm: Map<number, ArrayLike<number>>[] }> {
   const access = bindingLayout(kernel).access;
-  const placeholders = new Set([0, 1, 2, 3, 4, 5, 6, 7].map((i) => gpu.placeholder(i)));
+  const placeholders = new Set<Tensor>([0, 1, 2, 3, 4, 5, 6, 7].map((i) => gpu.placeholder(i)));
   const contents = await Promise.all(
     spec.bindings.map((t) =>
       placeholders.has(t) ? Promise.resolve(new Float32Array(t.size)) : t.read()

@@ -10,7 +10,7 @@ import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import {
   type MetricsEntry,
   type MetricsParams,
