@@ -2,8 +2,10 @@
  * `deno task bench`: every benchmark, each measuring regula against its peers
  * on the same adapter in the same run and printing ratios: matmul, training
  * samples/s (LeNet, DDNet), LeNet/MNIST epoch time, PGD-40 throughput and
- * decision-plane throughput; `wasm`: GEMM on the WebAssembly CPU backend against PyTorch's CPU
- * matmul at the same thread count.
+ * decision-plane throughput; `wasm`: the WebAssembly CPU backend, training samples/s (LeNet,
+ * DDNet) against jax-js's Wasm backend, PyTorch CPU and regula's WebGPU path on this machine, the
+ * Jacobian-regularized step, memory over 1000 steps (bench/wasm_train.ts), and GEMM against
+ * PyTorch's CPU matmul at the same thread count (bench/wasm_gemm.ts).
  *
  * Flags: `--json` prints every table as JSON at the end;
  * `--only matmul,train,epoch,attacks,planes,wasm` picks benchmarks; the training
@@ -12,7 +14,9 @@
  * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
  * `--epoch-rounds N`, `--epoch-peers tfjs,jax,torch`) pass through;
  * `--attack-batch 64`, `--attack-rounds 2`, `--plane-resolution 256` and
- * `--plane-rounds 1` size the last two.
+ * `--plane-rounds 1` size the attack and plane benchmarks; the Wasm benchmark takes
+ * `--threads N` (default 2; GEMM runs on 1 and N), `--configs`, `--rounds`, `--steps N` (of the
+ * memory run, default 1000), `--wasm-peers jax,torch,webgpu` and `--no-jr`.
  *
  * bench/ has its own deno.json and deno.lock, holding the peers (TF.js, jax-js and their
  * dependencies), so that the library, the command line and the tests never resolve or download
@@ -28,6 +32,7 @@ import { benchEpoch, epochOptionsFromArgs } from "./epoch.ts";
 import { benchAttacks } from "./attacks.ts";
 import { benchPlanes } from "./planes.ts";
 import { benchWasmGemm } from "./wasm_gemm.ts";
+import { benchWasmTrain, wasmTrainOptionsFromArgs } from "./wasm_train.ts";
 
 const args = Deno.args;
 const i = args.indexOf("--only");
@@ -59,5 +64,12 @@ if (only.includes("planes")) {
     rounds: numberFlag("--plane-rounds", 1),
   });
 }
-if (only.includes("wasm")) results.wasm = await benchWasmGemm();
+if (only.includes("wasm")) {
+  const options = wasmTrainOptionsFromArgs(args);
+  const threads = options.threads ?? 2;
+  results.wasm = {
+    train: await benchWasmTrain(options),
+    gemm: await benchWasmGemm({ threads: [...new Set([1, threads])] }),
+  };
+}
 if (args.includes("--json")) console.log(JSON.stringify(results, null, 2));

@@ -34,6 +34,7 @@
  */
 
 import { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "./_peers/common.ts";
 import { byKernel, type ProfileRow } from "../src/gpu/profile.ts";
 import { regulaTrainer } from "./_peers/regula.ts";
@@ -78,7 +79,8 @@ export interface BenchTrainOptions {
 /** Result row: samples/s per implementation and regula's ratios. */
 export type TrainRow = Record<string, string | number | null>;
 
-async function timeRound(t: Trainer, steps: number): Promise<number> {
+/** Runs `steps` steps back to back and waits for them; returns ms per step. */
+export async function timeRound(t: Trainer, steps: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) t.step();
   await t.sync();
@@ -86,29 +88,30 @@ async function timeRound(t: Trainer, steps: number): Promise<number> {
 }
 
 /**
- * Memory of regula's training loop (LeNet, batch 64) after 10 steps and after `steps` more.
- * @returns pool statistics at both points
+ * Memory of regula's training loop (LeNet, batch 64) after 10 steps and after `steps` more, on
+ * either backend.
+ * @returns bytes in use by tensors at both points, and the bytes the backend holds (the WebGPU
+ *   pool's allocated buffers, or the size of the WebAssembly memory)
  */
 export async function trainMemory(
-  rt: Runtime,
+  rt: Backend,
   steps: number,
 ): Promise<{ after10: number; afterN: number; allocated10: number; allocatedN: number }> {
   const cfg = TRAIN_CASES[0];
   const n = cfg.inputShape.reduce((a, b) => a * b, 1);
   const t = regulaTrainer(rt, cfg, syntheticData(cfg.batch * n, 1), syntheticLabels(64, 10));
+  const held = () => {
+    const m = rt.memory() as { inUseBytes: number; allocatedBytes?: number; memoryBytes?: number };
+    return { inUse: m.inUseBytes, held: m.allocatedBytes ?? m.memoryBytes ?? NaN };
+  };
   for (let i = 0; i < 10; i++) t.step();
   await t.sync();
-  const m10 = rt.memory();
+  const m10 = held();
   for (let i = 0; i < steps; i++) t.step();
   await t.sync();
-  const mN = rt.memory();
+  const mN = held();
   t.dispose();
-  return {
-    after10: m10.inUseBytes,
-    afterN: mN.inUseBytes,
-    allocated10: m10.allocatedBytes,
-    allocatedN: mN.allocatedBytes,
-  };
+  return { after10: m10.inUse, afterN: mN.inUse, allocated10: m10.held, allocatedN: mN.held };
 }
 
 /**

@@ -1,5 +1,7 @@
 /**
- * jax-js (`webgpu` device) peer of bench/train.ts: the same LeNet-5 / DDNet in NCHW as a pure
+ * jax-js peer of bench/train.ts (its `webgpu` device) and bench/wasm_train.ts (its `wasm`
+ * device: WebAssembly, one worker per thread, see bench/_peers/jax_workers.ts): the same
+ * LeNet-5 / DDNet in NCHW as a pure
  * function of a parameter tree, and one `jit`-compiled step = `valueAndGrad` of the mean
  * softmax cross-entropy plus the SGD-with-momentum update (torch's form, `buf = m·buf + g`,
  * `p -= lr·buf`), so each step is one compiled program. Max pooling 2×2 / 2 is a reshape and a
@@ -11,6 +13,7 @@
  * @module
  */
 
+import { jaxWasmWorkers, restoreHardwareConcurrency } from "./jax_workers.ts";
 import {
   blockUntilReady,
   defaultDevice,
@@ -24,6 +27,13 @@ import {
   valueAndGrad,
 } from "@jax-js/jax";
 import { type TrainConfig, type Trainer, uniformInit } from "./common.ts";
+
+restoreHardwareConcurrency();
+
+export { jaxWasmWorkers };
+
+/** The jax-js devices the benchmarks run on. */
+export type JaxDevice = "webgpu" | "wasm";
 
 type Params = Record<string, np.Array>;
 
@@ -39,6 +49,19 @@ export async function initJax(): Promise<string | null> {
   }
 }
 
+/**
+ * Starts jax-js's Wasm device (always there where WebAssembly is; its worker pool was sized when
+ * the module loaded: {@linkcode jaxWasmWorkers}); returns an error message or null.
+ */
+export async function initJaxWasm(): Promise<string | null> {
+  try {
+    const devices = await init("wasm");
+    return devices.includes("wasm") ? null : "jax-js: no wasm device";
+  } catch (e) {
+    return `jax-js Wasm failed: ${(e as Error).message}`;
+  }
+}
+
 function pool2(x: np.Array): np.Array {
   const [n, c, h, w] = x.shape;
   return x.reshape([n, c, h / 2, 2, w / 2, 2]).max([3, 5]);
@@ -48,8 +71,34 @@ function pool2(x: np.Array): np.Array {
  * @param cfg configuration
  * @param x (B, C, H, W) data
  * @param y (B,) labels
+ * @param device where the arrays live and the compiled step runs (default "webgpu"); every
+ *   array the trainer makes is made with this device as jax-js's default, which is restored after
  */
-export function jaxTrainer(cfg: TrainConfig, x: Float32Array<ArrayBuffer>, y: Int32Array): Trainer {
+export function jaxTrainer(
+  cfg: TrainConfig,
+  x: Float32Array<ArrayBuffer>,
+  y: Int32Array,
+  device: JaxDevice = "webgpu",
+): Trainer {
+  const on = <T>(f: () => T): T => {
+    const previous = defaultDevice();
+    defaultDevice(device);
+    try {
+      return f();
+    } finally {
+      defaultDevice(previous);
+    }
+  };
+  return on(() => jaxTrainerOn(cfg, x, y, device, on));
+}
+
+function jaxTrainerOn(
+  cfg: TrainConfig,
+  x: Float32Array<ArrayBuffer>,
+  y: Int32Array,
+  device: JaxDevice,
+  on: <T>(f: () => T) => T,
+): Trainer {
   const B = cfg.batch;
   const [c, h, w] = cfg.inputShape;
   const params: Params = {};
@@ -124,19 +173,21 @@ export function jaxTrainer(cfg: TrainConfig, x: Float32Array<ArrayBuffer>, y: In
   let last: np.Array | null = null;
   let t = 0;
   return {
-    name: "jax-js-webgpu",
+    name: `jax-js-${device}`,
     feed(x, y) {
       xs.dispose();
       ys.dispose();
-      xs = toX(x);
-      ys = toY(y);
+      xs = on(() => toX(x));
+      ys = on(() => toY(y));
     },
     step() {
       last?.dispose();
-      const [l, p2, m2] = step(p, m, xs.ref, ys.ref, [
-        random.key(2 * t),
-        random.key(2 * t++ + 1),
-      ]) as unknown as [
+      const [l, p2, m2] = on(() =>
+        step(p, m, xs.ref, ys.ref, [
+          random.key(2 * t),
+          random.key(2 * t++ + 1),
+        ])
+      ) as unknown as [
         np.Array,
         Params,
         Params,

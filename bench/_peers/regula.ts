@@ -1,5 +1,5 @@
 /**
- * regula's side of bench/train.ts: LeNet-5 and DDNet from `buildModel` (src/models), and one
+ * regula's side of bench/train.ts and bench/wasm_train.ts, on any backend: LeNet-5 and DDNet from `buildModel` (src/models), and one
  * training step = forward, softmax cross-entropy, backward, SGD with momentum (gradients zeroed
  * inside the update), recorded into one encoder and submitted once. Nothing is read back per
  * step. With `jacobian`, the step adds the Jacobian regularizer (src/regularizers/jacobian.ts) as
@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Runtime } from "../../src/gpu/runtime.ts";
+import type { Backend } from "../../src/backend.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { buildModel } from "../../src/models/model.ts";
 import { createOptimizer, type Optimizer } from "../../src/train/optim.ts";
@@ -22,7 +22,7 @@ import type { ModelName, TrainConfig, Trainer } from "./common.ts";
  * default initialisation, no input normalisation (the peers have none).
  * @param dropout false: DDNet without its dropout layers (LeNet has none)
  */
-export function buildRegulaModel(rt: Runtime, model: ModelName, dropout = true): Sequential {
+export function buildRegulaModel(rt: Backend, model: ModelName, dropout = true): Sequential {
   const spec = model === "ddnet" ? { kind: model, dropout: dropout ? 0.5 : 0 } : { kind: model };
   return buildModel(rt, spec, { seed: 1 });
 }
@@ -40,14 +40,15 @@ export interface RegulaTrainerOptions {
 
 /**
  * Builds the model, synthetic data (fixed batch) and optimizer.
- * @param rt runtime
+ * @param rt backend: the WebGPU runtime (bench/train.ts) or the WebAssembly one
+ *   (bench/wasm_train.ts, where every op runs at once and `sync` has nothing to wait for)
  * @param cfg configuration
  * @param x (B, ...inputShape) data
  * @param y (B,) labels
  * @param opts `jacobian`: a Jacobian-regularized step
  */
 export function regulaTrainer(
-  rt: Runtime,
+  rt: Backend,
   cfg: TrainConfig,
   x: Float32Array,
   y: Int32Array,
