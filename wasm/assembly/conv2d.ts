@@ -8,15 +8,13 @@
 // unfolded block stays in L2:
 //
 //   mode 0, forward:         y[b] (O, OH·OW) = W (O, C·kh·kw) · col(x[b]) (C·kh·kw, OH·OW)
-//   mode 1, input gradient:  dx[b] (C, H·W) = W' (C, O·kh·kw) · colT(dy[b]) (O·kh·kw, H·W),
-//                            W'[c, (o, ky, kx)] = W[o, c, ky, kx] (conv2d_w1), and colT the
-//                            transposed-convolution gather: entry ((o, ky, kx), (iy, ix)) is
-//                            dy[o, (iy + ph - ky) / sh, (ix + pw - kx) / sw] where both divisions
-//                            are exact and in range, else 0
+//   mode 1, input gradient:  dcol (C·kh·kw, OH·OW) = Wᵀ · dy[b] (O, OH·OW), then dx[b] = the
+//                            fold (col2im) of dcol: each row (c, ky, kx) added at the positions
+//                            its window taps, in a fixed order (no zero taps for stride > 1)
 //   mode 2, weight gradient: dW (O, C·kh·kw) += Σ_{b, chunks} dy[b][:, chunk] · col(x[b])[:, chunk]ᵀ
 //                            over the depth range of one split-K slab of the WGSL.
 //
-// The unfolded block is written row by row ((ch, ky, kx) rows, positions along the row), runs
+// The unfolded block (and the fold) goes row by row ((ch, ky, kx) rows, positions along the row), runs
 // of consecutive in-image x positions copied with v128 loads and stores. sgemm then packs it
 // into its panels. Every output element is the same sequence of operations whichever images,
 // positions or columns a call covers, so splitting across threads (by images or positions,
@@ -195,9 +193,9 @@ function epilogue(m: i32, n: i32, c: usize, ldc: i32, bias: usize, act: i32): vo
 }
 
 /**
- * Modes 0 and 1: images [b0, b1), grid positions [q0, q1) of each. `g` is the geometry block
+ * Mode 0: images [b0, b1), output positions [q0, q1) of each. `g` is the geometry block
  * (see G_*), `col` this thread's unfold buffer (K × chunk f32), `scratch` its sgemm scratch.
- * Output (M, grid) per image: act(A · unfold + bias[m] + beta · out).
+ * Output (O, OH·OW) per image: act(W · unfold + bias[o] + beta · out).
  */
 export function conv2d_gemm(g: usize, b0: i32, b1: i32, q0: i32, q1: i32, col: usize, scratch: usize): void {
   const m = gi(g, G_M), k = gi(g, G_K);
@@ -266,15 +264,89 @@ export function conv2d_wgrad(g: usize, z0: i32, z1: i32, n0: i32, n1: i32, col: 
 }
 
 /**
- * W' (C, O·kk) from W (O, C, kk): the A operand of the input gradient.
- * dst[c·O·kk + o·kk + r] = w[(o·C + c)·kk + r].
+ * Adds rows [r0, r1) of a folded block into one image of dx: row r = (c, ky, kx) and position
+ * q = (oy, ox) in [q0, q1) of the OH × OW grid add src[(r - r0)·ld + q - q0] into
+ * dx[c, oy·sy + ky + oy0, ox·sx + kx + ox0] when that lies in the image (col2im).
  */
-export function conv2d_w1(w: usize, cout: i32, cin: i32, kk: i32, dst: usize): void {
-  for (let c = 0; c < cin; c++) {
-    for (let o = 0; o < cout; o++) {
-      const s = at(w, (o * cin + c) * kk);
-      const d = at(dst, (c * cout + o) * kk);
-      for (let r = 0; r < kk; r++) store<f32>(at(d, r), load<f32>(at(s, r)));
+function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usize, ld: i32): void {
+  const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
+  const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
+  const sy = gi(g, G_SY), sx = gi(g, G_SX);
+  const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  for (let r = r0; r < r1; r++) {
+    const ch = r / kk, rr = r % kk;
+    const ky = rr / kw, kx = rr % kw;
+    const plane = at(dst, ch * ph * pw);
+    const row = at(src, (r - r0) * ld);
+    const bx = kx + ox;
+    let q = q0;
+    while (q < q1) {
+      const py = q / gw;
+      const px0 = q % gw;
+      const px1 = min<i32>(gw, px0 + (q1 - q));
+      const y = py * sy + ky + oy;
+      if (y >= 0 && y < ph) {
+        const drow = at(plane, y * pw);
+        let s = at(row, q - q0);
+        if (sx == 1) {
+          const a = min<i32>(max<i32>(-bx, px0), px1);
+          const b = max<i32>(min<i32>(pw - bx, px1), a);
+          s += <usize>(a - px0) << 2;
+          let d = at(drow, a + bx);
+          let px = a;
+          for (; px + 4 <= b; px += 4) {
+            v128.store(d, f32x4.add(v128.load(d), v128.load(s)));
+            d += 16;
+            s += 16;
+          }
+          for (; px < b; px++) {
+            store<f32>(d, load<f32>(d) + load<f32>(s));
+            d += 4;
+            s += 4;
+          }
+        } else {
+          for (let px = px0; px < px1; px++) {
+            const xx = px * sx + bx;
+            if (xx >= 0 && xx < pw) {
+              const d = at(drow, xx);
+              store<f32>(d, load<f32>(d) + load<f32>(s));
+            }
+            s += 4;
+          }
+        }
+      }
+      q += px1 - px0;
+    }
+  }
+}
+
+/**
+ * Mode 1: images [b0, b1), input channels [c0, c1) of each. Per chunk of dy positions:
+ * dcol (rows (c, ky, kx) of [c0, c1), chunk) = Wᵀ · dy[b][:, chunk] (sgemm with A = W read as
+ * (O, C·kh·kw) transposed), then folded into dx[b, c0:c1] (first scaled by beta, or zeroed),
+ * chunks in order.
+ */
+export function conv2d_dgrad(g: usize, b0: i32, b1: i32, c0: i32, c1: i32, col: usize, scratch: usize): void {
+  const cout = gi(g, G_M), kcols = gi(g, G_N);
+  const w = <usize>load<u32>(g + (<usize>G_A << 2));
+  const dy = <usize>load<u32>(g + (<usize>G_SRC << 2));
+  const dx = <usize>load<u32>(g + (<usize>G_OUT << 2));
+  const beta = load<f32>(g + (<usize>G_BETA << 2));
+  const chunk = gi(g, G_CHUNK);
+  const dxImg = gi(g, G_SRC_IMG);
+  const npos = gi(g, G_GH) * gi(g, G_GW);
+  const kk = gi(g, G_KH) * gi(g, G_KW);
+  const r0 = c0 * kk, r1 = c1 * kk;
+  for (let b = b0; b < b1; b++) {
+    const img = at(dx, b * dxImg);
+    const plane = gi(g, G_PH) * gi(g, G_PW);
+    const d0 = at(img, c0 * plane), len = (c1 - c0) * plane;
+    if (beta == 0) memory.fill(d0, 0, <usize>len << 2);
+    else for (let i = 0; i < len; i++) store<f32>(at(d0, i), beta * load<f32>(at(d0, i)));
+    for (let q = 0; q < npos; q += chunk) {
+      const nq = min<i32>(chunk, npos - q);
+      sgemm(1, 0, r1 - r0, nq, cout, 1, at(w, r0), kcols, at(dy, b * cout * npos + q), npos, 0, col, nq, 0, 0, 0, scratch);
+      fold(g, img, r0, r1, q, q + nq, col, nq);
     }
   }
 }

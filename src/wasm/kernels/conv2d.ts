@@ -24,10 +24,15 @@ import type { Twin, TwinFamily } from "./twin.ts";
 
 /** Words of the geometry block read by wasm/assembly/conv2d.ts (its G_* indices). */
 const G_WORDS = 32;
-/** Target size of one thread's unfold buffer in floats (256 KiB: it stays in L2). */
-const COL_FLOATS = 1 << 16;
-/** Most positions per weight-gradient GEMM call (sgemm's depth block). */
-const WGRAD_CHUNK = 256;
+/**
+ * Block sizes (benchmarks may change them; results do not depend on them beyond float32
+ * rounding): `colFloats`, the target size of one thread's unfold/fold buffer in floats (it
+ * should stay in L2), and `wgradChunk`, the most positions per weight-gradient GEMM call.
+ */
+export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number } = {
+  colFloats: 1 << 16,
+  wgradChunk: 256,
+};
 /** Below this many multiply-adds a convolution runs on one thread. */
 const PARALLEL_MIN_MACS = 1 << 17;
 
@@ -138,51 +143,37 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
     wgrad(rt, g, a, src, out, beta, workgroups[2] ?? 1, p.kchunk);
     return;
   }
-  if (mode !== 0 && mode !== 1) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
-  const fwd = mode === 0;
-  const m = fwd ? g.cout : g.cin;
-  const k = (fwd ? g.cin : g.cout) * kk;
-  const gridH = fwd ? g.oh : g.h, gridW = fwd ? g.ow : g.w;
-  const npos = gridH * gridW;
+  if (mode === 1) {
+    dgrad(rt, g, a, src, out, beta);
+    return;
+  }
+  if (mode !== 0) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
+  const m = g.cout, k = g.cin * kk, npos = g.oh * g.ow;
   if (m === 0 || npos === 0 || g.batch === 0) return;
-  const macs = m * k * npos * g.batch;
-  const threads = macs < PARALLEL_MIN_MACS ? 1 : rt.threads;
-  const chunk = Math.min(npos, Math.max(8, Math.floor(COL_FLOATS / Math.max(k, 1) / 8) * 8));
+  const threads = m * k * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const chunk = Math.min(
+    npos,
+    Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / Math.max(k, 1) / 8) * 8),
+  );
   const parts = g.batch >= threads
     ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, npos])
     : ranges(npos, threads, 8).map(([q0, q1]) => [0, g.batch, q0, q1]);
   const colFloats = Math.ceil((k * chunk) / 4) * 4;
-  const w1Floats = fwd ? 0 : Math.ceil((m * k) / 4) * 4;
-  const tmp = rt.empty([G_WORDS + w1Floats + colFloats * parts.length], "f32", "conv2d.tmp");
+  const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
   try {
-    const w1 = tmp.ptr + 4 * G_WORDS;
-    const cols = w1 + 4 * w1Floats;
-    if (!fwd) rt.kernels.conv2d_w1(a.ptr, g.cout, g.cin, kk, w1);
+    const cols = tmp.ptr + 4 * G_WORDS;
     writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
       m,
       k,
-      planeH: fwd ? g.h : g.oh,
-      planeW: fwd ? g.w : g.ow,
-      gridH,
-      gridW,
-      kh: g.kh,
-      kw: g.kw,
-      sy: fwd ? g.sh : 1,
-      sx: fwd ? g.sw : 1,
-      fy: fwd ? 1 : -1,
-      fx: fwd ? 1 : -1,
-      oy: fwd ? -g.ph : g.ph,
-      ox: fwd ? -g.pw : g.pw,
-      dy: fwd ? 1 : g.sh,
-      dx: fwd ? 1 : g.sw,
-      a: fwd ? a.ptr : w1,
+      a: a.ptr,
       src: src.ptr,
       out: out.ptr,
-      bias: fwd && (constants.HAS_BIAS ?? 0) !== 0 ? bias.ptr : 0,
-      act: fwd ? constants.ACT ?? 0 : 0,
+      bias: (constants.HAS_BIAS ?? 0) !== 0 ? bias.ptr : 0,
+      act: constants.ACT ?? 0,
       beta,
       chunk,
-      srcImage: fwd ? g.cin * g.h * g.w : g.cout * g.oh * g.ow,
+      srcImage: g.cin * g.h * g.w,
       outImage: m * npos,
       n: 0,
       ktot: 0,
@@ -204,6 +195,81 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
     tmp.dispose();
   }
 };
+
+/** The window fields of the geometry block: x planes (H, W) swept by the (OH, OW) grid. */
+function windowOf(g: Geometry) {
+  return {
+    planeH: g.h,
+    planeW: g.w,
+    gridH: g.oh,
+    gridW: g.ow,
+    kh: g.kh,
+    kw: g.kw,
+    sy: g.sh,
+    sx: g.sw,
+    fy: 1,
+    fx: 1,
+    oy: -g.ph,
+    ox: -g.pw,
+    dy: 1,
+    dx: 1,
+  };
+}
+
+/** Mode 1: Wᵀ dy per chunk of positions, folded into dx; split by images, else channels. */
+function dgrad(
+  rt: WasmRuntime,
+  g: Geometry,
+  w: WasmTensor,
+  dy: WasmTensor,
+  dx: WasmTensor,
+  beta: number,
+): void {
+  const kk = g.kh * g.kw, rows = g.cin * kk, npos = g.oh * g.ow;
+  if (g.cin === 0 || g.batch === 0 || g.h * g.w === 0) return;
+  const threads = rows * g.cout * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  // The chunk must not depend on the split: it sets each dx element's order of additions.
+  const chunk = Math.min(npos, Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / rows / 8) * 8));
+  const parts = g.batch >= threads
+    ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, g.cin])
+    : ranges(g.cin, threads).map(([c0, c1]) => [0, g.batch, c0, c1]);
+  const colFloats = Math.ceil((rows * Math.max(chunk, 1)) / 4) * 4;
+  const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    const cols = tmp.ptr + 4 * G_WORDS;
+    writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
+      m: g.cout,
+      k: 0,
+      a: w.ptr,
+      src: dy.ptr,
+      out: dx.ptr,
+      bias: 0,
+      act: 0,
+      beta,
+      chunk: Math.max(chunk, 1),
+      srcImage: g.cin * g.h * g.w,
+      outImage: 0,
+      n: rows,
+      ktot: 0,
+      kchunk: 0,
+    });
+    rt.parallel(
+      "conv2d_dgrad",
+      parts.map(([b0, b1, c0, c1], t) => [
+        tmp.ptr,
+        b0,
+        b1,
+        c0,
+        c1,
+        cols + 4 * colFloats * t,
+        rt.scratch(t),
+      ]),
+    );
+  } finally {
+    tmp.dispose();
+  }
+}
 
 function wgrad(
   rt: WasmRuntime,
@@ -227,28 +293,15 @@ function wgrad(
   const parts = splits >= threads || n < 8 * threads
     ? ranges(splits, threads).map(([z0, z1]) => [z0, z1, 0, n])
     : ranges(n, threads, 8).map(([n0, n1]) => [0, splits, n0, n1]);
-  const chunk = Math.max(1, Math.min(WGRAD_CHUNK, npos));
+  const chunk = Math.max(1, Math.min(CONV2D_BLOCKS.wgradChunk, npos));
   const colFloats = Math.ceil((Math.max(...parts.map((q) => q[3] - q[2])) * chunk) / 4) * 4;
   const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
   try {
     const cols = tmp.ptr + 4 * G_WORDS;
     writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
       m,
       k: 0,
-      planeH: g.h,
-      planeW: g.w,
-      gridH: g.oh,
-      gridW: g.ow,
-      kh: g.kh,
-      kw: g.kw,
-      sy: g.sh,
-      sx: g.sw,
-      fy: 1,
-      fx: 1,
-      oy: -g.ph,
-      ox: -g.pw,
-      dy: 1,
-      dx: 1,
       a: dy.ptr,
       src: x.ptr,
       out: out.ptr,
