@@ -97,6 +97,46 @@ export class Mirror {
     return this;
   }
 
+  /**
+   * Records the dispatches `fn` makes on the GPU runtime without running them (for timing the
+   * Wasm side alone with {@linkcode Mirror.replay}).
+   */
+  capture(fn: () => void): { kernel: Kernel; spec: Parameters<Runtime["dispatch"]>[1] }[] {
+    const gpu = this.gpu;
+    const dispatch = gpu.dispatch;
+    const seen: { kernel: Kernel; spec: Parameters<Runtime["dispatch"]>[1] }[] = [];
+    gpu.dispatch = (kernel, spec) => void seen.push({ kernel, spec });
+    try {
+      fn();
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    return seen;
+  }
+
+  /**
+   * Runs captured dispatches on Wasm runtime `i`.
+   * @returns milliseconds spent in twins (fallbacks run untimed), by kernel name
+   */
+  replay(
+    list: { kernel: Kernel; spec: Parameters<Runtime["dispatch"]>[1] }[],
+    i: number,
+  ): Map<string, number> {
+    const rt = this.wasm[i];
+    const times = new Map<string, number>();
+    for (const { kernel, spec } of list) {
+      const bindings = spec.bindings.map((t) => this.copyOf(t, i));
+      if (TWINS[kernel.name]?.[kernel.entry ?? "main"]) {
+        const t0 = performance.now();
+        rt.dispatch(kernel, { ...spec, bindings });
+        times.set(kernel.name, (times.get(kernel.name) ?? 0) + performance.now() - t0);
+      } else {
+        FALLBACKS[kernel.name](bindings, spec.params ?? {});
+      }
+    }
+    return times;
+  }
+
   /** Stops replaying. */
   stop(): void {
     if (this.#saved) this.gpu.dispatch = this.#saved;

@@ -144,23 +144,50 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
   }
 }
 
-/** activate() of shaders/conv2d.wgsl (relu keeps NaN; tanh's series near 0; stable sigmoid). */
-@inline function activate(act: i32, x: f32): f32 {
-  if (act == 1) return x < 0 ? 0 : x;
+/**
+ * e^x for x <= 0, four lanes (Cephes expf: x = n·ln 2 + r, |r| <= ln 2 / 2, a degree-6
+ * polynomial for e^r, 2^n built in the exponent bits; within 2 ulp of e^x). NaN propagates.
+ */
+@inline function expNeg4(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(-87.3));
+  const n = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504)), f32x4.splat(0.5)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
+/**
+ * activate() of shaders/conv2d.wgsl on four lanes: 1 relu (NaN kept), 2 tanh (its odd series
+ * below 0.125, else sign(x)·(1 - e)/(1 + e) with e = exp(-2|x|)), 3 sigmoid (r = 1/(1 + e),
+ * e = exp(-|x|); r for x >= 0, else e·r).
+ */
+@inline function activate4(act: i32, x: v128): v128 {
+  const one = f32x4.splat(1);
+  if (act == 1) return v128.andnot(x, f32x4.lt(x, f32x4.splat(0)));
   if (act == 2) {
-    const ax = Mathf.abs(x);
-    if (ax < 0.125) {
-      const x2 = x * x;
-      return x * (1.0 + x2 * (<f32>(-1.0 / 3.0) + x2 * (<f32>(2.0 / 15.0) + x2 * <f32>(-17.0 / 315.0))));
-    }
-    const e = Mathf.exp(-2.0 * ax);
-    const s: f32 = x > 0 ? 1 : x < 0 ? -1 : 0;
-    return s * (1.0 - e) / (1.0 + e);
+    const ax = f32x4.abs(x);
+    const x2 = f32x4.mul(x, x);
+    let s = f32x4.add(f32x4.splat(<f32>(2.0 / 15.0)), f32x4.mul(x2, f32x4.splat(<f32>(-17.0 / 315.0))));
+    s = f32x4.add(f32x4.splat(<f32>(-1.0 / 3.0)), f32x4.mul(x2, s));
+    s = f32x4.mul(x, f32x4.add(one, f32x4.mul(x2, s)));
+    const e = expNeg4(f32x4.mul(f32x4.splat(-2), ax));
+    const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
+    // sign(x)·t: t >= 0, so the sign bit of x (x = 0 takes the series).
+    const big = v128.or(t, v128.and(x, f32x4.splat(-0.0)));
+    return v128.bitselect(s, big, f32x4.lt(ax, f32x4.splat(0.125)));
   }
   if (act == 3) {
-    const e = Mathf.exp(-Mathf.abs(x));
-    const r: f32 = 1.0 / (1.0 + e);
-    return x >= 0 ? r : e * r;
+    const e = expNeg4(f32x4.neg(f32x4.abs(x)));
+    const r = f32x4.div(one, f32x4.add(one, e));
+    return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, f32x4.splat(0)));
   }
   return x;
 }
@@ -168,26 +195,22 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
 /** c[i, j] = act(c[i, j] + bias[i]) over an (m, n) block with row stride ldc; bias 0: none. */
 function epilogue(m: i32, n: i32, c: usize, ldc: i32, bias: usize, act: i32): void {
   if (bias == 0 && act == 0) return;
-  const zero = f32x4.splat(0);
   for (let i = 0; i < m; i++) {
     const row = at(c, i * ldc);
-    const bv: f32 = bias != 0 ? load<f32>(at(bias, i)) : 0;
+    const vb = f32x4.splat(bias != 0 ? load<f32>(at(bias, i)) : 0);
     let j = 0;
-    if (act == 0 || act == 1) {
-      const vb = f32x4.splat(bv);
-      for (; j + 4 <= n; j += 4) {
-        const p = at(row, j);
-        let v = v128.load(p);
-        if (bias != 0) v = f32x4.add(v, vb);
-        if (act == 1) v = v128.andnot(v, f32x4.lt(v, zero));
-        v128.store(p, v);
-      }
+    for (; j + 4 <= n; j += 4) {
+      const p = at(row, j);
+      let v = v128.load(p);
+      if (bias != 0) v = f32x4.add(v, vb);
+      v128.store(p, activate4(act, v));
     }
+    // The tail through the same lanes, so that a value never depends on where a block ends.
     for (; j < n; j++) {
       const p = at(row, j);
-      let v = load<f32>(p);
-      if (bias != 0) v += bv;
-      store<f32>(p, activate(act, v));
+      let v = f32x4.splat(load<f32>(p));
+      if (bias != 0) v = f32x4.add(v, vb);
+      store<f32>(p, f32x4.extract_lane(activate4(act, v), 0));
     }
   }
 }

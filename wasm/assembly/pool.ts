@@ -36,13 +36,45 @@
 export function pool_maxForward(g: usize, x: usize, idx: usize, y: usize, p0: i32, p1: i32): void {
   const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
   const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
+  // 2×2 windows with stride 2 and no padding (LeNet, DDNet): four outputs at a time, the
+  // window's four values deinterleaved from two rows, compared in the loop's order.
+  const pairs = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
+  const lanes = i32x4(0, 2, 4, 6);
   for (let pl = p0; pl < p1; pl++) {
     const base = at(x, pl * h * w);
     let o = pl * oh * ow;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = oy * sh - ph;
       const ys = max<i32>(y0, 0), ye = min<i32>(y0 + kh, h);
-      for (let ox = 0; ox < ow; ox++) {
+      let ox = 0;
+      if (pairs) {
+        const r0 = at(base, 2 * oy * w), r1 = at(r0, w);
+        for (; ox + 4 <= ow; ox += 4) {
+          const off = <usize>(2 * ox) << 2;
+          const u0 = v128.load(r0 + off), u1 = v128.load(r0 + off, 16);
+          const v0 = v128.load(r1 + off), v1 = v128.load(r1 + off, 16);
+          let best = f32x4.shuffle(u0, u1, 0, 2, 4, 6);
+          let arg = i32x4.add(i32x4.splat(2 * oy * w + 2 * ox), lanes);
+          const one = i32x4.splat(1), row = i32x4.splat(w);
+          let v = f32x4.shuffle(u0, u1, 1, 3, 5, 7);
+          let take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+          best = v128.bitselect(v, best, take);
+          arg = v128.bitselect(i32x4.add(arg, one), arg, take);
+          const argc = i32x4.add(i32x4.splat(2 * oy * w + 2 * ox), i32x4.add(lanes, row));
+          v = f32x4.shuffle(v0, v1, 0, 2, 4, 6);
+          take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+          best = v128.bitselect(v, best, take);
+          arg = v128.bitselect(argc, arg, take);
+          v = f32x4.shuffle(v0, v1, 1, 3, 5, 7);
+          take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+          best = v128.bitselect(v, best, take);
+          arg = v128.bitselect(i32x4.add(argc, one), arg, take);
+          v128.store(at(y, o), best);
+          v128.store(at(idx, o), arg);
+          o += 4;
+        }
+      }
+      for (; ox < ow; ox++) {
         const x0 = ox * sw - pw;
         const xs = max<i32>(x0, 0), xe = min<i32>(x0 + kw, w);
         let best: f32 = -Infinity;
@@ -73,10 +105,37 @@ export function pool_maxBackward(g: usize, dy: usize, idx: usize, dx: usize, p0:
   const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
   const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
   const tiles = sh == kh && sw == kw && ph == 0 && pw == 0;
+  const pairs = tiles && kh == 2 && kw == 2;
+  const lanes = i32x4(0, 2, 4, 6);
   for (let pl = p0; pl < p1; pl++) {
     const ob = pl * oh * ow;
     let i = pl * h * w;
     for (let iy = 0; iy < h; iy++) {
+      if (pairs && iy / 2 < oh) {
+        // 2×2 / 2 windows: input pairs (2·ox, 2·ox + 1) of this row against four argmaxes.
+        const orow = ob + (iy / 2) * ow;
+        let ox = 0;
+        for (; ox + 4 <= ow; ox += 4) {
+          const a = v128.load(at(idx, orow + ox));
+          const d = v128.load(at(dy, orow + ox));
+          const qe = i32x4.add(i32x4.splat(iy * w + 2 * ox), lanes);
+          const ve = v128.and(d, i32x4.eq(a, qe));
+          const vo = v128.and(d, i32x4.eq(a, i32x4.add(qe, i32x4.splat(1))));
+          v128.store(at(dx, i + 2 * ox), f32x4.shuffle(ve, vo, 0, 4, 1, 5));
+          v128.store(at(dx, i + 2 * ox), f32x4.shuffle(ve, vo, 2, 6, 3, 7), 16);
+        }
+        for (let ix = 2 * ox; ix < w; ix++) {
+          const q = iy * w + ix;
+          let s: f32 = 0;
+          if (ix / 2 < ow) {
+            const o = orow + ix / 2;
+            if (load<u32>(at(idx, o)) == <u32>q) s = load<f32>(at(dy, o));
+          }
+          store<f32>(at(dx, i + ix), s);
+        }
+        i += w;
+        continue;
+      }
       // Covering windows along y: oy in [lo, hi) (covering() of the WGSL).
       const ty = iy + ph;
       const ylo = ty + 1 > kh ? (ty + 1 - kh + sh - 1) / sh : 0;
