@@ -37,12 +37,8 @@ const G_KH: i32 = 6;
 const G_KW: i32 = 7;
 const G_SY: i32 = 8; // grid step along y (sh in mode 0, 1 in mode 1)
 const G_SX: i32 = 9;
-const G_FY: i32 = 10; // sign of ky (1 or -1)
-const G_FX: i32 = 11;
 const G_OY: i32 = 12; // offset along y (-ph, or ph in mode 1)
 const G_OX: i32 = 13;
-const G_DY: i32 = 14; // exact divisor along y (sh in mode 1, else 1)
-const G_DX: i32 = 15;
 const G_A: i32 = 16; // A: W (mode 0), W' (mode 1), dy (mode 2)
 const G_SRC: i32 = 17; // unfolded source: x (modes 0, 2), dy (mode 1)
 const G_OUT: i32 = 18;
@@ -61,37 +57,34 @@ const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
 }
 
 /**
- * Unfolds rows [r0, r1) and positions [q0, q1) of one image into dst (row stride ld). Row
- * r = (ch, ky, kx); position q = (py, px) on the grid; source row t = py·sy + fy·ky + oy, taken
- * when t >= 0, t % dy = 0 and t / dy < plane height (likewise x); else 0.
+ * Unfolds rows [r0, r1) and positions [q0, q1) of one image into dst (row stride ld): row
+ * r = (ch, ky, kx), position q = (py, px) of the output grid, the value
+ * src[ch, py·sy + ky - ph, px·sx + kx - pw], 0 outside the image. Grid rows are walked with
+ * counters (no division per segment); the in-image x range of a row depends only on kx.
  */
 function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: usize, ld: i32): void {
   const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
   const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
-  const sy = gi(g, G_SY), sx = gi(g, G_SX), fy = gi(g, G_FY), fx = gi(g, G_FX);
-  const oy = gi(g, G_OY), ox = gi(g, G_OX), dvy = gi(g, G_DY), dvx = gi(g, G_DX);
+  const sy = gi(g, G_SY), sx = gi(g, G_SX);
+  const oy = gi(g, G_OY), ox = gi(g, G_OX);
   const zero = f32x4.splat(0);
+  const py0 = q0 / gw, pxs = q0 % gw;
   for (let r = r0; r < r1; r++) {
     const ch = r / kk, rr = r % kk;
     const ky = rr / kw, kx = rr % kw;
     const plane = at(src, ch * ph * pw);
-    const row = at(dst, (r - r0) * ld);
-    const bx = fx * kx + ox;
-    let q = q0;
+    const bx = kx + ox;
+    // px with an in-image x = px·sx + bx: [xa, xe) of the grid row.
+    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    let o = at(dst, (r - r0) * ld);
+    let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
-      const py = q / gw;
-      const px0 = q % gw;
       const px1 = min<i32>(gw, px0 + (q1 - q));
-      let o = at(row, q - q0);
-      const t = py * sy + fy * ky + oy;
-      let y = t;
-      let ok = t >= 0;
-      if (dvy > 1) {
-        ok = ok && t % dvy == 0;
-        y = t / dvy;
-      }
-      ok = ok && y < ph;
-      if (!ok) {
+      const y = py * sy + ky + oy;
+      const a = min<i32>(max<i32>(xa, px0), px1);
+      const e = max<i32>(min<i32>(xe, px1), a);
+      if (y < 0 || y >= ph) {
         let px = px0;
         for (; px + 4 <= px1; px += 4) {
           v128.store(o, zero);
@@ -101,45 +94,39 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
           store<f32>(o, 0);
           o += 4;
         }
-      } else if (sx == 1 && dvx == 1) {
-        // In-image x = px + bx for px in [-bx, pw - bx).
-        const a = min<i32>(max<i32>(-bx, px0), px1);
-        const b = max<i32>(min<i32>(pw - bx, px1), a);
+      } else {
         for (let px = px0; px < a; px++) {
           store<f32>(o, 0);
           o += 4;
         }
-        let s = at(plane, y * pw + a + bx);
-        let px = a;
-        for (; px + 4 <= b; px += 4) {
-          v128.store(o, v128.load(s));
-          o += 16;
-          s += 16;
-        }
-        for (; px < b; px++) {
-          store<f32>(o, load<f32>(s));
-          o += 4;
-          s += 4;
-        }
-        for (px = b; px < px1; px++) {
-          store<f32>(o, 0);
-          o += 4;
-        }
-      } else {
-        const srow = at(plane, y * pw);
-        for (let px = px0; px < px1; px++) {
-          const u = px * sx + bx;
-          let xx = u;
-          let okx = u >= 0;
-          if (dvx > 1) {
-            okx = okx && u % dvx == 0;
-            xx = u / dvx;
+        if (sx == 1) {
+          let s = at(plane, y * pw + a + bx);
+          let px = a;
+          for (; px + 4 <= e; px += 4) {
+            v128.store(o, v128.load(s));
+            o += 16;
+            s += 16;
           }
-          store<f32>(o, okx && xx < pw ? load<f32>(at(srow, xx)) : 0);
+          for (; px < e; px++) {
+            store<f32>(o, load<f32>(s));
+            o += 4;
+            s += 4;
+          }
+        } else {
+          const srow = at(plane, y * pw + bx);
+          for (let px = a; px < e; px++) {
+            store<f32>(o, load<f32>(at(srow, px * sx)));
+            o += 4;
+          }
+        }
+        for (let px = e; px < px1; px++) {
+          store<f32>(o, 0);
           o += 4;
         }
       }
       q += px1 - px0;
+      py++;
+      px0 = 0;
     }
   }
 }
@@ -289,56 +276,55 @@ export function conv2d_wgrad(g: usize, z0: i32, z1: i32, n0: i32, n1: i32, col: 
 /**
  * Adds rows [r0, r1) of a folded block into one image of dx: row r = (c, ky, kx) and position
  * q = (oy, ox) in [q0, q1) of the OH × OW grid add src[(r - r0)·ld + q - q0] into
- * dx[c, oy·sy + ky + oy0, ox·sx + kx + ox0] when that lies in the image (col2im).
+ * dx[c, oy·sy + ky - ph, ox·sx + kx - pw] when that lies in the image (col2im).
  */
 function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usize, ld: i32): void {
   const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
   const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
   const sy = gi(g, G_SY), sx = gi(g, G_SX);
   const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  const py0 = q0 / gw, pxs = q0 % gw;
   for (let r = r0; r < r1; r++) {
     const ch = r / kk, rr = r % kk;
     const ky = rr / kw, kx = rr % kw;
     const plane = at(dst, ch * ph * pw);
-    const row = at(src, (r - r0) * ld);
     const bx = kx + ox;
-    let q = q0;
+    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const row = at(src, (r - r0) * ld);
+    let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
-      const py = q / gw;
-      const px0 = q % gw;
       const px1 = min<i32>(gw, px0 + (q1 - q));
       const y = py * sy + ky + oy;
       if (y >= 0 && y < ph) {
-        const drow = at(plane, y * pw);
-        let s = at(row, q - q0);
+        const a = min<i32>(max<i32>(xa, px0), px1);
+        const e = max<i32>(min<i32>(xe, px1), a);
+        let s = at(row, q - q0 + a - px0);
         if (sx == 1) {
-          const a = min<i32>(max<i32>(-bx, px0), px1);
-          const b = max<i32>(min<i32>(pw - bx, px1), a);
-          s += <usize>(a - px0) << 2;
-          let d = at(drow, a + bx);
+          let d = at(plane, y * pw + a + bx);
           let px = a;
-          for (; px + 4 <= b; px += 4) {
+          for (; px + 4 <= e; px += 4) {
             v128.store(d, f32x4.add(v128.load(d), v128.load(s)));
             d += 16;
             s += 16;
           }
-          for (; px < b; px++) {
+          for (; px < e; px++) {
             store<f32>(d, load<f32>(d) + load<f32>(s));
             d += 4;
             s += 4;
           }
         } else {
-          for (let px = px0; px < px1; px++) {
-            const xx = px * sx + bx;
-            if (xx >= 0 && xx < pw) {
-              const d = at(drow, xx);
-              store<f32>(d, load<f32>(d) + load<f32>(s));
-            }
+          const drow = at(plane, y * pw + bx);
+          for (let px = a; px < e; px++) {
+            const d = at(drow, px * sx);
+            store<f32>(d, load<f32>(d) + load<f32>(s));
             s += 4;
           }
         }
       }
       q += px1 - px0;
+      py++;
+      px0 = 0;
     }
   }
 }

@@ -77,12 +77,8 @@ interface Block {
   kw: number;
   sy: number;
   sx: number;
-  fy: number;
-  fx: number;
   oy: number;
   ox: number;
-  dy: number;
-  dx: number;
   a: number;
   src: number;
   out: number;
@@ -110,12 +106,10 @@ function writeBlock(rt: WasmRuntime, at: number, b: Block): void {
     b.kw,
     b.sy,
     b.sx,
-    b.fy,
-    b.fx,
+    0,
+    0,
     b.oy,
     b.ox,
-    b.dy,
-    b.dx,
   ];
   ints.forEach((x, i) => v.setInt32(4 * i, x, true));
   [b.a, b.src, b.out, b.bias].forEach((x, i) => v.setUint32(4 * (16 + i), x, true));
@@ -207,12 +201,8 @@ function windowOf(g: Geometry) {
     kw: g.kw,
     sy: g.sh,
     sx: g.sw,
-    fy: 1,
-    fx: 1,
     oy: -g.ph,
     ox: -g.pw,
-    dy: 1,
-    dx: 1,
   };
 }
 
