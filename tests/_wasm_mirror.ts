@@ -177,6 +177,10 @@ export class Mirror {
 /** Wasm runtimes on 1 and 2 threads (created once per test process). */
 let runtimes: Promise<WasmRuntime[]> | null = null;
 export function wasmRuntimes(): Promise<WasmRuntime[]> {
-  runtimes ??= Promise.all([1, 2].map((threads) => WasmRuntime.create({ threads, warn: false })));
+  runtimes ??= Promise.all([1, 2].map((threads) => WasmRuntime.create({ threads, warn: false })))
+    .then((rts) => {
+      assert.equal(rts[1].threads, 2, `the 2-thread runtime runs on 1: ${rts[1].threadsNote}`);
+      return rts;
+    });
   return runtimes;
 }

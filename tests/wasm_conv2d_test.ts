@@ -17,6 +17,7 @@ import {
 import { conv2dBackwardRef, conv2dRef, windowOutputSize } from "../src/reference/layers.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
 import { MaxPool2d } from "../src/layers/pool.ts";
+import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
@@ -264,4 +265,34 @@ Deno.test("conv2d twin: LeNet-shaped batch-64 forward and backward, timed on 1 a
   } finally {
     m.dispose();
   }
+});
+
+Deno.test("conv2d.pack twin: the padded batched transpose is bitwise the WGSL's", async () => {
+  const PACK = { name: "conv2d.pack", code: packSrc };
+  await withMirror(async (m) => {
+    for (
+      const [batch, rows, cols] of [[1, 6, 25], [3, 16, 100], [2, 17, 9], [64, 5, 3], [1, 1, 1], [
+        64,
+        16,
+        200,
+      ], [1, 62, 4001]]
+    ) {
+      const rowsPad = Math.ceil(rows / 4) * 4;
+      const src = m.upload(randomArray(batch * rows * cols, batch + rows + cols), [
+        batch,
+        rows,
+        cols,
+      ]);
+      const dst = m.upload(randomArray(batch * cols * rowsPad, 7), [batch * cols * rowsPad]);
+      m.gpu.dispatch(PACK, {
+        bindings: [src, dst],
+        params: { batch, rows, cols, rows_pad: rowsPad },
+        workgroups: m.gpu.grid(batch * cols * rowsPad / 4, 64),
+      });
+      const { gpu, wasm } = await m.read(dst, `pack ${batch}x${rows}x${cols}`);
+      assert.deepEqual(Array.from(wasm), Array.from(gpu), `pack ${batch}x${rows}x${cols}`);
+      src.dispose();
+      dst.dispose();
+    }
+  });
 });

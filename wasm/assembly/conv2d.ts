@@ -383,7 +383,24 @@ export function conv2d_pack(
       const s2 = at(base, min<i32>(i + 2, rows - 1) * cols);
       const s3 = at(base, min<i32>(i + 3, rows - 1) * cols);
       const full = i + 4 <= rows;
-      for (let j = j0; j < j1; j++) {
+      let j = j0;
+      if (full) {
+        // 4 × 4 blocks: four rows of four columns in, transposed with shuffles, four vec4s out.
+        const step = <usize>rowsPad << 2;
+        for (; j + 4 <= j1; j += 4) {
+          const off = <usize>j << 2;
+          const x0 = v128.load(s0 + off), x1 = v128.load(s1 + off);
+          const x2 = v128.load(s2 + off), x3 = v128.load(s3 + off);
+          const u0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5), u1 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+          const u2 = f32x4.shuffle(x2, x3, 0, 4, 1, 5), u3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+          const d = at(dst, (t * cols + j) * rowsPad + i);
+          v128.store(d, f32x4.shuffle(u0, u2, 0, 1, 4, 5));
+          v128.store(d + step, f32x4.shuffle(u0, u2, 2, 3, 6, 7));
+          v128.store(d + 2 * step, f32x4.shuffle(u1, u3, 0, 1, 4, 5));
+          v128.store(d + 3 * step, f32x4.shuffle(u1, u3, 2, 3, 6, 7));
+        }
+      }
+      for (; j < j1; j++) {
         const d = at(dst, (t * cols + j) * rowsPad + i);
         const off = <usize>j << 2;
         if (full) {
