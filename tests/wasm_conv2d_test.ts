@@ -19,6 +19,7 @@ import type { Tensor } from "../src/gpu/tensor.ts";
 import { MaxPool2d } from "../src/layers/pool.ts";
 import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
+import { CONV2D_BLOCKS } from "../src/wasm/kernels/conv2d.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
 
@@ -295,4 +296,43 @@ Deno.test("conv2d.pack twin: the padded batched transpose is bitwise the WGSL's"
       dst.dispose();
     }
   });
+});
+
+Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows) give the same results", async () => {
+  const saved = { ...CONV2D_BLOCKS };
+  // 600 floats: chunks of 8-24 positions for these depths; 13 positions per weight-gradient GEMM.
+  Object.assign(CONV2D_BLOCKS, { colFloats: 600, wgradChunk: 13 });
+  const worst = { err: 0 };
+  try {
+    await withMirror(async (m) => {
+      for (const i of [0, 3, 4, 5, 7]) {
+        const t = CASES[i];
+        const g = { kernel: t.k, stride: t.s, padding: t.p };
+        const [oh, ow] = windowOutputSize(t.x[2], t.x[3], g);
+        const yShape = [t.x[0], t.o, oh, ow];
+        const wShape = [t.o, t.x[1], ...t.k];
+        const xa = randomArray(numel(t.x), 90 + i), wa = randomArray(numel(wShape), 91 + i);
+        const ba = randomArray(t.o, 92 + i), dya = randomArray(numel(yShape), 93 + i);
+        const x = m.upload(xa, t.x), w = m.upload(wa, wShape), b = m.upload(ba, [t.o]);
+        const dy = m.upload(dya, yShape);
+        const geo = { stride: t.s, padding: t.p };
+        const y = conv2dForward(m.gpu, x, w, { ...geo, bias: b, activation: "tanh" });
+        const yRef = conv2dRef(xa, t.x, wa, t.o, ba, g).y.map(Math.tanh);
+        await check(m, y, yRef, t.x[1] * t.k[0] * t.k[1], `y ${label(t)}`, worst);
+        const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
+        const dx = conv2dInputGrad(m.gpu, dy, w, { ...geo, inputShape: t.x });
+        await check(m, dx, ref.dx, t.o * t.k[0] * t.k[1], `dx ${label(t)}`, worst);
+        for (const splits of [undefined, 1]) {
+          const dW = m.upload(new Float32Array(numel(wShape)), wShape);
+          conv2dWeightGrad(m.gpu, dy, x, { ...geo, dWeight: dW, splits });
+          await check(m, dW, ref.dw, t.x[0] * oh * ow, `dW ${label(t)} splits ${splits}`, worst);
+          dW.dispose();
+        }
+        for (const u of [x, w, b, dy, y, dx]) u.dispose();
+      }
+    });
+  } finally {
+    Object.assign(CONV2D_BLOCKS, saved);
+  }
+  console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
 });
