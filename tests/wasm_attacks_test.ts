@@ -15,6 +15,15 @@ import { splitRange } from "../src/wasm/kernels/attacks.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
+import {
+  refApgdStep,
+  refCwStep,
+  refL2Init,
+  refL2Step,
+  refLinfInit,
+  refLinfStep,
+  refLossRows,
+} from "../src/reference/attacks.ts";
 import attacksSrc from "../shaders/attacks.wgsl" with { type: "text" };
 
 const SLOTS = ["src0", "src1", "dst0", "dst1", "dst2", "state", "rows", "labels"] as const;
@@ -494,6 +503,121 @@ Deno.test("mask_label (wasm) matches WebGPU, labels past K ignored", async () =>
       params: { b, k },
       launch: "row",
     }, { atol: 0, rtol: 0 });
+  }
+});
+
+Deno.test("attacks twins (wasm) match the float64 references of src/reference/attacks.ts", async () => {
+  const gpu = await getRuntime();
+  for (const [b, d] of SAMPLES) {
+    const n = b * d;
+    const x0 = pixels(n, 40), x = pixels(n, 41), g = grad(n, 42), u = randomArray(b, 43, 0, 1);
+    const what = `${b}x${d}`;
+    const wasm = async (c: Case, slot: Slot) => (await run(gpu, c)).wasm[0][slot]!;
+    const linf = { eps: 0.1, alpha: -0.04 };
+    assertClose(
+      await wasm({
+        entry: "linf_step",
+        inputs: { src0: x0, src1: g, dst0: x },
+        params: { n, ...linf },
+        launch: "elementwise",
+      }, "dst0"),
+      refLinfStep(x0, x, g, linf),
+      { atol: 1e-6, rtol: 0, what: `linf_step ${what}` },
+    );
+    const l2 = { eps: 0.5, alpha: 0.3 };
+    assertClose(
+      await wasm({
+        entry: "l2_step",
+        inputs: { src0: x0, src1: g, dst0: x },
+        params: { b, d, ...l2 },
+        launch: "sample",
+      }, "dst0"),
+      refL2Step(x0, x, g, d, l2),
+      { atol: 2e-6, rtol: 1e-5, what: `l2_step ${what}` },
+    );
+    assertClose(
+      await wasm({
+        entry: "l2_init",
+        inputs: { src0: x0, src1: g, rows: u, dst0: x },
+        params: { b, d, eps: 0.5 },
+        launch: "sample",
+      }, "dst0"),
+      refL2Init(x0, g, u, d, 0.5),
+      { atol: 2e-6, rtol: 1e-5, what: `l2_init ${what}` },
+    );
+    assertClose(
+      await wasm({
+        entry: "linf_init",
+        inputs: { src0: x0, src1: g, dst0: x },
+        params: { b, d, eps: 0.1 },
+        launch: "sample",
+      }, "dst0"),
+      refLinfInit(x0, g, d, 0.1),
+      { atol: 2e-6, rtol: 1e-5, what: `linf_init ${what}` },
+    );
+    const state = new Float32Array(8 * b);
+    const eta = randomArray(b, 44, 0, 0.05);
+    eta.forEach((v, i) => (state[8 * i] = v));
+    const xo = pixels(n, 45);
+    assertClose(
+      await wasm({
+        entry: "apgd_step",
+        inputs: { src0: x0, src1: g, dst0: x, dst1: xo, state },
+        params: { n, d, s: 8, eps: 0.1, alpha: 0.75 },
+        launch: "elementwise",
+      }, "dst0"),
+      refApgdStep(x0, x, xo, g, eta, d, { eps: 0.1, a: 0.75 }),
+      { atol: 1e-6, rtol: 0, what: `apgd_step ${what}` },
+    );
+    const w = randomArray(n, 46, -2, 2), m = randomArray(n, 47, -0.1, 0.1);
+    const v = randomArray(n, 48, 0, 0.01);
+    const cwOut = (await run(gpu, {
+      entry: "cw_step",
+      inputs: { src0: x0, src1: g, dst0: w, dst1: m, dst2: v },
+      params: { n, alpha: 0.01, f0: 1 - 0.9 ** 3, f1: 1 - 0.999 ** 3 },
+      launch: "elementwise",
+    })).wasm[0];
+    const ref = refCwStep(x0, g, w, m, v, { lr: 0.01, t: 3 });
+    assertClose(cwOut.dst0!, ref.w, { atol: 1e-5, rtol: 1e-5, what: `cw_step w ${what}` });
+    assertClose(cwOut.dst1!, ref.m, { atol: 1e-6, rtol: 1e-5, what: `cw_step m ${what}` });
+    assertClose(cwOut.dst2!, ref.v, { atol: 1e-7, rtol: 1e-5, what: `cw_step v ${what}` });
+  }
+  for (const [b, k] of [[1, 3], [5, 3], [17, 10], [33, 17]]) {
+    const z = randomArray(b * k, 49, -4, 4);
+    const labels = Uint32Array.from({ length: b }, (_, i) => (i * 7) % k);
+    const c = randomArray(b, 50, 0.1, 5);
+    for (const loss of [0, 1, 2] as const) {
+      for (const targeted of loss === 1 ? [false] : [false, true]) {
+        const sign = targeted && loss === 0 ? -1 : 1;
+        const out = (await run(gpu, {
+          entry: "loss_rows",
+          inputs: {
+            src1: z,
+            labels,
+            state: c,
+            dst0: new Float32Array(b * k),
+            dst1: new Float32Array(2 * b),
+          },
+          params: { b, k, s: 1, alpha: sign, eps: 0.5 },
+          launch: "row",
+          constants: { LOSS: loss, TARGETED: targeted ? 1 : 0 },
+        })).wasm[0];
+        const ref = refLossRows(z, labels, k, { loss, sign, targeted, kappa: 0.5, c });
+        const what = `loss_rows ${loss} targeted ${targeted} ${b}x${k}`;
+        assertClose(out.dst0!, ref.dz, { atol: 1e-5, rtol: 1e-4, what: `${what} dz` });
+        const rows = out.dst1!;
+        assertClose(rows.filter((_, i) => i % 2 === 0), ref.loss, {
+          atol: 1e-5,
+          rtol: 1e-4,
+          what: `${what} loss`,
+        });
+        assert.deepEqual(
+          Array.from(rows.filter((_, i) => i % 2 === 1)),
+          Array.from(ref.hit),
+          `${what} hit`,
+        );
+      }
+    }
   }
 });
 
