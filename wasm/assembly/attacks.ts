@@ -56,12 +56,9 @@ const TINY: f32 = 1e-12;
   return v > 0 ? 1 : v < 0 ? -1 : 0;
 }
 
-@inline function sgn4(v: v128): v128 {
-  const zero = f32x4.splat(0);
-  return v128.or(
-    v128.and(f32x4.gt(v, zero), f32x4.splat(1)),
-    v128.and(f32x4.lt(v, zero), f32x4.splat(-1)),
-  );
+/** sgnf on four lanes; `zero`, `one`, `minusOne` are splats the caller hoists out of its loop. */
+@inline function sgn4(v: v128, zero: v128, one: v128, minusOne: v128): v128 {
+  return v128.or(v128.and(f32x4.gt(v, zero), one), v128.and(f32x4.lt(v, zero), minusOne));
 }
 
 // What the per-sample norms read (the WGSL's row_elem).
@@ -162,12 +159,13 @@ export function attacks_linfStep(
   alpha: f32,
 ): void {
   const ve = f32x4.splat(eps), vne = f32x4.splat(-eps), va = f32x4.splat(alpha);
-  const zero = f32x4.splat(0), one = f32x4.splat(1);
+  const zero = f32x4.splat(0), one = f32x4.splat(1), minusOne = f32x4.splat(-1);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i << 2;
     const v0 = v128.load(x0 + o);
-    const a = f32x4.add(v128.load(x + o), f32x4.mul(va, sgn4(v128.load(g + o))));
+    const sg = sgn4(v128.load(g + o), zero, one, minusOne);
+    const a = f32x4.add(v128.load(x + o), f32x4.mul(va, sg));
     const delta = clamp4(f32x4.sub(a, v0), vne, ve);
     v128.store(x + o, clamp4(f32x4.add(v0, delta), zero, one));
   }
@@ -212,7 +210,7 @@ export function attacks_apgdStep(
   a: f32,
 ): void {
   const ca = <f32>1 - a;
-  const zero = f32x4.splat(0), one = f32x4.splat(1);
+  const zero = f32x4.splat(0), one = f32x4.splat(1), minusOne = f32x4.splat(-1);
   const va = f32x4.splat(a), vb = f32x4.splat(ca);
   const ve = f32x4.splat(eps);
   let i = i0;
@@ -227,7 +225,8 @@ export function attacks_apgdStep(
       const lo = f32x4.sub(v0, ve), hi = f32x4.add(v0, ve);
       const vx = v128.load(x + o);
       const vo = v128.load(xo + o);
-      const stepped = f32x4.add(vx, f32x4.mul(vEta, sgn4(v128.load(g + o))));
+      const sg = sgn4(v128.load(g + o), zero, one, minusOne);
+      const stepped = f32x4.add(vx, f32x4.mul(vEta, sg));
       const z = clamp4(clamp4(stepped, lo, hi), zero, one);
       const mom = f32x4.add(
         f32x4.add(vx, f32x4.mul(f32x4.sub(z, vx), va)),
