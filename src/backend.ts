@@ -123,6 +123,13 @@ export interface BackendLimits {
 export interface BackendMemory {
   /** Bytes held by live tensors. */
   inUseBytes: number;
+  /** Bytes the backend has taken for tensors, live or cached for reuse. */
+  allocatedBytes: number;
+  /**
+   * Allocations so far that took new memory (WebGPU: buffers created; Wasm: heap blocks not
+   * served by a freed one): constant over the steps of a loop that does not grow.
+   */
+  created: number;
 }
 
 /** A runtime that owns tensors and runs kernels on them. */
