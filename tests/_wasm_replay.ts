@@ -4,7 +4,7 @@
  * `copy`, `fill0`, `write` and `upload` they make, then run the same calls in order on each Wasm
  * runtime, on Wasm copies of the tensors, and return every tensor's final contents on both.
  *
- * Tensors the recorded calls touch must be either given as `inputs` (their GPU contents are read
+ * Tensors (or reshaped views of them) the recorded calls touch must be either given as `inputs` (their GPU contents are read
  * before the ops run and uploaded to each Wasm runtime), created by the ops (`empty` is made
  * `zeros` while they run, so both sides start from the same zeros), or placeholders. A tensor
  * that existed before and is not an input is an error: its contents would be unknown.
@@ -19,6 +19,13 @@ import type { WasmTensor } from "../src/wasm/tensor.ts";
 import { assert, assertClose } from "./_util.ts";
 
 type Data = Float32Array | Uint32Array | Int32Array;
+
+/** The tensor that owns `t`'s storage (a reshape is a view of it). */
+function root(t: Tensor): Tensor {
+  let r = t as Tensor & { base?: Tensor };
+  while (r.base) r = r.base as Tensor & { base?: Tensor };
+  return r;
+}
 
 type Call =
   | { op: "dispatch"; kernel: Kernel; spec: DispatchSpec }
@@ -58,7 +65,7 @@ export async function replay(
   fn: () => void | Promise<void>,
 ): Promise<ReplayResult> {
   const start = new Map<Tensor, Data>();
-  for (const t of inputs) start.set(t, (await gpu.read(t)) as Data);
+  for (const t of inputs) start.set(root(t), (await gpu.read(t)) as Data);
   const created = new Set<Tensor>();
   const placeholders = new Set<Tensor>();
   const calls: Call[] = [];
@@ -125,7 +132,8 @@ export async function replay(
 
   const order: Tensor[] = [];
   const mirrors = wasm.map(() => new Map<Tensor, WasmTensor>());
-  const mirror = (t: Tensor, r: number): WasmTensor => {
+  const mirror = (view: Tensor, r: number): WasmTensor => {
+    const t = root(view);
     const m = mirrors[r];
     let w = m.get(t);
     if (w) return w;
@@ -177,24 +185,39 @@ export async function replay(
   return { dispatches, tensors };
 }
 
+/** The largest differences {@linkcode assertReplayed} saw. */
+export interface ReplayErrors {
+  /** Largest |Wasm - GPU|. */
+  abs: number;
+  /** Largest |Wasm - GPU| / (atol + rtol·|GPU|): how much of the tolerance was used (<= 1). */
+  used: number;
+  /** The tensor and index of the largest `used`. */
+  where: string;
+}
+
 /**
  * Asserts that every replayed tensor agrees with the GPU within `atol + rtol·|gpu|` and is
  * bitwise the same on every Wasm runtime.
- * @returns the largest absolute difference from the GPU seen
+ * @returns the largest differences from the GPU seen
  */
 export function assertReplayed(
   result: ReplayResult,
   tol: { atol: number; rtol: number },
   what: string,
-): number {
-  let worst = 0;
+): ReplayErrors {
+  const errors: ReplayErrors = { abs: 0, used: 0, where: "" };
   for (const t of result.tensors) {
     for (let r = 0; r < t.wasm.length; r++) {
       const w = t.wasm[r];
       assertClose(w, t.gpu, { ...tol, what: `${what}: ${t.what} (Wasm runtime ${r})` });
       for (let i = 0; i < w.length; i++) {
         const d = Math.abs(w[i] - t.gpu[i]);
-        if (d > worst) worst = d;
+        errors.abs = Math.max(errors.abs, d);
+        const used = d / (tol.atol + tol.rtol * Math.abs(t.gpu[i]));
+        if (used > errors.used) {
+          errors.used = used;
+          errors.where = `${what}: ${t.what}[${i}] ${w[i]} vs ${t.gpu[i]}`;
+        }
       }
       if (r > 0) {
         const a = new Uint8Array(t.wasm[0].buffer, t.wasm[0].byteOffset, t.wasm[0].byteLength);
@@ -206,5 +229,11 @@ export function assertReplayed(
       }
     }
   }
-  return worst;
+  return errors;
+}
+
+/** Keeps the larger of two {@linkcode ReplayErrors} (by tolerance used), and the larger abs. */
+export function worse(a: ReplayErrors, b: ReplayErrors): ReplayErrors {
+  const w = b.used > a.used ? b : a;
+  return { ...w, abs: Math.max(a.abs, b.abs) };
 }

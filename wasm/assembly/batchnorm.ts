@@ -6,65 +6,19 @@
 // variance, Σdy, Σdy·x̂.
 //
 // The per-channel reductions (stats, bwd_reduce) take a range of channels and sum each channel
-// whole, in a fixed order: f32x4 running sums along the S contiguous entries of each row when
-// S > 1; with S = 1 (BatchNorm1d) four adjacent channels per f32x4, each lane a plain sum over the
-// batch (the same bits as the scalar tail). A channel's bits so never depend on the thread split;
+// whole, in a fixed order: _sums.ts along the S contiguous entries of each row, then the rows in
+// blocks of ROWS; with S = 1 (BatchNorm1d) four adjacent channels per f32x4, each lane summing its
+// channel's rows in the same blocks as the scalar tail. A channel's bits so never depend on the
+// thread split;
 // the WGSL sums with a tree in workgroup memory, so the two agree to float32 rounding only. The
 // variance is the WGSL's second pass around the mean. The elementwise passes (affine, bwd_dx)
 // take a range of elements, four per f32x4 within each run of one channel.
 // Pointers are byte offsets of element 0 of each buffer.
 
+import { dotCentered, ROWS, sum, sumSqDev } from "./_sums";
+
 @inline function at(base: usize, i: usize): usize {
   return base + (i << 2);
-}
-
-/** Σ p[j] over n contiguous floats (eight running sums, a fixed tree, then the tail). */
-@inline function rowSum(p: usize, n: i32): f32 {
-  let a = f32x4.splat(0);
-  let b = f32x4.splat(0);
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const o = <usize>j << 2;
-    a = f32x4.add(a, v128.load(p + o));
-    b = f32x4.add(b, v128.load(p + o, 16));
-  }
-  if (j + 4 <= n) {
-    a = f32x4.add(a, v128.load(p + (<usize>j << 2)));
-    j += 4;
-  }
-  a = f32x4.add(a, b);
-  let s = (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) +
-    (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-  for (; j < n; j++) s += load<f32>(p + (<usize>j << 2));
-  return s;
-}
-
-/** Σ (p[j] - mean)² over n contiguous floats, in rowSum's order. */
-@inline function rowSqDev(p: usize, n: i32, mean: f32): f32 {
-  const vm = f32x4.splat(mean);
-  let a = f32x4.splat(0);
-  let b = f32x4.splat(0);
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const o = <usize>j << 2;
-    const d0 = f32x4.sub(v128.load(p + o), vm);
-    const d1 = f32x4.sub(v128.load(p + o, 16), vm);
-    a = f32x4.add(a, f32x4.mul(d0, d0));
-    b = f32x4.add(b, f32x4.mul(d1, d1));
-  }
-  if (j + 4 <= n) {
-    const d0 = f32x4.sub(v128.load(p + (<usize>j << 2)), vm);
-    a = f32x4.add(a, f32x4.mul(d0, d0));
-    j += 4;
-  }
-  a = f32x4.add(a, b);
-  let s = (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) +
-    (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-  for (; j < n; j++) {
-    const d = load<f32>(p + (<usize>j << 2)) - mean;
-    s += d * d;
-  }
-  return s;
 }
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
@@ -82,16 +36,16 @@
  * @param stats (5, C) f32
  */
 export function batchnorm_stats(
-  c0: u32,
-  count: u32,
-  b: u32,
-  channels: u32,
-  s: u32,
+  c0: i32,
+  count: i32,
+  b: i32,
+  channels: i32,
+  s: i32,
   x: usize,
   stats: usize,
   eps: f32,
 ): void {
-  const m = b * s;
+  const m = <u32>b * <u32>s;
   const fm = <f32>m;
   const end = c0 + count;
   let c = c0;
@@ -100,43 +54,51 @@ export function batchnorm_stats(
     const vfm = f32x4.splat(fm);
     for (; c + 4 <= end; c += 4) {
       let acc = f32x4.splat(0);
-      let p = at(x, c);
-      for (let i: u32 = 0; i < b; i++) {
-        acc = f32x4.add(acc, v128.load(p));
-        p += step;
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        let p = at(x, <usize>b0 * channels + c);
+        for (let i = b0; i < b1; i++) {
+          blk = f32x4.add(blk, v128.load(p));
+          p += step;
+        }
+        acc = f32x4.add(acc, blk);
       }
       const mean = f32x4.div(acc, vfm);
       let q = f32x4.splat(0);
-      p = at(x, c);
-      for (let i: u32 = 0; i < b; i++) {
-        const d = f32x4.sub(v128.load(p), mean);
-        q = f32x4.add(q, f32x4.mul(d, d));
-        p += step;
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        let p = at(x, <usize>b0 * channels + c);
+        for (let i = b0; i < b1; i++) {
+          const d = f32x4.sub(v128.load(p), mean);
+          blk = f32x4.add(blk, f32x4.mul(d, d));
+          p += step;
+        }
+        q = f32x4.add(q, blk);
       }
       putStats(stats, channels, c, f32x4.extract_lane(mean, 0), f32x4.extract_lane(q, 0), m, eps);
       putStats(stats, channels, c + 1, f32x4.extract_lane(mean, 1), f32x4.extract_lane(q, 1), m, eps);
       putStats(stats, channels, c + 2, f32x4.extract_lane(mean, 2), f32x4.extract_lane(q, 2), m, eps);
       putStats(stats, channels, c + 3, f32x4.extract_lane(mean, 3), f32x4.extract_lane(q, 3), m, eps);
     }
-    for (; c < end; c++) {
-      let acc: f32 = 0;
-      for (let i: u32 = 0; i < b; i++) acc += load<f32>(at(x, <usize>i * channels + c));
-      const mean = acc / fm;
-      let q: f32 = 0;
-      for (let i: u32 = 0; i < b; i++) {
-        const d = load<f32>(at(x, <usize>i * channels + c)) - mean;
-        q += d * d;
-      }
-      putStats(stats, channels, c, mean, q, m, eps);
-    }
-    return;
   }
   for (; c < end; c++) {
     let acc: f32 = 0;
-    for (let i: u32 = 0; i < b; i++) acc += rowSum(at(x, (<usize>i * channels + c) * s), s);
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let i = b0; i < b1; i++) blk += sum(at(x, (<usize>i * channels + c) * s), s);
+      acc += blk;
+    }
     const mean = acc / fm;
     let q: f32 = 0;
-    for (let i: u32 = 0; i < b; i++) q += rowSqDev(at(x, (<usize>i * channels + c) * s), s, mean);
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let i = b0; i < b1; i++) blk += sumSqDev(at(x, (<usize>i * channels + c) * s), s, mean);
+      q += blk;
+    }
     putStats(stats, channels, c, mean, q, m, eps);
   }
 }
@@ -149,16 +111,18 @@ export function batchnorm_stats(
  * @param stats (5, C) f32
  */
 export function batchnorm_bwdReduce(
-  c0: u32,
-  count: u32,
-  b: u32,
-  channels: u32,
-  s: u32,
+  c0: i32,
+  count: i32,
+  b: i32,
+  channels: i32,
+  s: i32,
   dy: usize,
   x: usize,
   stats: usize,
 ): void {
   const end = c0 + count;
+  const row3 = 3 * <usize>channels;
+  const row4 = 4 * <usize>channels;
   let c = c0;
   if (s == 1) {
     const step = <usize>channels << 2;
@@ -167,68 +131,46 @@ export function batchnorm_bwdReduce(
       const invstd = v128.load(at(stats, <usize>channels + c));
       let sd = f32x4.splat(0);
       let sdx = f32x4.splat(0);
-      let pd = at(dy, c);
-      let px = at(x, c);
-      for (let i: u32 = 0; i < b; i++) {
-        const d = v128.load(pd);
-        sd = f32x4.add(sd, d);
-        sdx = f32x4.add(sdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px), mean)), invstd));
-        pd += step;
-        px += step;
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let bd = f32x4.splat(0);
+        let bdx = f32x4.splat(0);
+        const k = <usize>b0 * channels + c;
+        let pd = at(dy, k);
+        let px = at(x, k);
+        for (let i = b0; i < b1; i++) {
+          const d = v128.load(pd);
+          bd = f32x4.add(bd, d);
+          bdx = f32x4.add(bdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px), mean)), invstd));
+          pd += step;
+          px += step;
+        }
+        sd = f32x4.add(sd, bd);
+        sdx = f32x4.add(sdx, bdx);
       }
-      v128.store(at(stats, 3 * <usize>channels + c), sd);
-      v128.store(at(stats, 4 * <usize>channels + c), sdx);
+      v128.store(at(stats, row3 + c), sd);
+      v128.store(at(stats, row4 + c), sdx);
     }
-    for (; c < end; c++) {
-      const mean = load<f32>(at(stats, c));
-      const invstd = load<f32>(at(stats, <usize>channels + c));
-      let sd: f32 = 0;
-      let sdx: f32 = 0;
-      for (let i: u32 = 0; i < b; i++) {
-        const k = <usize>i * channels + c;
-        const d = load<f32>(at(dy, k));
-        sd += d;
-        sdx += d * (load<f32>(at(x, k)) - mean) * invstd;
-      }
-      store<f32>(at(stats, 3 * <usize>channels + c), sd);
-      store<f32>(at(stats, 4 * <usize>channels + c), sdx);
-    }
-    return;
   }
   for (; c < end; c++) {
     const mean = load<f32>(at(stats, c));
     const invstd = load<f32>(at(stats, <usize>channels + c));
-    const vm = f32x4.splat(mean);
-    const vi = f32x4.splat(invstd);
-    // Four running sums of each along the rows' first 4·floor(S/4) entries, one for the rest.
-    let vd = f32x4.splat(0);
-    let vdx = f32x4.splat(0);
     let sd: f32 = 0;
     let sdx: f32 = 0;
-    for (let i: u32 = 0; i < b; i++) {
-      const k = (<usize>i * channels + c) * s;
-      const pd = at(dy, k);
-      const px = at(x, k);
-      let j: u32 = 0;
-      for (; j + 4 <= s; j += 4) {
-        const o = <usize>j << 2;
-        const d = v128.load(pd + o);
-        vd = f32x4.add(vd, d);
-        vdx = f32x4.add(vdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px + o), vm)), vi));
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let bd: f32 = 0;
+      let bdx: f32 = 0;
+      for (let i = b0; i < b1; i++) {
+        const k = (<usize>i * channels + c) * s;
+        bd += sum(at(dy, k), s);
+        bdx += dotCentered(at(dy, k), at(x, k), s, mean, invstd);
       }
-      for (; j < s; j++) {
-        const o = <usize>j << 2;
-        const d = load<f32>(pd + o);
-        sd += d;
-        sdx += d * (load<f32>(px + o) - mean) * invstd;
-      }
+      sd += bd;
+      sdx += bdx;
     }
-    sd += (f32x4.extract_lane(vd, 0) + f32x4.extract_lane(vd, 1)) +
-      (f32x4.extract_lane(vd, 2) + f32x4.extract_lane(vd, 3));
-    sdx += (f32x4.extract_lane(vdx, 0) + f32x4.extract_lane(vdx, 1)) +
-      (f32x4.extract_lane(vdx, 2) + f32x4.extract_lane(vdx, 3));
-    store<f32>(at(stats, 3 * <usize>channels + c), sd);
-    store<f32>(at(stats, 4 * <usize>channels + c), sdx);
+    store<f32>(at(stats, row3 + c), sd);
+    store<f32>(at(stats, row4 + c), sdx);
   }
 }
 

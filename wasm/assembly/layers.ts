@@ -4,55 +4,16 @@
 // shaders/layers.wgsl's small kernels. The elementwise ones (sum_parts, channel_affine, act2) run
 // a range [i0, i0 + count) of output elements, four per f32x4 where the math allows; the per-channel
 // sums (channel_sum, bn_gamma) run a range of channels, each summed whole by the thread that owns
-// it in plain order (four or eight running partial sums along contiguous data, then added in a
-// fixed order), so a channel's bits do not depend on the thread split. The WGSL sums with a tree in
-// workgroup memory instead: the two agree to float32 rounding, not bit for bit.
+// it in a fixed order (_sums.ts along each row's S contiguous entries, then the rows in blocks of
+// ROWS; with S = 1 four adjacent channels per f32x4, each lane summing its channel's rows in the
+// same blocks as the scalar tail), so a channel's bits do not depend on the thread split. The
+// WGSL sums with a tree in workgroup memory instead: the two agree to float32 rounding only.
 // Pointers are byte offsets of element 0 of each buffer.
+
+import { dot, ROWS, sum } from "./_sums";
 
 @inline function at(base: usize, i: usize): usize {
   return base + (i << 2);
-}
-
-/** Plain sum of n contiguous floats (eight running sums, then a fixed tree, then the tail). */
-@inline function sumContiguous(p: usize, n: i32): f32 {
-  let a = f32x4.splat(0);
-  let b = f32x4.splat(0);
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    a = f32x4.add(a, v128.load(p + (<usize>j << 2)));
-    b = f32x4.add(b, v128.load(p + (<usize>j << 2), 16));
-  }
-  if (j + 4 <= n) {
-    a = f32x4.add(a, v128.load(p + (<usize>j << 2)));
-    j += 4;
-  }
-  a = f32x4.add(a, b);
-  let s = (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) +
-    (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-  for (; j < n; j++) s += load<f32>(p + (<usize>j << 2));
-  return s;
-}
-
-/** Plain sum of x[i]·y[i] over n contiguous floats (as sumContiguous). */
-@inline function dotContiguous(p: usize, q: usize, n: i32): f32 {
-  let a = f32x4.splat(0);
-  let b = f32x4.splat(0);
-  let j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const o = <usize>j << 2;
-    a = f32x4.add(a, f32x4.mul(v128.load(p + o), v128.load(q + o)));
-    b = f32x4.add(b, f32x4.mul(v128.load(p + o, 16), v128.load(q + o, 16)));
-  }
-  if (j + 4 <= n) {
-    const o = <usize>j << 2;
-    a = f32x4.add(a, f32x4.mul(v128.load(p + o), v128.load(q + o)));
-    j += 4;
-  }
-  a = f32x4.add(a, b);
-  let s = (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) +
-    (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-  for (; j < n; j++) s += load<f32>(p + (<usize>j << 2)) * load<f32>(q + (<usize>j << 2));
-  return s;
 }
 
 /**
@@ -99,8 +60,7 @@ export function layers_sumParts(
 
 /**
  * channel_sum_main on channels [c0, c0 + count): out[c] = Σ_{b < n, q < s} u[(b·C + c)·s + q],
- * then + beta·out[c] when beta != 0. With s = 1 four adjacent channels are summed per f32x4
- * (each lane a plain sum over b, the same bits as the scalar tail).
+ * then + beta·out[c] when beta != 0.
  * @param u (n, C, s) f32
  * @param out (C,) f32
  */
@@ -122,30 +82,27 @@ export function layers_channelSum(
     const vb = f32x4.splat(beta);
     for (; c + 4 <= end; c += 4) {
       let acc = f32x4.splat(0);
-      let p = at(u, c);
-      for (let b = 0; b < n; b++) {
-        acc = f32x4.add(acc, v128.load(p));
-        p += step;
+      for (let b0 = 0; b0 < n; b0 += ROWS) {
+        const b1 = min<i32>(n, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        let p = at(u, <usize>b0 * channels + c);
+        for (let b = b0; b < b1; b++) {
+          blk = f32x4.add(blk, v128.load(p));
+          p += step;
+        }
+        acc = f32x4.add(acc, blk);
       }
       if (hasBeta) acc = f32x4.add(acc, f32x4.mul(vb, v128.load(at(out, c))));
       v128.store(at(out, c), acc);
     }
-    for (; c < end; c++) {
-      let acc: f32 = 0;
-      let p = at(u, c);
-      for (let b = 0; b < n; b++) {
-        acc += load<f32>(p);
-        p += step;
-      }
-      if (hasBeta) acc += beta * load<f32>(at(out, c));
-      store<f32>(at(out, c), acc);
-    }
-    return;
   }
   for (; c < end; c++) {
     let acc: f32 = 0;
-    for (let b = 0; b < n; b++) {
-      acc += sumContiguous(at(u, (<usize>b * channels + c) * s), s);
+    for (let b0 = 0; b0 < n; b0 += ROWS) {
+      const b1 = min<i32>(n, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let b = b0; b < b1; b++) blk += sum(at(u, (<usize>b * channels + c) * s), s);
+      acc += blk;
     }
     if (hasBeta) acc += beta * load<f32>(at(out, c));
     store<f32>(at(out, c), acc);
@@ -258,7 +215,7 @@ export function layers_act2(
 
 /**
  * bn_gamma_main on channels [c0, c0 + count): out[c] += (Σ_{b < n, q < s} u[k]·v[k]) /
- * sqrt(w[c] + eps), k = (b·C + c)·s + q.
+ * sqrt(w[c] + eps), k = (b·C + c)·s + q (summed as channel_sum).
  * @param u (n, C, s) f32 backward signal
  * @param v (n, C, s) f32 tangent
  * @param w (C,) f32 running variance
@@ -276,11 +233,41 @@ export function layers_bnGamma(
   out: usize,
   eps: f32,
 ): void {
-  for (let c = c0; c < c0 + count; c++) {
+  const end = c0 + count;
+  let c = c0;
+  if (s == 1) {
+    const step = <usize>channels << 2;
+    const veps = f32x4.splat(eps);
+    for (; c + 4 <= end; c += 4) {
+      let acc = f32x4.splat(0);
+      for (let b0 = 0; b0 < n; b0 += ROWS) {
+        const b1 = min<i32>(n, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        const k = <usize>b0 * channels + c;
+        let pu = at(u, k);
+        let pv = at(v, k);
+        for (let b = b0; b < b1; b++) {
+          blk = f32x4.add(blk, f32x4.mul(v128.load(pu), v128.load(pv)));
+          pu += step;
+          pv += step;
+        }
+        acc = f32x4.add(acc, blk);
+      }
+      const o = at(out, c);
+      const r = f32x4.div(acc, f32x4.sqrt(f32x4.add(v128.load(at(w, c)), veps)));
+      v128.store(o, f32x4.add(v128.load(o), r));
+    }
+  }
+  for (; c < end; c++) {
     let acc: f32 = 0;
-    for (let b = 0; b < n; b++) {
-      const k = (<usize>b * channels + c) * s;
-      acc += dotContiguous(at(u, k), at(v, k), s);
+    for (let b0 = 0; b0 < n; b0 += ROWS) {
+      const b1 = min<i32>(n, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let b = b0; b < b1; b++) {
+        const k = (<usize>b * channels + c) * s;
+        blk += dot(at(u, k), at(v, k), s);
+      }
+      acc += blk;
     }
     const o = at(out, c);
     store<f32>(o, load<f32>(o) + acc / Mathf.sqrt(load<f32>(at(w, c)) + eps));

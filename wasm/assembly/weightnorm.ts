@@ -3,17 +3,14 @@
 //
 // shaders/weightnorm.wgsl (Salimans & Kingma 2016, torch.nn.utils.weight_norm with dim = 0) on a
 // range of output rows o of a (O, K) weight: each row's sums run whole on the thread that owns
-// the row, with eight f32x4 running sums along the row and the tail after them (the WGSL's tree
-// in workgroup memory agrees to float32 rounding), then the row is written four floats at a time.
+// the row in _sums.ts's fixed order (the WGSL's tree in workgroup memory agrees to float32
+// rounding), then the row is written four floats at a time.
 // Pointers are byte offsets of element 0 of each buffer.
+
+import { dot } from "./_sums";
 
 @inline function at(base: usize, i: usize): usize {
   return base + (i << 2);
-}
-
-@inline function lanes(a: v128): f32 {
-  return (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) +
-    (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
 }
 
 /**
@@ -26,23 +23,9 @@ export function weightnorm_weight(o0: u32, count: u32, k: u32, g: usize, v: usiz
   for (let o = o0; o < o0 + count; o++) {
     const pv = at(v, <usize>o * k);
     const pw = at(w, <usize>o * k);
-    let a = f32x4.splat(0);
-    let b = f32x4.splat(0);
-    let j: u32 = 0;
-    for (; j + 8 <= k; j += 8) {
-      const x0 = v128.load(at(pv, j));
-      const x1 = v128.load(at(pv, j), 16);
-      a = f32x4.add(a, f32x4.mul(x0, x0));
-      b = f32x4.add(b, f32x4.mul(x1, x1));
-    }
-    let q = lanes(f32x4.add(a, b));
-    for (; j < k; j++) {
-      const x = load<f32>(at(pv, j));
-      q += x * x;
-    }
-    const scale = load<f32>(at(g, o)) / Mathf.sqrt(q);
+    const scale = load<f32>(at(g, o)) / Mathf.sqrt(dot(pv, pv, k));
     const vs = f32x4.splat(scale);
-    j = 0;
+    let j: u32 = 0;
     for (; j + 4 <= k; j += 4) v128.store(at(pw, j), f32x4.mul(vs, v128.load(at(pv, j))));
     for (; j < k; j++) store<f32>(at(pw, j), scale * load<f32>(at(pv, j)));
   }
@@ -72,34 +55,14 @@ export function weightnorm_fold(
     const pv = at(v, <usize>o * k);
     const pw = at(dw, <usize>o * k);
     const pd = at(dv, <usize>o * k);
-    let qa = f32x4.splat(0);
-    let qb = f32x4.splat(0);
-    let da = f32x4.splat(0);
-    let db = f32x4.splat(0);
-    let j: u32 = 0;
-    for (; j + 8 <= k; j += 8) {
-      const x0 = v128.load(at(pv, j));
-      const x1 = v128.load(at(pv, j), 16);
-      qa = f32x4.add(qa, f32x4.mul(x0, x0));
-      qb = f32x4.add(qb, f32x4.mul(x1, x1));
-      da = f32x4.add(da, f32x4.mul(v128.load(at(pw, j)), x0));
-      db = f32x4.add(db, f32x4.mul(v128.load(at(pw, j), 16), x1));
-    }
-    let q = lanes(f32x4.add(qa, qb));
-    let d = lanes(f32x4.add(da, db));
-    for (; j < k; j++) {
-      const x = load<f32>(at(pv, j));
-      q += x * x;
-      d += load<f32>(at(pw, j)) * x;
-    }
-    const n = Mathf.sqrt(q);
-    const c = d / n;
+    const n = Mathf.sqrt(dot(pv, pv, k));
+    const c = dot(pw, pv, k) / n;
     store<f32>(at(dg, o), load<f32>(at(dg, o)) + c);
     const s = load<f32>(at(g, o)) / n;
     const vs = f32x4.splat(s);
     const vc = f32x4.splat(c);
     const vn = f32x4.splat(n);
-    j = 0;
+    let j: u32 = 0;
     for (; j + 4 <= k; j += 4) {
       const t = f32x4.sub(v128.load(at(pw, j)), f32x4.div(f32x4.mul(vc, v128.load(at(pv, j))), vn));
       v128.store(at(pd, j), f32x4.add(v128.load(at(pd, j)), f32x4.mul(vs, t)));
