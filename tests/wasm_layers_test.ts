@@ -110,7 +110,14 @@ Deno.test("layers twins replay sum_parts, channel_sum, channel_affine, act2, bn_
     }
 
     for (
-      const [shape, c, s] of [[[2, 3, 5], 3, 5], [[17, 1, 1], 1, 1], [[4, 7, 33, 33], 7, 1089]]
+      const [shape, c, s] of [
+        [[2, 3, 5], 3, 5],
+        [[17, 1, 1], 1, 1],
+        [[5, 7, 33, 33], 7, 1089],
+        // s = 1: four adjacent channels per f32x4; 40990 elements split mid-row.
+        [[9, 6], 6, 1],
+        [[4099, 10], 10, 1],
+      ]
     ) {
       for (const shift of [false, true]) {
         const [x, scale, sh] = uploads(gpu, [shape as number[], [c as number], [c as number]], 7);

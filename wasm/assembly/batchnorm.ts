@@ -12,7 +12,8 @@
 // thread split;
 // the WGSL sums with a tree in workgroup memory, so the two agree to float32 rounding only. The
 // variance is the WGSL's second pass around the mean. The elementwise passes (affine, bwd_dx)
-// take a range of elements, four per f32x4 within each run of one channel.
+// take a range of elements, four per f32x4 within each run of one channel (S > 1) or four adjacent
+// channels per f32x4 (S = 1).
 // Pointers are byte offsets of element 0 of each buffer.
 
 import { dotCentered, ROWS, sum, sumSqDev } from "./_sums";
@@ -197,6 +198,33 @@ export function batchnorm_affine(
 ): void {
   const end = i0 + count;
   let i = i0;
+  if (s == 1) {
+    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
+    let c = i0 % channels;
+    while (i < end) {
+      if (c + 4 <= channels && i + 4 <= end) {
+        const g = f32x4.mul(v128.load(at(gamma, c)), v128.load(at(stats, <usize>channels + c)));
+        const xi = v128.load(at(x, i));
+        const r = mode == 0
+          ? f32x4.add(f32x4.mul(f32x4.sub(xi, v128.load(at(stats, c))), g), v128.load(at(beta, c)))
+          : f32x4.mul(xi, g);
+        v128.store(at(y, i), r);
+        i += 4;
+        c += 4;
+      } else {
+        const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
+        const xi = load<f32>(at(x, i));
+        store<f32>(
+          at(y, i),
+          mode == 0 ? (xi - load<f32>(at(stats, c))) * g + load<f32>(at(beta, c)) : xi * g,
+        );
+        i++;
+        c++;
+      }
+      if (c == channels) c = 0;
+    }
+    return;
+  }
   while (i < end) {
     const row = i / s;
     const c = row % channels;
@@ -245,6 +273,44 @@ export function batchnorm_bwdDx(
   const vfm = f32x4.splat(fm);
   const end = i0 + count;
   let i = i0;
+  if (s == 1) {
+    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
+    const row3 = 3 * <usize>channels;
+    const row4 = 4 * <usize>channels;
+    let c = i0 % channels;
+    while (i < end) {
+      if (c + 4 <= channels && i + 4 <= end) {
+        const invstd = v128.load(at(stats, <usize>channels + c));
+        const g = f32x4.mul(v128.load(at(gamma, c)), invstd);
+        const d = v128.load(at(dy, i));
+        if (mode == 1) {
+          v128.store(at(dx, i), f32x4.mul(g, d));
+        } else {
+          const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), v128.load(at(stats, c))), invstd);
+          const t1 = f32x4.div(v128.load(at(stats, row3 + c)), vfm);
+          const t2 = f32x4.div(f32x4.mul(xh, v128.load(at(stats, row4 + c))), vfm);
+          v128.store(at(dx, i), f32x4.mul(g, f32x4.sub(f32x4.sub(d, t1), t2)));
+        }
+        i += 4;
+        c += 4;
+      } else {
+        const invstd = load<f32>(at(stats, <usize>channels + c));
+        const g = load<f32>(at(gamma, c)) * invstd;
+        const d = load<f32>(at(dy, i));
+        if (mode == 1) {
+          store<f32>(at(dx, i), g * d);
+        } else {
+          const xh = (load<f32>(at(x, i)) - load<f32>(at(stats, c))) * invstd;
+          const t1 = load<f32>(at(stats, row3 + c)) / fm;
+          store<f32>(at(dx, i), g * (d - t1 - xh * load<f32>(at(stats, row4 + c)) / fm));
+        }
+        i++;
+        c++;
+      }
+      if (c == channels) c = 0;
+    }
+    return;
+  }
   while (i < end) {
     const row = i / s;
     const c = row % channels;

@@ -130,6 +130,27 @@ export function layers_channelAffine(
 ): void {
   const end = i0 + count;
   let i = i0;
+  if (s == 1) {
+    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
+    let c = i0 % channels;
+    while (i < end) {
+      if (c + 4 <= channels && i + 4 <= end) {
+        let r = f32x4.mul(v128.load(at(u, i)), v128.load(at(v, c)));
+        if (hasShift) r = f32x4.add(r, v128.load(at(w, c)));
+        v128.store(at(out, i), r);
+        i += 4;
+        c += 4;
+      } else {
+        let r = load<f32>(at(u, i)) * load<f32>(at(v, c));
+        if (hasShift) r += load<f32>(at(w, c));
+        store<f32>(at(out, i), r);
+        i++;
+        c++;
+      }
+      if (c == channels) c = 0;
+    }
+    return;
+  }
   while (i < end) {
     // One run of equal c: the rest of the current row of s elements.
     const row = i / s;
