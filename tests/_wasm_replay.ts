@@ -13,7 +13,7 @@
  */
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 import { assert, assertClose } from "./_util.ts";

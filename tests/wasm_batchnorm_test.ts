@@ -9,7 +9,7 @@ import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 
 const CASES: { dims: 1 | 2; shape: number[]; eps?: number; momentum?: number }[] = [
   { dims: 2, shape: [2, 3, 5, 5] },
