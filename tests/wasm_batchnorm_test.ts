@@ -3,10 +3,12 @@
  * (src/wasm/kernels/batchnorm.ts), and of layers.bn_gamma as BatchNorm's Jacobian term uses it:
  * a BatchNorm's training and eval passes (stats, affine, backward reduce and dx, running-stat
  * update, eval stats, gradient accumulation, jvp), recorded on the WebGPU runtime and replayed
- * on Wasm runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts.
+ * on Wasm runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts. The layer also runs on
+ * both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
+import { onBothBackends } from "./_backends.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
 import type { Tensor } from "../src/backend.ts";
@@ -178,4 +180,39 @@ Deno.test("batchnorm twins match a float64 BatchNorm in training mode as closely
     `batchnorm twins vs float64: largest |Wasm - float64| ${worst.wasm} ` +
       `(|WebGPU - float64| ${worst.gpu}) at ${worst.what}`,
   );
+});
+
+Deno.test("BatchNorm runs on both backends: train, eval, jvp and the Jacobian term agree", async () => {
+  for (const [dims, shape] of [[2, [4, 6, 9, 9]], [1, [300, 10]], [1, [5, 3, 7]]] as const) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const c = shape[1];
+    await onBothBackends(async (rt) => {
+      const bn = new BatchNorm(rt, "bn", c, { dims, momentum: 0.2 });
+      rt.write(bn.weight, randomArray(c, 1, 0.5, 1.5));
+      rt.write(bn.bias, randomArray(c, 2));
+      const [x, dy, t] = [3, 4, 5].map((s) => rt.upload(randomArray(n, s, -1, 3), shape));
+      const y = await bn.forward(x).read();
+      const dx = await bn.backward(dy).read();
+      bn.training = false;
+      const yEval = await bn.forward(x).read();
+      const dxEval = await bn.backward(dy).read();
+      const ty = await bn.jvp(t).read();
+      bn.jacobian.tangent!(dy, t);
+      const out = {
+        y,
+        dx,
+        yEval,
+        dxEval,
+        ty,
+        dWeight: await bn.dWeight.read(),
+        dBias: await bn.dBias.read(),
+        runningMean: await bn.runningMean.read(),
+        runningVar: await bn.runningVar.read(),
+        tracked: await bn.numBatchesTracked.read(),
+      };
+      for (const u of [x, dy, t]) u.dispose();
+      bn.dispose();
+      return out;
+    }, { what: `BatchNorm${dims}d ${JSON.stringify(shape)}`, exact: ["tracked"] });
+  }
 });

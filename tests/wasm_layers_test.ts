@@ -3,7 +3,8 @@
  * channel_sum, channel_affine, act2, bn_gamma) and shaders/weightnorm.wgsl
  * (src/wasm/kernels/weightnorm.ts: weight, fold), through the helpers of src/layers/_util.ts and
  * a weight-normalized Linear, recorded on the WebGPU runtime and replayed on Wasm runtimes of 1
- * and 2 threads: compared with the GPU and bitwise between thread counts.
+ * and 2 threads: compared with the GPU and bitwise between thread counts. Normalize, Linear and
+ * WeightNorm also run on both backends through `onBothBackends`.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
@@ -20,6 +21,8 @@ import {
 } from "../src/layers/_util.ts";
 import { Linear } from "../src/layers/linear.ts";
 import { WeightNorm } from "../src/layers/weight_norm.ts";
+import { Normalize } from "../src/layers/normalize.ts";
+import { onBothBackends } from "./_backends.ts";
 import layersSrc from "../shaders/layers.wgsl" with { type: "text" };
 
 const NONE: ReplayErrors = { abs: 0, used: 0, where: "" };
@@ -204,4 +207,44 @@ Deno.test("weightnorm twins replay a weight-normalized Linear's passes, 1 and 2 
   console.log(
     `weightnorm twins vs WebGPU: largest abs ${worst.abs}, tolerance used ${worst.used} at ${worst.where}`,
   );
+});
+
+Deno.test("Normalize, Linear's bias gradient and WeightNorm(Linear) run on both backends and agree", async () => {
+  await onBothBackends(async (rt) => {
+    const shape = [3, 4, 17, 5];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const norm = new Normalize(rt, "norm", [0.1, -0.2, 0.3, 0.5], [0.5, 1.5, 2, 0.25]);
+    const x = rt.upload(randomArray(n, 1), shape);
+    const y = await norm.forward(x).read();
+    const dx = await norm.backward(x).read();
+    const ty = await norm.jvp(x).read();
+    x.dispose();
+    norm.dispose();
+
+    const fc = new Linear(rt, "fc", 300, 129);
+    rt.write(fc.weight, randomArray(300 * 129, 2));
+    rt.write(fc.bias!, randomArray(129, 3));
+    const wn = new WeightNorm(rt, fc);
+    rt.write(wn.weightG, randomArray(129, 4, 0.5, 2));
+    const [u, dy] = [
+      rt.upload(randomArray(4 * 300, 5), [4, 300]),
+      rt.upload(randomArray(4 * 129, 6), [4, 129]),
+    ];
+    const out = await wn.forward(u).read();
+    const du = await wn.backward(dy).read();
+    const results = {
+      y,
+      dx,
+      ty,
+      out,
+      du,
+      dBias: await fc.dBias!.read(),
+      dWeightG: await wn.dWeightG.read(),
+      dWeightV: await wn.dWeightV.read(),
+    };
+    u.dispose();
+    dy.dispose();
+    wn.dispose();
+    return results;
+  }, { what: "Normalize, WeightNorm(Linear 300->129)" });
 });

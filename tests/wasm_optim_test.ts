@@ -2,10 +2,12 @@
  * The WebAssembly twins of the optimizer kernels (src/wasm/kernels/optim.ts): the dispatches of
  * `sgd`, `adam` and `adamw` (per tensor: optim.sgd / optim.adam; fused: optim.sgd_fused /
  * optim.adam_fused), recorded on the WebGPU runtime and replayed on Wasm runtimes of 1 and 2
- * threads, compared with the GPU, bitwise between thread counts, and with the float64 reference.
+ * threads, compared with the GPU, bitwise between thread counts, and with the float64 reference. The same steps also run
+ * on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
+import { onBothBackends } from "./_backends.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
@@ -139,4 +141,38 @@ Deno.test("optim twins replay sgd(), adam(), adamw() per tensor and fused, 1 and
       worstGpu.where ? ` (${worstGpu.where})` : ""
     }, |Wasm - float64| ${worstRef}`,
   );
+});
+
+Deno.test("sgd(), adam(), adamw() run on both backends, per tensor and fused, and agree", async () => {
+  const shapes = [[1], [3, 5], [1001], [2, 3, 3, 3], [40003], [7], [9], [11]];
+  for (const [ci, [algorithm, opts]] of CASES.entries()) {
+    for (const fused of [false, true]) {
+      await onBothBackends(async (rt) => {
+        const params: Param[] = shapes.map((s, i) => ({
+          name: `p${i}`,
+          value: rt.upload(randomArray(size(s), 20 * ci + i), s),
+          grad: rt.zeros(s),
+          kind: "weight",
+        }));
+        const state = new OptimizerState(rt);
+        for (let t = 0; t < STEPS; t++) {
+          params.forEach((p, i) => rt.write(p.grad!, randomArray(p.grad!.size, 7 * t + i, -2, 2)));
+          const o = { ...opts, fused, lr: LRS[t] };
+          if (algorithm === "sgd") sgd(rt, params, state, o);
+          else if (algorithm === "adam") adam(rt, params, state, o as AdamOptions);
+          else adamw(rt, params, state, o as AdamOptions);
+        }
+        const out: Record<string, Float32Array> = {};
+        for (const p of params) out[p.name] = await p.value.read() as Float32Array;
+        for (const p of params) out[`${p.name}.grad`] = await p.grad!.read() as Float32Array;
+        for (const [name, t] of state.tensors()) out[name] = await t.read() as Float32Array;
+        state.dispose();
+        for (const p of params) {
+          p.value.dispose();
+          p.grad!.dispose();
+        }
+        return out;
+      }, { what: `${algorithm} ${JSON.stringify({ ...opts, fused })}`, atol: 1e-6, rtol: 1e-5 });
+    }
+  }
 });
