@@ -1,10 +1,10 @@
 /**
  * The WebAssembly twins of shaders/batchnorm.wgsl and batchnorm_state.wgsl
- * (src/wasm/kernels/batchnorm.ts), and of layers.bn_gamma as BatchNorm's Jacobian term uses it:
- * a BatchNorm's training and eval passes (stats, affine, backward reduce and dx, running-stat
- * update, eval stats, gradient accumulation, jvp), recorded on the WebGPU runtime and replayed
- * on Wasm runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts. The layer also runs on
- * both backends through `onBothBackends`.
+ * (src/wasm/kernels/batchnorm.ts), and of layers.bn_gamma as BatchNorm's Jacobian term uses it: a
+ * BatchNorm's training and eval passes (stats, affine, backward reduce and dx, running-stat update,
+ * eval stats, gradient accumulation, jvp), recorded on the WebGPU runtime and replayed on Wasm
+ * runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts. The layer
+ * also runs on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";

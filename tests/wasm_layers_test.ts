@@ -1,10 +1,10 @@
 /**
- * The WebAssembly twins of shaders/layers.wgsl (src/wasm/kernels/layers.ts: sum_parts,
- * channel_sum, channel_affine, act2, bn_gamma) and shaders/weightnorm.wgsl
- * (src/wasm/kernels/weightnorm.ts: weight, fold), through the helpers of src/layers/_util.ts and
- * a weight-normalized Linear, recorded on the WebGPU runtime and replayed on Wasm runtimes of 1
- * and 2 threads: compared with the GPU and bitwise between thread counts. Normalize, Linear and
- * WeightNorm also run on both backends through `onBothBackends`.
+ * The WebAssembly twins of shaders/layers.wgsl (src/wasm/kernels/layers.ts: sum_parts, channel_sum,
+ * channel_affine, act2, bn_gamma) and shaders/weightnorm.wgsl (src/wasm/kernels/weightnorm.ts:
+ * weight, fold), through the helpers of src/layers/_util.ts and a weight-normalized Linear,
+ * recorded on the WebGPU runtime and replayed on Wasm runtimes of 1 and 2 threads: compared with
+ * the GPU and bitwise between thread counts. Normalize, Linear and WeightNorm also run on both
+ * backends through `onBothBackends`.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";

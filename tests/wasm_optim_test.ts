@@ -2,8 +2,8 @@
  * The WebAssembly twins of the optimizer kernels (src/wasm/kernels/optim.ts): the dispatches of
  * `sgd`, `adam` and `adamw` (per tensor: optim.sgd / optim.adam; fused: optim.sgd_fused /
  * optim.adam_fused), recorded on the WebGPU runtime and replayed on Wasm runtimes of 1 and 2
- * threads, compared with the GPU, bitwise between thread counts, and with the float64 reference. The same steps also run
- * on both backends through `onBothBackends`.
+ * threads, compared with the GPU, bitwise between thread counts, and with the float64 reference.
+ * The same steps also run on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
