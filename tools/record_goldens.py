@@ -371,8 +371,8 @@ def penalties_cases():
         cases.append(case)
     weights = [("conv1.weight", [6, 1, 5, 5]), ("conv2.weight", [16, 6, 3, 3]),
                ("fc1.weight", [10, 84]), ("fc2.weight", [20, 12])]
-    descs = [desc(s, 400 + j, -float(np.sqrt(3 / np.prod(s[1:]))), float(np.sqrt(3 / np.prod(s[1:]))))
-             for j, (_, s) in enumerate(weights)]
+    bounds = [float(np.sqrt(3 / np.prod(s[1:]))) for _, s in weights]
+    descs = [desc(s, 400 + j, -a, a) for j, ((_, s), a) in enumerate(zip(weights, bounds))]
     for kind, lam in [("l1", 1e-3), ("l2", 5e-4), ("soft_svb", 1e-2)]:
         value, grads = 0.0, {}
         for (name, shape), d in zip(weights, descs):
