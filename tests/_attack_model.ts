@@ -5,7 +5,7 @@
  * builder (used by tools/torch_attacks.py).
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { Linear } from "../src/layers/linear.ts";

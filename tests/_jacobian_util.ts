@@ -4,7 +4,7 @@
  * has the same state_dict names), seeded weights, and tools/torch_jacobian.py jobs.
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { Linear } from "../src/layers/linear.ts";

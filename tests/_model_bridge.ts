@@ -7,7 +7,7 @@ import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import type { SafetensorsTensor } from "../src/io/safetensors.ts";
 import type { Param } from "../src/layers/layer.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import { assert } from "./_util.ts";
 
 const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";

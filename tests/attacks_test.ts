@@ -7,7 +7,7 @@
 import { assert, getRuntime } from "./_util.ts";
 import { accuracy, buildNet, D, K, makeData, SHAPE, trainNet } from "./_attack_model.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import {
   apgd,

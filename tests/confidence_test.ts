@@ -36,7 +36,7 @@ Deno.test("confidencePenalty() value and logit gradient match the float64 refere
       const what = `B=${b} C=${c} hinge=${hinge}`;
       assertClose(await r.value.read(), [want.value], { atol: 1e-6, rtol: 1e-5, what });
       assertClose(await r.perSample.read(), want.perSample, { atol: 1e-6, rtol: 1e-5, what });
-      const grad = Array.from(await dz.read(), (q, i) => q - base[i]);
+      const grad = Array.from(await dz.read() as Float32Array, (q, i) => q - base[i]);
       assertClose(grad, want.dLogits, { atol: 1e-7, rtol: 1e-4, what: `${what} dLogits` });
       r.dispose();
       dz.dispose();

@@ -14,7 +14,7 @@ import { Dropout } from "../src/layers/dropout.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import { toy2d } from "../src/data/toy.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";

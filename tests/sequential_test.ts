@@ -1,3 +1,4 @@
+import type { Tensor } from "../src/backend.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { assertDotProduct, dot, jvpFD, numel } from "./_layer_check.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
@@ -222,19 +223,19 @@ Deno.test("Sequential.forward() fuses Conv2d + ReLU/Tanh/Sigmoid with the result
   net.params().forEach((p, i) => rt.write(p.value, randomArray(p.value.size, 40 + i, -0.6, 0.6)));
   const x = rt.upload(randomArray(numel(XS), 9, -1, 1), XS);
   // Layer by layer.
-  let h = x;
+  let h: Tensor = x;
   let dispatches = rt.dispatches;
   for (const l of layers) h = l.forward(h);
   const apart = rt.dispatches - dispatches;
   const wantY = await h.read();
   const dy = rt.upload(randomArray(wantY.length, 10, -1, 1), [XS[0], wantY.length / XS[0]]);
   net.zeroGrad();
-  let g = dy;
+  let g: Tensor = dy;
   for (let i = layers.length - 1; i >= 0; i--) g = layers[i].backward(g);
   const wantDx = await g.read();
   const wantGrads = await Promise.all(net.params().map((p) => p.grad!.read()));
   const tx = rt.upload(randomArray(numel(XS), 11, -1, 1), XS);
-  let t = tx;
+  let t: Tensor = tx;
   for (const l of layers) t = l.jvp(t);
   const wantJvp = await t.read();
   // Fused: three of the four pairs, one dispatch less each; the same bits forward, backward
