@@ -30,6 +30,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -455,6 +456,13 @@ def train_cases():
                         if k.startswith("state.") and v.dtype.kind == "f"}}}]
 
 
+def _dumps(doc):
+    """JSON, one key a line, but lists of numbers (shapes, labels, losses) on one line."""
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s+([-+0-9.eE,\s]+?)\s+\]",
+                  lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
 FILES = {
     "layers": (layers_cases, "forward, input and parameter gradients and jvp of each layer kind"),
     "models": (models_cases, "LeNet tanh/relu, DDNet, MLP, ResNet-18: logits and gradients"),
@@ -480,7 +488,9 @@ def main(argv=None):
         fn, about = FILES[name]
         doc = {
             "about": about,
-            "generator": "tools/record_goldens.py (deno task goldens)",
+            "generator": "tools/record_goldens.py",
+            "command": "deno task goldens (this file alone: /usr/bin/python3 "
+                       f"tools/record_goldens.py {name})",
             "torch": torch.__version__,
             "date": datetime.date.today().isoformat(),
             "seeds": "each input and parameter is {shape, seed, lo, hi}: the float32 values of "
@@ -489,8 +499,7 @@ def main(argv=None):
         }
         path = os.path.join(args.out, f"{name}.json")
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+            f.write(_dumps(doc) + "\n")
         print(f"{path}: {len(doc['cases'])} cases, {os.path.getsize(path)} bytes")
     return 0
 
