@@ -3,8 +3,7 @@
  * `deno task goldens`) for tests/golden_recorded_test.ts: seeded input descriptors turned into
  * values, recorded outputs decoded, and the relative-error check the live tests use.
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Backend, Tensor } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import { assert, randomArray } from "./_util.ts";
 
@@ -53,7 +52,7 @@ export function seeded(d: Seeded): Float32Array {
 }
 
 /** Uploads the values of a seeded descriptor. */
-export function uploadSeeded(rt: Runtime, d: Seeded): Tensor {
+export function uploadSeeded(rt: Backend, d: Seeded): Tensor {
   return rt.upload(seeded(d), d.shape);
 }
 
@@ -70,7 +69,7 @@ export function decode(r: Recorded): Float32Array {
  * the model's must be the same set. Integer buffers (BatchNorm's batch counter) stay as built.
  */
 export function writeParams(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   descs: Record<string, Seeded>,
   what: string,

@@ -4,6 +4,7 @@
  * has the same state_dict names), seeded weights, and tools/torch_jacobian.py jobs.
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import { Sequential } from "../src/layers/sequential.ts";
@@ -89,7 +90,7 @@ export function ddnet(dropout: number | null): LayerDesc[] {
 }
 
 /** The regula twin of a torch_bridge layer list, as one Sequential named "". */
-export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
+export function buildModel(rt: Backend, descs: LayerDesc[]): Sequential {
   const layers: Layer[] = descs.map((d, i): Layer => {
     const name = d.name ?? String(i);
     const n = (k: string) => d[k] as number;

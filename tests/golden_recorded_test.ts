@@ -5,10 +5,13 @@
  * notices regula drifting from its own past as well as from PyTorch; the live tests
  * (models_test.ts, jacobian_test.ts, attacks_torch_test.ts, golden_train_test.ts, ...) stay.
  *
+ * Runs on the backend of `REGULA_BACKEND` (webgpu, the default, or wasm; tests/_util.ts
+ * `getBackend()`), so the same goldens check the WebAssembly backend.
+ *
  * Inputs and parameters are seeded descriptors (`randomArray` of tests/_util.ts, which the
  * generator reproduces bit for bit); outputs are float32, the largest ones subsampled.
  */
-import { assert, assertClose, getRuntime } from "./_util.ts";
+import { assert, assertClose, backendUnderTest, getBackend } from "./_util.ts";
 import {
   assertRecorded,
   assertScalar,
@@ -23,8 +26,7 @@ import {
 } from "./_golden.ts";
 import { buildModel as buildLayers, type LayerDesc } from "./_jacobian_util.ts";
 import { TORCH_MODEL } from "./_attack_model.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Backend, Tensor } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import { buildModel } from "../src/models/mod.ts";
@@ -44,11 +46,11 @@ type Outputs = Record<string, Recorded | number>;
 /** A model: torch_bridge.py's layer list, or a regula ModelSpec (with "kind"). */
 type ModelDesc = { layers: LayerDesc[] } | { kind: string };
 
-function makeModel(rt: Runtime, desc: ModelDesc): Sequential {
+function makeModel(rt: Backend, desc: ModelDesc): Sequential {
   return "kind" in desc ? buildModel(rt, desc, { seed: 1 }) : buildLayers(rt, desc.layers);
 }
 
-function labels(rt: Runtime, y: number[]): Tensor {
+function labels(rt: Backend, y: number[]): Tensor {
   return rt.upload(Int32Array.from(y), [y.length], "i32");
 }
 
@@ -108,7 +110,7 @@ interface ForwardCase {
  * the parameter gradients and running statistics, as tools/torch_bridge.py's "forward".
  * @returns the worst relative error
  */
-async function checkForward(rt: Runtime, c: ForwardCase): Promise<number> {
+async function checkForward(rt: Backend, c: ForwardCase): Promise<number> {
   const model = makeModel(rt, c.model);
   const owned: Tensor[] = [];
   const up = (t: Tensor) => (owned.push(t), t);
@@ -145,13 +147,16 @@ async function checkForward(rt: Runtime, c: ForwardCase): Promise<number> {
 
 for (const file of ["layers", "models"]) {
   Deno.test(`recorded goldens: ${file} forward, gradients and jvp match PyTorch`, async () => {
-    const rt = await getRuntime();
+    const rt = await getBackend();
     const golden = await readGolden<ForwardCase>(file);
     const worst: string[] = [];
     for (const c of golden.cases) {
       worst.push(`${c.name} ${(await checkForward(rt, c)).toExponential(1)}`);
     }
-    console.log(`${file}: max relative error vs PyTorch ${golden.torch}: ${worst.join("; ")}`);
+    console.log(
+      `${file} on ${backendUnderTest()}: max relative error vs PyTorch ${golden.torch}: ` +
+        worst.join("; "),
+    );
   });
 }
 
@@ -166,7 +171,7 @@ type LossCase =
   );
 
 Deno.test("recorded goldens: softmaxCrossEntropy() and mse() match PyTorch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const c of (await readGolden<LossCase>("losses")).cases) {
     const owned: Tensor[] = [];
     try {
@@ -210,7 +215,7 @@ interface OptimCase {
 }
 
 Deno.test("recorded goldens: sgd() and adam() steps match torch.optim", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const c of (await readGolden<OptimCase>("optim")).cases) {
     const params: Param[] = c.init.map((d, j) => ({
       name: `p${j}.weight`,
@@ -272,7 +277,7 @@ interface WeightPenaltyCase {
   out: Outputs;
 }
 
-async function checkFunctionPenalty(rt: Runtime, c: FunctionPenaltyCase): Promise<void> {
+async function checkFunctionPenalty(rt: Backend, c: FunctionPenaltyCase): Promise<void> {
   const model = buildLayers(rt, c.layers);
   const x = uploadSeeded(rt, c.x);
   const extra: Tensor[] = [];
@@ -313,7 +318,7 @@ async function checkFunctionPenalty(rt: Runtime, c: FunctionPenaltyCase): Promis
   }
 }
 
-async function checkWeightPenalty(rt: Runtime, c: WeightPenaltyCase): Promise<void> {
+async function checkWeightPenalty(rt: Backend, c: WeightPenaltyCase): Promise<void> {
   const ps: Param[] = Object.entries(c.weights).map(([name, d]) => ({
     name,
     kind: "weight",
@@ -348,7 +353,7 @@ async function checkWeightPenalty(rt: Runtime, c: WeightPenaltyCase): Promise<vo
 }
 
 Deno.test("recorded goldens: Jacobian, determinant, gradient-norm, L1, L2, soft SVB penalties match PyTorch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const golden = await readGolden<FunctionPenaltyCase | WeightPenaltyCase>("penalties");
   for (const c of golden.cases) {
     if (c.kind === "weight_penalty") await checkWeightPenalty(rt, c);
@@ -375,7 +380,7 @@ interface AttackCase {
 }
 
 Deno.test("recorded goldens: fgsm(), pgd(), pgdL2(), cw() match PyTorch for fixed weights", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [c] = (await readGolden<AttackCase>("attacks")).cases;
   assert.deepEqual(c.model, TORCH_MODEL, "the recorded model is tests/_attack_model.ts's");
   const net = buildLayers(rt, c.model.layers);
@@ -456,7 +461,7 @@ function bandImages(xd: Float32Array, y: number[]): Float32Array {
 }
 
 Deno.test("recorded goldens: LeNet trained 20 SGD steps reproduces PyTorch's losses", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [c] = (await readGolden<TrainCase>("train")).cases;
   const model = makeModel(rt, c.model);
   const [total, ...item] = c.x.shape;
