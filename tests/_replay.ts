@@ -154,3 +154,43 @@ export function assertNear(
   }
   return worst;
 }
+
+/** An input of {@linkcode replayBoth}: uploaded to the GPU and mirrored on each Wasm runtime. */
+export interface ReplayInput {
+  shape: number[];
+  data: Float32Array | Uint32Array | Int32Array;
+}
+
+/**
+ * Runs `run` on GPU tensors made from `inputs` (recording its dispatches), replays them on each
+ * of `rts`, asserts the Wasm results of all runtimes bitwise equal (thread-count independence),
+ * and returns the outputs of the first Wasm runtime and of the GPU, in `run`'s order.
+ */
+export async function replayBoth(
+  gpu: Runtime,
+  rts: readonly WasmRuntime[],
+  inputs: readonly ReplayInput[],
+  run: (t: Tensor[]) => Tensor[],
+  what: string,
+): Promise<{ wasm: (Float32Array | Uint32Array)[]; gpu: (Float32Array | Uint32Array)[] }> {
+  const g = inputs.map((i) => gpu.upload(i.data, i.shape));
+  const { result, calls } = record(gpu, () => run(g));
+  const per: (Float32Array | Uint32Array)[][] = [];
+  for (const rt of rts) {
+    const m = new Mirror(rt);
+    g.forEach((t, i) => m.input(t, inputs[i].data));
+    m.replay(calls);
+    per.push(result.map((r) => m.read(r)));
+    m.dispose();
+  }
+  for (let r = 1; r < per.length; r++) {
+    per[r].forEach((o, i) =>
+      assertBitwise(o, per[0][i], `${what}: output ${i}, runtime ${r} vs 0`)
+    );
+  }
+  const want = [];
+  for (const r of result) want.push((await r.read()) as Float32Array | Uint32Array);
+  for (const r of new Set(result)) if (!g.includes(r)) r.dispose();
+  for (const t of g) t.dispose();
+  return { wasm: per[0], gpu: want };
+}
