@@ -3,6 +3,7 @@
  * odd shapes, every transpose and every epilogue, on one and on two threads
  * (bitwise equal), and against the WebGPU matmul on the same inputs.
  */
+import type { Tensor } from "../src/backend.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { matmul, splitGemm, type WasmMatmulOptions } from "../src/wasm/matmul.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
@@ -283,7 +284,7 @@ Deno.test("WasmRuntime.dispatch() replays the WebGPU matmul's own dispatch on it
       assert.equal(seen.length, 1);
       const { kernel, spec } = seen[0];
       const bindings = spec.bindings.map((t) => {
-        const i = g.indexOf(t);
+        const i = (g as Tensor[]).indexOf(t);
         assert.ok(i >= 0, `binding ${t.describe()} is one of the test's tensors`);
         return w[i];
       });

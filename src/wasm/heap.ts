@@ -24,6 +24,10 @@ export interface HeapStats {
   limitBytes: number;
   /** Live blocks. */
   blocks: number;
+  /** Bytes the heap spans (live and free blocks): what it took from the memory. */
+  allocatedBytes: number;
+  /** Allocations that took new memory (not served by a freed block), so far. */
+  created: number;
 }
 
 function alignUp(n: number, a: number): number {
@@ -43,6 +47,8 @@ export class WasmHeap {
   #used = new Map<number, number>();
   #top: number;
   #inUse = 0;
+  #created = 0;
+  readonly #base: number;
 
   /**
    * @param memory the memory to manage (it is grown as needed)
@@ -55,6 +61,7 @@ export class WasmHeap {
     readonly limitBytes: number,
   ) {
     this.#top = alignUp(Math.max(base, HEAP_ALIGN), HEAP_ALIGN);
+    this.#base = this.#top;
   }
 
   /**
@@ -81,6 +88,7 @@ export class WasmHeap {
     const start = this.#top;
     this.#ensure(start + size, bytes, what);
     this.#top = start + size;
+    this.#created++;
     return this.#take(start, size);
   }
 
@@ -137,6 +145,8 @@ export class WasmHeap {
       memoryBytes: this.memory.buffer.byteLength,
       limitBytes: this.limitBytes,
       blocks: this.#used.size,
+      allocatedBytes: this.#top - this.#base,
+      created: this.#created,
     };
   }
 

@@ -7,7 +7,15 @@
  * @module
  */
 
-import { checkShape, type DType, fmtShape, sizeOf, type TypedArrayFor } from "../gpu/tensor.ts";
+import {
+  checkShape,
+  type DType,
+  fmtShape,
+  sizeOf,
+  type Tensor,
+  type TypedArrayFor,
+} from "../backend.ts";
+import { HEAP_ALIGN } from "./heap.ts";
 import type { WasmRuntime } from "./runtime.ts";
 
 export { checkShape, type DType, fmtShape, sizeOf, type TypedArrayFor };
@@ -21,8 +29,8 @@ export function arrayTypeOf(
   return dtype === "f32" ? Float32Array : dtype === "u32" ? Uint32Array : Int32Array;
 }
 
-/** A dense, row-major tensor in a {@linkcode WasmRuntime}'s memory. */
-export class WasmTensor {
+/** A dense, row-major tensor in a {@linkcode WasmRuntime}'s memory: the Wasm backend's {@linkcode Tensor}. */
+export class WasmTensor implements Tensor {
   /** Unique id, for debugging and error messages. */
   readonly id: number = nextId++;
   #ptr: number | null;
@@ -52,6 +60,16 @@ export class WasmTensor {
   get ptr(): number {
     if (this.#ptr === null) throw new Error(`${this.describe()} was used after dispose()`);
     return this.#ptr;
+  }
+
+  /** The byte offset (the identity {@linkcode Tensor.storage} compares); throws if disposed. */
+  get storage(): number {
+    return this.ptr;
+  }
+
+  /** Bytes of the heap block (the data rounded up to the heap's alignment). */
+  get capacity(): number {
+    return Math.ceil(Math.max(this.byteLength, 1) / HEAP_ALIGN) * HEAP_ALIGN;
   }
 
   /** Byte length of the data. */
