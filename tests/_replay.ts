@@ -8,7 +8,7 @@
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Kernel } from "../src/gpu/kernel.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 
@@ -28,7 +28,7 @@ export function record<T>(gpu: Runtime, fn: () => T): { result: T; calls: Record
   gpu.dispatch = (kernel, spec) => {
     calls.push({
       kernel,
-      buffers: spec.bindings.map((t) => ({ buffer: t.buffer, dtype: t.dtype })),
+      buffers: spec.bindings.map((t) => ({ buffer: t.storage as GPUBuffer, dtype: t.dtype })),
       params: { ...spec.params },
       workgroups: [...spec.workgroups],
       constants: { ...spec.constants },
@@ -58,7 +58,7 @@ export class Mirror {
 
   /** Binds `g`'s buffer to a Wasm tensor holding `data` (the rest of the buffer zero). */
   input(g: Tensor, data: ArrayLike<number>): void {
-    const w = this.#of(g.buffer, g.dtype);
+    const w = this.#of(g.storage as GPUBuffer, g.dtype);
     const ctor = g.dtype === "f32" ? Float32Array : g.dtype === "u32" ? Uint32Array : Int32Array;
     new ctor(this.rt.wasmMemory.buffer as ArrayBuffer, w.ptr, data.length).set(data);
   }
@@ -77,7 +77,7 @@ export class Mirror {
 
   /** The Wasm copy of GPU tensor `g` (its first `g.size` elements, as `g.dtype`). */
   read(g: Tensor): Float32Array | Uint32Array {
-    const w = this.#of(g.buffer, g.dtype);
+    const w = this.#of(g.storage as GPUBuffer, g.dtype);
     const ctor = g.dtype === "f32" ? Float32Array : Uint32Array;
     return new ctor(this.rt.wasmMemory.buffer as ArrayBuffer, w.ptr, g.size).slice();
   }
@@ -173,6 +173,9 @@ export async function replayBoth(
   run: (t: Tensor[]) => Tensor[],
   what: string,
 ): Promise<{ wasm: (Float32Array | Uint32Array)[]; gpu: (Float32Array | Uint32Array)[] }> {
+  if (rts.length > 1 && rts.at(-1)!.threads < 2) {
+    throw new Error(`${what}: the last Wasm runtime has 1 thread (${rts.at(-1)!.threadsNote})`);
+  }
   const g = inputs.map((i) => gpu.upload(i.data, i.shape));
   const { result, calls } = record(gpu, () => run(g));
   const per: (Float32Array | Uint32Array)[][] = [];
@@ -190,7 +193,7 @@ export async function replayBoth(
   }
   const want = [];
   for (const r of result) want.push((await r.read()) as Float32Array | Uint32Array);
-  for (const r of new Set(result)) if (!g.includes(r)) r.dispose();
+  for (const r of new Set(result)) if (!(g as Tensor[]).includes(r)) r.dispose();
   for (const t of g) t.dispose();
   return { wasm: per[0], gpu: want };
 }

@@ -7,11 +7,12 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertBitwise, assertNear, Mirror, record } from "./_replay.ts";
+import { onBothBackends, type Results } from "./_backends.ts";
 import { axpy, binary, type BinaryOp, fill, unary, type UnaryOp } from "../src/ops/elementwise.ts";
 import { binaryRef, unaryRef } from "../src/reference/elementwise.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 
 /** Odd sizes (scalar kernel), multiples of 4 (vec4), and sizes that split over two threads. */
 const SIZES = [1, 3, 17, 1001, 1000, 70001, 70000];
@@ -50,6 +51,7 @@ interface Case {
 async function check(c: Case): Promise<void> {
   const gpu = await getRuntime();
   const [w1, w2] = await wasmRuntimes();
+  assert.equal(w2.threads, 2, `${w2.threadsNote}`);
   const g = c.inputs.map((i) => gpu.upload(i.data, i.shape));
   const { result, calls } = record(gpu, () => c.run(gpu, g));
   assert.ok(calls.length >= 1, `${c.what}: dispatched`);
@@ -79,7 +81,7 @@ async function check(c: Case): Promise<void> {
       `${c.what}: wasm vs float64`,
     );
   }
-  if (!g.includes(result)) result.dispose();
+  if (!(g as Tensor[]).includes(result)) result.dispose();
   for (const t of g) t.dispose();
 }
 
@@ -290,6 +292,55 @@ Deno.test("elementwise twins: infinities, NaN, zeros and the exp/log extremes", 
       ref: () => binaryRef(op, data, [n], rev, [n], p),
       skipGpu: (i) => NAN_UNSPECIFIED.has(op) && (Number.isNaN(data[i]) || Number.isNaN(rev[i])),
     });
+  }
+});
+
+Deno.test("elementwise ops run on both backends (Backend seam): every op, broadcast, in place", async () => {
+  for (const n of [17, 1000, 70001]) {
+    await onBothBackends(async (rt) => {
+      const out: Results = {};
+      const xs = randomArray(n, n, -6, 6), ps = randomArray(n, n + 1, 0.01, 10);
+      const x = rt.upload(xs, [n]), pos = rt.upload(ps, [n]);
+      for (const [op, p] of UNARY_CASES) {
+        const input = op === "log" || op === "sqrt" || op === "reciprocal" ? pos : x;
+        const y = unary(rt, op, input, p);
+        out[`${op}${JSON.stringify(p)}`] = await y.read();
+        y.dispose();
+      }
+      const b = rt.upload(randomArray(n, 3, 0.5, 2), [n]);
+      for (const [op, p] of BINARY_CASES) {
+        const y = binary(rt, op, x, b, p);
+        out[`${op}${JSON.stringify(p)}`] = await y.read();
+        y.dispose();
+      }
+      // In place on a, then on b, then axpy and fill, all on the same buffers.
+      const a2 = rt.upload(xs, [n]), b2 = rt.upload(ps, [n]);
+      binary(rt, "mul", a2, b2, { out: a2 });
+      binary(rt, "sub", a2, b2, { out: b2 });
+      unary(rt, "tanh", a2, { out: a2 });
+      axpy(rt, -0.5, a2, b2);
+      out.inPlace = [...(await a2.read()), ...(await b2.read())];
+      fill(rt, a2, 2.5);
+      out.fill = await a2.read();
+      for (const t of [x, pos, b, a2, b2]) t.dispose();
+      return out;
+    }, { atol: 2e-6, rtol: 1e-5, what: `n=${n}` });
+  }
+  const shapes: [number[], number[]][] = [[[33, 12], [12]], [[4, 3, 5, 5], [3, 1, 1]], [[
+    64,
+    40,
+    8,
+    4,
+  ], [40, 1, 1]]];
+  for (const [as, bs] of shapes) {
+    const na = as.reduce((p, q) => p * q, 1), nb = bs.reduce((p, q) => p * q, 1);
+    await onBothBackends(async (rt) => {
+      const a = rt.upload(randomArray(na, 1), as), b = rt.upload(randomArray(nb, 2), bs);
+      const y = binary(rt, "add", a, b), z = binary(rt, "axpby", a, b, { alpha: 2, beta: -1 });
+      const out = { add: await y.read(), axpby: await z.read() };
+      for (const t of [a, b, y, z]) t.dispose();
+      return out;
+    }, { atol: 1e-6, rtol: 1e-6, what: `${JSON.stringify(as)} by ${JSON.stringify(bs)}` });
   }
 });
 

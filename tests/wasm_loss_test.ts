@@ -7,12 +7,13 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import { onBothBackends } from "./_backends.ts";
 import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { mse } from "../src/losses/mse.ts";
 import { accuracyCount } from "../src/losses/accuracy.ts";
 import { refAccuracyCount, refMse, refSoftmaxCrossEntropy } from "../src/reference/loss.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 
 let wasm: Promise<WasmRuntime[]> | null = null;
 function wasmRuntimes(): Promise<WasmRuntime[]> {
@@ -260,6 +261,40 @@ Deno.test("loss.argmax_count twin: NaN counts as the maximum, the first NaN wins
   assert.equal(r.wasm[0][0], refAccuracyCount(logits, 4, 4, labels), "wasm vs reference");
   assert.equal(r.wasm[0][0], 4);
   assert.equal(r.gpu[0][0], 4, "webgpu");
+});
+
+Deno.test("losses run on both backends (Backend seam): cross-entropy, MSE, accuracy", async () => {
+  for (const [b, k] of [[17, 10], [5000, 10], [64, 1000]] as [number, number][]) {
+    await onBothBackends(async (rt) => {
+      const z = rt.upload(randomArray(b * k, 3, -6, 6), [b, k]);
+      const y = rt.upload(labelsFor(b, k, 4, "u32", true), [b]);
+      const q = rt.upload(softTargets(b, k, 5), [b, k]);
+      const hard = softmaxCrossEntropy(rt, z, y, { labelSmoothing: 0.1 });
+      const soft = softmaxCrossEntropy(rt, z, q, { reduction: "sum" });
+      const m = mse(rt, z, q);
+      const count = accuracyCount(rt, z, y);
+      const out = {
+        hardLoss: await hard.loss.read(),
+        hardPer: await hard.perSample.read(),
+        hardGrad: await hard.dLogits!.read(),
+        invalid: await hard.invalid.read(),
+        softLoss: await soft.loss.read(),
+        softGrad: await soft.dLogits!.read(),
+        mse: await m.loss.read(),
+        mseGrad: await m.dPred!.read(),
+        correct: await count.read(),
+      };
+      for (const t of [z, y, q, count]) t.dispose();
+      for (const r of [hard, soft, m]) r.dispose();
+      return out;
+    }, {
+      atol: 1e-5,
+      rtol: 1e-5,
+      exact: ["invalid", "correct", "mseGrad"],
+      per: { softLoss: { atol: 1e-3 }, softGrad: { atol: 5e-7 }, hardGrad: { atol: 5e-7 / b } },
+      what: `(${b},${k})`,
+    });
+  }
 });
 
 Deno.test("loss twins: the worst errors seen (summary)", async () => {

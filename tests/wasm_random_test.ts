@@ -6,6 +6,7 @@
  */
 import { assert, getRuntime } from "./_util.ts";
 import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import { onBothBackends } from "./_backends.ts";
 import {
   bernoulliMask,
   randomBits,
@@ -115,4 +116,21 @@ Deno.test("random twin: normals equal WebGPU's to float32 rounding and the float
   for (const rt of rts) rt.destroy();
   wasm = null;
   assert.ok(true);
+});
+
+Deno.test("random ops run on both backends (Backend seam): the same streams", async () => {
+  for (const n of [5, 65537]) {
+    await onBothBackends(async (rt) => {
+      const opts = { seed: 1234, counter: 9 };
+      const ts = [
+        randomBits(rt, [n], opts),
+        randomUniform(rt, [n], { ...opts, low: -1, high: 3 }),
+        bernoulliMask(rt, [n], { ...opts, p: 0.25 }),
+        randomNormal(rt, [n], { ...opts, mean: 1, std: 2 }),
+      ];
+      const [bits, uniform, mask, normal] = await Promise.all(ts.map((t) => t.read()));
+      for (const t of ts) t.dispose();
+      return { bits, uniform, mask, normal };
+    }, { atol: 4e-6, rtol: 2e-6, exact: ["bits", "uniform", "mask"], what: `n=${n}` });
+  }
 });

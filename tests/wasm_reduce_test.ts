@@ -6,6 +6,7 @@
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import { onBothBackends, type Results } from "./_backends.ts";
 import { argmax, argmin, logSoftmax, reduce, type ReduceOp, softmax } from "../src/ops/reduce.ts";
 import { argRef, reduceRef, softmaxRef } from "../src/reference/reduce.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
@@ -251,6 +252,50 @@ Deno.test("reduce.softmax twin: softmax and log-softmax along rows and columns, 
       `extremes log=${log} vs f64`,
     );
     assertNear(r.wasm[0], r.gpu[0], 1e-6, 1e-5, `extremes log=${log} vs webgpu`);
+  }
+});
+
+Deno.test("reduce ops run on both backends (Backend seam): reduce, arg, softmax, in place", async () => {
+  for (
+    const [shape, axis] of [[[300000], undefined], [[64, 1024], 0], [[1000, 70], 1], [
+      [5, 7, 9],
+      1,
+    ]] as [number[], number | undefined][]
+  ) {
+    await onBothBackends(async (rt) => {
+      const data = tied(size(shape), 5);
+      const x = rt.upload(data, shape);
+      const out: Results = {};
+      for (const op of OPS) {
+        const y = reduce(rt, op, x, { axis });
+        out[op] = await y.read();
+        y.dispose();
+      }
+      if (axis !== undefined) {
+        for (const [name, f] of [["argmax", argmax], ["argmin", argmin]] as const) {
+          const y = f(rt, x, axis);
+          out[name] = await y.read();
+          y.dispose();
+        }
+        for (const [name, f] of [["softmax", softmax], ["logSoftmax", logSoftmax]] as const) {
+          const y = f(rt, x, { axis });
+          out[name] = await y.read();
+          y.dispose();
+        }
+        const c = rt.upload(data, shape);
+        softmax(rt, c, { axis, out: c });
+        out.softmaxInPlace = await c.read();
+        c.dispose();
+      }
+      x.dispose();
+      return out;
+    }, {
+      atol: 2e-4,
+      rtol: 1e-5,
+      exact: ["argmax", "argmin", "max", "min"],
+      per: { softmax: { atol: 1e-7 }, softmaxInPlace: { atol: 1e-7 }, logSoftmax: { atol: 2e-5 } },
+      what: `${JSON.stringify(shape)} axis ${axis}`,
+    });
   }
 });
 
