@@ -16,13 +16,15 @@ const T7: f32 = <f32>(-17.0 / 315.0);
   return i32x4.le_u(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
 }
 
-/** sign(x): +-1, and x itself for +-0 and NaN (torch.sign; src/reference/elementwise.ts). */
+/**
+ * sign(x) = (x > 0) - (x < 0): +0 for +-0 and for NaN, as the WGSL builtin on llvmpipe and
+ * torch.sign (`(0 < a) - (a < 0)` in ATen) give.
+ */
 @inline function vsign(x: v128): v128 {
   const zero = f32x4.splat(0.0);
-  const pos = f32x4.gt(x, zero);
-  const neg = f32x4.lt(x, zero);
-  const r = v128.bitselect(f32x4.splat(-1.0), x, neg);
-  return v128.bitselect(f32x4.splat(1.0), r, pos);
+  const pos = v128.and(f32x4.gt(x, zero), f32x4.splat(1.0));
+  const neg = v128.and(f32x4.lt(x, zero), f32x4.splat(-1.0));
+  return v128.or(pos, neg);
 }
 
 /** tanh_s of the WGSL: odd series for |x| < 0.125, else sign(x) (1 - e) / (1 + e), e = exp(-2|x|). */
