@@ -235,11 +235,26 @@ function toF32(d: Data, like: Data): ArrayLike<number> {
   return like instanceof Float32Array ? d : Array.from(d);
 }
 
+/** A GPU buffer as a sequence saw it (the tensor may be disposed before the replay). */
+interface BufferRef {
+  buffer: GPUBuffer;
+  size: number;
+  dtype: Tensor["dtype"];
+  name?: string;
+}
+
+const ref = (t: Tensor): BufferRef => ({
+  buffer: t.buffer,
+  size: t.size,
+  dtype: t.dtype,
+  name: t.name,
+});
+
 /** One step of an op, in GPU order. */
 export type SeqOp =
-  | { op: "dispatch"; kernel: Kernel; spec: DispatchSpec }
-  | { op: "copy"; args: [Tensor, Tensor, number, number, number] }
-  | { op: "fill0"; t: Tensor };
+  | { op: "dispatch"; kernel: Kernel; spec: DispatchSpec; bindings: BufferRef[] }
+  | { op: "copy"; src: BufferRef; dst: BufferRef; count: number; so: number; doff: number }
+  | { op: "fill0"; t: BufferRef };
 
 /** Records every dispatch, copy and clear `run` makes on `gpu`, in order (they still run). */
 export async function recordSequence(
@@ -249,15 +264,15 @@ export async function recordSequence(
   const ops: SeqOp[] = [];
   const { dispatch, copy, fill0 } = gpu;
   gpu.dispatch = (kernel, spec) => {
-    ops.push({ op: "dispatch", kernel, spec });
+    ops.push({ op: "dispatch", kernel, spec, bindings: spec.bindings.map(ref) });
     dispatch.call(gpu, kernel, spec);
   };
   gpu.copy = (src, dst, count = src.size, so = 0, doff = 0) => {
-    ops.push({ op: "copy", args: [src, dst, count, so, doff] });
+    ops.push({ op: "copy", src: ref(src), dst: ref(dst), count, so, doff });
     copy.call(gpu, src, dst, count, so, doff);
   };
   gpu.fill0 = (t) => {
-    ops.push({ op: "fill0", t });
+    ops.push({ op: "fill0", t: ref(t) });
     fill0.call(gpu, t);
   };
   try {
@@ -271,7 +286,7 @@ export async function recordSequence(
 /**
  * Replays a recorded sequence on `rt`: each GPU buffer becomes one Wasm tensor of the buffer's
  * size (zeros, or `inputs`' data for the given GPU tensors).
- * @returns a function giving the Wasm data of a GPU tensor after the replay, and a disposer
+ * @returns a function giving the Wasm data of a (live) GPU tensor after the replay, and a disposer
  */
 export function replaySequence(
   rt: WasmRuntime,
@@ -279,26 +294,25 @@ export function replaySequence(
   inputs: readonly [Tensor, Data][],
 ): { data(t: Tensor): Data; dispose(): void } {
   const map = new Map<GPUBuffer, WasmTensor>();
-  const of = (t: Tensor): WasmTensor => {
-    let w = map.get(t.buffer);
+  const of = (r: BufferRef): WasmTensor => {
+    let w = map.get(r.buffer);
     if (!w) {
-      w = rt.zeros([Math.max(t.size, t.buffer.size / 4)], t.dtype, t.name);
-      map.set(t.buffer, w);
+      w = rt.zeros([Math.max(r.size, r.buffer.size / 4)], r.dtype, r.name);
+      map.set(r.buffer, w);
     }
     return w;
   };
-  for (const [t, d] of inputs) of(t).view().set(d);
+  for (const [t, d] of inputs) of(ref(t)).view().set(d);
   for (const o of ops) {
     if (o.op === "dispatch") {
       rt.dispatch(o.kernel, {
-        bindings: o.spec.bindings.map(of),
+        bindings: o.bindings.map(of),
         params: o.spec.params,
         workgroups: o.spec.workgroups,
         constants: o.spec.constants,
       });
     } else if (o.op === "copy") {
-      const [src, dst, count, so, doff] = o.args;
-      rt.copy(of(src), of(dst), count, so, doff);
+      rt.copy(of(o.src), of(o.dst), o.count, o.so, o.doff);
     } else {
       of(o.t).view().fill(0, 0, o.t.size);
     }

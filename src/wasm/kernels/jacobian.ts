@@ -29,7 +29,7 @@ const oneHot: Twin = (rt, [, , , out], p) => {
   const s = num("one_hot_main", p, "s");
   rt.parallel(
     "jacobian_oneHot",
-    ranges(rt, n, 4 * MIN_WORK).map(([e0, e1]) => [out.ptr, c, s, e0, e1]),
+    ranges(rt, n, MIN_WORK).map(([e0, e1]) => [out.ptr, c, s, e0, e1]),
   );
 };
 
