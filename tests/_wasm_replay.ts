@@ -145,7 +145,7 @@ export function replayRecord(rt: WasmRuntime, r: DispatchRecord): Replayed {
 
 /** Largest errors seen per kernel entry, for the test's summary. */
 export class ErrorLog {
-  readonly worst = new Map<string, { abs: number; rel: number; count: number }>();
+  readonly worst = new Map<string, { abs: number; rel: number; frac: number; count: number }>();
 
   /**
    * Asserts `|got − want| ≤ atol + rtol |want|` (NaN where the GPU has NaN) and logs the errors.
@@ -159,7 +159,7 @@ export class ErrorLog {
     what: string,
   ): void {
     assert.equal(got.length, want.length, `${what}: length`);
-    const w = this.worst.get(key) ?? { abs: 0, rel: 0, count: 0 };
+    const w = this.worst.get(key) ?? { abs: 0, rel: 0, frac: 0, count: 0 };
     w.count++;
     for (let i = 0; i < got.length; i++) {
       const g = got[i], e = want[i];
@@ -171,6 +171,7 @@ export class ErrorLog {
       const abs = Math.abs(g - e);
       w.abs = Math.max(w.abs, abs);
       w.rel = Math.max(w.rel, abs / Math.max(Math.abs(e), 1e-30));
+      w.frac = Math.max(w.frac, abs / (tol.atol + tol.rtol * Math.abs(e)));
       if (!(abs <= tol.atol + tol.rtol * Math.abs(e))) {
         this.worst.set(key, w);
         throw new assert.AssertionError({
@@ -181,12 +182,15 @@ export class ErrorLog {
     this.worst.set(key, w);
   }
 
-  /** One line per kernel entry: checks, largest absolute and relative error. */
+  /**
+   * One line per kernel entry: checks, largest absolute and relative error, and the largest
+   * fraction of the tolerance used.
+   */
   summary(): string {
     return [...this.worst].map(([k, w]) =>
       `${k}: ${w.count} checks, max abs ${w.abs.toExponential(2)}, max rel ${
         w.rel.toExponential(2)
-      }`
+      }, ${(100 * w.frac).toFixed(1)}% of the tolerance`
     ).join("\n");
   }
 }
