@@ -617,7 +617,7 @@ Deno.test("attacks twins reject bindings too small for their params", async () =
         params: { n: 10, eps: 0.1, alpha: 0.1 },
         workgroups: [1],
       }),
-    /Kernel 'attacks.linf_step': src1 wasm tensor #\d+ f32\[4\] holds 4 elements, the params address 10/,
+    /Kernel 'attacks.linf_step': src1 tensor #\d+ f32\[4\] holds 4 elements, the params address 10/,
   );
   assert.throws(
     () =>

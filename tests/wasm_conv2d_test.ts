@@ -15,7 +15,7 @@ import {
   conv2dWeightGrad,
 } from "../src/layers/conv2d.ts";
 import { conv2dBackwardRef, conv2dRef, windowOutputSize } from "../src/reference/layers.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
