@@ -170,7 +170,7 @@ export async function startBackend(): Promise<PageBackend | null> {
   }
   const text = document.createElement("span");
   text.textContent = `Running on ${b.label}.` +
-    (b.noWebGpu ? ` WebGPU is not available (${b.noWebGpu}).` : "");
+    (b.noWebGpu ? ` No WebGPU: ${b.noWebGpu}.` : "");
   el.replaceChildren(text);
   if (b.other) el.append(" ", backendSwitch(b.kind));
   el.className = "backend ok";
