@@ -117,6 +117,17 @@ export async function chooseBackend(
 }
 
 /**
+ * Lets the browser handle events and repaint before going on. On WebAssembly every op runs at
+ * once and `read()` resolves at once, so a loop of `await`s over ops never gives the page a turn;
+ * the toy page calls this between training frames so that its maps and curves update live and
+ * Stop is heard.
+ * @returns a promise resolved in a later task
+ */
+export function yieldToPage(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * Shows an error in the page's `#error` box and marks the page's state "error".
  * @param e what went wrong
  */

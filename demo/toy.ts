@@ -29,7 +29,7 @@ import {
   TOY2D_CENTRES,
   train,
 } from "../mod.ts";
-import { type PageBackend, showError, startBackend } from "./_backend.ts";
+import { type PageBackend, showError, startBackend, yieldToPage } from "./_backend.ts";
 import { CLASS_COLORS, curvesSpec, LiveChart } from "./_charts.ts";
 import { downloadPng, drawArrow, drawGrid, drawHeat, drawPoints, PlaneView, rgb } from "./_draw.ts";
 
@@ -535,6 +535,7 @@ class ToyApp {
         for (const p of this.panels) {
           if (p.epoch < target && !this.stopAsked) {
             await this.step(p, Math.min(perFrame, target - p.epoch));
+            await yieldToPage();
           }
           if (p.needsReset) {
             this.running = false;
