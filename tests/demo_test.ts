@@ -34,7 +34,9 @@ function watch(page: Page): string[] {
 /** Waits for `document.body.dataset.state` to be one of `states`; fails on "error". */
 async function waitState(page: Page, states: string[], timeout: number, errors: string[]) {
   await page.waitForFunction(
-    (s) => s.includes(document.body.dataset.state ?? "") || document.body.dataset.state === "error",
+    // document.body is null while a navigation has not parsed the new page yet.
+    (s) =>
+      s.includes(document.body?.dataset.state ?? "") || document.body?.dataset.state === "error",
     states,
     { timeout },
   ).catch((e) => assert.fail(`timed out waiting for ${states}: ${e}\n${errors.join("\n")}`));
@@ -409,7 +411,10 @@ Deno.test({
         await page.getAttribute('nav a[href^="toy.html"]', "href"),
         "toy.html?backend=wasm",
       );
-      await page.click('nav a[href^="toy.html"]');
+      await Promise.all([
+        page.waitForURL(/toy\.html\?backend=wasm$/),
+        page.click('nav a[href^="toy.html"]'),
+      ]);
       await waitState(page, ["ready"], 120_000, errors);
       assert.equal(await page.evaluate(() => document.body.dataset.backend), "wasm");
       assert.deepEqual(errors, []);
