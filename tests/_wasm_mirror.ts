@@ -1,0 +1,142 @@
+/**
+ * Lockstep replay of the WebGPU runtime's dispatches on WebAssembly runtimes, for the twin tests
+ * (tests/wasm_conv2d_test.ts, tests/wasm_pool_test.ts) until ops take a `Backend`: while a
+ * {@linkcode Mirror} is on, every `gpu.dispatch(kernel, spec)` also runs on each Wasm runtime
+ * with the Wasm copies of its bindings (tensors the test did not upload, the op's temporaries,
+ * get zero-filled copies of their shape), so the whole op, internal dispatches included, runs
+ * on both. Kernels without a Wasm twin yet fall back to a JS version where one is given here
+ * (the split-K sum and channel sum of shaders/layers.wgsl), else the replay throws.
+ *
+ * @module
+ */
+import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Tensor } from "../src/gpu/tensor.ts";
+import type { DType } from "../src/wasm/tensor.ts";
+import { WasmRuntime } from "../src/wasm/runtime.ts";
+import type { WasmTensor } from "../src/wasm/tensor.ts";
+import { TWINS } from "../src/wasm/kernels/mod.ts";
+import { assert } from "./_util.ts";
+
+type Fallback = (bindings: WasmTensor[], p: Record<string, number>) => void;
+
+/** JS stand-ins for kernels of other families that the conv and pool layers dispatch. */
+const FALLBACKS: Record<string, Fallback> = {
+  "layers.sum_parts": ([u, , , out], p) => {
+    const uv = u.view() as Float32Array, ov = out.view() as Float32Array;
+    for (let i = 0; i < p.len; i++) {
+      let s = 0;
+      for (let z = 0; z < p.parts; z++) s = Math.fround(s + uv[z * p.len + i]);
+      if (p.beta !== 0) s = Math.fround(s + Math.fround(p.beta * ov[i]));
+      ov[i] = s;
+    }
+  },
+  "layers.channel_sum": ([u, , , out], p) => {
+    const uv = u.view() as Float32Array, ov = out.view() as Float32Array;
+    for (let c = 0; c < p.c; c++) {
+      let s = 0;
+      for (let b = 0; b < p.n; b++) {
+        for (let q = 0; q < p.s; q++) s = Math.fround(s + uv[(b * p.c + c) * p.s + q]);
+      }
+      if (p.beta !== 0) s = Math.fround(s + Math.fround(p.beta * ov[c]));
+      ov[c] = s;
+    }
+  },
+};
+
+/** Replays a GPU runtime's dispatches on Wasm runtimes (see the module doc). */
+export class Mirror {
+  readonly #maps: Map<Tensor, WasmTensor>[];
+  readonly #temps: WasmTensor[] = [];
+  #saved: Runtime["dispatch"] | null = null;
+  /** Kernel names replayed, with counts (for tests that check which paths ran). */
+  readonly seen: Map<string, number> = new Map();
+
+  constructor(readonly gpu: Runtime, readonly wasm: WasmRuntime[]) {
+    this.#maps = wasm.map(() => new Map());
+  }
+
+  /** Uploads `data` to the GPU and to every Wasm runtime, linked. */
+  upload(data: Float32Array | Uint32Array, shape: number[], name?: string): Tensor {
+    const t = this.gpu.upload(data, shape, undefined, name);
+    this.wasm.forEach((rt, i) => this.#maps[i].set(t, rt.upload(data, shape, undefined, name)));
+    return t;
+  }
+
+  /** The Wasm copy of `t` on runtime `i`. */
+  copyOf(t: Tensor, i: number): WasmTensor {
+    let w = this.#maps[i].get(t);
+    if (!w) {
+      w = this.wasm[i].zeros(t.shape, t.dtype as DType, t.name);
+      this.#maps[i].set(t, w);
+      this.#temps.push(w);
+    }
+    return w;
+  }
+
+  /** Starts replaying `gpu.dispatch` calls. */
+  start(): this {
+    const gpu = this.gpu;
+    const dispatch = gpu.dispatch;
+    this.#saved = dispatch;
+    gpu.dispatch = (kernel: Kernel, spec) => {
+      dispatch.call(gpu, kernel, spec);
+      const entry = kernel.entry ?? "main";
+      this.seen.set(kernel.name, (this.seen.get(kernel.name) ?? 0) + 1);
+      this.wasm.forEach((rt, i) => {
+        const bindings = spec.bindings.map((t) => this.copyOf(t, i));
+        if (TWINS[kernel.name]?.[entry]) {
+          rt.dispatch(kernel, { ...spec, bindings });
+        } else if (FALLBACKS[kernel.name]) {
+          FALLBACKS[kernel.name](bindings, spec.params ?? {});
+        } else {
+          throw new Error(`Mirror: kernel '${kernel.name}' (${entry}) has no twin or fallback`);
+        }
+      });
+    };
+    return this;
+  }
+
+  /** Stops replaying. */
+  stop(): void {
+    if (this.#saved) this.gpu.dispatch = this.#saved;
+    this.#saved = null;
+  }
+
+  /**
+   * Reads `t` on the GPU and its copies; asserts the copies are bitwise equal to each other.
+   * @returns the GPU values and the first Wasm runtime's
+   */
+  async read(
+    t: Tensor,
+    what: string,
+  ): Promise<{ gpu: Float32Array | Uint32Array; wasm: Float32Array | Uint32Array }> {
+    const g = (await t.read()) as Float32Array | Uint32Array;
+    const copies = this.wasm.map((_, i) => this.copyOf(t, i).toArray() as Float32Array);
+    for (let i = 1; i < copies.length; i++) {
+      const a = new Uint32Array(copies[0].buffer), b = new Uint32Array(copies[i].buffer);
+      let bad = -1;
+      for (let j = 0; j < a.length && bad < 0; j++) if (a[j] !== b[j]) bad = j;
+      assert.equal(
+        bad,
+        -1,
+        `${what}: ${this.wasm[0].threads} vs ${this.wasm[i].threads} threads differ at ${bad}`,
+      );
+    }
+    return { gpu: g, wasm: copies[0] };
+  }
+
+  /** Stops and frees every Wasm copy. */
+  dispose(): void {
+    this.stop();
+    for (const m of this.#maps) for (const w of m.values()) if (!w.disposed) w.dispose();
+    this.#temps.length = 0;
+  }
+}
+
+/** Wasm runtimes on 1 and 2 threads (created once per test process). */
+let runtimes: Promise<WasmRuntime[]> | null = null;
+export function wasmRuntimes(): Promise<WasmRuntime[]> {
+  runtimes ??= Promise.all([1, 2].map((threads) => WasmRuntime.create({ threads, warn: false })));
+  return runtimes;
+}
