@@ -13,10 +13,9 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import { Runtime } from "./src/gpu/runtime.ts";
-import { type CheckResult, selfCheck } from "./src/selfcheck.ts";
 import { type Command, didYouMean, type Io, usage, UsageError } from "./cli/args.ts";
 import { exitCodeOf, runCommand } from "./cli/_run.ts";
+import { infoCommand } from "./cli/info.ts";
 import { trainCommand } from "./cli/train.ts";
 import { evalCommand } from "./cli/eval.ts";
 import { attackSubcommand } from "./cli/attack.ts";
@@ -34,7 +33,7 @@ export {
 
 function topUsage(): string {
   const lines = [
-    `regula ${denoJson.version}: train, regularize and attack neural nets on WebGPU`,
+    `regula ${denoJson.version}: train, regularize and attack neural nets on WebGPU or WebAssembly`,
     "",
     "Usage: deno run -A cli.ts <command> [flags]",
     "",
@@ -47,85 +46,12 @@ function topUsage(): string {
   return lines.join("\n");
 }
 
-/** The limits worth knowing when sizing models and batches. */
-const KEY_LIMITS = [
-  "maxBufferSize",
-  "maxStorageBufferBindingSize",
-  "maxStorageBuffersPerShaderStage",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupSizeX",
-  "maxComputeWorkgroupsPerDimension",
-] as const;
-
-function fmtCheck(r: CheckResult, width: number): string {
-  const dots = `${r.name} `.padEnd(width + 4, ".");
-  if (!r.ok) return `  ${dots} FAILED: ${r.detail}`;
-  const err = r.maxError === 0 ? "0" : r.maxError.toExponential(1);
-  return `  ${dots} ok (max err ${err}, ${Math.round(r.ms)} ms)`;
-}
-
-const info: Command = {
-  summary: "Show the WebGPU adapter, its limits, and run the kernel self-check",
-  flags: {
-    json: { type: "boolean", help: "Print one JSON object instead of text." },
-    "skip-checks": { type: "boolean", help: "Only describe the adapter; run no kernel." },
-    only: { type: "string", help: "Run only the checks whose name starts with this (comma list)." },
-  },
-  async run({ flags }, io) {
-    const rt = await Runtime.create();
-    try {
-      const limits: Record<string, number> = {};
-      // deno-lint-ignore no-explicit-any
-      for (const k of KEY_LIMITS) limits[k] = (rt.device.limits as any)[k];
-      const only = typeof flags.only === "string"
-        ? flags.only.split(",").map((s) => s.trim())
-        : undefined;
-      const checks = flags["skip-checks"] ? [] : await selfCheck(rt, { only });
-      const failed = checks.filter((c) => !c.ok).length;
-      if (flags.json) {
-        io.out(JSON.stringify(
-          {
-            version: denoJson.version,
-            runtime: `deno ${Deno.version.deno}`,
-            backend: "webgpu",
-            adapter: rt.description,
-            isFallbackAdapter: rt.isFallback,
-            limits,
-            checks,
-            passed: checks.length - failed,
-            failed,
-          },
-          (_k, v) => typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
-          2,
-        ));
-      } else {
-        io.out(`regula ${denoJson.version} (deno ${Deno.version.deno})`);
-        io.out(`backend   webgpu`);
-        io.out(`adapter   ${rt.description}`);
-        io.out(`fallback  ${rt.isFallback ? "yes (software adapter: correct but slow)" : "no"}`);
-        io.out("limits");
-        for (const [k, v] of Object.entries(limits)) io.out(`  ${k.padEnd(36)} ${v}`);
-        if (checks.length) {
-          io.out("self-check");
-          const width = Math.max(...checks.map((c) => c.name.length));
-          for (const c of checks) io.out(fmtCheck(c, width));
-          io.out(`${checks.length - failed}/${checks.length} checks passed`);
-        }
-      }
-      return failed ? 1 : 0;
-    } finally {
-      rt.destroy();
-    }
-  },
-};
-
 /**
  * The subcommands. Add new ones here (train, eval, attack, report): a summary,
  * the flags, and a `run` returning the exit code.
  */
 export const COMMANDS: Record<string, Command> = {
-  info,
+  info: infoCommand,
   train: trainCommand,
   eval: evalCommand,
   attack: attackSubcommand,

@@ -1,11 +1,14 @@
 /**
  * regula: train, regularize and attack small neural networks on the GPU
- * through WebGPU, with hand-written WGSL compute shaders. The same code runs
- * in Deno and in browsers (see `dist/regula.js` from `deno task bundle`).
+ * through WebGPU, with hand-written WGSL compute shaders, or on the CPU
+ * through their WebAssembly twins. The same code runs in Deno and in browsers
+ * (see `dist/regula.js` from `deno task bundle`).
  *
- * Everything works on {@linkcode Tensor}s owned by a {@linkcode Runtime}:
- * whoever creates a tensor disposes it. Ops are plain functions
- * `op(rt, ...tensors, options)` that record GPU work; reading a result back
+ * Everything works on {@linkcode Tensor}s owned by a {@linkcode Backend}: the
+ * WebGPU {@linkcode Runtime} or the WebAssembly {@linkcode WasmRuntime}
+ * (`Runtime.create({ backend: "auto" })` picks one). Whoever creates a tensor
+ * disposes it. Ops are plain functions `op(rt, ...tensors, options)` that
+ * record GPU work (or run it at once on Wasm); reading a result back
  * (`await t.read()`) submits it.
  *
  * @example
@@ -26,8 +29,22 @@
 // of those for a smaller surface. src/plot (PNG and Vega charts, npm packages a browser bundle
 // does not carry) is the "./plot" entry only.
 
+// The backend interface every op is written against (tensors, dispatch), and shape helpers.
+export * from "./src/backend.ts";
+
 // Runtime: device, tensors, kernels.
 export * from "./src/gpu/mod.ts";
+
+// The WebAssembly CPU backend (its runtime; the kernels are reached through dispatch).
+export {
+  defaultThreads,
+  type HeapStats,
+  simdSupported,
+  threadsUnavailableReason,
+  WasmRuntime,
+  type WasmRuntimeOptions,
+  WasmTensor,
+} from "./src/wasm/mod.ts";
 
 // Ops: plain functions `op(rt, ...tensors, options)` over tensors.
 export * from "./src/ops/mod.ts";

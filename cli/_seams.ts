@@ -8,7 +8,7 @@
  */
 
 import { didYouMean, UsageError } from "./args.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import type { Regularizer } from "../src/hooks/step.ts";
 import type { TrainDataset } from "../src/train/train.ts";
@@ -145,7 +145,7 @@ export function modelSpecFor(
  * @returns the model and its spec (JSON, stored in checkpoints)
  */
 export function buildModel(
-  rt: Runtime,
+  rt: Backend,
   name: string,
   data: TrainDataset,
   seed: number,
@@ -156,7 +156,7 @@ export function buildModel(
 }
 
 /** Rebuilds a model from a checkpoint's spec. */
-export function buildModelFromSpec(rt: Runtime, spec: unknown): Promise<Sequential> {
+export function buildModelFromSpec(rt: Backend, spec: unknown): Promise<Sequential> {
   let parsed: ModelSpec;
   try {
     parsed = parseModelSpec(spec);

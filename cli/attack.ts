@@ -19,7 +19,7 @@ import {
   modelRequest,
   readCheckpoint,
 } from "./checkpoint.ts";
-import { Runtime } from "../src/gpu/runtime.ts";
+import { BACKEND_FLAGS, createBackend } from "./backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import {
   ATTACK_NORMS,
@@ -30,6 +30,7 @@ import {
 import * as seams from "./_seams.ts";
 
 const attackFlags = {
+  ...BACKEND_FLAGS,
   attack: {
     type: "string",
     help: `Attacks, comma-separated (${Object.keys(ATTACK_NORMS).join(", ")}).`,
@@ -224,7 +225,7 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   });
   const set = split === "test" ? data.test : split === "val" ? data.val : data.train;
   if (!set) throw new UsageError(`Dataset '${dataName}' has no ${split} split`);
-  const rt = await Runtime.create();
+  const rt = await createBackend(flags);
   let model: Sequential | null = null;
   try {
     model = loadCheckpointModel(rt, path, ck, req, set, io.err);

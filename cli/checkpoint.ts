@@ -18,7 +18,7 @@
 import { didYouMean, type FlagSpec, type ParsedArgs, UsageError } from "./args.ts";
 import { FileError, readFileOrFail } from "./fs.ts";
 import { DATASET_NAMES } from "./data.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import {
   type Checkpoint,
@@ -442,7 +442,7 @@ function shortProblem(p: string): string {
  *   more do not, and what to give instead
  */
 export function loadCheckpointModel(
-  rt: Runtime,
+  rt: Backend,
   path: string,
   ck: Checkpoint,
   req: ModelRequest,

@@ -16,12 +16,13 @@ import {
   modelRequest,
   readCheckpoint,
 } from "./checkpoint.ts";
-import { Runtime } from "../src/gpu/runtime.ts";
+import { BACKEND_FLAGS, createBackend } from "./backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import { evaluate } from "../src/train/train.ts";
 import * as seams from "./_seams.ts";
 
 const evalFlags = {
+  ...BACKEND_FLAGS,
   data: { type: "string", help: "Dataset name (default: the one in the checkpoint)." },
   "data-path": { type: "string", help: "Directory holding the dataset's files." },
   split: { type: "string", help: "test, train or val.", default: "test" },
@@ -62,7 +63,7 @@ async function runEval({ flags, positionals }: ParsedArgs, io: Io): Promise<numb
   });
   const set = split === "test" ? data.test : split === "val" ? data.val : data.train;
   if (!set) throw new UsageError(`Dataset '${dataName}' has no ${split} split`);
-  const rt = await Runtime.create();
+  const rt = await createBackend(flags);
   let model: Sequential | null = null;
   try {
     model = loadCheckpointModel(rt, path, ck, req, set, io.err);

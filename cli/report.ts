@@ -22,7 +22,8 @@ import {
 } from "./checkpoint.ts";
 import { pgdSettings } from "./attack.ts";
 import type { Checkpoint } from "../src/io/checkpoint.ts";
-import { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
+import { BACKEND_FLAGS, createBackend } from "./backend.ts";
 import {
   measureModels,
   type ReportData,
@@ -45,7 +46,7 @@ export type { ReportData, ReportModel, ReportOptions, ReportRow };
  * @returns the page and the table rows
  */
 export async function buildReport(
-  rt: Runtime,
+  rt: Backend,
   models: ReportModel[],
   data: ReportData,
   opts: ReportOptions = {},
@@ -73,6 +74,7 @@ function positiveInt(flag: string, v: unknown, zero = false): number {
 }
 
 const reportFlags = {
+  ...BACKEND_FLAGS,
   out: { type: "string", help: "HTML file to write.", default: "report.html" },
   force: { type: "boolean", help: "Overwrite an existing report." },
   data: { type: "string", help: "Dataset name (default: the one in the first checkpoint)." },
@@ -160,7 +162,7 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     seed: meta0.seed ?? 0,
   });
   const test = loaded.test ?? loaded.train;
-  const rt = await Runtime.create();
+  const rt = await createBackend(flags);
   const models: ReportModel[] = [];
   try {
     for (const { path, ck, req } of cks) {

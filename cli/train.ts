@@ -10,7 +10,8 @@
 import type { Command, Io, ParsedArgs } from "./args.ts";
 import { didYouMean, UsageError } from "./args.ts";
 import { checkWritable, writeFileAtomic } from "./fs.ts";
-import { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
+import { BACKEND_FLAGS, createBackend } from "./backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import type { Regularizer } from "../src/hooks/step.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
@@ -125,6 +126,7 @@ function optimizerFrom(flags: ParsedArgs["flags"]): OptimizerSpec {
 }
 
 const trainFlags = {
+  ...BACKEND_FLAGS,
   model: {
     type: "string",
     help: "Model: lenet, lenet-relu, ddnet, resnet18, mlp, or a JSON model spec.",
@@ -255,10 +257,10 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   });
 
   const augment = flags.augment ? seams.augmentFor(String(flags.data), data.train) : undefined;
-  let rt: Runtime | null = null;
+  let rt: Backend | null = null;
   let model: Sequential | null = null;
   try {
-    rt = await Runtime.create();
+    rt = await createBackend(flags);
     const built = await seams.buildModel(rt, modelArg, data.train, seed, { dropout });
     model = built.model;
     const nParams = model.params().filter((p) => p.kind !== "buffer")

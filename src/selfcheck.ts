@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Runtime } from "./gpu/runtime.ts";
-import type { Tensor } from "./gpu/tensor.ts";
+import type { Backend } from "./backend.ts";
+import type { Tensor } from "./backend.ts";
 import { axpy, binary, fill, unary, type UnaryOp } from "./ops/elementwise.ts";
 import { binaryRef, unaryRef } from "./reference/elementwise.ts";
 import { matmul } from "./ops/matmul.ts";
@@ -67,7 +67,7 @@ interface Outcome {
 interface Check {
   name: string;
   /** `keep` registers tensors to dispose when the check ends, pass or fail. */
-  run(rt: Runtime, keep: <T extends Tensor>(t: T) => T): Promise<Outcome>;
+  run(rt: Backend, keep: <T extends Tensor>(t: T) => T): Promise<Outcome>;
 }
 
 /**
@@ -84,7 +84,7 @@ interface Check {
  * ```
  */
 export async function selfCheck(
-  rt: Runtime,
+  rt: Backend,
   options: SelfCheckOptions = {},
 ): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -100,7 +100,7 @@ export function checkNames(): string[] {
   return CHECKS.map((c) => c.name);
 }
 
-async function runCheck(rt: Runtime, check: Check): Promise<CheckResult> {
+async function runCheck(rt: Backend, check: Check): Promise<CheckResult> {
   const owned: Tensor[] = [];
   const keep = <T extends Tensor>(t: T): T => {
     owned.push(t);

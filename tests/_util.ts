@@ -4,15 +4,42 @@
  */
 import assert from "node:assert/strict";
 import { Runtime } from "../src/gpu/runtime.ts";
+import { WasmRuntime } from "../src/wasm/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 export { assert };
 
 let shared: Promise<Runtime> | null = null;
+let sharedWasm: Promise<WasmRuntime> | null = null;
 
-/** One runtime for the whole test process (device creation is slow on software adapters). */
+/** One WebGPU runtime for the whole test process (device creation is slow on software adapters). */
 export function getRuntime(): Promise<Runtime> {
   shared ??= Runtime.create();
   return shared;
+}
+
+/**
+ * One WebAssembly runtime for the whole test process, on 2 threads (the calling one and a
+ * worker; `REGULA_WASM_THREADS` overrides), so that every Wasm test also exercises the split.
+ */
+export function getWasmRuntime(): Promise<WasmRuntime> {
+  const threads = Number(Deno.env.get("REGULA_WASM_THREADS") ?? 2);
+  sharedWasm ??= WasmRuntime.create({ threads, warn: false });
+  return sharedWasm;
+}
+
+/** The backend the suite runs on: `REGULA_BACKEND=webgpu` (default) or `wasm`. */
+export function backendUnderTest(): "webgpu" | "wasm" {
+  const b = Deno.env.get("REGULA_BACKEND") ?? "webgpu";
+  if (b !== "webgpu" && b !== "wasm") {
+    throw new Error(`REGULA_BACKEND must be "webgpu" or "wasm", got '${b}'`);
+  }
+  return b;
+}
+
+/** The shared runtime of {@linkcode backendUnderTest}: tests written against `Backend` use this. */
+export function getBackend(): Promise<Backend> {
+  return backendUnderTest() === "wasm" ? getWasmRuntime() : getRuntime();
 }
 
 /**

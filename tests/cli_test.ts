@@ -90,43 +90,65 @@ Deno.test("main() --help lists commands and a command's flags", async () => {
   const info = await runMain(["info", "--help"]);
   assert.equal(info.code, 0);
   const text = info.out.join("\n");
-  for (const flag of ["--json", "--skip-checks", "--only <string>", "-h, --help"]) {
+  for (
+    const flag of [
+      "--json",
+      "--skip-checks",
+      "--only <string>",
+      "--backend <all|auto|",
+      "-h, --help",
+    ]
+  ) {
     assert.ok(text.includes(flag), `info --help lacks ${flag}:\n${text}`);
   }
   assert.deepEqual((await runMain(["help", "info"])).out, info.out);
   assert.match((await runMain(["--version"])).out[0], /^regula \d+\.\d+\.\d+$/);
 });
 
-Deno.test("cli.ts info prints the adapter, limits and passing self-checks", async () => {
-  const r = await runCli(["info"]);
+Deno.test("cli.ts info prints both backends, auto's pick and passing self-checks", async () => {
+  const r = await runCli(["info", "--only", "upload,unary"]);
   assert.equal(r.code, 0, r.err + r.out);
-  assert.match(r.out, /^backend {3}webgpu$/m);
-  assert.match(r.out, /^adapter {3}\S/m);
-  assert.match(r.out, /^fallback {2}(yes|no)/m);
+  assert.match(r.out, /^webgpu {4}\S.*$/m);
   assert.match(r.out, /maxStorageBufferBindingSize +\d+/);
+  assert.match(r.out, /^wasm {6}WebAssembly SIMD, \d+ threads?/m);
+  assert.match(r.out, /^auto {6}(wasm|webgpu) \(.+\)$/m);
   assert.match(r.out, /^ {2}\S.* \.+ ok \(max err [0-9.e+-]+, \d+ ms\)$/m);
-  assert.match(r.out, /^(\d+)\/\1 checks passed$/m);
+  assert.match(r.out, /^(\d+)\/\1 checks passed on webgpu$/m);
+  assert.match(r.out, /^(\d+)\/\1 checks passed on wasm$/m);
 });
 
 Deno.test("cli.ts info --json is one JSON object", async () => {
-  const r = await runCli(["info", "--json", "--only", "upload"]);
+  const r = await runCli(["info", "--json", "--only", "upload", "--threads", "1"]);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  assert.equal(j.backend, "webgpu");
-  assert.equal(typeof j.adapter, "string");
-  assert.equal(typeof j.isFallbackAdapter, "boolean");
-  assert.ok(j.limits.maxBufferSize > 0);
-  assert.equal(j.checks.length, 1);
-  assert.equal(j.checks[0].ok, true);
+  const { webgpu, wasm } = j.backends;
+  assert.equal(webgpu.available, true);
+  assert.equal(typeof webgpu.description, "string");
+  assert.equal(typeof webgpu.isFallbackAdapter, "boolean");
+  assert.ok(webgpu.limits.maxBufferSize > 0);
+  assert.equal(wasm.available, true);
+  assert.equal(wasm.threads, 1);
+  assert.equal(j.auto, webgpu.software ? "wasm" : "webgpu");
+  for (const b of [webgpu, wasm]) {
+    assert.equal(b.checks.length, 1);
+    assert.equal(b.checks[0].ok, true);
+  }
+  assert.equal(j.passed, 2);
   assert.equal(j.failed, 0);
 });
 
-Deno.test("cli.ts info without an adapter says how to get one, exit 1, no stack", async () => {
+Deno.test("cli.ts info without an adapter: the Wasm backend alone, or a clear error for webgpu", async () => {
   // wgpu reads DENO_WEBGPU_BACKEND; no DirectX 12 on Linux means no adapter.
   if (Deno.build.os === "windows") return;
-  const r = await runCli(["info"], { DENO_WEBGPU_BACKEND: "dx12" });
-  assert.equal(r.code, 1, r.out + r.err);
-  assert.match(r.err, /^error: No WebGPU adapter: .*mesa-vulkan-drivers/);
-  assert.doesNotMatch(r.err, /\bat .*\.ts:\d+/);
-  assert.equal(r.out, "");
+  const none = { DENO_WEBGPU_BACKEND: "dx12" };
+  const r = await runCli(["info", "--only", "upload"], none);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /^webgpu {4}none: No WebGPU adapter: .*mesa-vulkan-drivers/m);
+  assert.match(r.out, /^auto {6}wasm \(no WebGPU adapter\)$/m);
+  assert.match(r.out, /^1\/1 checks passed on wasm$/m);
+  const g = await runCli(["info", "--backend", "webgpu"], none);
+  assert.equal(g.code, 1, g.out + g.err);
+  assert.match(g.err, /^error: No WebGPU adapter: .*mesa-vulkan-drivers/);
+  assert.doesNotMatch(g.err, /\bat .*\.ts:\d+/);
+  assert.equal(g.out, "");
 });

@@ -15,7 +15,7 @@ import {
   conv2dWeightGrad,
 } from "../src/layers/conv2d.ts";
 import { conv2dBackwardRef, conv2dRef, windowOutputSize } from "../src/reference/layers.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import type { Tensor } from "../src/backend.ts";
 import { MaxPool2d } from "../src/layers/pool.ts";
 import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
 import type { WasmRuntime } from "../src/wasm/runtime.ts";

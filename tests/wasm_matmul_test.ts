@@ -3,6 +3,7 @@
  * odd shapes, every transpose and every epilogue, on one and on two threads
  * (bitwise equal), and against the WebGPU matmul on the same inputs.
  */
+import type { Tensor } from "../src/backend.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { matmul, splitGemm, type WasmMatmulOptions } from "../src/wasm/matmul.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
@@ -226,7 +227,7 @@ Deno.test("matmul() (wasm) rejects bad shapes and tensors with the WebGPU messag
   gone.dispose();
   assert.throws(
     () => matmul(rt, gone, sq),
-    /matmul: A \(wasm tensor #\d+ 'w' f32\[4,4\]\) was used after dispose\(\)/,
+    /matmul: A \(tensor #\d+ 'w' f32\[4,4\]\) was used after dispose\(\)/,
   );
   for (const t of [a, b, a3, b3, b46, bias, badOut, sq]) t.dispose();
 });
@@ -283,7 +284,7 @@ Deno.test("WasmRuntime.dispatch() replays the WebGPU matmul's own dispatch on it
       assert.equal(seen.length, 1);
       const { kernel, spec } = seen[0];
       const bindings = spec.bindings.map((t) => {
-        const i = g.indexOf(t);
+        const i = (g as Tensor[]).indexOf(t);
         assert.ok(i >= 0, `binding ${t.describe()} is one of the test's tensors`);
         return w[i];
       });
@@ -319,7 +320,7 @@ Deno.test("WasmRuntime.dispatch() replays the WebGPU matmul's own dispatch on it
   gone.dispose();
   assert.throws(
     () => rt.dispatch(MATMUL, { bindings: [x, gone, x, x], workgroups: [1, 1, 1] }),
-    /wasm tensor #\d+ f32\[4,4\] was used after dispose\(\)/,
+    /tensor #\d+ f32\[4,4\] was used after dispose\(\)/,
   );
   x.dispose();
   rt.destroy();

@@ -13,7 +13,7 @@ import { readFileOrFail } from "../fs.ts";
 import { trainCommand } from "../train.ts";
 import { attackCommand } from "../attack.ts";
 import * as seams from "../_seams.ts";
-import { Runtime } from "../../src/gpu/runtime.ts";
+import { createBackend } from "../backend.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { decodeCheckpoint, loadStateDict } from "../../src/io/checkpoint.ts";
 import { evaluateMetrics, jacobianFrobenius, planeTv } from "../../src/metrics/mod.ts";
@@ -196,7 +196,11 @@ export async function executeRun(
   const test = data.test ?? data.val;
   if (!test) throw new Error(`dataset ${data.name} has no test or validation split to measure`);
   const ev = run.eval;
-  const rt = await Runtime.create();
+  // The backend the preset's training used (`backend`/`threads` train flags), else auto.
+  const rt = await createBackend({
+    backend: String(run.train.backend ?? "auto"),
+    ...(typeof run.train.threads === "number" ? { threads: run.train.threads } : {}),
+  });
   let model: Sequential | null = null;
   const metrics: Record<string, number> = {};
   const details: Record<string, unknown> = {};

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import attacksSrc from "../../shaders/attacks.wgsl" with { type: "text" };
 
 /** Entry points of `shaders/attacks.wgsl`. */
@@ -86,7 +86,7 @@ export type Launch = "elementwise" | "sample" | "row";
  * @param constants override constants (LOSS, TARGETED)
  */
 export function runAttackKernel(
-  rt: Runtime,
+  rt: Backend,
   entry: AttackEntry,
   bindings: AttackBindings,
   params: Partial<AttackParams>,

@@ -26,8 +26,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { randomUniform } from "../ops/random.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
@@ -97,7 +97,7 @@ export function apgdCheckpoints(n: number): [number, number][] {
  * ```
  */
 export function apgd(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,

@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { argmax, argmin } from "../ops/reduce.ts";
 import { randomUniform } from "../ops/random.ts";
 import { runAttackKernel } from "./_kernels.ts";
@@ -124,7 +124,7 @@ function touchedGrads(model: unknown): Tensor[] {
  * training step (adversarial training) leaves the accumulated gradients as it found them.
  * @returns what `body` returns
  */
-export function inEvalMode<T>(rt: Runtime, model: AttackModel, body: () => T): T {
+export function inEvalMode<T>(rt: Backend, model: AttackModel, body: () => T): T {
   const was = model.training;
   const grads = touchedGrads(model);
   const saved = grads.map((g) => {
@@ -161,7 +161,7 @@ export function sampleSize(x: Tensor): number {
  * @returns labels, target and K; the caller disposes `owned`
  */
 export function resolveLabels(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,
@@ -224,7 +224,7 @@ export interface GradScratch {
  * @returns the input gradient (owned by the model) and `scratch.rows` (B, 2) [loss, hit]
  */
 export function lossInputGrad(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   labels: Tensor,

@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
   type AttackModel,
@@ -61,7 +61,7 @@ const S = 5;
  * ```
  */
 export function cw(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,

@@ -12,8 +12,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
   type AttackModel,
@@ -47,7 +47,7 @@ const S = 3;
  * @returns (B, ...) f32 adversarial inputs in [0, 1]; the caller disposes it
  */
 export function deepfool(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,

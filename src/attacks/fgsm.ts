@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { runAttackKernel } from "./_kernels.ts";
 import {
@@ -35,7 +35,7 @@ export interface FgsmOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs; the caller disposes it
  * @example
  * ```ts
- * import { buildModel, fgsm, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, fgsm, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
@@ -47,7 +47,7 @@ export interface FgsmOptions extends LabelOptions {
  * ```
  */
 export function fgsm(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,

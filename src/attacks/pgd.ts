@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { randomNormal, randomUniform } from "../ops/random.ts";
 import { softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { runAttackKernel } from "./_kernels.ts";
@@ -56,7 +56,7 @@ export interface PgdOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs, `||x' - x||∞ <= ε`, in [0, 1]; the caller disposes it
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, pgd, Runtime } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, pgd, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
@@ -68,7 +68,7 @@ export interface PgdOptions extends LabelOptions {
  * ```
  */
 export function pgd(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,
@@ -88,7 +88,7 @@ export function pgd(
  *   caller disposes it
  */
 export function pgdL2(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,
@@ -100,7 +100,7 @@ export function pgdL2(
 function projected(
   op: string,
   norm: "linf" | "l2",
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   x: Tensor,
   y: Tensor | null,

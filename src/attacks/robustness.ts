@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { type AttackModel, checkInt } from "./common.ts";
 import { fgsm } from "./fgsm.ts";
 import { pgd, pgdL2 } from "./pgd.ts";
@@ -83,7 +83,7 @@ export interface AttackSettings {
  * @returns (B, ...) f32 adversarial batch; the caller disposes it
  */
 export function runAttack(
-  rt: Runtime,
+  rt: Backend,
   name: AttackName,
   model: AttackModel,
   x: Tensor,
@@ -223,7 +223,7 @@ async function l2Norms(adv: Tensor, x: Float32Array, d: number): Promise<number[
  * ```
  */
 export async function robustness(
-  rt: Runtime,
+  rt: Backend,
   model: AttackModel,
   data: EvalData,
   opts: RobustnessOptions,

@@ -29,9 +29,9 @@
 // Full npm: specifiers, not import-map names: a URL import of this module has no import map.
 // deno-lint-ignore no-import-prefix
 import { mat3d } from "npm:wgpu-matrix@3.4.2";
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { randomUniform } from "../init/philox.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
 import augmentSrc from "../../shaders/augment.wgsl" with { type: "text" };
@@ -262,7 +262,7 @@ export function imageDims(sampleShape: readonly number[], where: string): [numbe
  * ```
  */
 export function augment(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   transforms: Tensor,
   options: { out?: Tensor } = {},
@@ -314,7 +314,7 @@ export function augment(
  * @returns a regularizer whose transformed batch it owns (dispose it after training)
  */
 export function augmentation(
-  rt: Runtime,
+  rt: Backend,
   spec: AugmentSpec,
   options: { seed?: number } = {},
 ): Regularizer {

@@ -34,8 +34,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import {
   AUGMENT_KERNEL,
   type AugmentSpec,
@@ -67,7 +67,7 @@ export class DeviceDataset {
 
   private constructor(
     /** The runtime holding the data. */
-    readonly rt: Runtime,
+    readonly rt: Backend,
     ds: DatasetLike,
     data: Tensor,
     packed: boolean,
@@ -89,10 +89,10 @@ export class DeviceDataset {
   }
 
   /** True when the dataset fits in one storage buffer of `rt`'s device. */
-  static fits(rt: Runtime, ds: DatasetLike): boolean {
+  static fits(rt: Backend, ds: DatasetLike): boolean {
     const lim = Math.min(
-      rt.device.limits.maxStorageBufferBindingSize,
-      rt.device.limits.maxBufferSize,
+      rt.limits.maxStorageBufferBindingSize,
+      rt.limits.maxBufferSize,
     );
     return DeviceDataset.bytesNeeded(ds) <= lim;
   }
@@ -104,7 +104,7 @@ export class DeviceDataset {
    * @returns the device copy (caller disposes)
    * @throws Error when it does not fit in one storage buffer
    */
-  static upload(rt: Runtime, ds: DatasetLike): DeviceDataset {
+  static upload(rt: Backend, ds: DatasetLike): DeviceDataset {
     if (ds.length === 0) {
       throw new Error(`DeviceDataset: dataset '${ds.name ?? "dataset"}' is empty`);
     }
@@ -113,7 +113,7 @@ export class DeviceDataset {
         `DeviceDataset: '${ds.name ?? "dataset"}' needs ${
           DeviceDataset.bytesNeeded(ds)
         } bytes, more than ` +
-          `one storage buffer of this device (${rt.device.limits.maxStorageBufferBindingSize}); ` +
+          `one storage buffer of this device (${rt.limits.maxStorageBufferBindingSize}); ` +
           `use Batches with resident: "host"`,
       );
     }
@@ -182,7 +182,7 @@ export interface Batch {
  */
 export class Batches {
   /** The runtime the batches live on. */
-  readonly rt: Runtime;
+  readonly rt: Backend;
   /** Samples per full batch. */
   readonly batchSize: number;
   /** Batches in one epoch. */
@@ -217,7 +217,7 @@ export class Batches {
    * @param options batch size, shuffling, seed, augmentation, residency
    * @throws Error for a bad batch size, an empty dataset, or augmentation of non-image samples
    */
-  constructor(rt: Runtime, data: DatasetLike | DeviceDataset, options: BatchOptions) {
+  constructor(rt: Backend, data: DatasetLike | DeviceDataset, options: BatchOptions) {
     const { batchSize, shuffle = true, seed = 0, dropLast = false } = options;
     this.rt = rt;
     const n = data.length;
@@ -446,7 +446,7 @@ export class Batches {
  * @returns a generator of batches (tensors valid until the next batch)
  */
 export function* batches(
-  rt: Runtime,
+  rt: Backend,
   ds: DatasetLike | DeviceDataset,
   options: BatchOptions & { epoch?: number },
 ): Generator<Batch, void, undefined> {

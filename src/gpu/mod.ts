@@ -23,8 +23,15 @@ export {
   NoAdapterError,
   requestGpuDevice,
 } from "./device.ts";
-export { type DispatchSpec, Runtime, type RuntimeOptions } from "./runtime.ts";
+export {
+  type BackendChoice,
+  type BackendOptions,
+  isSoftwareAdapter,
+  Runtime,
+  type RuntimeOptions,
+} from "./runtime.ts";
 export { byKernel, Profiler, type ProfileRow } from "./profile.ts";
-export { type DType, Tensor, type TypedArrayFor } from "./tensor.ts";
+export { type DType, GpuTensor, type TypedArrayFor } from "./tensor.ts";
 export type { Kernel } from "./kernel.ts";
+export type { DispatchSpec } from "../backend.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";

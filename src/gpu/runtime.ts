@@ -15,23 +15,36 @@
  * @module
  */
 
-import { type DeviceOptions, requestGpuDevice } from "./device.ts";
+import {
+  type DeviceOptions,
+  type GpuDeviceInfo,
+  NoAdapterError,
+  requestGpuDevice,
+} from "./device.ts";
+import { simdSupported } from "../wasm/module.ts";
+import { WasmRuntime, type WasmRuntimeOptions } from "../wasm/runtime.ts";
 import { BufferPool, PLACEHOLDER_BYTES, type PoolStats } from "./pool.ts";
 import { bindingLayout, type Kernel, writeParams } from "./kernel.ts";
 import { Profiler } from "./profile.ts";
-import { checkShape, type DType, fmtShape, sizeOf, Tensor, type TypedArrayFor } from "./tensor.ts";
+import {
+  checkShape,
+  type DType,
+  fmtShape,
+  GpuTensor,
+  sizeOf,
+  type TypedArrayFor,
+} from "./tensor.ts";
+import {
+  type Backend,
+  type BackendLimits,
+  type DispatchSpec as BackendDispatchSpec,
+  foreignTensorError,
+  gridFor,
+  type Tensor,
+} from "../backend.ts";
 
-/** How to launch a kernel. */
-export interface DispatchSpec {
-  /** Tensors bound, in ascending `@binding` order of the shader's storage variables. */
-  bindings: Tensor[];
-  /** Values of the shader's uniform `Params` struct, by field name. */
-  params?: Record<string, number>;
-  /** Workgroup counts `[x, y?, z?]`. */
-  workgroups: readonly number[];
-  /** Values of WGSL `override` constants (part of the pipeline cache key). */
-  constants?: Record<string, number>;
-}
+/** How to launch a kernel (src/backend.ts). */
+export type DispatchSpec = BackendDispatchSpec;
 
 /** Options of {@linkcode Runtime.create}: the device's, and the runtime's own. */
 export interface RuntimeOptions extends DeviceOptions {
@@ -44,12 +57,36 @@ export interface RuntimeOptions extends DeviceOptions {
   profile?: boolean;
 }
 
+/** Which backend {@linkcode Runtime.create} returns. */
+export type BackendChoice = "auto" | "webgpu" | "wasm";
+
+/**
+ * Options of {@linkcode Runtime.create} with a `backend`: the WebGPU runtime's and the
+ * WebAssembly runtime's (`threads`, `maxMemoryBytes`, ...), each used by its own backend.
+ */
+export interface BackendOptions extends RuntimeOptions, WasmRuntimeOptions {
+  /**
+   * "webgpu": the WebGPU runtime (an error without an adapter). "wasm": the WebAssembly CPU
+   * runtime. "auto": a hardware WebGPU adapter when there is one, else the WebAssembly runtime
+   * (faster than a software WebGPU adapter on the same cores: README, "Choosing a backend"),
+   * else a software adapter when the engine lacks WebAssembly SIMD. Default "webgpu".
+   */
+  backend?: BackendChoice;
+}
+
+/** True for a CPU (software) WebGPU adapter: Mesa llvmpipe/lavapipe, SwiftShader, ... */
+export function isSoftwareAdapter(description: string, isFallback: boolean): boolean {
+  return isFallback || /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(description);
+}
+
 const UNIFORM_ARENA_BYTES = 1 << 16;
 
 const runtimes = new WeakMap<GPUDevice, Runtime>();
 
-/** Owner of a GPU device and everything allocated on it. */
-export class Runtime {
+/** Owner of a GPU device and everything allocated on it: the WebGPU {@linkcode Backend}. */
+export class Runtime implements Backend {
+  /** This is the WebGPU backend. */
+  readonly kind = "webgpu" as const;
   /** Buffer pool: every tensor's memory comes from here. */
   readonly pool: BufferPool;
   #pipelines = new Map<string, Map<string, GPUComputePipeline>>();
@@ -69,7 +106,7 @@ export class Runtime {
   submits = 0;
   /** Number of dispatches recorded so far. */
   dispatches = 0;
-  #placeholders: Tensor[] = [];
+  #placeholders: GpuTensor[] = [];
   /**
    * The dispatch profile when the runtime was created with `profile: true`, else null:
    * `await rt.profiler.report()` after `rt.sync()` gives per-kernel counts, workgroups, bound
@@ -89,17 +126,22 @@ export class Runtime {
     runtimes.set(device, this);
   }
 
+  /** The device's limits that ops plan with. */
+  get limits(): BackendLimits {
+    return this.device.limits;
+  }
+
   /**
    * True on a CPU (software) adapter such as Mesa llvmpipe/lavapipe or SwiftShader, where kernels
    * pick direct loads and small workgroups instead of workgroup-memory tiling.
    */
   get isCpuAdapter(): boolean {
-    return this.isFallback ||
-      /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(this.description);
+    return isSoftwareAdapter(this.description, this.isFallback);
   }
 
   /**
-   * Acquires a device and wraps it.
+   * Acquires a device and wraps it; with `backend: "wasm"` or `"auto"`, possibly the WebAssembly
+   * CPU runtime instead (see {@linkcode BackendOptions.backend}).
    * @example
    * ```ts
    * import { Runtime } from "@regula/regula";
@@ -109,13 +151,55 @@ export class Runtime {
    * const a = rt.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
    * console.log(rt.description, await a.read()); // Float32Array [1, 2, 3, 4]
    * a.dispose();
+   * // Any machine: a hardware GPU if there is one, else the WebAssembly CPU backend.
+   * const any = await Runtime.create({ backend: "auto" });
+   * console.log(any.kind, any.description); // e.g. "wasm" "WebAssembly SIMD, 2 threads"
+   * any.destroy();
    * ```
-   * @param options adapter preference and limits (see `DeviceOptions`), `profile`
+   * @param options adapter preference and limits (see `DeviceOptions`), `profile`, `backend`,
+   *   and the WebAssembly runtime's `threads`, `maxMemoryBytes`, `workerStartTimeoutMs`, `warn`
+   * @returns the WebGPU runtime, or with `backend` "wasm"/"auto" any {@linkcode Backend}
    */
-  static async create(options: RuntimeOptions = {}): Promise<Runtime> {
-    const { profile, ...deviceOptions } = options;
-    const { device, description, isFallback } = await requestGpuDevice(deviceOptions);
-    return new Runtime(device, description, isFallback, profile ?? false);
+  static async create(options?: RuntimeOptions & { backend?: "webgpu" }): Promise<Runtime>;
+  static async create(options: BackendOptions): Promise<Backend>;
+  static async create(options: BackendOptions = {}): Promise<Backend> {
+    const {
+      backend = "webgpu",
+      profile,
+      threads,
+      maxMemoryBytes,
+      workerStartTimeoutMs,
+      warn,
+      ...deviceOptions
+    } = options;
+    const wasm = () => WasmRuntime.create({ threads, maxMemoryBytes, workerStartTimeoutMs, warn });
+    const gpu = (d: GpuDeviceInfo) =>
+      new Runtime(d.device, d.description, d.isFallback, profile ?? false);
+    if (backend === "wasm") return await wasm();
+    if (backend === "webgpu") return gpu(await requestGpuDevice(deviceOptions));
+    if (backend !== "auto") {
+      throw new Error(
+        `Unknown backend '${String(backend)}': use "auto", "webgpu" or "wasm"`,
+      );
+    }
+    let found: GpuDeviceInfo | null = null;
+    let none = "";
+    try {
+      found = await requestGpuDevice(deviceOptions);
+    } catch (e) {
+      if (!(e instanceof NoAdapterError)) throw e;
+      none = e.message;
+    }
+    if (found && !isSoftwareAdapter(found.description, found.isFallback)) return gpu(found);
+    if (simdSupported()) {
+      found?.device.destroy();
+      return await wasm();
+    }
+    if (found) return gpu(found);
+    throw new Error(
+      `No backend for regula: ${none} And the WebAssembly backend needs 128-bit SIMD, which this ` +
+        `engine lacks; use a current browser, Deno or Node.`,
+    );
   }
 
   /**
@@ -134,14 +218,14 @@ export class Runtime {
   }
 
   /** An uninitialised tensor (contents are whatever the reused buffer held). */
-  empty(shape: readonly number[], dtype: DType = "f32", name?: string): Tensor {
+  empty(shape: readonly number[], dtype: DType = "f32", name?: string): GpuTensor {
     checkShape(shape);
     const buffer = this.pool.acquire(sizeOf(shape) * 4, shape);
-    return new Tensor(this, buffer, [...shape], dtype, name);
+    return new GpuTensor(this, buffer, [...shape], dtype, name);
   }
 
   /** A tensor of zeros (cleared on the GPU, in the current step). */
-  zeros(shape: readonly number[], dtype: DType = "f32", name?: string): Tensor {
+  zeros(shape: readonly number[], dtype: DType = "f32", name?: string): GpuTensor {
     const t = this.empty(shape, dtype, name);
     this.fill0(t);
     return t;
@@ -167,7 +251,7 @@ export class Runtime {
    * }
    * ```
    */
-  placeholder(index: number): Tensor {
+  placeholder(index: number): GpuTensor {
     let t = this.#placeholders[index];
     if (!t) {
       t = new Placeholder(this, this.pool.placeholder(index), index);
@@ -179,9 +263,10 @@ export class Runtime {
   /** Sets every element of `t` to 0 (recorded in the current step). */
   fill0(t: Tensor): void {
     if (t.size === 0) return;
+    const buffer = this.#own(t).buffer;
     this.#endPass();
     this.profiler?.transfer("clearBuffer", Math.ceil(t.byteLength / 4) * 4);
-    this.#enc().clearBuffer(t.buffer, 0, Math.ceil(t.byteLength / 4) * 4);
+    this.#enc().clearBuffer(buffer, 0, Math.ceil(t.byteLength / 4) * 4);
   }
 
   /**
@@ -196,7 +281,7 @@ export class Runtime {
     shape: readonly number[],
     dtype?: DType,
     name?: string,
-  ): Tensor {
+  ): GpuTensor {
     const dt: DType = dtype ??
       (data instanceof Uint32Array ? "u32" : data instanceof Int32Array ? "i32" : "f32");
     checkShape(shape);
@@ -214,9 +299,10 @@ export class Runtime {
     if (data.length !== t.size) {
       throw new Error(`write: ${data.length} values for ${t.describe()}`);
     }
+    const buffer = this.#own(t).buffer;
     if (this.#encoder) this.submit();
     if (t.size > 0) {
-      this.device.queue.writeBuffer(t.buffer, 0, data as Float32Array<ArrayBuffer>);
+      this.device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
     }
   }
 
@@ -228,7 +314,8 @@ export class Runtime {
     if (count === 0) return;
     this.#endPass();
     this.profiler?.transfer("copyBufferToBuffer", count * 4);
-    this.#enc().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
+    const [from, to] = [this.#own(src).buffer, this.#own(dst).buffer];
+    this.#enc().copyBufferToBuffer(from, srcOffset * 4, to, dstOffset * 4, count * 4);
   }
 
   /** The cached pipeline for a kernel and its override constants. */
@@ -290,12 +377,13 @@ export class Runtime {
       );
     }
     if (wg[0] * wg[1] * wg[2] === 0) return;
+    const bound = spec.bindings.map((t) => this.#own(t, kernel.name));
     // WebGPU forbids one buffer in two bindings of a dispatch when either is
     // writable (gpuweb #2441); wgpu does not check it, Chromium does.
     for (let i = 0; i < spec.bindings.length; i++) {
       for (let j = i + 1; j < spec.bindings.length; j++) {
         if (
-          spec.bindings[i].buffer === spec.bindings[j].buffer &&
+          bound[i].buffer === bound[j].buffer &&
           (layout.access[i] === "read_write" || layout.access[j] === "read_write")
         ) {
           throw new Error(
@@ -309,7 +397,7 @@ export class Runtime {
     const pipeline = this.pipeline(kernel, spec.constants);
     const entries: GPUBindGroupEntry[] = [];
     let key = `${kernel.name}|${JSON.stringify(spec.constants ?? null)}`;
-    spec.bindings.forEach((t, i) => {
+    bound.forEach((t, i) => {
       const buffer = t.buffer;
       entries.push({ binding: layout.storage[i], resource: { buffer } });
       key += `|${this.#bufferId(buffer)}`;
@@ -352,11 +440,7 @@ export class Runtime {
    * recover the item as `(wid.y * nwg.x + wid.x) * perGroup + lid.x`.
    */
   grid(n: number, perGroup: number): [number, number] {
-    const groups = Math.ceil(n / perGroup);
-    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (groups <= maxWg) return [groups, 1];
-    const y = Math.ceil(groups / maxWg);
-    return [Math.ceil(groups / y), y];
+    return gridFor(n, perGroup, this.device.limits.maxComputeWorkgroupsPerDimension);
   }
 
   /** Ends the current step: one command buffer, one `queue.submit`. No-op if nothing is recorded. */
@@ -407,9 +491,10 @@ export class Runtime {
       size: Math.max(4, bytes),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
+    const buffer = this.#own(t).buffer;
     if (bytes > 0) {
       this.#endPass();
-      this.#enc().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+      this.#enc().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
     }
     this.submit();
     try {
@@ -447,6 +532,12 @@ export class Runtime {
     this.profiler?.destroy();
     this.pool.destroy();
     this.device.destroy();
+  }
+
+  /** `t` as this runtime's GPU tensor, or an error naming it and the backend that owns it. */
+  #own(t: Tensor, kernel?: string): GpuTensor {
+    if (t.rt !== this || !(t instanceof GpuTensor)) throw foreignTensorError(t, "webgpu", kernel);
+    return t;
   }
 
   #layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
@@ -535,7 +626,7 @@ export class Runtime {
 }
 
 /** A runtime-owned placeholder (see {@linkcode Runtime.placeholder}): disposing it is a bug. */
-class Placeholder extends Tensor {
+class Placeholder extends GpuTensor {
   constructor(rt: Runtime, buffer: GPUBuffer, readonly index: number) {
     super(rt, buffer, [PLACEHOLDER_BYTES / 4], "f32", `placeholder ${index}`);
   }

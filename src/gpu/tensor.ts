@@ -1,48 +1,28 @@
 /**
- * `Tensor`: a GPU buffer with a shape and a dtype. Whoever creates a tensor
+ * `GpuTensor`: a GPU buffer with a shape and a dtype, the WebGPU backend's
+ * {@linkcode Tensor} (src/backend.ts). Whoever creates a tensor
  * owns it and frees it with `dispose()`; the buffer returns to the runtime's
  * pool for reuse.
  *
  * @module
  */
 
+import {
+  checkShape,
+  type DType,
+  fmtShape,
+  sizeOf,
+  type Tensor,
+  type TypedArrayFor,
+} from "../backend.ts";
 import type { Runtime } from "./runtime.ts";
 
-/** Element types. All are 4 bytes wide. */
-export type DType = "f32" | "u32" | "i32";
-
-/** Typed array matching a dtype. */
-export type TypedArrayFor<D extends DType> = D extends "f32" ? Float32Array
-  : D extends "u32" ? Uint32Array
-  : Int32Array;
-
-/** Number of elements of a shape (1 for a scalar `[]`). */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/** Formats a shape as `[2,3,4]` for error messages. */
-export function fmtShape(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
-}
-
-/** Throws unless every dimension is a non-negative integer. */
-export function checkShape(shape: readonly number[], what = "shape"): void {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) {
-      throw new Error(
-        `Invalid ${what} ${fmtShape(shape)}: dimensions must be non-negative integers`,
-      );
-    }
-  }
-}
+export { checkShape, type DType, fmtShape, sizeOf, type TypedArrayFor };
 
 let nextId = 1;
 
 /** A dense, row-major tensor living in a GPU storage buffer. */
-export class Tensor {
+export class GpuTensor implements Tensor {
   /** Unique id, for debugging and error messages. */
   readonly id: number = nextId++;
   #buffer: GPUBuffer | null;
@@ -74,6 +54,16 @@ export class Tensor {
     return this.#buffer;
   }
 
+  /** The buffer (the identity {@linkcode Tensor.storage} compares); throws if disposed. */
+  get storage(): GPUBuffer {
+    return this.buffer;
+  }
+
+  /** Bytes of the buffer (its pool size class, at least `byteLength`). */
+  get capacity(): number {
+    return this.buffer.size;
+  }
+
   /** Byte length of the data (the buffer may be larger). */
   get byteLength(): number {
     return this.size * 4;
@@ -102,7 +92,7 @@ export class Tensor {
    * A view of the same buffer with another shape of the same size. The view
    * does not own the buffer: dispose the original, not the view.
    */
-  reshape(shape: readonly number[]): Tensor {
+  reshape(shape: readonly number[]): GpuTensor {
     checkShape(shape);
     if (sizeOf(shape) !== this.size) {
       throw new Error(`Cannot reshape ${this.describe()} to ${fmtShape(shape)}: sizes differ`);
@@ -117,8 +107,8 @@ export class Tensor {
 }
 
 /** A reshaped alias of another tensor's buffer; disposing it does nothing. */
-class TensorView extends Tensor {
-  constructor(readonly base: Tensor, shape: readonly number[]) {
+class TensorView extends GpuTensor {
+  constructor(readonly base: GpuTensor, shape: readonly number[]) {
     super(base.rt, base.buffer, shape, base.dtype, base.name);
   }
   override get buffer(): GPUBuffer {

@@ -34,14 +34,14 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import type { Sequential } from "../layers/sequential.ts";
 
 /** What a hook sees of the current step. */
 export interface StepContext {
-  readonly rt: Runtime;
+  readonly rt: Backend;
   /** The model being trained (a {@linkcode Sequential} root with PyTorch names). */
   readonly model: Sequential;
   /** Its parameters and buffers (`model.params()`), in order. */

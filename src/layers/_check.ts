@@ -5,7 +5,7 @@
  * @module
  */
 
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 
 /** True when both shapes have the same dimensions. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {

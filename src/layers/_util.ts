@@ -7,9 +7,9 @@
 
 export { cachedInput, checkBatch, checkGradShape, checkTensor, sameShape } from "./_check.ts";
 import { sameShape } from "./_check.ts";
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import layersSrc from "../../shaders/layers.wgsl" with { type: "text" };
 
 const SUM_PARTS: Kernel = { name: "layers.sum_parts", code: layersSrc, entry: "sum_parts_main" };
@@ -31,7 +31,7 @@ const BN_GAMMA: Kernel = { name: "layers.bn_gamma", code: layersSrc, entry: "bn_
  * (the old one is disposed).
  */
 export function reuse(
-  rt: Runtime,
+  rt: Backend,
   slot: Tensor | null,
   shape: readonly number[],
   name?: string,
@@ -43,7 +43,7 @@ export function reuse(
 
 /** `out[i] = beta·out[i] + Σ_z parts[z·len + i]` (split-K epilogue). */
 export function sumParts(
-  rt: Runtime,
+  rt: Backend,
   parts: Tensor,
   nparts: number,
   out: Tensor,
@@ -63,7 +63,7 @@ export function sumParts(
  * @param out (C,) f32
  */
 export function channelSum(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   n: number,
   c: number,
@@ -87,7 +87,7 @@ export function channelSum(
  * @param out like x
  */
 export function channelAffine(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   c: number,
   s: number,
@@ -108,7 +108,7 @@ export function channelAffine(
  * @param cached tanh/sigmoid: the forward output; softplus: the forward input
  */
 export function secondDerivative(
-  rt: Runtime,
+  rt: Backend,
   act: 1 | 2 | 3,
   cached: Tensor,
   factors: Tensor[],
@@ -134,7 +134,7 @@ export function secondDerivative(
  * @param out (C,) f32 gamma gradient, accumulated into
  */
 export function batchnormGammaTerm(
-  rt: Runtime,
+  rt: Backend,
   u: Tensor,
   v: Tensor,
   variance: Tensor,

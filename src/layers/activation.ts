@@ -11,8 +11,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { binary, type BinaryOp, unary, type UnaryOp } from "../ops/elementwise.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import {
@@ -89,7 +89,7 @@ export class Activation implements Layer {
    * @param options slope (leaky_relu), beta and threshold (softplus)
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly kind: ActivationKind,
     options: ActivationOptions = {},
@@ -225,7 +225,7 @@ export class Activation implements Layer {
 /** `torch.nn.ReLU()`. */
 export class ReLU extends Activation {
   /** @param rt runtime @param name module path */
-  constructor(rt: Runtime, name: string) {
+  constructor(rt: Backend, name: string) {
     super(rt, name, "relu");
   }
 }
@@ -233,7 +233,7 @@ export class ReLU extends Activation {
 /** `torch.nn.LeakyReLU(negative_slope = 0.01)`. */
 export class LeakyReLU extends Activation {
   /** @param rt runtime @param name module path @param slope negative slope (default 0.01) */
-  constructor(rt: Runtime, name: string, slope = 0.01) {
+  constructor(rt: Backend, name: string, slope = 0.01) {
     super(rt, name, "leaky_relu", { slope });
   }
 }
@@ -241,7 +241,7 @@ export class LeakyReLU extends Activation {
 /** `torch.nn.Tanh()`. */
 export class Tanh extends Activation {
   /** @param rt runtime @param name module path */
-  constructor(rt: Runtime, name: string) {
+  constructor(rt: Backend, name: string) {
     super(rt, name, "tanh");
   }
 }
@@ -249,7 +249,7 @@ export class Tanh extends Activation {
 /** `torch.nn.Sigmoid()`. */
 export class Sigmoid extends Activation {
   /** @param rt runtime @param name module path */
-  constructor(rt: Runtime, name: string) {
+  constructor(rt: Backend, name: string) {
     super(rt, name, "sigmoid");
   }
 }
@@ -257,7 +257,7 @@ export class Sigmoid extends Activation {
 /** `torch.nn.Softplus(beta = 1, threshold = 20)`. */
 export class Softplus extends Activation {
   /** @param rt runtime @param name module path @param options beta, threshold */
-  constructor(rt: Runtime, name: string, options: { beta?: number; threshold?: number } = {}) {
+  constructor(rt: Backend, name: string, options: { beta?: number; threshold?: number } = {}) {
     super(rt, name, "softplus", options);
   }
 }

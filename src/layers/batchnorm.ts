@@ -11,9 +11,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { cachedInput } from "./_check.ts";
 import { batchnormGammaTerm } from "./_util.ts";
@@ -101,7 +101,7 @@ export class BatchNorm implements Layer {
    * @param options 1-d or 2-d, eps, momentum
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly channels: number,
     options: BatchNormOptions,

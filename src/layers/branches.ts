@@ -11,8 +11,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { binary } from "../ops/elementwise.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import type { Sequential } from "./sequential.ts";
@@ -46,7 +46,7 @@ export class Branches implements Layer {
    * @param name module path (for messages; the branches' layers carry their own full names)
    * @param branches at least one; each maps the input to the output shape
    */
-  constructor(readonly rt: Runtime, readonly name: string, branches: readonly Sequential[]) {
+  constructor(readonly rt: Backend, readonly name: string, branches: readonly Sequential[]) {
     if (branches.length === 0) throw new Error(`${this.describe()}: needs at least one branch`);
     this.branches = [...branches];
     this.jacobian = { branches: this.branches };

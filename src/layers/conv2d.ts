@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { Activation } from "./activation.ts";
 import {
@@ -86,7 +86,7 @@ export interface Conv2dGeometryOptions {
  * @param n GEMM columns (default: many)
  * @returns the tiling
  */
-export function conv2dTiling(rt: Runtime, m: number, n = Infinity): Conv2dTiling {
+export function conv2dTiling(rt: Backend, m: number, n = Infinity): Conv2dTiling {
   if (rt.isCpuAdapter) {
     // Few distinct variants (each is a pipeline compiled on first use, ~0.5-1.5 s on llvmpipe).
     const rm = [2, 4, 6, 8].find((r) => m <= r) ?? 16;
@@ -101,7 +101,7 @@ export function conv2dTiling(rt: Runtime, m: number, n = Infinity): Conv2dTiling
 
 /** The device tiling with `override` applied; a shared tiling without `cn` gets cn = 1. */
 function tilingFor(
-  rt: Runtime,
+  rt: Backend,
   m: number,
   n: number,
   override: Partial<Conv2dTiling> | undefined,
@@ -177,7 +177,7 @@ function runPath(g: Geometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
 }
 
 function launch(
-  rt: Runtime,
+  rt: Backend,
   mode: 0 | 1 | 2,
   g: Geometry,
   a: Tensor,
@@ -229,7 +229,7 @@ function launch(
     });
   }
   // The vec4 binding of `ap` needs 16 bytes even where APACK is off.
-  const ap = packed ?? [a, src, out].find((x) => x.buffer.size >= 16) ?? rt.placeholder(0);
+  const ap = packed ?? [a, src, out].find((x) => x.capacity >= 16) ?? rt.placeholder(0);
   rt.dispatch(CONV, {
     bindings: [a, src, out, bias ?? a, ap],
     params: { ...g, m, n: run && mode !== 2 ? cols : n, k, kchunk, beta },
@@ -259,7 +259,7 @@ function checkOut(op: string, out: Tensor, shape: readonly number[], inputs: Ten
     throw new Error(`${op}: out ${fmtShape(out.shape)} must be ${fmtShape(shape)}`);
   }
   for (const t of inputs) {
-    if (t.buffer === out.buffer) {
+    if (t.storage === out.storage) {
       throw new Error(`${op}: out must not share its buffer with an input`);
     }
   }
@@ -300,7 +300,7 @@ export interface Conv2dForwardOptions extends Conv2dGeometryOptions {
  * ```
  */
 export function conv2dForward(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   weight: Tensor,
   opts: Conv2dForwardOptions = {},
@@ -363,7 +363,7 @@ export interface Conv2dInputGradOptions extends Conv2dGeometryOptions {
  * @returns (B, C, H, W) f32: `opts.out` or a new tensor the caller must dispose
  */
 export function conv2dInputGrad(
-  rt: Runtime,
+  rt: Backend,
   dy: Tensor,
   weight: Tensor,
   opts: Conv2dInputGradOptions,
@@ -425,7 +425,7 @@ export interface Conv2dWeightGradOptions extends Conv2dGeometryOptions {
  * @param opts dWeight (required, updated in place), dBias, beta, stride, padding
  */
 export function conv2dWeightGrad(
-  rt: Runtime,
+  rt: Backend,
   dy: Tensor,
   x: Tensor,
   opts: Conv2dWeightGradOptions,
@@ -444,7 +444,7 @@ export function conv2dWeightGrad(
     );
   }
   for (const t of [dy, x]) {
-    if (t.buffer === opts.dWeight.buffer) {
+    if (t.storage === opts.dWeight.storage) {
       throw new Error(`${op}: dWeight must not share its buffer with an input`);
     }
   }
@@ -526,7 +526,7 @@ export class Conv2d implements Layer {
    * @param options stride, padding (numbers or pairs), bias (default true)
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly inChannels: number,
     readonly outChannels: number,

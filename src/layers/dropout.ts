@@ -12,8 +12,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { binary } from "../ops/elementwise.ts";
 import { bernoulliMask } from "../ops/random.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
@@ -55,7 +55,7 @@ export class Dropout implements Layer {
    * @param options seed (u32, default 0), channelwise
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly p = 0.5,
     options: DropoutOptions = {},
@@ -151,7 +151,7 @@ export class Dropout2d extends Dropout {
    * @param p drop probability in [0, 1]
    * @param options seed (u32, default 0)
    */
-  constructor(rt: Runtime, name: string, p = 0.5, options: { seed?: number } = {}) {
+  constructor(rt: Backend, name: string, p = 0.5, options: { seed?: number } = {}) {
     super(rt, name, p, { ...options, channelwise: true });
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { checkBatch, checkGradShape, checkTensor } from "./_util.ts";
 

@@ -23,7 +23,7 @@
  * @module
  */
 
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 
 /** A trainable tensor and its gradient accumulator, named as in PyTorch's `state_dict`. */
 export interface Param {

@@ -15,9 +15,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { cachedInput, checkBatch, checkGradShape, checkTensor, reuse } from "./_util.ts";
 import src from "../../shaders/layernorm.wgsl" with { type: "text" };
@@ -80,7 +80,7 @@ abstract class RowNorm implements Layer {
    * @param eps added to the variance
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     affineShape: readonly number[] | null,
     eps: number,
@@ -291,7 +291,7 @@ export class LayerNorm extends RowNorm {
    * @param options eps, elementwiseAffine
    */
   constructor(
-    rt: Runtime,
+    rt: Backend,
     name: string,
     normalizedShape: number | readonly number[],
     options: LayerNormOptions = {},
@@ -356,7 +356,7 @@ export class GroupNorm extends RowNorm {
    * @param options eps, affine
    */
   constructor(
-    rt: Runtime,
+    rt: Backend,
     name: string,
     readonly groups: number,
     readonly channels: number,

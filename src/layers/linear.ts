@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import {
@@ -52,7 +52,7 @@ export class Linear implements Layer {
    * @param options bias (default true)
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly inFeatures: number,
     readonly outFeatures: number,

@@ -11,8 +11,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { channelAffine, checkBatch, checkGradShape, checkTensor, reuse } from "./_util.ts";
 
@@ -37,7 +37,7 @@ export class Normalize implements Layer {
    * @param std per-channel standard deviations (C positive values)
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     mean: readonly number[],
     std: readonly number[],

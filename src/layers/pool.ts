@@ -11,9 +11,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { checkBatch, checkGradShape, checkTensor, pair, reuse } from "./_util.ts";
 import { conv2dOutputSize } from "./conv2d.ts";
@@ -57,7 +57,7 @@ abstract class Pool2d implements Layer {
   abstract readonly kind: "MaxPool2d" | "AvgPool2d";
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     kernelSize: number | readonly [number, number],
     options: Pool2dOptions,
@@ -184,7 +184,7 @@ export class MaxPool2d extends Pool2d {
    * @param options stride (default kernel), padding (default 0)
    */
   constructor(
-    rt: Runtime,
+    rt: Backend,
     name: string,
     kernelSize: number | readonly [number, number],
     options: Pool2dOptions = {},
@@ -265,7 +265,7 @@ export class AvgPool2d extends Pool2d {
    * @param options stride (default kernel), padding (default 0), countIncludePad (default true)
    */
   constructor(
-    rt: Runtime,
+    rt: Backend,
     name: string,
     kernelSize: number | readonly [number, number],
     options: AvgPool2dOptions = {},

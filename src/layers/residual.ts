@@ -21,8 +21,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { Conv2d } from "./conv2d.ts";
 import { BatchNorm } from "./batchnorm.ts";
@@ -80,7 +80,7 @@ export class BasicBlock implements Layer {
    * @param options stride (default 1)
    */
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly name: string,
     readonly inChannels: number,
     readonly outChannels: number,

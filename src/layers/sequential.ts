@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 
 /** A layer with a random stream (Dropout). */
@@ -53,7 +53,7 @@ export class Sequential implements Layer {
    * @param name module path of the container ("" for a root model, "features" for a child)
    * @param layers the layers, each constructed with its full module path
    */
-  constructor(readonly rt: Runtime, readonly name: string, layers: readonly Layer[]) {
+  constructor(readonly rt: Backend, readonly name: string, layers: readonly Layer[]) {
     this.layers = [...layers];
     this.jacobian = { children: this.layers };
     const seen = new Set<string>();

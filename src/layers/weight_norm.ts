@@ -14,9 +14,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import type { Linear } from "./linear.ts";
 import type { Conv2d } from "./conv2d.ts";
@@ -63,7 +63,7 @@ export class WeightNorm implements Layer {
    * @param inner the Linear or Conv2d to reparametrize (owned by the wrapper from now on); its
    *   current weight gives the initial v and g = ‖v‖ per output unit, as PyTorch does
    */
-  constructor(readonly rt: Runtime, readonly inner: Linear | Conv2d) {
+  constructor(readonly rt: Backend, readonly inner: Linear | Conv2d) {
     this.name = inner.name;
     const shape = inner.weight.shape;
     this.#rows = shape[0];

@@ -15,9 +15,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import { matmul } from "../ops/matmul.ts";
 import svdSrc from "../../shaders/svd.wgsl" with { type: "text" };
 
@@ -65,7 +65,7 @@ const SLOTS = ["src", "sv", "work", "rot", "sout", "flags"] as const;
 type Slots = Partial<Record<typeof SLOTS[number], Tensor>>;
 
 function launch(
-  rt: Runtime,
+  rt: Backend,
   kernel: Kernel,
   b: Slots,
   params: Partial<Record<keyof typeof PARAMS0, number>>,
@@ -111,7 +111,7 @@ interface Jacobi {
   transposed: boolean;
 }
 
-function jacobi(rt: Runtime, op: string, w2: Tensor, opts: JacobiOptions): Jacobi {
+function jacobi(rt: Backend, op: string, w2: Tensor, opts: JacobiOptions): Jacobi {
   const maxSweeps = opts.maxSweeps ?? 12;
   const tol = opts.tol ?? 1e-6;
   if (!(Number.isInteger(maxSweeps) && maxSweeps >= 1)) {
@@ -163,7 +163,7 @@ function jacobi(rt: Runtime, op: string, w2: Tensor, opts: JacobiOptions): Jacob
  * dispose();
  * ```
  */
-export function svd(rt: Runtime, w: Tensor, opts: JacobiOptions = {}): SvdResult {
+export function svd(rt: Backend, w: Tensor, opts: JacobiOptions = {}): SvdResult {
   const w2 = matrixView("svd", w);
   const j = jacobi(rt, "svd", w2, opts);
   const { p, len } = j;
@@ -223,7 +223,7 @@ export interface ClipOptions extends JacobiOptions {
  * @throws Error for a non-matrix input or bad bounds
  */
 export function clipSingularValues(
-  rt: Runtime,
+  rt: Backend,
   w: Tensor,
   lo: number,
   hi: number,

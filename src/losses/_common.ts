@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import lossSrc from "../../shaders/loss.wgsl" with { type: "text" };
 
 /** How a per-sample loss is reduced over the batch. */
@@ -40,7 +40,7 @@ export function live(op: string, what: string, t: Tensor): void {
  * `given` checked against the shape and dtype `op` writes, or a new tensor when none is given.
  */
 export function outFor(
-  rt: Runtime,
+  rt: Backend,
   op: string,
   what: string,
   shape: readonly number[],

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { live, lossKernel, outFor, rowThreads } from "./_common.ts";
 
 const ARGMAX_COUNT: Kernel = lossKernel("argmax_count", "argmax_count_main");
@@ -42,7 +42,7 @@ export interface AccuracyOptions {
  * ```
  */
 export function accuracyCount(
-  rt: Runtime,
+  rt: Backend,
   logits: Tensor,
   labels: Tensor,
   opts: AccuracyOptions = {},

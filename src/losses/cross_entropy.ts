@@ -16,9 +16,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { live, lossKernel, outFor, type Reduction, rowThreads, SUM } from "./_common.ts";
 
 const CE_ROWS: Kernel = lossKernel("ce_rows", "ce_rows_main");
@@ -86,7 +86,7 @@ export interface CrossEntropyOptions {
  * ```
  */
 export function softmaxCrossEntropy(
-  rt: Runtime,
+  rt: Backend,
   logits: Tensor,
   target: Tensor,
   opts: CrossEntropyOptions = {},

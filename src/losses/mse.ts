@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import { live, lossKernel, outFor, type Reduction, SUM } from "./_common.ts";
 
 const MSE: Kernel = lossKernel("mse", "mse_main");
@@ -53,7 +53,7 @@ export interface MseOptions {
  * @returns loss [] f32 and dPred (pred's shape) f32; the caller disposes them
  * @throws Error on a shape or dtype mismatch or empty input
  */
-export function mse(rt: Runtime, pred: Tensor, target: Tensor, opts: MseOptions = {}): MseResult {
+export function mse(rt: Backend, pred: Tensor, target: Tensor, opts: MseOptions = {}): MseResult {
   const op = "mse";
   live(op, "pred", pred);
   live(op, "target", target);

@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 
 /**
  * A classifier as the metrics use it: `forward`, `inputGrad` (`Jᵀ dy` at the last forward's
@@ -74,7 +74,7 @@ export async function inEval<T>(model: MetricModel, body: () => Promise<T>): Pro
  * @param body gets `x` (B, ...) f32, `y` (B,) u32 or null, the first index and the count
  */
 export async function forBatches(
-  rt: Runtime,
+  rt: Backend,
   s: Samples,
   batchSize: number,
   body: (x: Tensor, y: Tensor | null, start: number, count: number) => Promise<void> | void,

@@ -7,8 +7,8 @@
  */
 
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import metricsSrc from "../../shaders/metrics.wgsl" with { type: "text" };
 
 /** Entry points of shaders/metrics.wgsl. */
@@ -75,7 +75,7 @@ const FIELDS: (keyof MetricsParams)[] = [
  * @param threads number of invocations
  */
 export function runMetricsKernel(
-  rt: Runtime,
+  rt: Backend,
   entry: MetricsEntry,
   io: { xa?: Tensor; xu?: Tensor; y: Tensor },
   params: MetricsParams,

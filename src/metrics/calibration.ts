@@ -11,8 +11,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { runMetricsKernel } from "./_kernels.ts";
 import { forBatches, histogram, inEval, type MetricModel, type Samples } from "./_common.ts";
 
@@ -26,7 +26,7 @@ import { forBatches, histogram, inEval, type MetricModel, type Samples } from ".
  *   `out` or a new tensor the caller disposes. An out-of-range label gives NaN NLL.
  */
 export function predictionStatsGpu(
-  rt: Runtime,
+  rt: Backend,
   logits: Tensor,
   labels: Tensor | null,
   out?: Tensor,
@@ -86,7 +86,7 @@ export interface PredictionOptions {
  *   calibration,
  *   modelSpecFromName,
  *   predictionStats,
- *   Runtime,
+ *   Backend,
  *   toy2d,
  * } from "@regula/regula";
  *
@@ -100,7 +100,7 @@ export interface PredictionOptions {
  * ```
  */
 export function predictionStats(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   data: Samples,
   opts: PredictionOptions = {},
@@ -293,7 +293,7 @@ export interface EvaluationReport extends ClassificationMetrics, Calibration {
  * @returns the metrics (CPU numbers)
  * @example
  * ```ts
- * import { buildModel, evaluateMetrics, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
+ * import { buildModel, evaluateMetrics, modelSpecFromName, Backend, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -304,7 +304,7 @@ export interface EvaluationReport extends ClassificationMetrics, Calibration {
  * ```
  */
 export async function evaluateMetrics(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   data: Samples,
   opts: PredictionOptions & { bins?: number } = {},

@@ -9,8 +9,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { randomNormal } from "../init/philox.ts";
 import { runMetricsKernel } from "./_kernels.ts";
 import {
@@ -43,7 +43,7 @@ export interface JacobianNormOptions {
  *   disposes
  */
 export function jacobianFrobeniusSq(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Tensor,
   opts: { nproj?: number; seed?: number; stream?: number; out?: Tensor } = {},
@@ -125,7 +125,7 @@ export interface JacobianNormStats {
  * @returns norms and their distribution (CPU numbers)
  * @example
  * ```ts
- * import { buildModel, jacobianFrobenius, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, jacobianFrobenius, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });
@@ -136,7 +136,7 @@ export interface JacobianNormStats {
  * ```
  */
 export function jacobianFrobenius(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   data: Samples,
   opts: JacobianNormOptions = {},

@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { matmul } from "../ops/matmul.ts";
 import { topEigen } from "./_linalg.ts";
@@ -46,7 +46,7 @@ export interface PcaResult {
  * ```
  */
 export async function pca(
-  rt: Runtime,
+  rt: Backend,
   x: ArrayLike<number>,
   n: number,
   d: number,
@@ -144,7 +144,7 @@ export interface LayerPca extends PcaResult {
  * @returns one result per chosen layer
  */
 export function activationPca(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel & { layers: readonly Layer[] },
   data: Samples,
   opts: { layers?: (string | number)[]; maxSamples?: number; components?: number } = {},

@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { randomNormal } from "../init/philox.ts";
 import { argmax } from "../ops/reduce.ts";
 import { runMetricsKernel } from "./_kernels.ts";
@@ -143,7 +143,7 @@ function checkPlane(op: string, d: number, dirs: PlaneDirections, o: PlaneOption
  * @returns `out`, or a new (R, R) u32 class map the caller disposes
  */
 export function planeClassesGpu(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Tensor,
   dirs: PlaneDirections,
@@ -267,7 +267,7 @@ export function largestDiscRadius(
  * ```
  */
 export function decisionPlane(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Float32Array,
   sampleShape: readonly number[],

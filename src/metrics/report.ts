@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Sequential } from "../layers/sequential.ts";
 import { fgsm } from "../attacks/fgsm.ts";
 import { robustness, type RobustnessResult } from "../attacks/robustness.ts";
@@ -202,7 +202,7 @@ function historyOf(meta?: Record<string, unknown>): Record<string, number>[] {
  * @returns the settings used and, per model, the table row and what the pictures show
  */
 export async function measureModels(
-  rt: Runtime,
+  rt: Backend,
   models: readonly ReportModel[],
   data: ReportData,
   opts: ReportOptions = {},

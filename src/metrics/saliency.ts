@@ -13,8 +13,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { argmax } from "../ops/reduce.ts";
 import { runMetricsKernel } from "./_kernels.ts";
 import { inEval, type MetricModel } from "./_common.ts";
@@ -38,7 +38,7 @@ function imageDims(op: string, shape: readonly number[]): [number, number, numbe
  *   the caller disposes)
  */
 export function classScoreGradient(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Tensor,
   target: Tensor | null,
@@ -77,7 +77,7 @@ export function classScoreGradient(
  * ```
  */
 export function saliency(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Tensor,
   target: Tensor | null = null,
@@ -136,7 +136,7 @@ export interface OcclusionMap {
  * @returns the map and what it watched (CPU)
  */
 export function occlusion(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   x: Float32Array,
   sampleShape: readonly number[],

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import { argmax } from "../ops/reduce.ts";
 import { runMetricsKernel } from "./_kernels.ts";
 import { inEval, type MetricModel } from "./_common.ts";
@@ -45,7 +45,7 @@ export interface ToyMaps {
  * @returns the two maps (CPU)
  */
 export function toyMaps(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   opts: ToyMapOptions = {},
 ): Promise<ToyMaps> {

@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { runMetricsKernel } from "./_kernels.ts";
 import { inEval, meanStd, type MetricModel, type Samples, sampleSizeOf } from "./_common.ts";
 import { planeClassesGpu, type PlaneOptions, randomPlaneDirections } from "./planes.ts";
@@ -62,7 +62,7 @@ export function classMapTv(
  * @returns per-plane `iso` and `aniso` (P,) normalised by R²
  */
 export async function classMapTvGpu(
-  rt: Runtime,
+  rt: Backend,
   maps: Tensor,
 ): Promise<{ iso: Float64Array; aniso: Float64Array }> {
   if (maps.dtype === "f32" || maps.shape.length !== 3 || maps.shape[1] !== maps.shape[2]) {
@@ -122,7 +122,7 @@ export interface PlaneTvStats {
  * @returns per-plane TV and its mean ± se
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, planeTv, Runtime, toy2d } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, planeTv, Backend, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -134,7 +134,7 @@ export interface PlaneTvStats {
  * ```
  */
 export function planeTv(
-  rt: Runtime,
+  rt: Backend,
   model: MetricModel,
   data: Samples,
   opts: PlaneTvOptions = {},

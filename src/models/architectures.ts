@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { Activation } from "../layers/activation.ts";
 import { Conv2d } from "../layers/conv2d.ts";
@@ -42,16 +42,16 @@ export interface ArchitectureOptions {
   dropoutSeed?: number;
 }
 
-function normalize(rt: Runtime, n: NormalizeSpec | null | undefined): Layer[] {
+function normalize(rt: Backend, n: NormalizeSpec | null | undefined): Layer[] {
   return n ? [new Normalize(rt, "normalize", n.mean, n.std)] : [];
 }
 
-function dropout(rt: Runtime, name: string, p: number, seed: number): Layer[] {
+function dropout(rt: Backend, name: string, p: number, seed: number): Layer[] {
   return p > 0 ? [new Dropout(rt, name, p, { seed })] : [];
 }
 
 /** `fc1, act1, [drop1], fc2, ...`: an MLP on the flattened input. */
-export function mlpLayers(rt: Runtime, spec: MlpSpec, opts: ArchitectureOptions = {}): Layer[] {
+export function mlpLayers(rt: Backend, spec: MlpSpec, opts: ArchitectureOptions = {}): Layer[] {
   const sizes = [spec.inputs, ...spec.hidden, spec.classes];
   const layers = [...normalize(rt, spec.normalize), new Flatten("flatten")];
   for (let i = 0; i + 1 < sizes.length; i++) {
@@ -65,7 +65,7 @@ export function mlpLayers(rt: Runtime, spec: MlpSpec, opts: ArchitectureOptions 
 }
 
 /** LeNet-5: conv1, act1, pool1, conv2, act2, pool2, flatten, fc1, act3, [drop1], fc2, ... */
-export function lenetLayers(rt: Runtime, spec: LeNetSpec, opts: ArchitectureOptions = {}): Layer[] {
+export function lenetLayers(rt: Backend, spec: LeNetSpec, opts: ArchitectureOptions = {}): Layer[] {
   const act = spec.activation ?? "tanh";
   const p = spec.dropout ?? 0, seed = opts.dropoutSeed ?? 0;
   const q = lenetFeatureSize(spec.inputSize ?? 28);
@@ -89,7 +89,7 @@ export function lenetLayers(rt: Runtime, spec: LeNetSpec, opts: ArchitectureOpti
 }
 
 /** DDNet: conv1..conv4 (ReLU, max-pools after conv2 and conv4), fc1..fc3 with dropout. */
-export function ddnetLayers(rt: Runtime, spec: DDNetSpec, opts: ArchitectureOptions = {}): Layer[] {
+export function ddnetLayers(rt: Backend, spec: DDNetSpec, opts: ArchitectureOptions = {}): Layer[] {
   const p = spec.dropout ?? 0.5, seed = opts.dropoutSeed ?? 0;
   const q = ddnetFeatureSize(spec.inputSize ?? 32);
   return [
@@ -120,7 +120,7 @@ export function ddnetLayers(rt: Runtime, spec: DDNetSpec, opts: ArchitectureOpti
  * of two {@linkcode BasicBlock}s each), avgpool (AvgPool2d over the whole remaining map, i.e.
  * global average pooling: torchvision's AdaptiveAvgPool2d(1) for these sizes), flatten, fc.
  */
-export function resnet18Layers(rt: Runtime, spec: ResNet18Spec): Layer[] {
+export function resnet18Layers(rt: Backend, spec: ResNet18Spec): Layer[] {
   const size = spec.inputSize ?? 32;
   const stages: Layer[] = [];
   let c = 64;
@@ -148,7 +148,7 @@ export function resnet18Layers(rt: Runtime, spec: ResNet18Spec): Layer[] {
 }
 
 /** One layer of a `"sequential"` spec (parsed: every field set). */
-function specLayer(rt: Runtime, l: LayerSpec, dropoutSeed: number): Layer {
+function specLayer(rt: Backend, l: LayerSpec, dropoutSeed: number): Layer {
   const n = (k: string) => l[k] as number;
   const b = (k: string) => l[k] as boolean;
   switch (l.type) {
@@ -210,7 +210,7 @@ function specLayer(rt: Runtime, l: LayerSpec, dropoutSeed: number): Layer {
 
 /** The layers of a `"sequential"` spec, each named as in the spec. */
 export function sequentialLayers(
-  rt: Runtime,
+  rt: Backend,
   spec: SequentialSpec,
   opts: ArchitectureOptions = {},
 ): Layer[] {
@@ -232,7 +232,7 @@ export function sequentialLayers(
  * @returns fresh layers (zero weights); the caller owns them
  */
 export function architectureLayers(
-  rt: Runtime,
+  rt: Backend,
   spec: ModelSpec,
   opts: ArchitectureOptions = {},
 ): Layer[] {

@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import {
   constant,
@@ -56,7 +56,7 @@ export interface InitializeOptions {
  * @throws Error for an unknown scheme
  */
 export function initializeParams(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: InitializeOptions,
 ): void {

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { Sequential } from "../layers/sequential.ts";
 import { architectureLayers } from "./architectures.ts";
@@ -25,7 +25,7 @@ export class Model extends Sequential {
    * @param classes number of logits
    */
   constructor(
-    rt: Runtime,
+    rt: Backend,
     readonly spec: ModelSpec,
     layers: readonly Layer[],
     readonly inputShape: readonly number[],
@@ -115,7 +115,7 @@ function inputShapeOf(spec: ModelSpec): number[] {
  * @throws Error for an invalid spec or init scheme
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 1 });
@@ -127,7 +127,7 @@ function inputShapeOf(spec: ModelSpec): number[] {
  * ```
  */
 export function buildModel(
-  rt: Runtime,
+  rt: Backend,
   spec: ModelSpec | unknown,
   opts: BuildModelOptions = {},
 ): Model {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { fmtShape } from "../gpu/tensor.ts";
+import { fmtShape } from "../backend.ts";
 
 /** Activations the epilogue can apply. */
 export type MatmulActivation = "none" | "relu" | "tanh" | "sigmoid" | "leaky_relu";

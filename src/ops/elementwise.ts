@@ -11,9 +11,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import elementwiseSrc from "../../shaders/elementwise.wgsl" with { type: "text" };
 
 /** Unary ops, `y = f(x)`. */
@@ -154,7 +154,7 @@ function checkInput(op: string, t: Tensor, what: string): void {
   if (t.dtype !== "f32") throw new Error(`${op}: ${what} must be f32, got ${t.describe()}`);
 }
 
-function outputFor(rt: Runtime, op: string, like: Tensor, out: Tensor | undefined): Tensor {
+function outputFor(rt: Backend, op: string, like: Tensor, out: Tensor | undefined): Tensor {
   if (!out) return rt.empty(like.shape, "f32");
   checkInput(op, out, "out");
   if (out.size !== like.size) {
@@ -227,7 +227,7 @@ function broadcastOf(op: string, a: Tensor, b: Tensor): Broadcast {
  * left unused get a placeholder buffer.
  */
 function launch(
-  rt: Runtime,
+  rt: Backend,
   code: number,
   a: Tensor,
   b: Tensor | null,
@@ -241,8 +241,8 @@ function launch(
   const mode = bc?.mode ?? 0;
   const vec = n % 4 === 0 && (mode !== 3 || (bc!.inner === 1 && bc!.nb % 4 === 0));
   const lanes = vec ? 4 : 1;
-  const aIsY = a.buffer === y.buffer;
-  const bIsY = b !== null && b.buffer === y.buffer;
+  const aIsY = a.storage === y.storage;
+  const bIsY = b !== null && b.storage === y.storage;
   const io = (aIsY ? 1 : 0) | (bIsY ? 2 : 0);
   const unused = rt.placeholder(0);
   rt.dispatch(vec ? VEC4 : SCALAR, {
@@ -273,7 +273,7 @@ function launch(
  * ```
  */
 export function unary(
-  rt: Runtime,
+  rt: Backend,
   op: UnaryOp,
   x: Tensor,
   opts: ElementwiseOptions = {},
@@ -305,7 +305,7 @@ export function unary(
  * ```
  */
 export function binary(
-  rt: Runtime,
+  rt: Backend,
   op: BinaryOp,
   a: Tensor,
   b: Tensor,
@@ -331,7 +331,7 @@ export function binary(
  * @param y f32 with as many elements as `x` (or any size when `x` has one), updated in place
  * @returns `y`
  */
-export function axpy(rt: Runtime, alpha: number, x: Tensor, y: Tensor): Tensor {
+export function axpy(rt: Backend, alpha: number, x: Tensor, y: Tensor): Tensor {
   checkInput("axpy", y, "y");
   checkInput("axpy", x, "x");
   if (x.size !== y.size && x.size !== 1) {
@@ -350,7 +350,7 @@ export function axpy(rt: Runtime, alpha: number, x: Tensor, y: Tensor): Tensor {
  * @returns (...) f32, `opts.out` or a new tensor the caller must dispose
  */
 export function scale(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   alpha: number,
   opts: { out?: Tensor } = {},
@@ -364,7 +364,7 @@ export function scale(
  * @param value the value
  * @returns `t`
  */
-export function fill(rt: Runtime, t: Tensor, value: number): Tensor {
+export function fill(rt: Backend, t: Tensor, value: number): Tensor {
   return unary(rt, "fill", t, { alpha: value, out: t });
 }
 
@@ -377,7 +377,7 @@ export function fill(rt: Runtime, t: Tensor, value: number): Tensor {
  * @returns (...) f32, `opts.out` or a new tensor the caller must dispose
  */
 export function clamp(
-  rt: Runtime,
+  rt: Backend,
   x: Tensor,
   lo: number,
   hi: number,

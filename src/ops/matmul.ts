@@ -15,9 +15,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import { type MatmulActivation, planMatmul } from "./_matmul_plan.ts";
 import src from "../../shaders/matmul.wgsl" with { type: "text" };
 
@@ -81,7 +81,7 @@ export interface MatmulOptions {
  * @param batch batch size
  * @returns the tiling
  */
-export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): MatmulTiling {
+export function matmulTiling(rt: Backend, m: number, n: number, batch = 1): MatmulTiling {
   if (rt.isCpuAdapter) return { shared: false, tx: 8, ty: 2, rm: 4, rn: 4, bk: 4 };
   const wide = Math.ceil(m / 64) * Math.ceil(n / 128) * batch;
   if (wide >= 128) return { shared: true, tx: 32, ty: 8, rm: 2, rn: 1, bk: 16 };
@@ -93,8 +93,8 @@ export function matmulTiling(rt: Runtime, m: number, n: number, batch = 1): Matm
  * kernel's vec4 bindings reach every element (pool buffers of 5-6 floats are
  * 24 bytes). Returns `t` itself when no copy is needed.
  */
-function vec4Safe(rt: Runtime, t: Tensor): Tensor {
-  if (t.buffer.size % 16 === 0) return t;
+function vec4Safe(rt: Backend, t: Tensor): Tensor {
+  if (t.capacity % 16 === 0) return t;
   const padded = rt.empty([Math.ceil(t.size / 4) * 4], "f32", "matmul.pad");
   rt.copy(t, padded);
   return padded;
@@ -127,9 +127,9 @@ function vec4Safe(rt: Runtime, t: Tensor): Tensor {
  * y.dispose();
  * ```
  */
-export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+export function matmul(rt: Backend, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const { transA, transB, alpha, beta, slope, act, m, n, k, batchA, batchB, batch, outShape } =
-    planMatmul(a, b, opts, { shares: (t, out) => t.buffer === out.buffer, word: "buffer" });
+    planMatmul(a, b, opts, { shares: (t, out) => t.storage === out.storage, word: "buffer" });
   const out = opts.out ?? rt.empty(outShape, "f32", "matmul.out");
   if (m === 0 || n === 0 || batch === 0) return out;
 

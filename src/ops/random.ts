@@ -13,9 +13,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { checkShape, fmtShape, sizeOf, type Tensor } from "../gpu/tensor.ts";
+import { checkShape, fmtShape, sizeOf, type Tensor } from "../backend.ts";
 import randomSrc from "../../shaders/random.wgsl" with { type: "text" };
 
 const RANDOM: Kernel = { name: "random", code: randomSrc };
@@ -68,7 +68,7 @@ export function philoxCounter(counter: number): [number, number] {
 }
 
 function generate(
-  rt: Runtime,
+  rt: Backend,
   name: string,
   shape: readonly number[],
   opts: RandomOptions,
@@ -111,7 +111,7 @@ function generate(
  * @param opts `seed`, `counter`, `out`
  * @returns u32 of `shape`; `opts.out` or a new tensor the caller must dispose
  */
-export function randomBits(rt: Runtime, shape: readonly number[], opts: RandomOptions): Tensor {
+export function randomBits(rt: Backend, shape: readonly number[], opts: RandomOptions): Tensor {
   return generate(rt, "randomBits", shape, opts, 0, "u32", 0, 0, 0);
 }
 
@@ -128,7 +128,7 @@ export function randomBits(rt: Runtime, shape: readonly number[], opts: RandomOp
  * ```
  */
 export function randomUniform(
-  rt: Runtime,
+  rt: Backend,
   shape: readonly number[],
   opts: RandomOptions & { low?: number; high?: number },
 ): Tensor {
@@ -151,7 +151,7 @@ export function randomUniform(
  * ```
  */
 export function randomNormal(
-  rt: Runtime,
+  rt: Backend,
   shape: readonly number[],
   opts: RandomOptions & { mean?: number; std?: number },
 ): Tensor {
@@ -184,7 +184,7 @@ export function keepThreshold(p: number): number {
  * ```
  */
 export function bernoulliMask(
-  rt: Runtime,
+  rt: Backend,
   shape: readonly number[],
   opts: RandomOptions & { p: number; scale?: number },
 ): Tensor {

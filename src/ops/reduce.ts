@@ -12,9 +12,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import reduceSrc from "../../shaders/reduce.wgsl" with { type: "text" };
 
 const REDUCE: Kernel = { name: "reduce", code: reduceSrc, entry: "reduce_main" };
@@ -81,7 +81,7 @@ function colsFor(len: number): number {
 }
 
 function outputFor(
-  rt: Runtime,
+  rt: Backend,
   op: string,
   shape: readonly number[],
   dtype: "f32" | "u32",
@@ -107,11 +107,11 @@ interface Pass {
   cols: number;
 }
 
-function reducePass(rt: Runtime, op: number, ident: number, x: Tensor, y: Tensor, s: Pass): void {
+function reducePass(rt: Backend, op: number, ident: number, x: Tensor, y: Tensor, s: Pass): void {
   const nq = s.outer * s.inner;
   if (nq === 0) return;
   // `out` may be `x` only when the reduced axis has length 1; x is then read from y (IO = 1).
-  const inPlace = x.buffer === y.buffer;
+  const inPlace = x.storage === y.storage;
   rt.dispatch(REDUCE, {
     bindings: [inPlace ? rt.placeholder(0) : x, y, rt.placeholder(1)],
     params: {
@@ -143,7 +143,7 @@ function reducePass(rt: Runtime, op: number, ident: number, x: Tensor, y: Tensor
  * ```
  */
 export function reduce(
-  rt: Runtime,
+  rt: Backend,
   op: ReduceOp,
   x: Tensor,
   opts: ReduceOptions = {},
@@ -170,7 +170,7 @@ export function reduce(
   return y;
 }
 
-function reduceAll(rt: Runtime, op: ReduceOp, x: Tensor, opts: ReduceOptions): Tensor {
+function reduceAll(rt: Backend, op: ReduceOp, x: Tensor, opts: ReduceOptions): Tensor {
   const spec = SPEC[op];
   const name = `reduce('${op}')`;
   const n0 = x.size;
@@ -220,7 +220,7 @@ export interface ArgOptions {
 }
 
 function argReduce(
-  rt: Runtime,
+  rt: Backend,
   which: "argmax" | "argmin",
   x: Tensor,
   axis: number,
@@ -257,7 +257,7 @@ function argReduce(
  * const pred = argmax(rt, logits, 1); // (B, K) -> (B,) u32
  * ```
  */
-export function argmax(rt: Runtime, x: Tensor, axis: number, opts: ArgOptions = {}): Tensor {
+export function argmax(rt: Backend, x: Tensor, axis: number, opts: ArgOptions = {}): Tensor {
   return argReduce(rt, "argmax", x, axis, opts);
 }
 
@@ -267,7 +267,7 @@ export function argmax(rt: Runtime, x: Tensor, axis: number, opts: ArgOptions = 
  * @param axis the axis (negative counts from the end)
  * @returns u32 of `x`'s shape without `axis`; `opts.out` or a new tensor the caller must dispose
  */
-export function argmin(rt: Runtime, x: Tensor, axis: number, opts: ArgOptions = {}): Tensor {
+export function argmin(rt: Backend, x: Tensor, axis: number, opts: ArgOptions = {}): Tensor {
   return argReduce(rt, "argmin", x, axis, opts);
 }
 
@@ -279,7 +279,7 @@ export interface SoftmaxOptions {
   out?: Tensor;
 }
 
-function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions): Tensor {
+function softmaxImpl(rt: Backend, log: boolean, x: Tensor, opts: SoftmaxOptions): Tensor {
   const name = log ? "logSoftmax" : "softmax";
   checkInput(name, x);
   const s = split(name, x.shape, opts.axis ?? -1, true);
@@ -288,7 +288,7 @@ function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions)
   if (nq === 0 || s.len === 0) return y;
   const cols = colsFor(s.len);
   // In place, x is read from y (IO = 1): WebGPU forbids aliasing a writable binding.
-  const inPlace = x.buffer === y.buffer;
+  const inPlace = x.storage === y.storage;
   rt.dispatch(SOFTMAX, {
     bindings: [inPlace ? rt.placeholder(0) : x, y, rt.placeholder(1)],
     params: {
@@ -316,7 +316,7 @@ function softmaxImpl(rt: Runtime, log: boolean, x: Tensor, opts: SoftmaxOptions)
  * const probs = softmax(rt, logits); // (B, K), rows sum to 1
  * ```
  */
-export function softmax(rt: Runtime, x: Tensor, opts: SoftmaxOptions = {}): Tensor {
+export function softmax(rt: Backend, x: Tensor, opts: SoftmaxOptions = {}): Tensor {
   return softmaxImpl(rt, false, x, opts);
 }
 
@@ -327,6 +327,6 @@ export function softmax(rt: Runtime, x: Tensor, opts: SoftmaxOptions = {}): Tens
  * @param opts `axis` (default -1), `out` (may be `x`)
  * @returns f32 of `x`'s shape; `opts.out` or a new tensor the caller must dispose
  */
-export function logSoftmax(rt: Runtime, x: Tensor, opts: SoftmaxOptions = {}): Tensor {
+export function logSoftmax(rt: Backend, x: Tensor, opts: SoftmaxOptions = {}): Tensor {
   return softmaxImpl(rt, true, x, opts);
 }

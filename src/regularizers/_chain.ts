@@ -37,9 +37,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import type { JacobianRole, Layer } from "../layers/layer.ts";
 import { axpy } from "../ops/elementwise.ts";
 import { randomNormal } from "../ops/random.ts";
@@ -61,7 +61,7 @@ export const KERNELS = {
  * @param outputs one or two read_write tensors (out, out2)
  */
 export function launch(
-  rt: Runtime,
+  rt: Backend,
   kernel: Kernel,
   inputs: Tensor[],
   outputs: Tensor[],
@@ -77,7 +77,7 @@ export function launch(
 }
 
 /** `out` (n, c) ← one-hot rows `e_mu`. */
-export function oneHot(rt: Runtime, out: Tensor, c: number, mu: number): void {
+export function oneHot(rt: Backend, out: Tensor, c: number, mu: number): void {
   launch(rt, KERNELS.oneHot, [], [out], { n: out.size, c, s: mu }, rt.grid(out.size, 64));
 }
 
@@ -96,7 +96,7 @@ export function fnv1a(s: string): number {
  * unit sphere), from the Philox stream keyed by `(seed mod 2^32, hash(stream))`, substream `step`.
  */
 export function randomUnitRows(
-  rt: Runtime,
+  rt: Backend,
   out: Tensor,
   c: number,
   opts: { seed: number; step: number; stream: string },
@@ -134,7 +134,7 @@ const SUPPORTED = "Linear, Conv2d, activations, MaxPool2d, AvgPool2d, Dropout, F
   "Normalize, BatchNorm (eval mode), LayerNorm, GroupNorm, weight-normalized Linear and " +
   "Conv2d, ResNet BasicBlock (Branches) and nested Sequential";
 
-function flatten(op: string, layer: Layer, out: Step[], rt: Runtime, leaves: Leaf[]): void {
+function flatten(op: string, layer: Layer, out: Step[], rt: Backend, leaves: Leaf[]): void {
   const role = layer.jacobian;
   if (!role) {
     const what = (layer as { describe?: () => string }).describe?.() ??
@@ -177,7 +177,7 @@ class Segment {
   #inject: (Tensor | null)[];
   #injected: boolean[];
 
-  constructor(readonly rt: Runtime, readonly op: string, layers: readonly Layer[], leaves: Leaf[]) {
+  constructor(readonly rt: Backend, readonly op: string, layers: readonly Layer[], leaves: Leaf[]) {
     const steps: Step[] = [];
     for (const l of layers) flatten(op, l, steps, rt, leaves);
     this.steps = steps;
@@ -314,7 +314,7 @@ export class LayerChain {
    * @throws Error naming the layer for a layer without a Jacobian role, or one whose check
    *   refuses (a BatchNorm in training mode)
    */
-  constructor(readonly rt: Runtime, readonly model: Layer, readonly op: string) {
+  constructor(readonly rt: Backend, readonly model: Layer, readonly op: string) {
     this.#root = new Segment(rt, op, [model], this.#leaves);
     if (this.#leaves.length === 0) throw new Error(`${op}: the model has no layers`);
     this.checkMode();
@@ -372,7 +372,7 @@ export class LayerChain {
 
 /** `slot` when it has `shape`, else a fresh tensor (the old one disposed). */
 export function reuse(
-  rt: Runtime,
+  rt: Backend,
   slot: Tensor | null,
   shape: readonly number[],
   name: string,

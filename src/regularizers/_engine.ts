@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
@@ -91,7 +91,7 @@ export class ChainEngine {
    * @param rt runtime
    * @param op name for error messages ("jacobianPenalty", "jacobian regularizer")
    */
-  constructor(readonly rt: Runtime, readonly op: string) {}
+  constructor(readonly rt: Backend, readonly op: string) {}
 
   /**
    * The checks every penalty makes before it runs: `x` alive, the model differentiable by the
@@ -188,10 +188,10 @@ export class EngineSlot<E extends ChainEngine> {
   #engine: E | null = null;
 
   /** @param make builds an engine for a runtime */
-  constructor(readonly make: (rt: Runtime) => E) {}
+  constructor(readonly make: (rt: Backend) => E) {}
 
   /** The engine for `rt` (the one of the previous call when the runtime is the same). */
-  get(rt: Runtime): E {
+  get(rt: Backend): E {
     if (this.#engine?.rt !== rt) {
       this.#engine?.dispose();
       this.#engine = this.make(rt);

@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import regSrc from "../../shaders/regularizers.wgsl" with { type: "text" };
 
@@ -41,7 +41,7 @@ const SLOTS = ["a", "b", "out", "acc"] as const;
  * placeholders.
  */
 export function launch(
-  rt: Runtime,
+  rt: Backend,
   kernel: Kernel,
   b: Partial<Record<typeof SLOTS[number], Tensor>>,
   params: RegParams,
@@ -99,7 +99,7 @@ export function asMatrix(t: Tensor): Tensor {
  */
 export class Scratch {
   #map = new Map<string, Tensor>();
-  constructor(readonly rt: Runtime, readonly owner: string) {}
+  constructor(readonly rt: Backend, readonly owner: string) {}
 
   /** The tensor under `key` with this shape and dtype (contents kept from the last use). */
   get(key: string, shape: readonly number[], dtype: "f32" | "u32" = "f32"): Tensor {

@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import { reduce } from "../ops/reduce.ts";
 import { checkWeight, type PenaltyResult, penaltyResult } from "./_engine.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
@@ -48,7 +48,7 @@ function check(op: string, logits: Tensor, opts: ConfidencePenaltyOptions): [num
 }
 
 function record(
-  rt: Runtime,
+  rt: Backend,
   logits: Tensor,
   opts: ConfidencePenaltyOptions,
   perSample: Tensor,
@@ -90,7 +90,7 @@ function record(
  * ```
  */
 export function confidencePenalty(
-  rt: Runtime,
+  rt: Backend,
   logits: Tensor,
   opts: ConfidencePenaltyOptions = {},
 ): PenaltyResult {

@@ -23,8 +23,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
 import { KERNELS, launch, oneHot } from "./_chain.ts";
@@ -100,7 +100,7 @@ class DeterminantEngine extends ChainEngine {
  * ```
  */
 export function jacobianDeterminantPenalty(
-  rt: Runtime,
+  rt: Backend,
   model: Layer,
   x: Tensor,
   opts: JacobianDeterminantOptions = {},

@@ -13,8 +13,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
@@ -101,7 +101,7 @@ class GradientNormEngine extends ChainEngine {
  * @returns value [1] f32 and perSample `||∂CE_b/∂x_b||²` (B,) f32; the caller disposes them
  */
 export function gradientNormPenalty(
-  rt: Runtime,
+  rt: Backend,
   model: Layer,
   x: Tensor,
   y: Tensor,

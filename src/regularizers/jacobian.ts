@@ -16,8 +16,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { axpy, scale } from "../ops/elementwise.ts";
 import { reduce } from "../ops/reduce.ts";
@@ -140,7 +140,7 @@ class JacobianEngine extends ChainEngine {
  * @throws Error for an unsupported layer, a BatchNorm in training mode, or bad options
  * @example
  * ```ts
- * import { buildModel, jacobianPenalty, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, jacobianPenalty, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 }); // 2 → 64 → 64 → 4
@@ -153,7 +153,7 @@ class JacobianEngine extends ChainEngine {
  * ```
  */
 export function jacobianPenalty(
-  rt: Runtime,
+  rt: Backend,
   model: Layer,
   x: Tensor,
   opts: JacobianPenaltyOptions = {},
@@ -174,7 +174,7 @@ export function jacobianPenalty(
  * @returns (B,) f32 the caller disposes
  */
 export function jacobianNorm(
-  rt: Runtime,
+  rt: Backend,
   model: Layer,
   x: Tensor,
   opts: JacobianOptions = {},
@@ -212,7 +212,7 @@ export interface JacobianRegularizerOptions {
  *   buildModel,
  *   jacobianRegularizer,
  *   modelSpecFromName,
- *   Runtime,
+ *   Backend,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

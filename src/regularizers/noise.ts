@@ -15,8 +15,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import { axpy, binary, clamp } from "../ops/elementwise.ts";
 import { randomNormal } from "../ops/random.ts";
@@ -45,9 +45,9 @@ export interface InputNoiseOptions {
  * @param opts sigma, seed, step, clip (default false), out
  * @returns (B, ...) f32, `opts.out` or a new tensor the caller disposes
  */
-export function gaussianInputNoise(rt: Runtime, x: Tensor, opts: InputNoiseOptions): Tensor {
+export function gaussianInputNoise(rt: Backend, x: Tensor, opts: InputNoiseOptions): Tensor {
   checkCoef("gaussianInputNoise", "sigma", opts.sigma);
-  if (opts.out && opts.out.buffer === x.buffer) {
+  if (opts.out && opts.out.storage === x.storage) {
     throw new Error("gaussianInputNoise: out must not be the input");
   }
   const y = randomNormal(rt, x.shape, {
@@ -134,7 +134,7 @@ export interface WeightStash {
  * @returns the stash; call `restore()` before the optimizer step, `dispose()` when done
  */
 export function perturbWeights(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: WeightNoiseOptions,
   stash?: Scratch,

@@ -16,8 +16,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import type { Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import { matmul } from "../ops/matmul.ts";
 import { reduce } from "../ops/reduce.ts";
@@ -52,7 +52,7 @@ export interface ParamPenaltyResult {
   value: Tensor;
 }
 
-function valueTensor(rt: Runtime, op: string, out?: Tensor): Tensor {
+function valueTensor(rt: Backend, op: string, out?: Tensor): Tensor {
   if (!out) return rt.empty([1], "f32", `${op} value`);
   if (out.disposed || out.size !== 1 || out.dtype !== "f32") {
     throw new Error(`${op}: out must be a live f32[1], got ${out.describe()}`);
@@ -70,7 +70,7 @@ function checkGrad(op: string, p: Param): void {
 }
 
 /** Runs `fn` with a scratch cache: the given one, or a temporary one freed afterwards. */
-function withScratch<T>(rt: Runtime, op: string, s: Scratch | undefined, fn: (s: Scratch) => T): T {
+function withScratch<T>(rt: Backend, op: string, s: Scratch | undefined, fn: (s: Scratch) => T): T {
   const scratch = s ?? new Scratch(rt, op);
   try {
     return fn(scratch);
@@ -89,7 +89,7 @@ export interface ElasticNetOptions extends ParamPenaltyOptions {
 }
 
 function elasticNet(
-  rt: Runtime,
+  rt: Backend,
   op: string,
   params: readonly Param[],
   l1: number,
@@ -138,7 +138,7 @@ function elasticNet(
  * @throws Error for negative or non-finite coefficients, or a selected param without grad
  */
 export function elasticNetPenalty(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: ElasticNetOptions = {},
 ): ParamPenaltyResult {
@@ -159,7 +159,7 @@ export interface LambdaPenaltyOptions extends ParamPenaltyOptions {
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  * @example
  * ```ts
- * import { buildModel, l1Penalty, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, l1Penalty, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -171,7 +171,7 @@ export interface LambdaPenaltyOptions extends ParamPenaltyOptions {
  * ```
  */
 export function l1Penalty(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: LambdaPenaltyOptions,
 ): ParamPenaltyResult {
@@ -190,7 +190,7 @@ export function l1Penalty(
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  * @example
  * ```ts
- * import { buildModel, l2Penalty, modelSpecFromName, Runtime } from "@regula/regula";
+ * import { buildModel, l2Penalty, modelSpecFromName, Backend } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -202,7 +202,7 @@ export function l1Penalty(
  * ```
  */
 export function l2Penalty(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: LambdaPenaltyOptions,
 ): ParamPenaltyResult {
@@ -210,7 +210,7 @@ export function l2Penalty(
 }
 
 function softSvb(
-  rt: Runtime,
+  rt: Backend,
   op: string,
   params: readonly Param[],
   lambda: number,
@@ -270,7 +270,7 @@ function softSvb(
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  */
 export function softSvbPenalty(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: LambdaPenaltyOptions,
 ): ParamPenaltyResult {
@@ -284,7 +284,7 @@ export function softSvbPenalty(
  */
 export class SpectralState {
   readonly #scratch: Scratch;
-  constructor(readonly rt: Runtime, readonly seed = 0) {
+  constructor(readonly rt: Backend, readonly seed = 0) {
     this.#scratch = new Scratch(rt, "spectral state");
   }
 
@@ -329,7 +329,7 @@ export interface SpectralNormOptions extends ParamPenaltyOptions {
 }
 
 function spectral(
-  rt: Runtime,
+  rt: Backend,
   op: string,
   params: readonly Param[],
   opts: SpectralNormOptions,
@@ -394,7 +394,7 @@ function spectral(
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes); `state` advanced
  */
 export function spectralNormPenalty(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   opts: SpectralNormOptions,
 ): ParamPenaltyResult {
@@ -463,7 +463,7 @@ export function l1Regularizer(opts: LambdaRegularizerOptions = {}): Regularizer 
  *   buildModel,
  *   l2Regularizer,
  *   modelSpecFromName,
- *   Runtime,
+ *   Backend,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import { clipSingularValues, type JacobiOptions } from "../linalg/svd.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
@@ -32,7 +32,7 @@ export interface HardSvbOptions extends JacobiOptions {
  * @throws Error for ε < 0
  * @example
  * ```ts
- * import { buildModel, hardSvb, modelSpecFromName, Runtime, weightStats } from "@regula/regula";
+ * import { buildModel, hardSvb, modelSpecFromName, Backend, weightStats } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -42,7 +42,7 @@ export interface HardSvbOptions extends JacobiOptions {
  * model.dispose();
  * ```
  */
-export function hardSvb(rt: Runtime, params: readonly Param[], opts: HardSvbOptions = {}): void {
+export function hardSvb(rt: Backend, params: readonly Param[], opts: HardSvbOptions = {}): void {
   const eps = opts.eps ?? 0.5;
   checkCoef("hardSvb", "eps", eps);
   for (const p of selectParams(params, {}, true)) {
@@ -59,7 +59,7 @@ export function hardSvb(rt: Runtime, params: readonly Param[], opts: HardSvbOpti
  * @param params a model's `params()` (weights with ≥ 2 dimensions are projected in place)
  * @param opts c, the largest norm (> 0)
  */
-export function maxNorm(rt: Runtime, params: readonly Param[], opts: { c: number }): void {
+export function maxNorm(rt: Backend, params: readonly Param[], opts: { c: number }): void {
   checkCoef("maxNorm", "c", opts.c, true);
   for (const p of selectParams(params, {}, true)) {
     const w = asMatrix(p.value);

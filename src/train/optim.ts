@@ -32,9 +32,9 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
+import type { Backend } from "../backend.ts";
 import type { Kernel } from "../gpu/kernel.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import optimSrc from "../../shaders/optim.wgsl" with { type: "text" };
 import sgdFusedSrc from "../../shaders/optim_sgd_fused.wgsl" with { type: "text" };
@@ -63,7 +63,7 @@ interface SlotUpdate {
  * distinct placeholders.
  */
 function fusedDispatches(
-  rt: Runtime,
+  rt: Backend,
   kernel: Kernel,
   slots: number,
   perSlot: number,
@@ -95,13 +95,13 @@ function fusedDispatches(
 }
 
 /** True when the device has the storage bindings of the fused kernels. */
-function canFuse(rt: Runtime, fused: boolean | undefined): boolean {
+function canFuse(rt: Backend, fused: boolean | undefined): boolean {
   // NOTE: not by default on CPU adapters. Mesa llvmpipe runs every case of the slot switch for
   // every invocation (masked, each load a loop over the lanes), so there the fused SGD step of
   // LeNet-5's 10 tensors measured 2.3-2.8 ms of GPU time against 0.8-0.9 ms for ten dispatches
   // (interleaved, best of 8 rounds of 20 steps), even with each workgroup inside one slot.
   return (fused ?? !rt.isCpuAdapter) &&
-    rt.device.limits.maxStorageBuffersPerShaderStage >= FUSED_BINDINGS;
+    rt.limits.maxStorageBuffersPerShaderStage >= FUSED_BINDINGS;
 }
 
 /** The update rules offered. */
@@ -190,7 +190,7 @@ export class OptimizerState {
    * An empty state.
    * @param rt the runtime that allocates the state tensors
    */
-  constructor(readonly rt: Runtime) {
+  constructor(readonly rt: Backend) {
     stateData.set(this, { algorithm: null, slots: new Map(), disposed: false });
   }
 
@@ -227,7 +227,7 @@ export class OptimizerState {
 }
 
 /** The slot of `p` in `state`, created on first use, checked against the algorithm and shape. */
-function slotOf(rt: Runtime, state: OptimizerState, op: Algorithm, p: Param): Slot {
+function slotOf(rt: Backend, state: OptimizerState, op: Algorithm, p: Param): Slot {
   if (state.rt !== rt) throw new Error(`${op}: the optimizer state belongs to another runtime`);
   const d = stateData.get(state)!;
   if (d.disposed) throw new Error(`${op}: the optimizer state was used after dispose()`);
@@ -252,7 +252,7 @@ function slotOf(rt: Runtime, state: OptimizerState, op: Algorithm, p: Param): Sl
 
 /** The state tensor `key` of a slot, created (zeroed if `zero`) on first use. */
 function stateTensor(
-  rt: Runtime,
+  rt: Backend,
   slot: Slot,
   name: string,
   key: string,
@@ -333,7 +333,7 @@ const BASE_PARAMS = {
  * @throws Error on invalid hyperparameters, mismatched shapes, or a state of another algorithm
  */
 export function sgd(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   state: OptimizerState,
   opts: SgdOptions,
@@ -384,7 +384,7 @@ export function sgd(
 
 function adamStep(
   op: "adam" | "adamw",
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   state: OptimizerState,
   opts: AdamOptions,
@@ -456,7 +456,7 @@ function adamStep(
  * @throws Error on invalid hyperparameters, mismatched shapes, or an SGD state
  */
 export function adam(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   state: OptimizerState,
   opts: AdamOptions,
@@ -476,7 +476,7 @@ export function adam(
  * @throws Error on invalid hyperparameters, mismatched shapes, or an SGD state
  */
 export function adamw(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   state: OptimizerState,
   opts: AdamOptions,
@@ -510,7 +510,7 @@ export type OptimizerSpec =
  * @param spec algorithm and hyperparameters (all but the learning rate)
  * @returns the optimizer; the caller disposes it
  */
-export function createOptimizer(rt: Runtime, spec: OptimizerSpec): Optimizer {
+export function createOptimizer(rt: Backend, spec: OptimizerSpec): Optimizer {
   const state = new OptimizerState(rt);
   const { algorithm, ...rest } = spec;
   const fn = algorithm === "sgd"
@@ -540,6 +540,6 @@ export function createOptimizer(rt: Runtime, spec: OptimizerSpec): Optimizer {
  * @param rt runtime
  * @param params parameters whose `grad` is cleared
  */
-export function zeroGrads(rt: Runtime, params: readonly Param[]): void {
+export function zeroGrads(rt: Backend, params: readonly Param[]): void {
   for (const p of params) if (p.grad) rt.fill0(p.grad);
 }

@@ -26,7 +26,7 @@
  * import {
  *   buildModel,
  *   modelSpecFromName,
- *   Runtime,
+ *   Backend,
  *   splitDataset,
  *   toy2d,
  *   train,
@@ -50,8 +50,8 @@
  * @module
  */
 
-import type { Runtime } from "../gpu/runtime.ts";
-import { fmtShape, type Tensor } from "../gpu/tensor.ts";
+import type { Backend } from "../backend.ts";
+import { fmtShape, type Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import type { Sequential } from "../layers/sequential.ts";
 import { axpy } from "../ops/elementwise.ts";
@@ -279,7 +279,7 @@ class GpuSums {
   readonly correct: Tensor;
   #packed: Tensor;
 
-  constructor(readonly rt: Runtime, n: number) {
+  constructor(readonly rt: Backend, n: number) {
     this.f = Array.from({ length: n }, (_, i) => rt.zeros([1], "f32", `sum ${i}`));
     this.correct = rt.zeros([], "u32", "correct");
     this.#packed = rt.empty([n + 1], "f32", "sums packed");
@@ -317,7 +317,7 @@ class GpuSums {
  * @throws Error if the model does not fit the data
  * @example
  * ```ts
- * import { buildModel, evaluate, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
+ * import { buildModel, evaluate, modelSpecFromName, Backend, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -513,7 +513,7 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
 
 /** What a run holds between steps and epochs: its plan, its GPU resources and its counters. */
 interface TrainRun {
-  readonly rt: Runtime;
+  readonly rt: Backend;
   readonly model: Sequential;
   readonly options: TrainOptions;
   readonly plan: TrainPlan;

@@ -42,18 +42,29 @@ import {
 import { CONTROL, type WorkerInit, workerSource } from "./_worker.ts";
 import { TWINS } from "./kernels/mod.ts";
 import { bindingLayout, type Kernel } from "../gpu/kernel.ts";
+import {
+  type Backend,
+  type BackendLimits,
+  type DispatchSpec,
+  foreignTensorError,
+  gridFor,
+  type Tensor,
+} from "../backend.ts";
 
-/** How to run a kernel: the WebGPU `DispatchSpec` (src/gpu/runtime.ts) over Wasm tensors. */
-export interface WasmDispatchSpec {
-  /** Tensors bound, in ascending `@binding` order of the shader's storage variables. */
-  bindings: WasmTensor[];
-  /** Values of the shader's uniform `Params` struct, by field name. */
-  params?: Record<string, number>;
-  /** Workgroup counts `[x, y?, z?]` of the WebGPU launch (twins read only what the WGSL reads). */
-  workgroups: readonly number[];
-  /** Values of WGSL `override` constants. */
-  constants?: Record<string, number>;
-}
+/** How to run a kernel: the backends' `DispatchSpec` (src/backend.ts). */
+export type WasmDispatchSpec = DispatchSpec;
+
+/**
+ * The limits ops plan with on Wasm: a tensor may fill the wasm32 address space, a kernel may
+ * bind any number of tensors, and the workgroup grid (which twins read only where the WGSL does)
+ * has WebGPU's usual per-dimension maximum.
+ */
+const WASM_LIMITS: BackendLimits = {
+  maxStorageBufferBindingSize: 2 ** 32 - 65536,
+  maxBufferSize: 2 ** 32 - 65536,
+  maxStorageBuffersPerShaderStage: 64,
+  maxComputeWorkgroupsPerDimension: 65535,
+};
 
 /** Options of {@linkcode WasmRuntime.create}. */
 export interface WasmRuntimeOptions {
@@ -105,8 +116,20 @@ function canBlockHere(): boolean {
   }
 }
 
-/** Owner of a WebAssembly memory, its tensors, and the threads that compute on them. */
-export class WasmRuntime {
+/**
+ * Owner of a WebAssembly memory, its tensors, and the threads that compute on them: the
+ * WebAssembly {@linkcode Backend}.
+ */
+export class WasmRuntime implements Backend {
+  /** This is the WebAssembly backend. */
+  readonly kind = "wasm" as const;
+  /** Kernels run on CPU cores: ops pick their CPU-shaped launches. */
+  readonly isCpuAdapter = true;
+  /** The limits ops plan with. */
+  readonly limits: BackendLimits = WASM_LIMITS;
+  /** Always 0: nothing is deferred, so there is nothing to submit. */
+  submits = 0;
+  #placeholders: WasmTensor[] = [];
   readonly #workers: Worker[];
   readonly #controls: Control[];
   readonly #canBlock: boolean;
@@ -280,34 +303,65 @@ export class WasmRuntime {
   }
 
   /** Overwrites the contents of `t` with `data` (same number of elements). */
-  write(t: WasmTensor, data: Float32Array | Uint32Array | Int32Array): void {
+  write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
     if (data.length !== t.size) {
       throw new Error(`write: ${data.length} values for ${t.describe()}`);
     }
-    t.view().set(data);
+    this.#own(t).view().set(data);
   }
 
   /** `dst[...] = src[...]` for `count` elements (default all of src); the two may overlap. */
-  copy(src: WasmTensor, dst: WasmTensor, count = src.size, srcOffset = 0, dstOffset = 0): void {
+  copy(src: Tensor, dst: Tensor, count = src.size, srcOffset = 0, dstOffset = 0): void {
     if (srcOffset + count > src.size || dstOffset + count > dst.size) {
       throw new Error(`copy: ${count} elements do not fit ${src.describe()} -> ${dst.describe()}`);
     }
+    const [from, to] = [this.#own(src).ptr, this.#own(dst).ptr];
     if (count === 0) return;
     new Uint8Array(this.wasmMemory.buffer).copyWithin(
-      dst.ptr + dstOffset * 4,
-      src.ptr + srcOffset * 4,
-      src.ptr + (srcOffset + count) * 4,
+      to + dstOffset * 4,
+      from + srcOffset * 4,
+      from + (srcOffset + count) * 4,
     );
   }
 
   /** Sets every element of `t` to 0. */
-  fill0(t: WasmTensor): void {
-    new Uint8Array(this.wasmMemory.buffer, t.ptr, t.byteLength).fill(0);
+  fill0(t: Tensor): void {
+    new Uint8Array(this.wasmMemory.buffer, this.#own(t).ptr, t.byteLength).fill(0);
   }
 
   /** A copy of a tensor's data (a promise, as on the WebGPU runtime). */
-  read(t: WasmTensor): Promise<TypedArrayFor<DType>> {
-    return t.read();
+  read(t: Tensor): Promise<TypedArrayFor<DType>> {
+    return this.#own(t).read();
+  }
+
+  /**
+   * The `index`-th placeholder tensor, for a storage binding an entry point leaves unused
+   * (the WebGPU {@linkcode Runtime.placeholder}): an f32[4] tensor, distinct per index, owned by
+   * the runtime; disposing it throws.
+   */
+  placeholder(index: number): WasmTensor {
+    let t = this.#placeholders[index];
+    if (!t) {
+      const ptr = this.heap.alloc(16, `placeholder ${index}`);
+      t = new WasmPlaceholder(this, ptr, index);
+      this.#placeholders[index] = t;
+    }
+    return t;
+  }
+
+  /**
+   * Workgroup counts for `n` items handled `perGroup` at a time, spread over x and y past 65535
+   * (the WebGPU runtime's `grid`, so that ops compute the same launch on both backends; twins
+   * read it only where the WGSL does).
+   */
+  grid(n: number, perGroup: number): [number, number] {
+    return gridFor(n, perGroup, WASM_LIMITS.maxComputeWorkgroupsPerDimension);
+  }
+
+  /** Nothing to free: the heap reuses freed blocks and a WebAssembly memory never shrinks. */
+  trim(): Promise<void> {
+    this.#check();
+    return Promise.resolve();
   }
 
   /**
@@ -340,8 +394,19 @@ export class WasmRuntime {
    * @throws Error naming the kernel when it has no twin yet, the bindings do not match its
    *   declaration, or a tensor was disposed
    */
-  dispatch(kernel: Kernel, spec: WasmDispatchSpec): void {
+  dispatch(kernel: Kernel, spec: DispatchSpec): void {
     this.#check();
+    const layout = bindingLayout(kernel);
+    if (spec.bindings.length !== layout.storage.length) {
+      throw new Error(
+        `Kernel '${kernel.name}' declares ${layout.storage.length} storage bindings, got ${spec.bindings.length}`,
+      );
+    }
+    const bound = spec.bindings.map((t) => {
+      const w = this.#own(t, kernel.name);
+      void w.ptr; // throws, naming the tensor, when it was disposed
+      return w;
+    });
     const entry = kernel.entry ?? "main";
     const twin = TWINS[kernel.name]?.[entry];
     if (!twin) {
@@ -350,21 +415,9 @@ export class WasmRuntime {
           `backend for it (issue 11 tracks the remaining kernels)`,
       );
     }
-    const layout = bindingLayout(kernel);
-    if (spec.bindings.length !== layout.storage.length) {
-      throw new Error(
-        `Kernel '${kernel.name}' declares ${layout.storage.length} storage bindings, got ${spec.bindings.length}`,
-      );
-    }
-    for (const t of spec.bindings) {
-      if (t.rt !== this) {
-        throw new Error(`Kernel '${kernel.name}': ${t.describe()} is not this runtime's`);
-      }
-      void t.ptr; // throws, naming the tensor, when it was disposed
-    }
     const wg = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
     if (wg[0] * wg[1] * wg[2] === 0) return;
-    twin(this, spec.bindings, spec.params ?? {}, spec.constants ?? {}, wg);
+    twin(this, bound, spec.params ?? {}, spec.constants ?? {}, wg);
     this.dispatches++;
   }
 
@@ -438,6 +491,12 @@ export class WasmRuntime {
   #check(): void {
     if (this.#destroyed) throw new Error("WasmRuntime was used after destroy()");
   }
+
+  /** `t` as this runtime's tensor, or an error naming it and the backend that owns it. */
+  #own(t: Tensor, kernel?: string): WasmTensor {
+    if (t.rt !== this || !(t instanceof WasmTensor)) throw foreignTensorError(t, "wasm", kernel);
+    return t;
+  }
 }
 
 /** Starts `count` workers on `module` and `memory`; resolves when all are ready. */
@@ -499,5 +558,18 @@ async function startWorkers(
     }
   } finally {
     URL.revokeObjectURL(url);
+  }
+}
+
+/** A runtime-owned placeholder (see {@linkcode WasmRuntime.placeholder}): disposing it is a bug. */
+class WasmPlaceholder extends WasmTensor {
+  constructor(rt: WasmRuntime, ptr: number, readonly index: number) {
+    super(rt, ptr, [4], "f32", `placeholder ${index}`);
+  }
+  override dispose(): void {
+    throw new Error(
+      `${this.describe()} belongs to the runtime and is shared by every op; do not dispose it ` +
+        `(WasmRuntime.destroy() frees it)`,
+    );
   }
 }

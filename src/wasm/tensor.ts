@@ -7,7 +7,15 @@
  * @module
  */
 
-import { checkShape, type DType, fmtShape, sizeOf, type TypedArrayFor } from "../gpu/tensor.ts";
+import {
+  checkShape,
+  type DType,
+  fmtShape,
+  sizeOf,
+  type Tensor,
+  type TypedArrayFor,
+} from "../backend.ts";
+import { HEAP_ALIGN } from "./heap.ts";
 import type { WasmRuntime } from "./runtime.ts";
 
 export { checkShape, type DType, fmtShape, sizeOf, type TypedArrayFor };
@@ -21,8 +29,8 @@ export function arrayTypeOf(
   return dtype === "f32" ? Float32Array : dtype === "u32" ? Uint32Array : Int32Array;
 }
 
-/** A dense, row-major tensor in a {@linkcode WasmRuntime}'s memory. */
-export class WasmTensor {
+/** A dense, row-major tensor in a {@linkcode WasmRuntime}'s memory: the Wasm backend's {@linkcode Tensor}. */
+export class WasmTensor implements Tensor {
   /** Unique id, for debugging and error messages. */
   readonly id: number = nextId++;
   #ptr: number | null;
@@ -54,6 +62,16 @@ export class WasmTensor {
     return this.#ptr;
   }
 
+  /** The byte offset (the identity {@linkcode Tensor.storage} compares); throws if disposed. */
+  get storage(): number {
+    return this.ptr;
+  }
+
+  /** Bytes of the heap block (the data rounded up to the heap's alignment). */
+  get capacity(): number {
+    return Math.ceil(Math.max(this.byteLength, 1) / HEAP_ALIGN) * HEAP_ALIGN;
+  }
+
   /** Byte length of the data. */
   get byteLength(): number {
     return this.size * 4;
@@ -64,9 +82,9 @@ export class WasmTensor {
     return this.#ptr === null;
   }
 
-  /** "wasm tensor #12 'fc1.weight' f32[120,400]" */
+  /** "tensor #12 'fc1.weight' f32[120,400]", as the WebGPU tensor says it (the same error messages on both backends) */
   describe(): string {
-    return `wasm tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${
+    return `tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${
       fmtShape(this.shape)
     }`;
   }
