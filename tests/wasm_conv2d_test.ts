@@ -7,7 +7,10 @@
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { Mirror, wasmRuntimes } from "./_wasm_mirror.ts";
+import { onBothBackends } from "./_backends.ts";
+import { Activation } from "../src/layers/activation.ts";
 import {
+  Conv2d,
   type Conv2dActivation,
   conv2dForward,
   conv2dInputGrad,
@@ -335,4 +338,29 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
     Object.assign(CONV2D_BLOCKS, saved);
   }
   console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
+});
+
+Deno.test("Conv2d layer on both backends: forward, fused tanh, backward (dx, dW, db), jvp agree", async () => {
+  for (const [i, t] of [CASES[0], CASES[1], CASES[2], CASES[5], CASES[6]].entries()) {
+    const wShape = [t.o, t.x[1], ...t.k];
+    const xa = randomArray(numel(t.x), 700 + i), wa = randomArray(numel(wShape), 710 + i);
+    const ba = randomArray(t.o, 720 + i);
+    await onBothBackends(async (rt) => {
+      const conv = new Conv2d(rt, "conv", t.x[1], t.o, t.k, { stride: t.s, padding: t.p });
+      rt.write(conv.weight, wa);
+      rt.write(conv.bias!, ba);
+      const x = rt.upload(xa, t.x);
+      const y = await conv.forward(x).read();
+      const dy = rt.upload(randomArray(y.length, 730 + i), conv.outputShape(t.x));
+      const dx = await conv.backward(dy).read();
+      const dW = await conv.dWeight.read(), db = await conv.dBias!.read();
+      const ty = await conv.jvp(x).read();
+      const act = new Activation(rt, "act", "tanh");
+      const fused = await conv.forwardFused(x, act)!.read();
+      for (const u of [x, dy]) u.dispose();
+      conv.dispose();
+      act.dispose();
+      return { y, dx, dW, db, ty, fused };
+    }, { atol: 1e-4, rtol: 1e-4, what: label(t) });
+  }
 });

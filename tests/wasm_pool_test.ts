@@ -6,6 +6,7 @@
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { Mirror, wasmRuntimes } from "./_wasm_mirror.ts";
+import { onBothBackends } from "./_backends.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
 import {
   avgPool2dBackwardRef,
@@ -126,4 +127,31 @@ Deno.test("pool twins: AvgPool2d forward, backward and jvp (both pad counts) mat
     }
   });
   console.log(`avg pool: largest |wasm - float64| ${worst.toExponential(2)}`);
+});
+
+Deno.test("MaxPool2d and AvgPool2d on both backends: forward, argmax, backward and jvp agree", async () => {
+  for (const [i, c] of CASES.entries()) {
+    const [xs, k, s, p] = c;
+    const xa = randomArray(numel(xs), 800 + i);
+    await onBothBackends(async (rt) => {
+      const mp = new MaxPool2d(rt, "mp", k, { stride: s, padding: p });
+      const ap = new AvgPool2d(rt, "ap", k, {
+        stride: s,
+        padding: p,
+        countIncludePad: i % 2 === 0,
+      });
+      const x = rt.upload(xa, xs);
+      const y = await mp.forward(x).read();
+      const idx = await mp.indices!.read();
+      const dy = rt.upload(randomArray(y.length, 810 + i), mp.outputShape(xs));
+      const dx = await mp.backward(dy).read();
+      const ty = await mp.jvp(x).read();
+      const ay = await ap.forward(x).read();
+      const adx = await ap.backward(dy).read();
+      for (const u of [x, dy]) u.dispose();
+      mp.dispose();
+      ap.dispose();
+      return { y, idx, dx, ty, ay, adx };
+    }, { atol: 1e-6, rtol: 1e-5, exact: ["idx", "y", "ty"], what: label(c) });
+  }
 });
