@@ -4,8 +4,7 @@
  * {@linkcode Mirror} is on, every `gpu.dispatch(kernel, spec)` also runs on each Wasm runtime
  * with the Wasm copies of its bindings (tensors the test did not upload, the op's temporaries,
  * get zero-filled copies of their shape), so the whole op, internal dispatches included, runs
- * on both. Kernels without a Wasm twin yet fall back to a JS version where one is given here
- * (the split-K sum and channel sum of shaders/layers.wgsl), else the replay throws.
+ * on both. A kernel without a Wasm twin makes the replay throw.
  *
  * @module
  */
@@ -17,32 +16,6 @@ import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 import { TWINS } from "../src/wasm/kernels/mod.ts";
 import { assert } from "./_util.ts";
-
-type Fallback = (bindings: WasmTensor[], p: Record<string, number>) => void;
-
-/** JS stand-ins for kernels of other families that the conv and pool layers dispatch. */
-const FALLBACKS: Record<string, Fallback> = {
-  "layers.sum_parts": ([u, , , out], p) => {
-    const uv = u.view() as Float32Array, ov = out.view() as Float32Array;
-    for (let i = 0; i < p.len; i++) {
-      let s = 0;
-      for (let z = 0; z < p.parts; z++) s = Math.fround(s + uv[z * p.len + i]);
-      if (p.beta !== 0) s = Math.fround(s + Math.fround(p.beta * ov[i]));
-      ov[i] = s;
-    }
-  },
-  "layers.channel_sum": ([u, , , out], p) => {
-    const uv = u.view() as Float32Array, ov = out.view() as Float32Array;
-    for (let c = 0; c < p.c; c++) {
-      let s = 0;
-      for (let b = 0; b < p.n; b++) {
-        for (let q = 0; q < p.s; q++) s = Math.fround(s + uv[(b * p.c + c) * p.s + q]);
-      }
-      if (p.beta !== 0) s = Math.fround(s + Math.fround(p.beta * ov[c]));
-      ov[c] = s;
-    }
-  },
-};
 
 /** Replays a GPU runtime's dispatches on Wasm runtimes (see the module doc). */
 export class Mirror {
@@ -85,13 +58,10 @@ export class Mirror {
       this.seen.set(kernel.name, (this.seen.get(kernel.name) ?? 0) + 1);
       this.wasm.forEach((rt, i) => {
         const bindings = spec.bindings.map((t) => this.copyOf(t, i));
-        if (TWINS[kernel.name]?.[entry]) {
-          rt.dispatch(kernel, { ...spec, bindings });
-        } else if (FALLBACKS[kernel.name]) {
-          FALLBACKS[kernel.name](bindings, spec.params ?? {});
-        } else {
-          throw new Error(`Mirror: kernel '${kernel.name}' (${entry}) has no twin or fallback`);
+        if (!TWINS[kernel.name]?.[entry]) {
+          throw new Error(`Mirror: kernel '${kernel.name}' (${entry}) has no Wasm twin`);
         }
+        rt.dispatch(kernel, { ...spec, bindings });
       });
     };
     return this;
@@ -116,7 +86,7 @@ export class Mirror {
 
   /**
    * Runs captured dispatches on Wasm runtime `i`.
-   * @returns milliseconds spent in twins (fallbacks run untimed), by kernel name
+   * @returns milliseconds spent, by kernel name
    */
   replay(
     list: { kernel: Kernel; spec: Parameters<Runtime["dispatch"]>[1] }[],
@@ -126,13 +96,9 @@ export class Mirror {
     const times = new Map<string, number>();
     for (const { kernel, spec } of list) {
       const bindings = spec.bindings.map((t) => this.copyOf(t, i));
-      if (TWINS[kernel.name]?.[kernel.entry ?? "main"]) {
-        const t0 = performance.now();
-        rt.dispatch(kernel, { ...spec, bindings });
-        times.set(kernel.name, (times.get(kernel.name) ?? 0) + performance.now() - t0);
-      } else {
-        FALLBACKS[kernel.name](bindings, spec.params ?? {});
-      }
+      const t0 = performance.now();
+      rt.dispatch(kernel, { ...spec, bindings });
+      times.set(kernel.name, (times.get(kernel.name) ?? 0) + performance.now() - t0);
     }
     return times;
   }

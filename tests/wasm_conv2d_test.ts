@@ -237,9 +237,9 @@ Deno.test("conv2d twin: LeNet-shaped batch-64 forward and backward, timed on 1 a
     const dw1 = m.upload(new Float32Array(6 * 25), [6, 1, 5, 5]);
     const dw2 = m.upload(new Float32Array(16 * 150), [16, 6, 5, 5]);
     const pool1 = new MaxPool2d(gpu, "pool1", 2), pool2 = new MaxPool2d(gpu, "pool2", 2);
-    // conv1 (pad 2) + tanh, pool, conv2 + tanh, pool; back: pool2, conv2 dx and dW, pool1,
-    // conv1 dW (the first layer's dx is not needed). Bias gradients (a layers-family kernel)
-    // and the activations' backward (elementwise) are not twins of this family: left out.
+    // conv1 (pad 2) + tanh, pool, conv2 + tanh, pool; back: pool2, conv2 dx and dW (split-K
+    // sums included), pool1, conv1 dW (the first layer's dx is not needed). The activations'
+    // backward (elementwise kernels) is left out.
     const list = m.capture(() => {
       const a1 = conv2dForward(gpu, x, w1, { padding: 2, bias: b1, activation: "tanh" });
       const p1 = pool1.forward(a1);
