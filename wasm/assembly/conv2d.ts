@@ -14,11 +14,12 @@
 //   mode 2, weight gradient: dW (O, C·kh·kw) += Σ_{b, chunks} dy[b][:, chunk] · col(x[b])[:, chunk]ᵀ
 //                            over the depth range of one split-K slab of the WGSL.
 //
-// The unfolded block (and the fold) goes row by row ((ch, ky, kx) rows, positions along the row), runs
+// The unfolded block (and the fold) goes row by row ((ch, ky, kx) rows, positions along it), runs
 // of consecutive in-image x positions copied with v128 loads and stores. sgemm then packs it
 // into its panels. Every output element is the same sequence of operations whichever images,
-// positions or columns a call covers, so splitting across threads (by images or positions,
-// by slabs or columns of dW) gives bitwise equal results.
+// positions, channels or columns a call covers (the chunk grid is fixed by the geometry), so
+// splitting across threads (mode 0 by images or positions, mode 1 by images or input channels,
+// mode 2 by slabs or columns of dW) gives bitwise equal results.
 
 import { sgemm } from "./gemm";
 
@@ -27,28 +28,28 @@ import { sgemm } from "./gemm";
 }
 
 // Field indices of the geometry block (u32 / i32 / f32 words) the host writes for one call.
-const G_M: i32 = 0; // GEMM rows (O in modes 0, 2; C in mode 1)
-const G_K: i32 = 1; // GEMM depth of modes 0, 1 (rows of the unfolded matrix)
-const G_PH: i32 = 2; // source plane height
-const G_PW: i32 = 3; // source plane width
-const G_GH: i32 = 4; // position grid height (OH, or H in mode 1)
-const G_GW: i32 = 5; // position grid width
+const G_M: i32 = 0; // O (all modes)
+const G_K: i32 = 1; // mode 0: GEMM depth C·kh·kw
+const G_PH: i32 = 2; // image plane height H (of x, or of dx in mode 1)
+const G_PW: i32 = 3; // image plane width W
+const G_GH: i32 = 4; // output grid height OH
+const G_GW: i32 = 5; // output grid width OW
 const G_KH: i32 = 6;
 const G_KW: i32 = 7;
-const G_SY: i32 = 8; // grid step along y (sh in mode 0, 1 in mode 1)
+const G_SY: i32 = 8; // stride along y
 const G_SX: i32 = 9;
-const G_OY: i32 = 12; // offset along y (-ph, or ph in mode 1)
+const G_OY: i32 = 12; // -ph
 const G_OX: i32 = 13;
-const G_A: i32 = 16; // A: W (mode 0), W' (mode 1), dy (mode 2)
-const G_SRC: i32 = 17; // unfolded source: x (modes 0, 2), dy (mode 1)
-const G_OUT: i32 = 18;
+const G_A: i32 = 16; // W (modes 0, 1), dy (mode 2)
+const G_SRC: i32 = 17; // x (modes 0, 2), dy (mode 1)
+const G_OUT: i32 = 18; // y, dx, or dW slabs
 const G_BIAS: i32 = 19; // (O,) or 0
 const G_ACT: i32 = 20; // activation code of shaders/conv2d.wgsl
 const G_BETA: i32 = 21; // f32
 const G_CHUNK: i32 = 22; // positions per GEMM call
-const G_SRC_IMG: i32 = 23; // floats per source image
-const G_OUT_IMG: i32 = 24; // floats per output image (modes 0, 1)
-const G_N: i32 = 25; // mode 2: columns of dW (C·kh·kw)
+const G_SRC_IMG: i32 = 23; // floats per image of x (modes 0, 2) or dx (mode 1)
+const G_OUT_IMG: i32 = 24; // mode 0: floats per image of y
+const G_N: i32 = 25; // C·kh·kw (columns of dW, rows of dcol)
 const G_KTOT: i32 = 26; // mode 2: B·OH·OW
 const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
 
