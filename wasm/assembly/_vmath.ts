@@ -141,3 +141,32 @@ const C15: f32 = <f32>(1.0 / 15.0);
   const s = f32x4.min(v, f32x4.shuffle(v, v, 1, 0, 3, 2));
   return min<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 2));
 }
+
+const THIRD: f32 = <f32>(-1.0 / 3.0);
+const T5: f32 = <f32>(2.0 / 15.0);
+const T7: f32 = <f32>(-17.0 / 315.0);
+
+/**
+ * tanh_s of shaders/elementwise.wgsl, and activate() of conv2d.wgsl, which must give the same
+ * bits (a fused Conv2d + Tanh equals the two kernels): odd series for |x| < 0.125, else
+ * sign(x) (1 - e) / (1 + e), e = exp(-2|x|).
+ */
+@inline export function vtanh(x: v128): v128 {
+  const one = f32x4.splat(1.0);
+  const ax = f32x4.abs(x);
+  const x2 = f32x4.mul(x, x);
+  let s = f32x4.add(f32x4.splat(T5), f32x4.mul(x2, f32x4.splat(T7)));
+  s = f32x4.add(f32x4.splat(THIRD), f32x4.mul(x2, s));
+  s = f32x4.mul(x, f32x4.add(one, f32x4.mul(x2, s)));
+  const e = vexp(f32x4.mul(f32x4.splat(-2.0), ax));
+  const sg = v128.or(v128.and(x, i32x4.splat(0x80000000)), one);
+  const big = f32x4.div(f32x4.mul(sg, f32x4.sub(one, e)), f32x4.add(one, e));
+  return v128.bitselect(s, big, f32x4.lt(ax, f32x4.splat(0.125)));
+}
+
+/** sigmoid_s of shaders/elementwise.wgsl (and conv2d.wgsl's activate()): 1 / (1 + e) for x >= 0, else e / (1 + e), e = exp(-|x|). */
+@inline export function vsigmoid(x: v128): v128 {
+  const e = vexp(f32x4.neg(f32x4.abs(x)));
+  const r = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), e));
+  return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, f32x4.splat(0.0)));
+}

@@ -22,6 +22,7 @@
 // mode 2 by slabs or columns of dW) gives bitwise equal results.
 
 import { sgemm } from "./gemm";
+import { vsigmoid, vtanh } from "./_vmath";
 
 @inline function at(base: usize, index: i32): usize {
   return base + (<usize>index << 2);
@@ -133,50 +134,14 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
 }
 
 /**
- * e^x for x <= 0, four lanes (Cephes expf: x = n·ln 2 + r, |r| <= ln 2 / 2, a degree-6
- * polynomial for e^r, 2^n built in the exponent bits; within 2 ulp of e^x). NaN propagates.
- */
-@inline function expNeg4(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(-87.3));
-  const n = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504)), f32x4.splat(0.5)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
-}
-
-/**
  * activate() of shaders/conv2d.wgsl on four lanes: 1 relu (NaN kept), 2 tanh (its odd series
  * below 0.125, else sign(x)·(1 - e)/(1 + e) with e = exp(-2|x|)), 3 sigmoid (r = 1/(1 + e),
  * e = exp(-|x|); r for x >= 0, else e·r).
  */
 @inline function activate4(act: i32, x: v128): v128 {
-  const one = f32x4.splat(1);
   if (act == 1) return v128.andnot(x, f32x4.lt(x, f32x4.splat(0)));
-  if (act == 2) {
-    const ax = f32x4.abs(x);
-    const x2 = f32x4.mul(x, x);
-    let s = f32x4.add(f32x4.splat(<f32>(2.0 / 15.0)), f32x4.mul(x2, f32x4.splat(<f32>(-17.0 / 315.0))));
-    s = f32x4.add(f32x4.splat(<f32>(-1.0 / 3.0)), f32x4.mul(x2, s));
-    s = f32x4.mul(x, f32x4.add(one, f32x4.mul(x2, s)));
-    const e = expNeg4(f32x4.mul(f32x4.splat(-2), ax));
-    const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
-    // sign(x)·t: t >= 0, so the sign bit of x (x = 0 takes the series).
-    const big = v128.or(t, v128.and(x, f32x4.splat(-0.0)));
-    return v128.bitselect(s, big, f32x4.lt(ax, f32x4.splat(0.125)));
-  }
-  if (act == 3) {
-    const e = expNeg4(f32x4.neg(f32x4.abs(x)));
-    const r = f32x4.div(one, f32x4.add(one, e));
-    return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, f32x4.splat(0)));
-  }
+  if (act == 2) return vtanh(x);
+  if (act == 3) return vsigmoid(x);
   return x;
 }
 

@@ -6,11 +6,8 @@
 // elements) goes through the same vector code in a partial vector, so every element gets the
 // same bits whatever range (thread) it falls in.
 
-import { loadPartial, storePartial, vexp, vlog } from "./_vmath";
+import { loadPartial, storePartial, vexp, vlog, vsigmoid, vtanh } from "./_vmath";
 
-const THIRD: f32 = <f32>(-1.0 / 3.0);
-const T5: f32 = <f32>(2.0 / 15.0);
-const T7: f32 = <f32>(-17.0 / 315.0);
 
 @inline function notNan(x: v128): v128 {
   return i32x4.le_u(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
@@ -25,27 +22,6 @@ const T7: f32 = <f32>(-17.0 / 315.0);
   const pos = v128.and(f32x4.gt(x, zero), f32x4.splat(1.0));
   const neg = v128.and(f32x4.lt(x, zero), f32x4.splat(-1.0));
   return v128.or(pos, neg);
-}
-
-/** tanh_s of the WGSL: odd series for |x| < 0.125, else sign(x) (1 - e) / (1 + e), e = exp(-2|x|). */
-@inline function vtanh(x: v128): v128 {
-  const one = f32x4.splat(1.0);
-  const ax = f32x4.abs(x);
-  const x2 = f32x4.mul(x, x);
-  let s = f32x4.add(f32x4.splat(T5), f32x4.mul(x2, f32x4.splat(T7)));
-  s = f32x4.add(f32x4.splat(THIRD), f32x4.mul(x2, s));
-  s = f32x4.mul(x, f32x4.add(one, f32x4.mul(x2, s)));
-  const e = vexp(f32x4.mul(f32x4.splat(-2.0), ax));
-  const sg = v128.or(v128.and(x, i32x4.splat(0x80000000)), one);
-  const big = f32x4.div(f32x4.mul(sg, f32x4.sub(one, e)), f32x4.add(one, e));
-  return v128.bitselect(s, big, f32x4.lt(ax, f32x4.splat(0.125)));
-}
-
-/** sigmoid_s of the WGSL: 1 / (1 + e) for x >= 0, else e / (1 + e), e = exp(-|x|). */
-@inline function vsigmoid(x: v128): v128 {
-  const e = vexp(f32x4.neg(f32x4.abs(x)));
-  const r = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), e));
-  return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, f32x4.splat(0.0)));
 }
 
 /** softplus_s of the WGSL: x if beta x > threshold, else log1p(exp(beta x)) / beta. */
