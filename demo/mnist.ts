@@ -15,6 +15,7 @@
  */
 
 import {
+  type Backend,
   buildModel,
   decisionPlane,
   decodeCheckpoint,
@@ -25,7 +26,6 @@ import {
   pgd,
   planeTowards,
   randomPlaneDirections,
-  type Runtime,
   saliency,
   softmax,
 } from "../mod.ts";
@@ -82,7 +82,7 @@ function argmaxOf(p: ArrayLike<number>): number {
 
 /** Softmax probabilities of one image. */
 async function probabilities(
-  rt: Runtime,
+  rt: Backend,
   model: Model,
   pixels: Float32Array,
 ): Promise<Float32Array> {
@@ -135,7 +135,7 @@ class MnistApp {
   #queue: Promise<void> = Promise.resolve();
   #generation = 0;
 
-  constructor(readonly rt: Runtime) {}
+  constructor(readonly rt: Backend) {}
 
   async load() {
     const manifest = await (await fetch("checkpoints/manifest.json")).json() as {

@@ -19,17 +19,17 @@
 
 import {
   argmax,
+  type Backend,
   buildModel,
   evaluate,
   type Model,
   type ModelSpec,
   parseRegularizers,
-  type Runtime,
   toy2d,
   TOY2D_CENTRES,
   train,
 } from "../mod.ts";
-import { type Backend, showError, startBackend } from "./_backend.ts";
+import { type PageBackend, showError, startBackend, yieldToPage } from "./_backend.ts";
 import { CLASS_COLORS, curvesSpec, LiveChart } from "./_charts.ts";
 import { downloadPng, drawArrow, drawGrid, drawHeat, drawPoints, PlaneView, rgb } from "./_draw.ts";
 
@@ -119,7 +119,7 @@ function fmt(v: number): string {
 
 /** Classes, ||J||_F and det(JᵀJ) of the logits over the RES × RES grid of the plane. */
 async function planeMaps(
-  rt: Runtime,
+  rt: Backend,
   model: Model,
 ): Promise<{ classes: Uint32Array; fro: Float64Array; det: Float64Array }> {
   const n = RES * RES, pts = new Float32Array(2 * n);
@@ -161,7 +161,7 @@ async function planeMaps(
 }
 
 /** ∇z_c at the centre of cluster c, for each class c: (C, 2). */
-async function centreGradients(rt: Runtime, model: Model): Promise<Float32Array> {
+async function centreGradients(rt: Backend, model: Model): Promise<Float32Array> {
   const k = CENTRES.length;
   model.eval();
   const x = rt.upload(new Float32Array(CENTRES.flat()), [k, 2]);
@@ -387,7 +387,7 @@ class Panel {
 
 /** The page. */
 class ToyApp {
-  readonly rt: Runtime;
+  readonly rt: Backend;
   panels: Panel[] = [];
   running = false;
   stopAsked = false;
@@ -395,7 +395,7 @@ class ToyApp {
   testSet = toy2d({ seed: 0, split: "test" });
   #redrawing = new Map<Panel, Promise<void>>();
 
-  constructor(backend: Backend) {
+  constructor(backend: PageBackend) {
     this.rt = backend.rt;
   }
 
@@ -535,6 +535,7 @@ class ToyApp {
         for (const p of this.panels) {
           if (p.epoch < target && !this.stopAsked) {
             await this.step(p, Math.min(perFrame, target - p.epoch));
+            await yieldToPage();
           }
           if (p.needsReset) {
             this.running = false;

@@ -14,8 +14,9 @@
  *   copied from Deno's npm cache (the versions src/plot uses), so the charts work offline.
  *
  * The server sends `Cross-Origin-Opener-Policy: same-origin` and
- * `Cross-Origin-Embedder-Policy: require-corp` (cross-origin isolation, which WebAssembly threads
- * need once the Wasm backend exists) and serves only files under the built folder.
+ * `Cross-Origin-Embedder-Policy: require-corp` (cross-origin isolation: `SharedArrayBuffer`, so
+ * that the WebAssembly backend, which the pages use without WebGPU, runs on worker threads) and
+ * serves only files under the built folder.
  *
  * Usage: `deno run -A scripts/demo.ts [--build-only] [--port N] [--out DIR]`
  *

@@ -205,12 +205,18 @@ fn mse_main(
   if (lid == 0u && group * 2048u < p.n) { y[group] = ws[0]; }
 }
 
+// NaN test on the bits: WGSL lets compilers assume NaN never occurs, and llvmpipe folds
+// `v != v` to false (so NaN logits were not counted as maximal).
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // Is (v2, i2) a better argmax than (v1, i1)? First index on ties, NaN beats numbers.
 fn arg_better(v2: f32, i2: u32, v1: f32, i1: u32) -> bool {
   if (i2 >= p.k) { return false; }
   if (i1 >= p.k) { return true; }
-  let n1 = v1 != v1;
-  let n2 = v2 != v2;
+  let n1 = is_nan(v1);
+  let n2 = is_nan(v2);
   if (n1 || n2) { return n2 && (!n1 || i2 < i1); }
   return v2 > v1 || (v2 == v1 && i2 < i1);
 }

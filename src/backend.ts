@@ -123,6 +123,13 @@ export interface BackendLimits {
 export interface BackendMemory {
   /** Bytes held by live tensors. */
   inUseBytes: number;
+  /** Bytes the backend has taken for tensors, live or cached for reuse. */
+  allocatedBytes: number;
+  /**
+   * Allocations so far that took new memory (WebGPU: buffers created; Wasm: heap blocks not
+   * served by a freed one): constant over the steps of a loop that does not grow.
+   */
+  created: number;
 }
 
 /** A runtime that owns tensors and runs kernels on them. */
@@ -180,4 +187,32 @@ export interface Backend {
   trim(): Promise<void>;
   /** Frees everything; the backend is unusable afterwards. */
   destroy(): void;
+}
+
+/**
+ * Workgroup counts for `n` independent items handled `perGroup` at a time, spread over x and y
+ * when x alone would exceed `maxPerDimension` (both backends' `grid`). Kernels recover the item
+ * as `(wid.y * nwg.x + wid.x) * perGroup + lid.x`.
+ */
+export function gridFor(n: number, perGroup: number, maxPerDimension: number): [number, number] {
+  const groups = Math.ceil(n / perGroup);
+  if (groups <= maxPerDimension) return [groups, 1];
+  const y = Math.ceil(groups / maxPerDimension);
+  return [Math.ceil(groups / y), y];
+}
+
+/**
+ * The error for a tensor handed to a backend that does not own it.
+ * @param t the tensor
+ * @param kind the backend it was handed to
+ * @param kernel the kernel being dispatched, if any
+ */
+export function foreignTensorError(t: Tensor, kind: BackendKind, kernel?: string): Error {
+  const owner = t.rt.kind === kind
+    ? `another ${kind === "webgpu" ? "WebGPU" : "WebAssembly"} runtime`
+    : `the ${t.rt.kind} backend`;
+  return new Error(
+    `${kernel ? `Kernel '${kernel}': ` : ""}${t.describe()} belongs to ${owner}, not this one; ` +
+      `create it with this runtime (or copy it: upload(await t.read(), t.shape))`,
+  );
 }

@@ -4,7 +4,7 @@
  * model, trained in the test with Adam. Also its description for tools/torch_bridge.py's model
  * builder (used by tools/torch_attacks.py).
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
@@ -36,7 +36,7 @@ export const TORCH_MODEL = {
 };
 
 /** The conv net above, with small seeded weights. */
-export function buildNet(rt: Runtime, seed = 1): Sequential {
+export function buildNet(rt: Backend, seed = 1): Sequential {
   const conv = new Conv2d(rt, "conv1", 1, 4, 3, { padding: 1 });
   const fc1 = new Linear(rt, "fc1", 16, 12);
   const fc2 = new Linear(rt, "fc2", 12, 3);
@@ -75,7 +75,7 @@ export function makeData(n: number, seed: number): { x: Float32Array; y: Int32Ar
 
 /** Full-batch Adam on the data for `steps` steps; leaves the model in eval mode. */
 export async function trainNet(
-  rt: Runtime,
+  rt: Backend,
   net: Sequential,
   x: Tensor,
   y: Tensor,

@@ -7,7 +7,7 @@
  * Values are float32-exact (generated through `Math.fround`), so the float64 oracle sees the
  * same numbers as the GPU.
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
@@ -346,7 +346,7 @@ export function genModel(seed: number): ModelCase {
 }
 
 /** One layer of the regula twin of a spec, named by its index as in torch.nn.Sequential. */
-function buildLayer(rt: Runtime, spec: LayerSpec, name: string): Layer {
+function buildLayer(rt: Backend, spec: LayerSpec, name: string): Layer {
   switch (spec.type) {
     case "normalize":
       return new Normalize(rt, name, spec.mean, spec.std);
@@ -394,7 +394,7 @@ function buildLayer(rt: Runtime, spec: LayerSpec, name: string): Layer {
  * the first pass (BatchNorm as its spec says, everything else in eval mode).
  * @returns the model; the caller disposes it
  */
-export function buildModel(rt: Runtime, c: ModelCase): Sequential {
+export function buildModel(rt: Backend, c: ModelCase): Sequential {
   const model = new Sequential(rt, "", c.layers.map((s, i) => buildLayer(rt, s, String(i))));
   for (const [i, l] of model.layers.entries()) {
     const s = c.layers[i];

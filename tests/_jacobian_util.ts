@@ -3,7 +3,7 @@
  * confidence): models built from tools/torch_bridge.py's layer descriptions (so the PyTorch twin
  * has the same state_dict names), seeded weights, and tools/torch_jacobian.py jobs.
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import { Sequential } from "../src/layers/sequential.ts";
@@ -89,7 +89,7 @@ export function ddnet(dropout: number | null): LayerDesc[] {
 }
 
 /** The regula twin of a torch_bridge layer list, as one Sequential named "". */
-export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
+export function buildModel(rt: Backend, descs: LayerDesc[]): Sequential {
   const layers: Layer[] = descs.map((d, i): Layer => {
     const name = d.name ?? String(i);
     const n = (k: string) => d[k] as number;
@@ -154,7 +154,7 @@ export function buildModel(rt: Runtime, descs: LayerDesc[]): Sequential {
  * ±0.1), BatchNorm running stats with something non-trivial. @returns the values written
  */
 export function initParams(
-  rt: Runtime,
+  rt: Backend,
   model: Sequential,
   seed: number,
   gain = 1,
@@ -273,7 +273,7 @@ export async function maskInputs(model: Sequential): Promise<Record<string, Safe
 }
 
 /** Uploads f32 data as a tensor. */
-export function upload(rt: Runtime, data: ArrayLike<number>, shape: number[]): Tensor {
+export function upload(rt: Backend, data: ArrayLike<number>, shape: number[]): Tensor {
   return rt.upload(Float32Array.from(data), shape);
 }
 

@@ -2,7 +2,7 @@
  * Small models with known weights for the metrics tests: Flatten + Linear (J = W everywhere)
  * and a tanh MLP with a float64 CPU twin.
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Linear } from "../src/layers/linear.ts";
 import { Tanh } from "../src/layers/activation.ts";
@@ -11,7 +11,7 @@ import { randomArray } from "./_util.ts";
 
 /** Flatten + Linear(d → k) with seeded weights W (k, d) and bias (k,). */
 export function linearModel(
-  rt: Runtime,
+  rt: Backend,
   d: number,
   k: number,
   seed: number,
@@ -24,7 +24,7 @@ export function linearModel(
 }
 
 /** Linear(d → h) tanh Linear(h → k) and its float64 forward and input Jacobian. */
-export function mlpModel(rt: Runtime, d: number, h: number, k: number, seed: number): {
+export function mlpModel(rt: Backend, d: number, h: number, k: number, seed: number): {
   model: Sequential;
   jacobian(x: ArrayLike<number>): Float64Array;
   logits(x: ArrayLike<number>): Float64Array;

@@ -6,7 +6,7 @@
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import type { SafetensorsTensor } from "../src/io/safetensors.ts";
 import type { Param } from "../src/layers/layer.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import { assert } from "./_util.ts";
 
@@ -99,7 +99,7 @@ export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number 
 }
 
 /** Uploads f32 data. */
-export function upload(rt: Runtime, data: ArrayLike<number>, shape: readonly number[]): Tensor {
+export function upload(rt: Backend, data: ArrayLike<number>, shape: readonly number[]): Tensor {
   return rt.upload(Float32Array.from(data), shape);
 }
 
@@ -108,7 +108,7 @@ export function upload(rt: Runtime, data: ArrayLike<number>, shape: readonly num
  * @returns the values written, by name
  */
 export function randomizeParams(
-  rt: Runtime,
+  rt: Backend,
   params: readonly Param[],
   seed: number,
   random: (n: number, seed: number, lo: number, hi: number) => Float32Array,

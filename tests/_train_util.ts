@@ -2,7 +2,7 @@
  * Small models and datasets for the training, checkpoint and CLI tests: a hand-built MLP with
  * PyTorch's default init and a seeded two-class toy problem in 2-D.
  */
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import { defaultBias, defaultWeight } from "../src/init/init.ts";
 import { ReLU } from "../src/layers/activation.ts";
 import { Linear } from "../src/layers/linear.ts";
@@ -11,7 +11,7 @@ import type { TrainDataset } from "../src/train/train.ts";
 import { randomArray } from "./_util.ts";
 
 /** `fc1 (in->hidden) -> relu -> fc2 (hidden->classes)`, initialised as torch.nn.Linear. */
-export function tinyMlp(rt: Runtime, inputs = 2, hidden = 16, classes = 2, seed = 1): Sequential {
+export function tinyMlp(rt: Backend, inputs = 2, hidden = 16, classes = 2, seed = 1): Sequential {
   const fc1 = new Linear(rt, "fc1", inputs, hidden);
   const fc2 = new Linear(rt, "fc2", hidden, classes);
   let stream = 0;

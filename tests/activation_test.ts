@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, jvpFD } from "./_layer_check.ts";
 import {
   Activation,
@@ -16,7 +16,7 @@ const SHAPE = [3, 5, 7];
 const N = 105;
 
 Deno.test("Activation.forward() matches the float64 reference, including softplus past its threshold", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const xa = randomArray(N, 1, -30, 30);
   xa.set([0, -0, 20, 20.001, -1e-8, 1e-8]);
   for (const kind of KINDS) {
@@ -31,7 +31,7 @@ Deno.test("Activation.forward() matches the float64 reference, including softplu
 });
 
 Deno.test("Activation backward/jvp multiply by σ'(a) and pass the dot-product test", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const xa = randomArray(N, 2, -4, 4);
   const u = randomArray(N, 3), v = randomArray(N, 4);
   for (const kind of KINDS) {
@@ -55,7 +55,7 @@ Deno.test("Activation backward/jvp multiply by σ'(a) and pass the dot-product t
 });
 
 Deno.test("Activation.secondDerivative() gives σ''(a) times its factors (0 for the ReLU family)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const xa = randomArray(N, 5, -4, 4);
   xa[0] = 25; // softplus past its threshold: linear, σ'' = 0
   const f1 = randomArray(N, 6), f2 = randomArray(N, 7);
@@ -90,7 +90,7 @@ Deno.test("Activation.secondDerivative() gives σ''(a) times its factors (0 for 
 });
 
 Deno.test("ReLU, LeakyReLU, Tanh, Sigmoid, Softplus follow PyTorch at the kinks and take options", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.upload([-2, 0, 3], [1, 3]);
   const ones = rt.upload([1, 1, 1], [1, 3]);
   const relu = new ReLU(rt, "r");
@@ -116,7 +116,7 @@ Deno.test("ReLU, LeakyReLU, Tanh, Sigmoid, Softplus follow PyTorch at the kinks 
 });
 
 Deno.test("Activation rejects shape mismatches, empty batches and disposed inputs", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const act = new Activation(rt, "act3", "softplus");
   const empty = rt.zeros([0, 4]);
   assert.throws(() => act.forward(empty), /act3 \(Softplus\): got an empty batch/);

@@ -1,5 +1,5 @@
 /** `cli.ts attack`: table, JSON report written atomically, no overwrite without --force. */
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import { attackCommand } from "../cli/attack.ts";
 import { buildModelFromSpec } from "../cli/_seams.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
@@ -14,7 +14,7 @@ function capture(): {
 }
 
 Deno.test("attackCommand() prints a table and writes a JSON report once", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const spec = { kind: "lenet", activation: "tanh" };
   const model = await buildModelFromSpec(rt, spec);
   const dir = await Deno.makeTempDir({ prefix: "regula_attack_cli_" });

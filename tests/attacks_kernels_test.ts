@@ -1,5 +1,5 @@
 /** The kernels of shaders/attacks.wgsl against their float64 references (src/reference/attacks.ts). */
-import { assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assertClose, getBackend, randomArray } from "./_util.ts";
 import { runAttackKernel } from "../src/attacks/_kernels.ts";
 import {
   refApgdStep,
@@ -21,7 +21,7 @@ function grad(n: number, seed: number): Float32Array {
 }
 
 Deno.test("linf_step matches the float64 reference, odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, d] of SIZES) {
     const n = b * d;
     const x0 = randomArray(n, 1, 0, 1), x = randomArray(n, 2, 0, 1), g = grad(n, 3);
@@ -43,7 +43,7 @@ Deno.test("linf_step matches the float64 reference, odd sizes", async () => {
 });
 
 Deno.test("l2_step, l2_init and linf_init match the float64 references, odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, d] of SIZES) {
     const n = b * d;
     const x0 = randomArray(n, 4, 0, 1), x = randomArray(n, 5, 0, 1), g = grad(n, 6);
@@ -90,7 +90,7 @@ Deno.test("l2_step, l2_init and linf_init match the float64 references, odd size
 });
 
 Deno.test("loss_rows (CE, DLR, CW margin) matches the float64 reference", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, k] of [[1, 3], [5, 3], [17, 10], [33, 17]]) {
     const z = randomArray(b * k, 8, -4, 4);
     if (b > 2) z.set([z[k], z[k]], k + 1); // a tie in row 1
@@ -137,7 +137,7 @@ Deno.test("loss_rows (CE, DLR, CW margin) matches the float64 reference", async 
 });
 
 Deno.test("apgd_step and cw_step match the float64 references", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, d] of SIZES) {
     const n = b * d;
     const x0 = randomArray(n, 10, 0, 1);

@@ -4,9 +4,9 @@
  * PGD beats FGSM, accuracy falls with ε, targeted attacks reach their targets, seeds reproduce,
  * and neither the input nor the model's mode is touched.
  */
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import { accuracy, buildNet, D, K, makeData, SHAPE, trainNet } from "./_attack_model.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
 import {
@@ -24,7 +24,7 @@ import {
 const N = 60;
 
 interface Fixture {
-  rt: Runtime;
+  rt: Backend;
   net: Sequential;
   x: Tensor;
   y: Tensor;
@@ -37,7 +37,7 @@ let fixture: Promise<Fixture> | null = null;
 /** One trained model shared by the tests of this file. */
 function setup(): Promise<Fixture> {
   fixture ??= (async () => {
-    const rt = await getRuntime();
+    const rt = await getBackend();
     const net = buildNet(rt, 1);
     const train = makeData(120, 1);
     const xt = rt.upload(train.x, [120, ...SHAPE]), yt = rt.upload(train.y, [120]);
@@ -347,7 +347,7 @@ Deno.test("runAttack() passes alpha and randomStart to pgd, pgd-l2 and apgd", as
 });
 
 Deno.test("deepfool() on a linear model lands (1 + overshoot) past the nearest boundary in one step", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { Linear } = await import("../src/layers/linear.ts");
   const { Sequential } = await import("../src/layers/sequential.ts");
   const fc = new Linear(rt, "fc", 4, 3);
@@ -401,7 +401,7 @@ Deno.test("robustness() flags an iterative attack weaker than FGSM", async () =>
 });
 
 Deno.test("attacks leave parameter gradients and BatchNorm statistics as they found them", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { BatchNorm } = await import("../src/layers/batchnorm.ts");
   const { Conv2d } = await import("../src/layers/conv2d.ts");
   const { ReLU } = await import("../src/layers/activation.ts");

@@ -3,7 +3,7 @@
  * FGSM, PGD (L∞ and L2), APGD (CE, DLR), untargeted and targeted, and CW with one c give the same
  * adversarial examples to 1e-5.
  */
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import { buildNet, D, K, makeData, SHAPE, TORCH_MODEL, trainNet } from "./_attack_model.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import type { SafetensorsTensor } from "../src/io/safetensors.ts";
@@ -49,7 +49,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 Deno.test("fgsm()/pgd()/pgdL2()/cw()/apgd() match PyTorch to 1e-5 for fixed weights", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const net = buildNet(rt, 3);
   const train = makeData(96, 5);
   const xt = rt.upload(train.x, [96, ...SHAPE]);

@@ -4,7 +4,7 @@
  * the 12-float encoding built with wgpu-matrix matches the step-by-step definition; draws are
  * seeded and in range.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   augment,
   augmentation,
@@ -32,7 +32,7 @@ const SHAPES: [number, number, number, number][] = [
 ];
 
 Deno.test("augment() with identity transforms is the identity, bit for bit", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, c, h, w] of SHAPES) {
     const data = randomArray(b * c * h * w, b + h, 0, 1);
     const x = rt.upload(data, [b, c, h, w]);
@@ -44,7 +44,7 @@ Deno.test("augment() with identity transforms is the identity, bit for bit", asy
 });
 
 Deno.test("augment() flipping twice and cropping with zero shift are exact", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, c, h, w] = [3, 3, 6, 5];
   const data = randomArray(b * c * h * w, 4, 0, 1);
   const x = rt.upload(data, [b, c, h, w]);
@@ -93,7 +93,7 @@ Deno.test("augment() flipping twice and cropping with zero shift are exact", asy
 });
 
 Deno.test("augment() matches the float64 reference on random transforms", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const spec = { rotation: 30, translate: 0.2, scale: [0.8, 1.25] as const, hflip: 0.5, crop: 3 };
   for (const [b, c, h, w] of SHAPES) {
     const data = randomArray(b * c * h * w, 11 * h + w, 0, 1);
@@ -169,7 +169,7 @@ Deno.test("drawTransforms() is seeded and stays in range", () => {
 });
 
 Deno.test("augment() rejects mismatched shapes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.zeros([2, 3, 4, 4]);
   const m = rt.zeros([3, 12]);
   const flat = rt.zeros([2, 16]);
@@ -181,7 +181,7 @@ Deno.test("augment() rejects mismatched shapes", async () => {
 });
 
 Deno.test("augmentation() transforms each step's batch from the (seed, step) stream", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, c, h, w] = [3, 1, 8, 8];
   const data = randomArray(b * c * h * w, 8, 0, 1);
   const x = rt.upload(data, [b, c, h, w]);

@@ -71,7 +71,7 @@ Deno.test("Backend: a tensor of one backend handed to the other is an error nami
   );
   assert.throws(
     () => gpu.copy(w, g),
-    /wasm tensor #\d+ 'w' f32\[2\] belongs to the wasm backend, not this one/,
+    /tensor #\d+ 'w' f32\[2\] belongs to the wasm backend, not this one/,
   );
   g.dispose();
   w.dispose();

@@ -4,7 +4,7 @@
  * device- and host-resident, fused augmentation against the float64 reference; and a full
  * MNIST epoch.
  */
-import { assert, assertClose, getRuntime } from "./_util.ts";
+import { assert, assertClose, getBackend } from "./_util.ts";
 import { type Batch, Batches, batches, DeviceDataset } from "../src/data/batches.ts";
 import { byteDataset, type Dataset, permutation } from "../src/data/dataset.ts";
 import { augmentTransforms } from "../src/data/augment.ts";
@@ -47,7 +47,7 @@ async function readEpoch(
 }
 
 Deno.test("Batches.epoch() visits every sample once, as a host gather does", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // Sample sizes 15 (one value per invocation) and 16, 4 (four per invocation); bytes and f32.
   const sets = [tinyImages(37), tinyImages(37, [1, 4, 4]), tinyImages(37, [4])];
   for (const ds of [...sets, ...sets.map(asFloat)]) {
@@ -76,7 +76,7 @@ Deno.test("Batches.epoch() visits every sample once, as a host gather does", asy
 });
 
 Deno.test("Batches.epoch() is deterministic per (seed, epoch) and differs between epochs", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ds = tinyImages(40);
   const labelsOf = async (seed: number, epoch: number, shuffle = true) => {
     const loader = new Batches(rt, ds, { batchSize: 16, seed, shuffle });
@@ -95,7 +95,7 @@ Deno.test("Batches.epoch() is deterministic per (seed, epoch) and differs betwee
 });
 
 Deno.test("Batches drops the short last batch with dropLast", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const loader = new Batches(rt, tinyImages(37), { batchSize: 8, dropLast: true });
   assert.equal(loader.batchesPerEpoch, 4);
   assert.equal(loader.samplesPerEpoch, 32);
@@ -105,7 +105,7 @@ Deno.test("Batches drops the short last batch with dropLast", async () => {
 });
 
 Deno.test("batches() gathers f32 data and frees what it allocated", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ds = toy2d({ perClass: 25, seed: 1 });
   await rt.sync();
   const before = rt.memory().inUseBytes;
@@ -124,7 +124,7 @@ Deno.test("batches() gathers f32 data and frees what it allocated", async () => 
 });
 
 Deno.test("Batches with augment matches the float64 reference, on device and host", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ds = tinyImages(21);
   const spec = { rotation: 20, translate: 0.1, hflip: true, crop: 2 };
   for (const resident of ["gpu", "host"] as const) {
@@ -145,7 +145,7 @@ Deno.test("Batches with augment matches the float64 reference, on device and hos
 });
 
 Deno.test("Batches rejects bad options", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ds = tinyImages(5);
   assert.throws(() => new Batches(rt, ds, { batchSize: 0 }), /batchSize must be a positive/);
   assert.throws(() => new Batches(rt, ds, { batchSize: 2, seed: -1 }), /seed must be an integer/);
@@ -164,7 +164,7 @@ Deno.test("Batches rejects bad options", async () => {
 });
 
 Deno.test("Batches over MNIST: 60000 samples resident as bytes, one epoch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const train = await loadDataset("mnist", { split: "train" });
   const dev = DeviceDataset.upload(rt, train);
   assert.ok(dev.packed);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
 
 /** PyTorch 1.13 batch norm in float64 over (B, C, S). */
@@ -38,7 +38,7 @@ function refForward(
 }
 
 Deno.test("BatchNorm.forward() train matches float64 reference and updates running stats", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, c, h, w] of [[3, 5, 7, 13], [2, 1, 1, 1], [17, 3, 1, 1]]) {
     const bn = new BatchNorm(rt, "bn", c, { dims: 2 });
     const gamma = Array.from(randomArray(c, 1, 0.5, 1.5)), beta = Array.from(randomArray(c, 2));
@@ -62,7 +62,7 @@ Deno.test("BatchNorm.forward() train matches float64 reference and updates runni
 });
 
 Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mode", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, c, s] = [4, 3, 5];
   const gamma = Array.from(randomArray(c, 4, 0.5, 1.5)), beta = Array.from(randomArray(c, 5));
   const xs = randomArray(b * c * s, 6, -1, 2);
@@ -124,7 +124,7 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
 });
 
 Deno.test("BatchNorm.forward() rejects a channel mismatch and a single value per channel", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const bn = new BatchNorm(rt, "layer1.0.bn1", 4, { dims: 2 });
   const x = rt.zeros([2, 3, 4, 4]);
   assert.throws(

@@ -3,7 +3,7 @@
  * BatchNorm counter as an I64 scalar, load errors naming every mismatch, corrupt files; and the
  * atomic, no-overwrite writes of cli/fs.ts.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import { tinyMlp } from "./_train_util.ts";
 import {
   checkStateDict,
@@ -18,7 +18,7 @@ import { Sequential } from "../src/layers/sequential.ts";
 import { FileExistsError, writeFileAtomic } from "../cli/fs.ts";
 
 Deno.test("encodeCheckpoint() round trip gives identical outputs and metadata", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = tinyMlp(rt, 2, 8, 3, 1), b = tinyMlp(rt, 2, 8, 3, 2);
   a.eval();
   b.eval();
@@ -51,7 +51,7 @@ Deno.test("encodeCheckpoint() round trip gives identical outputs and metadata", 
 });
 
 Deno.test("encodeCheckpoint() writes BatchNorm's num_batches_tracked as an I64 scalar", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const bn = new BatchNorm(rt, "bn1", 3, { dims: 1 });
   const m = new Sequential(rt, "", [bn]);
   const ck = decodeCheckpoint(await encodeCheckpoint(m));
@@ -68,7 +68,7 @@ Deno.test("encodeCheckpoint() writes BatchNorm's num_batches_tracked as an I64 s
 });
 
 Deno.test("loadStateDict() names wrong shapes, dtypes, missing and extra tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const m = tinyMlp(rt, 2, 8, 3);
   const good = decodeCheckpoint(await encodeCheckpoint(m)).tensors;
   assert.deepEqual(checkStateDict(m, good), []);

@@ -4,7 +4,7 @@
  * gives the same logits; a torch state_dict (with BatchNorm statistics and its int64 counter)
  * loads here and comes back.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { tinyMlp } from "./_train_util.ts";
 import { decodeCheckpoint, encodeCheckpoint, loadStateDict } from "../src/io/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
@@ -40,7 +40,7 @@ async function torchLogits(ck: Uint8Array, x: Float32Array, shape: number[]) {
 }
 
 Deno.test("encodeCheckpoint() output loads into the torch.nn model with the same logits", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases = [
     {
       model: tinyMlp(rt, 2, 8, 3),
@@ -95,7 +95,7 @@ async function torchInit(spec: unknown, seed: number): Promise<Uint8Array> {
 }
 
 Deno.test("loadStateDict() takes a torch ResNet-18 state_dict and gives it back", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { model, spec } = await buildModel(
     rt,
     "resnet18",

@@ -15,10 +15,10 @@ async function runMain(argv: string[]): Promise<{ code: number; out: string[]; e
   return { code, out, err };
 }
 
-async function runCli(args: string[]) {
+async function runCli(args: string[], env: Record<string, string> = {}) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -205,4 +205,33 @@ Deno.test("cli.ts train runs LeNet on an MNIST subset", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cli.ts train --backend wasm trains LeNet with no WebGPU adapter at all, as WebGPU does", async () => {
+  // wgpu reads DENO_WEBGPU_BACKEND; no DirectX 12 on Linux means no adapter.
+  if (Deno.build.os === "windows") return;
+  const run = ["train", "--limit", "1920", "--val-fraction", "0", "--json"];
+  const wasm = await runCli([...run, "--backend", "wasm"], { DENO_WEBGPU_BACKEND: "dx12" });
+  assert.equal(wasm.code, 0, wasm.err);
+  const w = JSON.parse(wasm.out.trim().split("\n").at(-1)!);
+  // auto picks the Wasm backend there too, and --backend webgpu says plainly what is missing
+  const auto = await runCli(["train", "--limit", "64", "--val-fraction", "0", "--no-test"], {
+    DENO_WEBGPU_BACKEND: "dx12",
+  });
+  assert.equal(auto.code, 0, auto.err);
+  assert.match(auto.out, / on WebAssembly SIMD, \d+ threads?/);
+  const none = await runCli([...run, "--backend", "webgpu"], { DENO_WEBGPU_BACKEND: "dx12" });
+  assert.equal(none.code, 1);
+  assert.match(none.err, /^error: No WebGPU adapter: .*mesa-vulkan-drivers/);
+  const gpu = await runCli([...run, "--backend", "webgpu"]);
+  assert.equal(gpu.code, 0, gpu.err);
+  const g = JSON.parse(gpu.out.trim().split("\n").at(-1)!);
+  // 30 SGD steps from the same seed: the same model up to float32 rounding, so the same
+  // accuracy on the 10,000 test images within a few images.
+  assert.ok(g.test.accuracy > 0.6, `webgpu test accuracy ${g.test.accuracy}`);
+  assert.ok(
+    Math.abs(w.test.accuracy - g.test.accuracy) <= 0.003,
+    `wasm ${w.test.accuracy} vs webgpu ${g.test.accuracy}`,
+  );
+  assert.ok(Math.abs(w.test.loss - g.test.loss) <= 1e-3, `loss ${w.test.loss} vs ${g.test.loss}`);
 });

@@ -4,7 +4,7 @@
  * PyTorch 1.13 autograd (tools/torch_jacobian.py), the sign (it rewards entropy), and the
  * regularizer hook.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   buildModel,
   f64,
@@ -23,7 +23,7 @@ import { confidencePenaltyRef } from "../src/reference/jacobian.ts";
 import type { StepContext } from "../src/hooks/step.ts";
 
 Deno.test("confidencePenalty() value and logit gradient match the float64 reference", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, c] of [[1, 1], [3, 2], [17, 10], [5, 100]]) {
     const zd = randomArray(b * c, b + c, -4, 4);
     zd[0] = 60; // a near one-hot row: H ≈ 0, p·log p with p underflowing
@@ -46,7 +46,7 @@ Deno.test("confidencePenalty() value and logit gradient match the float64 refere
 });
 
 Deno.test("confidencePenalty() rewards entropy (the seed had the sign wrong)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const zd = randomArray(40, 3, -3, 3);
   const z = upload(rt, zd, [4, 10]);
   const dz = rt.zeros([4, 10]);
@@ -64,7 +64,7 @@ Deno.test("confidencePenalty() rewards entropy (the seed had the sign wrong)", a
 });
 
 Deno.test("confidencePenalty() parameter gradients match PyTorch through LeNet and an MLP", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases = [
     { desc: MLP_TANH, x: [6, 2], beta: 0.5, gamma: undefined },
     { desc: MLP_TANH, x: [6, 2], beta: 0.5, gamma: 1.2 },
@@ -107,7 +107,7 @@ Deno.test("confidencePenalty() parameter gradients match PyTorch through LeNet a
 });
 
 Deno.test("confidencePenaltyRegularizer() logitsGrad adds into dLogits and returns the value", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const zd = randomArray(30, 5, -2, 2);
   const z = upload(rt, zd, [3, 10]);
   const dz = rt.zeros([3, 10]);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, dot, jvpFD, numel } from "./_layer_check.ts";
 import {
   Conv2d,
@@ -26,7 +26,7 @@ function label(c: (typeof CASES)[number]): string {
 
 /** A Conv2d with random weights and bias, and the float64 reference data. */
 async function setup(c: (typeof CASES)[number], seed: number) {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [xs, o, k, s, p] = c;
   const conv = new Conv2d(rt, "conv", xs[1], o, k, { stride: s, padding: p });
   const w = randomArray(numel(conv.weight.shape), seed, -0.5, 0.5);
@@ -122,7 +122,7 @@ Deno.test("conv2dBackwardRef() weight and bias gradients match finite difference
 });
 
 Deno.test("conv2dForward() / InputGrad / WeightGrad agree across tilings (GPU and CPU paths)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const tilings: Partial<Conv2dTiling>[] = [
     { shared: true, tx: 16, ty: 16, rm: 4, bk: 16 },
     { shared: true, tx: 32, ty: 8, rm: 1, bk: 16 },
@@ -165,7 +165,7 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad agree across tilings (GPU an
 });
 
 Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed weights match the reference", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // 3-wide kernels with unit x stride take the run path (modes 0, 1; mode 2 with tx 2, cn 1,
   // where C·kh >= 8), with and without packed A; rm 4 and 16 with ty 1 take the packed-A path
   // (all modes), with M not a multiple of 4 or 16.
@@ -205,7 +205,7 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
 });
 
 Deno.test("conv2dForward() with an activation gives the bits of the convolution then the activation kernel", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [ci, c] of CASES.entries()) {
     const { conv, xa, xs } = await setup(c, 90 + 5 * ci);
     const x = rt.upload(xa.map((v) => 4 * v), xs); // past tanh's series range and saturation
@@ -276,7 +276,7 @@ Deno.test("Conv2d.weightGrad() accumulates dy ⊗ tangent without touching the b
 });
 
 Deno.test("Conv2d.params() uses PyTorch names and OIHW layouts; bias: false has none", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const conv = new Conv2d(rt, "features.0", 3, 6, [5, 3]);
   assert.deepEqual(
     conv.params().map((p) => [p.name, p.value.shape, p.grad?.shape, p.kind]),
@@ -295,7 +295,7 @@ Deno.test("Conv2d.params() uses PyTorch names and OIHW layouts; bias: false has 
 });
 
 Deno.test("Conv2d.forward() rejects wrong channels, empty batches, small inputs and disposed tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const conv = new Conv2d(rt, "conv2", 6, 16, 5);
   const x = rt.zeros([64, 3, 32, 32]);
   assert.throws(() => conv.forward(x), {

@@ -4,8 +4,10 @@
  * every page loads with no console error; the toy page trains a given number of epochs and
  * reaches a test accuracy bound; its canvases and charts are not blank and its PNG export is a
  * PNG; on the MNIST page, test image #0 gets the prediction `cli.ts eval` gives on the same
- * checkpoints, and FGSM at ε 0.3 flips exactly the models `cli.ts attack` says it flips; without
- * WebGPU every page says so plainly.
+ * checkpoints, and FGSM at ε 0.3 flips exactly the models `cli.ts attack` says it flips. The
+ * same with WebGPU turned off, on the WebAssembly backend (threads: the demo server's pages are
+ * cross-origin isolated), against `cli.ts --backend wasm`; with neither WebGPU nor WebAssembly
+ * SIMD every page says so plainly; with both, the pages offer a switch.
  *
  * REGULA_DEMO_SCREENSHOTS=DIR saves the pages' screenshots there (docs/ holds the README's);
  * otherwise they go to a temporary folder that is removed.
@@ -32,7 +34,9 @@ function watch(page: Page): string[] {
 /** Waits for `document.body.dataset.state` to be one of `states`; fails on "error". */
 async function waitState(page: Page, states: string[], timeout: number, errors: string[]) {
   await page.waitForFunction(
-    (s) => s.includes(document.body.dataset.state ?? "") || document.body.dataset.state === "error",
+    // document.body is null while a navigation has not parsed the new page yet.
+    (s) =>
+      s.includes(document.body?.dataset.state ?? "") || document.body?.dataset.state === "error",
     states,
     { timeout },
   ).catch((e) => assert.fail(`timed out waiting for ${states}: ${e}\n${errors.join("\n")}`));
@@ -107,6 +111,182 @@ async function withDemo(
   }
 }
 
+/** index.html loads, names its backend (matching `label`) and marks the page "ready". */
+async function checkIndex(ctx: BrowserContext, url: string, label: RegExp): Promise<Page> {
+  const page = await ctx.newPage();
+  const errors = watch(page);
+  await page.goto(`${url}index.html`);
+  await waitState(page, ["ready", "no-backend"], 60_000, errors);
+  const backend = await page.textContent("#backend");
+  assert.match(backend ?? "", label);
+  assert.deepEqual(errors, []);
+  return page;
+}
+
+/**
+ * toy.html trains both configurations `epochs` epochs past 90 % test accuracy; its canvases and
+ * charts are drawn and its PNG export is a PNG.
+ * @param page a fresh page, not yet navigated
+ * @param pageUrl the toy page's URL
+ * @param shotFile where the screenshot goes (a file name under `shots`)
+ */
+async function checkToy(
+  page: Page,
+  pageUrl: string,
+  tmp: string,
+  shots: string,
+  shotFile: string,
+) {
+  const errors = watch(page);
+  await page.goto(pageUrl);
+  await waitState(page, ["ready"], 120_000, errors);
+  const epochs = 40;
+  await page.fill("#epochs", String(epochs));
+  await page.click("#train");
+  await waitState(page, ["done"], 400_000, errors);
+  for (const key of ["a", "b"]) {
+    const got = await page.evaluate((k) => {
+      const v = (id: string) => Number(document.getElementById(`${k}-${id}`)?.dataset.value);
+      return { epoch: v("epoch"), test: v("test-acc"), train: v("train-acc") };
+    }, key);
+    assert.equal(got.epoch, epochs, `configuration ${key} trained ${got.epoch} epochs`);
+    // Four clusters of spread 0.4 around (±1, ±1): the Bayes error is about 1.2 %.
+    assert.ok(
+      got.test > 0.9,
+      `configuration ${key}: test accuracy ${got.test} after ${epochs} epochs`,
+    );
+  }
+  await page.waitForFunction(() =>
+    document.querySelectorAll("#a-chart canvas, #b-chart canvas").length === 2
+  );
+  await assertNotBlank(page, [
+    "#a-map",
+    "#b-map",
+    "#a-heat",
+    "#b-heat",
+    "#a-chart canvas",
+    "#b-chart canvas",
+  ]);
+  const download = page.waitForEvent("download");
+  await page.click("#export");
+  const file = `${tmp}/toy.png`;
+  await (await download).saveAs(file);
+  const png = await Deno.readFile(file);
+  assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], "not a PNG");
+  assert.ok(png.length > 20_000, `the exported PNG has only ${png.length} bytes`);
+  await shot(page, shots, shotFile);
+  assert.deepEqual(errors, []);
+}
+
+/**
+ * mnist.html: test image #0 gets the prediction `cli.ts eval` gives, FGSM at ε 0.3 flips exactly
+ * the models `cli.ts attack` flips, and a "7" drawn with the mouse reads as 7.
+ * @param page a fresh page, not yet navigated
+ * @param pageUrl the MNIST page's URL
+ * @param cliFlags extra flags of the `cli.ts eval` and `cli.ts attack` runs (the backend)
+ * @param shotFile where the screenshot goes (a file name under `shots`), or null for none
+ */
+async function checkMnist(
+  page: Page,
+  pageUrl: string,
+  tmp: string,
+  shots: string,
+  shotFile: string | null,
+  cliFlags: string[] = [],
+) {
+  const models = ["none", "jacobian", "l2"];
+  const errors = watch(page);
+  await page.goto(pageUrl);
+  await waitState(page, ["ready"], 240_000, errors);
+  const label = 7; // MNIST test image #0
+  assert.match((await page.textContent("#source")) ?? "", /#0, label 7/);
+  for (const m of models) {
+    const ckpt = `demo/checkpoints/lenet_${m}.safetensors`;
+    const ev = await cliJson(["eval", ckpt, "--limit", "1", "--json", ...cliFlags]);
+    assert.equal(ev.accuracy, 1, `cli.ts eval says ${m} misclassifies test image #0`);
+    const pred = await page.getAttribute(`#pred-${m}`, "data-class");
+    assert.equal(
+      Number(pred),
+      label,
+      `${m}: the page predicts ${pred}, cli.ts eval ${label}`,
+    );
+  }
+  await assertNotBlank(
+    page,
+    models.flatMap((m) => [
+      `#saliency-${m}`,
+      `#occlusion-${m}`,
+      `#adv-${m}`,
+      `#plane-${m}`,
+    ]).concat(["#shown", "#probs canvas"]),
+  );
+
+  const before = Number(await page.evaluate(() => document.body.dataset.updates));
+  await page.selectOption("#attack", "fgsm");
+  await page.evaluate(() => {
+    const eps = document.getElementById("eps") as HTMLInputElement;
+    eps.value = "0.3";
+    eps.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(
+    (n) => Number(document.body.dataset.updates) > n && !document.body.dataset.busy,
+    before,
+    { timeout: 240_000 },
+  );
+  const flips: Record<string, boolean> = {};
+  for (const m of models) {
+    const report = await cliJson([
+      "attack",
+      `demo/checkpoints/lenet_${m}.safetensors`,
+      "--attack",
+      "fgsm",
+      "--eps",
+      "0.3",
+      "--limit",
+      "1",
+      "--no-checks",
+      "--json",
+      "--out",
+      `${tmp}/${m}.attack.json`,
+      ...cliFlags,
+    ]);
+    const acc = (report.accuracy as Record<string, number[]>).fgsm[0];
+    const eps = await page.getAttribute(`#advpred-${m}`, "data-eps");
+    assert.equal(Number(eps), 0.3);
+    const adv = Number(await page.getAttribute(`#advpred-${m}`, "data-class"));
+    flips[m] = adv !== label;
+    assert.equal(
+      flips[m],
+      acc === 0,
+      `${m}: FGSM ε 0.3 gives ${adv} on the page; cli.ts attack's accuracy is ${acc}`,
+    );
+  }
+  assert.ok(flips.none, "FGSM ε 0.3 should flip the unregularized model on test image #0");
+  if (shotFile) await shot(page, shots, shotFile);
+
+  // A "7" drawn on the pad with the mouse: a bar, then a diagonal stroke.
+  const n = Number(await page.evaluate(() => document.body.dataset.updates));
+  const pad = (await page.locator("#pad").boundingBox())!;
+  const at = (fx: number, fy: number) =>
+    page.mouse.move(pad.x + pad.width * fx, pad.y + pad.height * fy);
+  await at(0.25, 0.25);
+  await page.mouse.down();
+  for (let i = 0; i <= 10; i++) await at(0.25 + 0.05 * i, 0.25);
+  for (let i = 0; i <= 12; i++) await at(0.75 - 0.03 * i, 0.25 + 0.05 * i);
+  await page.mouse.up();
+  await page.waitForFunction(
+    (k) => Number(document.body.dataset.updates) > k && !document.body.dataset.busy,
+    n,
+    { timeout: 240_000 },
+  );
+  assert.match((await page.textContent("#source")) ?? "", /your drawing/);
+  for (const m of models) {
+    const pred = await page.getAttribute(`#pred-${m}`, "data-class");
+    assert.equal(pred, "7", `${m} reads the drawn 7 as ${pred}`);
+  }
+  assert.deepEqual(errors, []);
+}
+
 Deno.test({
   name: "demo pages run in headless Chromium on WebGPU and agree with the CLI",
   ignore: SKIP_BROWSER,
@@ -117,179 +297,128 @@ Deno.test({
       const shots = SHOTS ?? `${tmp}/shots`;
 
       await t.step("index.html loads and names the WebGPU adapter", async () => {
-        const page = await ctx.newPage();
-        const errors = watch(page);
-        await page.goto(`${url}index.html`);
-        await waitState(page, ["ready", "no-backend"], 60_000, errors);
-        const backend = await page.textContent("#backend");
-        assert.match(backend ?? "", /^Running on WebGPU \(/);
-        assert.deepEqual(errors, []);
-        await page.close();
+        await (await checkIndex(ctx, url, /^Running on WebGPU \(/)).close();
       });
 
       await t.step("toy.html trains both configurations past a test accuracy bound", async () => {
         const page = await ctx.newPage();
-        const errors = watch(page);
-        await page.goto(`${url}toy.html`);
-        await waitState(page, ["ready"], 120_000, errors);
-        const epochs = 40;
-        await page.fill("#epochs", String(epochs));
-        await page.click("#train");
-        await waitState(page, ["done"], 400_000, errors);
-        for (const key of ["a", "b"]) {
-          const got = await page.evaluate((k) => {
-            const v = (id: string) => Number(document.getElementById(`${k}-${id}`)?.dataset.value);
-            return { epoch: v("epoch"), test: v("test-acc"), train: v("train-acc") };
-          }, key);
-          assert.equal(got.epoch, epochs, `configuration ${key} trained ${got.epoch} epochs`);
-          // Four clusters of spread 0.4 around (±1, ±1): the Bayes error is about 1.2 %.
-          assert.ok(
-            got.test > 0.9,
-            `configuration ${key}: test accuracy ${got.test} after ${epochs} epochs`,
-          );
-        }
-        await page.waitForFunction(() =>
-          document.querySelectorAll("#a-chart canvas, #b-chart canvas").length === 2
-        );
-        await assertNotBlank(page, [
-          "#a-map",
-          "#b-map",
-          "#a-heat",
-          "#b-heat",
-          "#a-chart canvas",
-          "#b-chart canvas",
-        ]);
-        const download = page.waitForEvent("download");
-        await page.click("#export");
-        const file = `${tmp}/toy.png`;
-        await (await download).saveAs(file);
-        const png = await Deno.readFile(file);
-        assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], "not a PNG");
-        assert.ok(png.length > 20_000, `the exported PNG has only ${png.length} bytes`);
-        await shot(page, shots, "demo_toy.png");
-        assert.deepEqual(errors, []);
+        await checkToy(page, `${url}toy.html`, tmp, shots, "demo_toy.png");
         await page.close();
       });
 
       await t.step("mnist.html predicts as cli.ts eval and flips as cli.ts attack", async () => {
-        const models = ["none", "jacobian", "l2"];
         const page = await ctx.newPage();
-        const errors = watch(page);
-        await page.goto(`${url}mnist.html`);
-        await waitState(page, ["ready"], 240_000, errors);
-        const label = 7; // MNIST test image #0
-        assert.match((await page.textContent("#source")) ?? "", /#0, label 7/);
-        for (const m of models) {
-          const ckpt = `demo/checkpoints/lenet_${m}.safetensors`;
-          const ev = await cliJson(["eval", ckpt, "--limit", "1", "--json"]);
-          assert.equal(ev.accuracy, 1, `cli.ts eval says ${m} misclassifies test image #0`);
-          const pred = await page.getAttribute(`#pred-${m}`, "data-class");
-          assert.equal(
-            Number(pred),
-            label,
-            `${m}: the page predicts ${pred}, cli.ts eval ${label}`,
-          );
-        }
-        await assertNotBlank(
-          page,
-          models.flatMap((m) => [
-            `#saliency-${m}`,
-            `#occlusion-${m}`,
-            `#adv-${m}`,
-            `#plane-${m}`,
-          ]).concat(["#shown", "#probs canvas"]),
-        );
-
-        const before = Number(await page.evaluate(() => document.body.dataset.updates));
-        await page.selectOption("#attack", "fgsm");
-        await page.evaluate(() => {
-          const eps = document.getElementById("eps") as HTMLInputElement;
-          eps.value = "0.3";
-          eps.dispatchEvent(new Event("input"));
-        });
-        await page.waitForFunction(
-          (n) => Number(document.body.dataset.updates) > n && !document.body.dataset.busy,
-          before,
-          { timeout: 240_000 },
-        );
-        const flips: Record<string, boolean> = {};
-        for (const m of models) {
-          const report = await cliJson([
-            "attack",
-            `demo/checkpoints/lenet_${m}.safetensors`,
-            "--attack",
-            "fgsm",
-            "--eps",
-            "0.3",
-            "--limit",
-            "1",
-            "--no-checks",
-            "--json",
-            "--out",
-            `${tmp}/${m}.attack.json`,
-          ]);
-          const acc = (report.accuracy as Record<string, number[]>).fgsm[0];
-          const eps = await page.getAttribute(`#advpred-${m}`, "data-eps");
-          assert.equal(Number(eps), 0.3);
-          const adv = Number(await page.getAttribute(`#advpred-${m}`, "data-class"));
-          flips[m] = adv !== label;
-          assert.equal(
-            flips[m],
-            acc === 0,
-            `${m}: FGSM ε 0.3 gives ${adv} on the page; cli.ts attack's accuracy is ${acc}`,
-          );
-        }
-        assert.ok(flips.none, "FGSM ε 0.3 should flip the unregularized model on test image #0");
-        await shot(page, shots, "demo_mnist.png");
-
-        // A "7" drawn on the pad with the mouse: a bar, then a diagonal stroke.
-        const n = Number(await page.evaluate(() => document.body.dataset.updates));
-        const pad = (await page.locator("#pad").boundingBox())!;
-        const at = (fx: number, fy: number) =>
-          page.mouse.move(pad.x + pad.width * fx, pad.y + pad.height * fy);
-        await at(0.25, 0.25);
-        await page.mouse.down();
-        for (let i = 0; i <= 10; i++) await at(0.25 + 0.05 * i, 0.25);
-        for (let i = 0; i <= 12; i++) await at(0.75 - 0.03 * i, 0.25 + 0.05 * i);
-        await page.mouse.up();
-        await page.waitForFunction(
-          (k) => Number(document.body.dataset.updates) > k && !document.body.dataset.busy,
-          n,
-          { timeout: 240_000 },
-        );
-        assert.match((await page.textContent("#source")) ?? "", /your drawing/);
-        for (const m of models) {
-          const pred = await page.getAttribute(`#pred-${m}`, "data-class");
-          assert.equal(pred, "7", `${m} reads the drawn 7 as ${pred}`);
-        }
-        assert.deepEqual(errors, []);
+        await checkMnist(page, `${url}mnist.html`, tmp, shots, "demo_mnist.png");
         await page.close();
       });
     });
   },
 });
 
+/** The WebAssembly backend's label on a page, e.g. "WebAssembly SIMD, 2 threads (...)". */
+const WASM_LABEL = /^Running on WebAssembly SIMD, \d+ threads? /;
+
 Deno.test({
-  name: "demo pages without WebGPU say plainly that it is missing",
+  name: "demo pages without WebGPU run on WebAssembly and agree with the CLI; " +
+    "without SIMD too they say so plainly",
+  ignore: SKIP_BROWSER,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await withDemo(false, async (ctx, url, tmp) => {
+      const shots = SHOTS ?? `${tmp}/shots`;
+
+      await t.step("index.html runs on Wasm threads (isolated) and offers no switch", async () => {
+        const page = await checkIndex(ctx, url, WASM_LABEL);
+        const got = await page.evaluate(() => ({
+          backend: document.body.dataset.backend,
+          threads: Number(document.body.dataset.threads),
+          cores: navigator.hardwareConcurrency,
+          isolated: crossOriginIsolated,
+          text: document.getElementById("backend")!.textContent,
+          switch: document.getElementById("backend-switch") !== null,
+        }));
+        assert.equal(got.backend, "wasm");
+        assert.equal(got.isolated, true, "the demo server's pages are cross-origin isolated");
+        assert.equal(got.threads, Math.min(8, got.cores), got.text ?? "");
+        assert.match(got.text ?? "", / No WebGPU: navigator\.gpu gave no adapter/);
+        assert.equal(got.switch, false, "a switch with only one backend");
+        await page.close();
+      });
+
+      await t.step(
+        "toy.html trains both configurations on Wasm past 90 % test accuracy",
+        async () => {
+          const page = await ctx.newPage();
+          await checkToy(page, `${url}toy.html`, tmp, shots, "demo_toy_wasm.png");
+          assert.match((await page.textContent("#backend")) ?? "", WASM_LABEL);
+          await page.close();
+        },
+      );
+
+      await t.step(
+        "mnist.html on Wasm predicts as cli.ts eval and flips as cli.ts attack",
+        async () => {
+          const page = await ctx.newPage();
+          await checkMnist(page, `${url}mnist.html`, tmp, shots, null, ["--backend", "wasm"]);
+          assert.match((await page.textContent("#backend")) ?? "", WASM_LABEL);
+          await page.close();
+        },
+      );
+
+      await t.step("without WebAssembly SIMD as well, every page says so plainly", async () => {
+        for (const name of ["index", "toy", "mnist"]) {
+          const page = await ctx.newPage();
+          const errors = watch(page);
+          // An engine without 128-bit SIMD: simdSupported() validates a SIMD module.
+          await page.addInitScript(() => {
+            WebAssembly.validate = () => false;
+          });
+          await page.goto(`${url}${name}.html`);
+          await page.waitForFunction(() => document.body.dataset.backend === "none", null, {
+            timeout: 60_000,
+          }).catch(() => assert.fail(`${name}.html did not report the missing backends`));
+          const text = (await page.textContent("#backend")) ?? "";
+          assert.match(text, /^WebGPU is not available: navigator\.gpu gave no adapter/);
+          assert.match(text, /WebAssembly has no 128-bit SIMD/);
+          if (name !== "index") assert.equal(await page.isVisible("#app"), false);
+          assert.deepEqual(errors, [], `${name}.html`);
+          await page.close();
+        }
+      });
+    });
+  },
+});
+
+Deno.test({
+  name: "demo pages with both backends offer a switch, and ?backend=wasm runs on WebAssembly",
   ignore: SKIP_BROWSER,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withDemo(false, async (ctx, url) => {
-      for (const name of ["index", "toy", "mnist"]) {
-        const page = await ctx.newPage();
-        const errors = watch(page);
-        await page.goto(`${url}${name}.html`);
-        await page.waitForFunction(() => document.body.dataset.backend === "none", null, {
-          timeout: 60_000,
-        }).catch(() => assert.fail(`${name}.html did not report the missing WebGPU`));
-        const text = (await page.textContent("#backend")) ?? "";
-        assert.match(text, /WebGPU is not available/);
-        assert.match(text, /WebAssembly backend does not exist yet/);
-        if (name !== "index") assert.equal(await page.isVisible("#app"), false);
-        assert.deepEqual(errors, [], `${name}.html`);
-        await page.close();
-      }
+    await withDemo(true, async (ctx, url) => {
+      const page = await checkIndex(ctx, url, /^Running on WebGPU \(/);
+      const errors = watch(page);
+      assert.equal(await page.inputValue("#backend-switch"), "webgpu");
+      await Promise.all([
+        page.waitForURL(/\?backend=wasm$/),
+        page.selectOption("#backend-switch", "wasm"),
+      ]);
+      await waitState(page, ["ready"], 60_000, errors);
+      assert.match((await page.textContent("#backend")) ?? "", WASM_LABEL);
+      assert.equal(await page.inputValue("#backend-switch"), "wasm");
+      assert.equal(
+        await page.getAttribute('nav a[href^="toy.html"]', "href"),
+        "toy.html?backend=wasm",
+      );
+      await Promise.all([
+        page.waitForURL(/toy\.html\?backend=wasm$/),
+        page.click('nav a[href^="toy.html"]'),
+      ]);
+      await waitState(page, ["ready"], 120_000, errors);
+      assert.equal(await page.evaluate(() => document.body.dataset.backend), "wasm");
+      assert.deepEqual(errors, []);
+      await page.close();
     });
   },
 });

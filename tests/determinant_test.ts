@@ -4,7 +4,7 @@
  * toy problem), C < D and LeNet; against central differences of the float64 reference; the
  * regularizer hook; errors.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   assertFiniteDifferenceGrads,
   buildModel,
@@ -69,7 +69,7 @@ const CASES: Case[] = [
 ];
 
 Deno.test("jacobianDeterminantPenalty() matches PyTorch double backprop", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs: TorchJob[] = [];
   const got: { value: number; perSample: Float32Array; grads: Map<string, Float32Array> }[] = [];
   const lambda = 0.3;
@@ -119,7 +119,7 @@ Deno.test("jacobianDeterminantPenalty() matches PyTorch double backprop", async 
 });
 
 Deno.test("jacobianDeterminantPenalty() gradient matches central differences (float64)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [k, desc] of [SQUARE, MLP_TANH].entries()) {
     const model = buildModel(rt, desc);
     initParams(rt, model, 50 + k, 1.5);
@@ -141,7 +141,7 @@ Deno.test("jacobianDeterminantPenalty() gradient matches central differences (fl
 });
 
 Deno.test("jacobianDeterminantRegularizer() afterBackward matches the pure function", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, MLP_TANH);
   initParams(rt, model, 71, 1.5);
   const x = upload(rt, randomArray(8, 72), [4, 2]);
@@ -175,7 +175,7 @@ Deno.test("jacobianDeterminantRegularizer() afterBackward matches the pure funct
 });
 
 Deno.test("jacobianDeterminantPenalty() refuses min(C, D) > 16", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, [{ type: "linear", name: "fc", in: 20, out: 17 }]);
   const x = rt.zeros([2, 20]);
   assert.throws(() => jacobianDeterminantPenalty(rt, model, x), /must be at most 16/);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { Dropout, Dropout2d } from "../src/layers/dropout.ts";
 import { bernoulliMaskRef } from "../src/reference/random.ts";
 
@@ -10,7 +10,7 @@ function fnv1a(s: string): number {
 }
 
 Deno.test("Dropout.forward() applies the counter-based mask of (seed, name, counter)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shape = [3, 7, 5];
   const n = 105;
   const xa = randomArray(n, 1);
@@ -39,7 +39,7 @@ Deno.test("Dropout.forward() applies the counter-based mask of (seed, name, coun
 });
 
 Deno.test("Dropout.backward() and jvp() multiply by the same mask; eval mode is the identity", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 4000;
   const x = rt.upload(randomArray(n, 2), [40, 100]);
   const drop = new Dropout(rt, "d", 0.25);
@@ -63,7 +63,7 @@ Deno.test("Dropout.backward() and jvp() multiply by the same mask; eval mode is 
 });
 
 Deno.test("Dropout with p = 0 is the identity and with p = 1 gives zeros", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.upload(randomArray(12, 4), [3, 4]);
   const d0 = new Dropout(rt, "d0", 0);
   assert.equal(d0.forward(x), x);
@@ -76,7 +76,7 @@ Deno.test("Dropout with p = 0 is the identity and with p = 1 gives zeros", async
 });
 
 Deno.test("Dropout2d zeroes whole channels with one mask value per (batch, channel)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shape = [3, 5, 7, 9];
   const hw = 63;
   const xa = randomArray(3 * 5 * hw, 5);

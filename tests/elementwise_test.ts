@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   axpy,
   binary,
@@ -70,7 +70,7 @@ const UNARY_CASES: [UnaryOp, { alpha?: number; beta?: number }][] = [
 ];
 
 Deno.test("unary() matches the float64 reference for every op at odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const n of SIZES) {
     for (const [op, p] of UNARY_CASES) {
       const xs = inputFor(op, n, n + 11);
@@ -89,7 +89,7 @@ Deno.test("unary() matches the float64 reference for every op at odd sizes", asy
 });
 
 Deno.test("unary() gives PyTorch's values at extreme inputs (no NaN, softplus threshold 20)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // torch 1.13, float32: torch.tanh / torch.sigmoid / F.softplus / torch.exp of xs, and the
   // softplus gradient from autograd.
   const xs = [
@@ -226,7 +226,7 @@ Deno.test("unary() gives PyTorch's values at extreme inputs (no NaN, softplus th
 });
 
 Deno.test("unary() is accurate near 0 and 1 where naive formulas cancel", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const tiny = [1e-7, -3e-6, 1e-5, 1e-4, -1e-3, 0.01, 0.124, 0.126];
   const near1 = [1 + 2 ** -20, 1 - 2 ** -21, 1.001, 0.999, 1.5, 0.6, 2, 0.5];
   const x = rt.upload(new Float32Array(tiny), [8]);
@@ -244,7 +244,7 @@ Deno.test("unary() is accurate near 0 and 1 where naive formulas cancel", async 
 });
 
 Deno.test("unary() sign(0) is 0 and relu passes NaN", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.upload(new Float32Array([0, -0, 2, -3, NaN]), [5]);
   assert.deepEqual(Array.from(await unary(rt, "sign", x).read()).slice(0, 4), [0, 0, 1, -1]);
   assert.ok(Number.isNaN((await unary(rt, "relu", x).read())[4]));
@@ -283,7 +283,7 @@ const BINARY_OPS: [BinaryOp, { alpha?: number; beta?: number }][] = [
 ];
 
 Deno.test("binary() matches the reference for every op with each broadcast form", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases: [number[], number[]][] = [
     [[1000], [1000]],
     [[17], [17]],
@@ -343,7 +343,7 @@ Deno.test("binary() backward ops are the derivatives of their forward ops", () =
 });
 
 Deno.test("binary() accepts out aliasing either input", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const n of [16, 7]) {
     const av = randomArray(n, 1), bv = randomArray(n, 2);
     const a = rt.upload(av, [n]), b = rt.upload(bv, [n]);
@@ -363,7 +363,7 @@ Deno.test("binary() accepts out aliasing either input", async () => {
 });
 
 Deno.test("axpy() scale() fill() clamp() update in place and allocate correctly", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const n of [1, 3, 17, 256, 70001]) {
     const xv = randomArray(n, 3), yv = randomArray(n, 4);
     const x = rt.upload(xv, [n]), y = rt.upload(yv, [n]);
@@ -387,7 +387,7 @@ Deno.test("axpy() scale() fill() clamp() update in place and allocate correctly"
 });
 
 Deno.test("unary() handles more than 65535 x 256 elements (2-d grid)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 65535 * 256 + 5; // odd: the scalar kernel, 65536 workgroups
   const xs = new Float32Array(n);
   for (let i = 0; i < n; i += 4097) xs[i] = i;
@@ -401,7 +401,7 @@ Deno.test("unary() handles more than 65535 x 256 elements (2-d grid)", async () 
 });
 
 Deno.test("binary() rejects shapes that do not broadcast, naming both", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = rt.zeros([4, 3]), b = rt.zeros([4]), c = rt.zeros([2, 3]);
   assert.throws(() => binary(rt, "add", a, b), /cannot broadcast b \[4\] against a \[4,3\]/);
   assert.throws(() => binary(rt, "add", a, c), /cannot broadcast b \[2,3\] against a \[4,3\]/);
@@ -417,7 +417,7 @@ Deno.test("binary() rejects shapes that do not broadcast, naming both", async ()
 });
 
 Deno.test("unary() and binary() reject disposed tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = rt.zeros([5]), b = rt.zeros([5]);
   b.dispose();
   assert.throws(() => binary(rt, "mul", a, b), /binary\('mul'\): b .* was used after dispose\(\)/);

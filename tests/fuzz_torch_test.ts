@@ -24,7 +24,7 @@
  * Needs PyTorch for /usr/bin/python3 (Debian: `apt-get install python3-torch`) or the
  * interpreter named by REGULA_TORCH_PYTHON.
  */
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import {
   buildModel,
   type CeCase,
@@ -43,7 +43,7 @@ import {
   type TrainCase,
   type TrainResult,
 } from "./_fuzz.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { createOptimizer, type OptimizerSpec } from "../src/train/optim.ts";
@@ -176,7 +176,7 @@ function report(failures: string[], total: number, what: string): void {
  * forgiven (and logged in verbose mode) rather than reported.
  */
 async function checkModel(
-  rt: Runtime,
+  rt: Backend,
   c: ModelCase,
   r: ModelResult,
 ): Promise<string[]> {
@@ -283,7 +283,7 @@ async function checkModel(
 }
 
 Deno.test("Sequential forward, backward, param grads and jvp match PyTorch on fuzzed models", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const res = await results();
   const failures: string[] = [];
   for (const [i, c] of models.entries()) {
@@ -304,7 +304,7 @@ function describeCe(c: CeCase): string {
 }
 
 Deno.test("softmaxCrossEntropy() matches PyTorch on fuzzed logits and targets", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const res = await results();
   const failures: string[] = [];
   for (const [i, c] of ces.entries()) {
@@ -336,7 +336,7 @@ Deno.test("softmaxCrossEntropy() matches PyTorch on fuzzed logits and targets", 
 });
 
 Deno.test("sgd(), adam(), adamw() match torch.optim on fuzzed hyperparameters", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const res = await results();
   const failures: string[] = [];
   for (const [i, c] of optims.entries()) {
@@ -378,7 +378,7 @@ Deno.test("sgd(), adam(), adamw() match torch.optim on fuzzed hyperparameters", 
   report(failures, optims.length, "optimizer");
 });
 
-async function checkTrain(rt: Runtime, c: ModelCase, t: TrainCase, r: TrainResult) {
+async function checkTrain(rt: Backend, c: ModelCase, t: TrainCase, r: TrainResult) {
   const errs: (string | null)[] = [];
   const dead = deadBiases(c);
   const shifted = new Set([...dead].map((b) => `${Number(b.split(".")[0]) + 1}.running_mean`));
@@ -429,7 +429,7 @@ async function checkTrain(rt: Runtime, c: ModelCase, t: TrainCase, r: TrainResul
 }
 
 Deno.test("Sequential training steps (cross-entropy, backward, optimizer) match PyTorch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const res = await results();
   const failures: string[] = [];
   for (const [i, c] of models.entries()) {

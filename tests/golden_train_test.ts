@@ -5,7 +5,7 @@
  * initial weights and replaying our dropout masks); and a training loop allocates no GPU memory
  * after its first steps.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import { f64, i32, paramInputs, relErr, torchBridge, upload } from "./_model_bridge.ts";
 import { buildModel, type Model, modelSpecFromName } from "../src/models/mod.ts";
 import { createOptimizer } from "../src/train/optim.ts";
@@ -13,7 +13,7 @@ import { type CrossEntropyResult, softmaxCrossEntropy } from "../src/losses/cros
 import { Dropout } from "../src/layers/dropout.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import type { Layer } from "../src/layers/layer.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Tensor } from "../src/backend.ts";
 import { toy2d } from "../src/data/toy.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
@@ -74,7 +74,7 @@ interface Run {
  * end. With `readMasks`, each step's dropout masks are read back (for the twin).
  */
 async function trainSgd(
-  rt: Runtime,
+  rt: Backend,
   model: Model,
   xs: Tensor[],
   ys: Tensor[],
@@ -139,7 +139,7 @@ function assertLosses(
 }
 
 Deno.test("LeNet-tanh trained 20 SGD steps reproduces PyTorch's losses; its checkpoint loads there", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 1 });
   // 64 fixed inputs in [0, 1] as two batches of 32: noise plus a bright band of rows whose
   // position gives the label (0..9), so that 20 steps make visible progress.
@@ -199,7 +199,7 @@ Deno.test("LeNet-tanh trained 20 SGD steps reproduces PyTorch's losses; its chec
 });
 
 Deno.test("MLP with dropout trained 20 SGD steps on the toy problem reproduces PyTorch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, modelSpecFromName("mlp", { dropout: 0.2 }), { seed: 5 });
   const ds = toy2d({ perClass: 16, seed: 3 });
   // Two batches of 32 that mix the classes (the dataset is grouped by class).
@@ -240,7 +240,7 @@ Deno.test("MLP with dropout trained 20 SGD steps on the toy problem reproduces P
 });
 
 Deno.test("A training loop allocates no GPU memory after its first steps", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, modelSpecFromName("lenet-relu", { dropout: 0.5 }), { seed: 9 });
   const B = 8;
   const x = upload(rt, randomArray(B * 784, 77, 0, 1), [B, 1, 28, 28]);

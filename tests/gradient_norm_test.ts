@@ -4,7 +4,7 @@
  * LeNet-relu and a layer zoo; against central differences of the float64 reference; the
  * regularizer hooks.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   assertFiniteDifferenceGrads,
   buildModel,
@@ -55,7 +55,7 @@ const CASES: Case[] = [
 ];
 
 Deno.test("gradientNormPenalty() matches PyTorch double backprop", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs: TorchJob[] = [];
   const got: { value: number; perSample: Float32Array; grads: Map<string, Float32Array> }[] = [];
   const lambda = 0.4;
@@ -115,7 +115,7 @@ Deno.test("gradientNormPenalty() matches PyTorch double backprop", async () => {
 });
 
 Deno.test("gradientNormPenalty() gradient matches central differences (float64)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const desc: LayerDesc[] = [
     { type: "linear", name: "fc1", in: 3, out: 5 },
     { type: "tanh" },
@@ -145,7 +145,7 @@ Deno.test("gradientNormPenalty() gradient matches central differences (float64)"
 });
 
 Deno.test("gradientNormRegularizer() hooks match the pure function on the cached forward", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, lenet("tanh", 0.5));
   initParams(rt, model, 91);
   model.train();

@@ -1,5 +1,5 @@
 import { torch } from "./_torch.ts";
-import { assert, assertClose, getRuntime } from "./_util.ts";
+import { assert, assertClose, getBackend } from "./_util.ts";
 import {
   calculateGain,
   constant,
@@ -241,7 +241,7 @@ Deno.test("orthogonal() gives orthonormal rows or columns and matches torch's QR
 });
 
 Deno.test("zeros(), ones(), constant() fill and upload to tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   assert.deepEqual(zeros([2, 3]), new Float32Array(6));
   assert.deepEqual(ones([4]), new Float32Array([1, 1, 1, 1]));
   assert.deepEqual(constant([2, 2], 0.5), new Float32Array([0.5, 0.5, 0.5, 0.5]));

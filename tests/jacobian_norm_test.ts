@@ -4,7 +4,7 @@
  * derived in shaders/layernorm.wgsl) and weight-normalized Linear and Conv2d — value and every
  * parameter gradient against PyTorch 1.13 double backprop (tools/torch_jacobian.py).
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   buildModel,
   f64,
@@ -118,7 +118,7 @@ const CASES: Case[] = [
 ];
 
 Deno.test("penalties through LayerNorm, GroupNorm and weight normalization match PyTorch double backprop", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs: TorchJob[] = [];
   const got: { value: number; perSample: Float32Array; grads: Map<string, Float32Array> }[] = [];
   const lambda = 0.8, nproj = 2;

@@ -5,7 +5,7 @@
  * a small ResNet-like model of two blocks (one with the projection shortcut), BatchNorm in eval
  * mode; and a short training run of ResNet-18 with the Jacobian penalty.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   buildModel,
   f64,
@@ -46,7 +46,7 @@ const TINY_RESNET: LayerDesc[] = [
 type Op = "jacobian" | "determinant" | "gradient_norm";
 
 Deno.test("Jacobian, determinant and gradient-norm penalties through BasicBlock match PyTorch double backprop", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shape = [3, 2, 6, 6];
   const b = shape[0], classes = 3, nproj = 2, lambda = 0.6;
   const ops: Op[] = ["jacobian", "determinant", "gradient_norm"];
@@ -107,7 +107,7 @@ Deno.test("Jacobian, determinant and gradient-norm penalties through BasicBlock 
 });
 
 Deno.test("train() runs ResNet-18 two steps with the Jacobian regularizer in eval mode", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // 8x8 inputs: the smallest ResNet-18 accepts (three stride-2 stages, then a 1x1 pool).
   const model = buildSpecModel(rt, modelSpecFromName("resnet18", { inputSize: 8 }), { seed: 3 });
   const n = 4;

@@ -4,7 +4,7 @@
  * LeNet-relu, DDNet and a model with every supported layer kind; against central differences
  * of the float64 reference; unbiasedness of the random projections; the regularizer hook; errors.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   assertFiniteDifferenceGrads,
   buildModel,
@@ -95,7 +95,7 @@ const CASES: Case[] = [
 ];
 
 Deno.test("jacobianPenalty() matches PyTorch double backprop on MLP, LeNet, DDNet and a layer zoo", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs: TorchJob[] = [];
   const got: { value: number; perSample: Float32Array; grads: Map<string, Float32Array> }[] = [];
   for (const [ci, c] of CASES.entries()) {
@@ -165,7 +165,7 @@ Deno.test("jacobianPenalty() matches PyTorch double backprop on MLP, LeNet, DDNe
 
 /** The reference twin of a GPU MLP with Linear and activation layers. */
 Deno.test("jacobianPenalty() gradient matches central differences of the float64 reference", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const desc: LayerDesc[] = [
     { type: "linear", name: "fc1", in: 3, out: 5 },
     { type: "tanh" },
@@ -196,7 +196,7 @@ Deno.test("jacobianPenalty() gradient matches central differences of the float64
 });
 
 Deno.test("jacobianNorm() with one random projection is unbiased over 2000 draws", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, MLP_TANH);
   initParams(rt, model, 21, 1.5);
   model.eval();
@@ -231,7 +231,7 @@ Deno.test("jacobianNorm() with one random projection is unbiased over 2000 draws
 });
 
 Deno.test("jacobianRegularizer() afterBackward adds the penalty of the cached forward", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, lenet("tanh", 0.5));
   initParams(rt, model, 31);
   model.train();
@@ -270,7 +270,7 @@ Deno.test("jacobianRegularizer() afterBackward adds the penalty of the cached fo
 });
 
 Deno.test("jacobianRegularizer() backward = the model's backward of dLogits + afterBackward", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, lenet("tanh", 0.5));
   initParams(rt, model, 33);
   model.train();
@@ -312,7 +312,7 @@ Deno.test("jacobianRegularizer() backward = the model's backward of dLogits + af
 });
 
 Deno.test("jacobianPenalty() refuses BatchNorm in training mode, unknown layers and bad v", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, ZOO);
   initParams(rt, model, 41);
   model.train();
@@ -344,7 +344,7 @@ Deno.test("jacobianPenalty() refuses BatchNorm in training mode, unknown layers 
 });
 
 Deno.test("randomUnitRows() draws unit vectors, reproducibly by (seed, step)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const c = 7, rows = 3000;
   const a = rt.empty([rows, c]), b = rt.empty([rows, c]), d = rt.empty([rows, c]);
   randomUnitRows(rt, a, c, { seed: 3, step: 1, stream: "jacobian" });
@@ -373,7 +373,7 @@ Deno.test("randomUnitRows() draws unit vectors, reproducibly by (seed, step)", a
 });
 
 Deno.test("jacobianPenalty() with grad: false leaves the gradients alone", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, MLP_TANH);
   initParams(rt, model, 61);
   const x = upload(rt, randomArray(6, 62), [3, 2]);
@@ -389,7 +389,7 @@ Deno.test("jacobianPenalty() with grad: false leaves the gradients alone", async
 });
 
 Deno.test("jacobianPenalty() gradient steps shrink the Jacobian (nproj 1 and exact)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const nproj of [1, -1]) {
     const model = buildModel(rt, MLP_TANH);
     initParams(rt, model, 81, 2);

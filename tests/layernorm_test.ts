@@ -3,17 +3,17 @@
  * jvp against PyTorch 1.13 (tools/torch_bridge.py, float64), the dot-product test of backward
  * and the finite-difference check of jvp against a float64 reference, and input errors.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, jvpFD, numel } from "./_layer_check.ts";
 import { assertLayerPass, f64, paramInputs, torchBridge, upload } from "./_model_bridge.ts";
 import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 interface Case {
   what: string;
   desc: Record<string, unknown>;
   x: number[];
-  make: (rt: Runtime) => LayerNorm | GroupNorm;
+  make: (rt: Backend) => LayerNorm | GroupNorm;
   /** Rows of contiguous values and the affine index of element i, for the reference. */
   m: number;
   aff: ((i: number) => number) | null;
@@ -94,7 +94,7 @@ function refForward(
 }
 
 Deno.test("LayerNorm and GroupNorm match PyTorch: forward, gradients and jvp", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ours = [];
   const jobs = [];
   for (const [ci, c] of CASES.entries()) {
@@ -128,7 +128,7 @@ Deno.test("LayerNorm and GroupNorm match PyTorch: forward, gradients and jvp", a
 });
 
 Deno.test("LayerNorm and GroupNorm backward pass the dot-product test, jvp finite differences", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [ci, c] of CASES.entries()) {
     const layer = c.make(rt);
     const ps = layer.params();
@@ -156,7 +156,7 @@ Deno.test("LayerNorm and GroupNorm backward pass the dot-product test, jvp finit
 });
 
 Deno.test("LayerNorm and GroupNorm refuse bad shapes and passes out of order", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ln = new LayerNorm(rt, "ln1", [4]);
   const gn = new GroupNorm(rt, "gn1", 2, 4);
   const x = rt.zeros([2, 5]);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, dot, jvpFD } from "./_layer_check.ts";
 import { Linear } from "../src/layers/linear.ts";
 import { linearBackwardRef, linearRef } from "../src/reference/layers.ts";
@@ -7,7 +7,7 @@ import { linearBackwardRef, linearRef } from "../src/reference/layers.ts";
 const CASES: [number, number, number][] = [[1, 7, 5], [3, 13, 1], [3, 17, 33], [5, 130, 3]];
 
 async function setup([b, inF, outF]: [number, number, number], seed: number, bias = true) {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const fc = new Linear(rt, "fc", inF, outF, { bias });
   const w = randomArray(outF * inF, seed, -0.5, 0.5);
   const bb = randomArray(outF, seed + 1);
@@ -75,7 +75,7 @@ Deno.test("Linear without bias; leading dims act as batch; weightGrad() takes a 
 });
 
 Deno.test("Linear.params() uses PyTorch names and [out, in] layout, zero-filled with grads", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const fc = new Linear(rt, "classifier.2", 400, 120);
   assert.deepEqual(
     fc.params().map((p) => [p.name, p.value.shape, p.grad?.shape, p.kind]),
@@ -91,7 +91,7 @@ Deno.test("Linear.params() uses PyTorch names and [out, in] layout, zero-filled 
 });
 
 Deno.test("Linear.forward() rejects wrong widths, empty batches and disposed inputs", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const fc = new Linear(rt, "fc1", 400, 120);
   const x = rt.zeros([8, 256]);
   assert.throws(() => fc.forward(x), {

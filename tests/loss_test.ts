@@ -1,5 +1,5 @@
 import { torch } from "./_torch.ts";
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { accuracyCount } from "../src/losses/accuracy.ts";
 import { mse } from "../src/losses/mse.ts";
 import { readLoss, softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
@@ -10,7 +10,7 @@ function labelsFor(b: number, k: number, seed: number): Uint32Array {
 }
 
 Deno.test("softmaxCrossEntropy() matches the float64 reference for labels at odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const sizes = [[1, 1], [3, 10], [17, 3], [5, 255], [2, 1000], [300, 10], [4, 17]];
   for (const [b, k] of sizes) {
     const z = randomArray(b * k, b * 31 + k, -6, 6);
@@ -43,7 +43,7 @@ Deno.test("softmaxCrossEntropy() matches the float64 reference for labels at odd
 });
 
 Deno.test("softmaxCrossEntropy() matches the float64 reference for soft targets", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, k] of [[1, 1], [7, 5], [3, 300]]) {
     const z = randomArray(b * k, 5 + k, -4, 4);
     const q = randomArray(b * k, 6 + k, 0, 1);
@@ -69,7 +69,7 @@ Deno.test("softmaxCrossEntropy() matches the float64 reference for soft targets"
 });
 
 Deno.test("softmaxCrossEntropy() matches PyTorch 1.13 with label smoothing and soft targets", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, k] = [9, 7];
   const z = randomArray(b * k, 11, -5, 5);
   const y = labelsFor(b, k, 12);
@@ -112,7 +112,7 @@ Deno.test("softmaxCrossEntropy() matches PyTorch 1.13 with label smoothing and s
 });
 
 Deno.test("softmaxCrossEntropy() stays finite for logits of +-1e4", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, k] = [4, 6];
   const z = new Float32Array(b * k);
   for (let i = 0; i < z.length; i++) z[i] = (i * 7919) % 3 === 0 ? 1e4 : (i % 2 ? -1e4 : 0);
@@ -145,7 +145,7 @@ Deno.test("softmaxCrossEntropy() stays finite for logits of +-1e4", async () => 
 });
 
 Deno.test("softmaxCrossEntropy() flags out-of-range labels without touching other rows", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, k] = [5, 4];
   const z = randomArray(b * k, 21, -2, 2);
   const good = Uint32Array.from([0, 3, 1, 2, 2]);
@@ -175,7 +175,7 @@ Deno.test("softmaxCrossEntropy() flags out-of-range labels without touching othe
 });
 
 Deno.test("softmaxCrossEntropy() reuses out tensors and skips the gradient when asked", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [b, k] = [6, 3];
   const z = randomArray(b * k, 31, -1, 1);
   const y = labelsFor(b, k, 32);
@@ -199,7 +199,7 @@ Deno.test("softmaxCrossEntropy() reuses out tensors and skips the gradient when 
 });
 
 Deno.test("softmaxCrossEntropy() rejects bad shapes, dtypes and smoothing", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const logits = rt.zeros([3, 4]);
   const labels = rt.zeros([2], "u32");
   const soft = rt.zeros([3, 5]);
@@ -221,7 +221,7 @@ Deno.test("softmaxCrossEntropy() rejects bad shapes, dtypes and smoothing", asyn
 });
 
 Deno.test("mse() matches the float64 reference and PyTorch at odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const sizes = [[1], [3], [17, 3], [2049], [5, 1001]];
   const jobs = sizes.map((shape, i) => {
     const n = shape.reduce((a, c) => a * c, 1);
@@ -258,7 +258,7 @@ Deno.test("mse() matches the float64 reference and PyTorch at odd sizes", async 
 });
 
 Deno.test("accuracyCount() counts first-argmax hits, including ties, and accumulates", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const counter = rt.zeros([], "u32");
   let total = 0;
   for (const [b, k] of [[1, 1], [37, 10], [5, 700], [300, 3]]) {

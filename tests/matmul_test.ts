@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   matmul,
   type MatmulActivation,
@@ -6,7 +6,7 @@ import {
   type MatmulTiling,
 } from "../src/ops/matmul.ts";
 import { matmulRef } from "../src/reference/matmul.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 /** fp32 sums of K products of values in [-1, 1]: error grows like sqrt(K). */
 function atolFor(k: number): number {
@@ -23,7 +23,7 @@ interface Case {
 
 /** Runs matmul on random inputs and compares with the float64 reference. */
 async function check(
-  rt: Runtime,
+  rt: Backend,
   { m, k, n, batchA = 0, batchB = 0 }: Case,
   opts: Omit<MatmulOptions, "bias" | "out"> & { bias?: boolean; cOld?: boolean } = {},
   seed = 1,
@@ -71,7 +71,7 @@ const ODD: Case[] = [
 ];
 
 Deno.test("matmul() matches the float64 reference for every transpose and odd sizes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
       for (const [i, cs] of ODD.entries()) await check(rt, cs, { transA, transB }, i);
@@ -80,13 +80,13 @@ Deno.test("matmul() matches the float64 reference for every transpose and odd si
 });
 
 Deno.test("matmul() matches the reference on a ~1000 case", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   await check(rt, { m: 1000, k: 1000, n: 40 }, {}, 7);
   await check(rt, { m: 40, k: 999, n: 1000 }, { transA: true, transB: true }, 8);
 });
 
 Deno.test("matmul() fuses bias and each activation", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const acts: MatmulActivation[] = ["none", "relu", "tanh", "sigmoid", "leaky_relu"];
   for (const [i, activation] of acts.entries()) {
     // Large |values| (alpha = 4) reach the saturated ends of tanh and sigmoid.
@@ -96,7 +96,7 @@ Deno.test("matmul() fuses bias and each activation", async () => {
 });
 
 Deno.test("matmul() accumulates alpha·op(A)op(B) + beta·out (dW += dyᵀ x)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   await check(rt, { m: 10, k: 33, n: 17 }, { transA: true, beta: 1, cOld: true }, 5);
   await check(rt, { m: 9, k: 5, n: 6 }, { alpha: -0.5, beta: 0.25, cOld: true, bias: true }, 6);
   // Repeated accumulation into the same gradient buffer.
@@ -110,20 +110,20 @@ Deno.test("matmul() accumulates alpha·op(A)op(B) + beta·out (dW += dyᵀ x)", 
 });
 
 Deno.test("matmul() batches with per-item or shared operands", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   await check(rt, { m: 5, k: 7, n: 9, batchA: 3, batchB: 3 }, { bias: true }, 11);
   await check(rt, { m: 6, k: 8, n: 4, batchA: 2 }, { transB: true }, 12);
   await check(rt, { m: 5, k: 3, n: 5, batchB: 2 }, { transA: true, beta: 2, cOld: true }, 13);
 });
 
 Deno.test("matmul() with K = 0 gives act(bias + beta·out)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   await check(rt, { m: 3, k: 0, n: 5 }, { bias: true, beta: 0.5, cOld: true, activation: "relu" });
   await check(rt, { m: 4, k: 0, n: 2 }, { bias: true, activation: "relu" });
 });
 
 Deno.test("matmul() is correct under other tilings, including the GPU ones", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const tilings: MatmulTiling[] = [
     { shared: true, tx: 16, ty: 16, rm: 1, rn: 1, bk: 16 },
     { shared: true, tx: 16, ty: 16, rm: 2, rn: 2, bk: 16 },
@@ -145,7 +145,7 @@ Deno.test("matmul() is correct under other tilings, including the GPU ones", asy
 });
 
 Deno.test("matmul() rejects mismatched shapes, naming both", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = rt.zeros([3, 4]),
     b = rt.zeros([5, 6]),
     b3 = rt.zeros([2, 4, 6]),
@@ -179,7 +179,7 @@ Deno.test("matmul() rejects mismatched shapes, naming both", async () => {
 });
 
 Deno.test("matmul() rejects disposed tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = rt.zeros([2, 3]), b = rt.zeros([3, 2]);
   b.dispose();
   assert.throws(

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   classScoreGradient,
   jacobianFrobenius,
@@ -10,7 +10,7 @@ import { linearRef, occlusionLinearRef } from "../src/reference/metrics.ts";
 import { linearModel, mlpModel } from "./_metrics_models.ts";
 
 Deno.test("saliency() of a linear model is max over channels of |W[target]|", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [c, h, w, k] = [2, 3, 5, 4];
   const d = c * h * w;
   const { model, w: W } = linearModel(rt, d, k, 8);
@@ -36,7 +36,7 @@ Deno.test("saliency() of a linear model is max over channels of |W[target]|", as
 });
 
 Deno.test("classScoreGradient() equals the float64 input gradient of the predicted class", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const d = 7, k = 5, b = 17;
   const net = mlpModel(rt, d, 9, k, 30);
   const xs = randomArray(b * d, 6, -1, 1);
@@ -59,7 +59,7 @@ Deno.test("classScoreGradient() equals the float64 input gradient of the predict
 });
 
 Deno.test("occlusion() of a linear model matches the analytic mean drop (border windows)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const [c, h, w, k] = [2, 7, 9, 3];
   const d = c * h * w;
   const { model, w: W, b } = linearModel(rt, d, k, 12);
@@ -85,7 +85,7 @@ Deno.test("occlusion() of a linear model matches the analytic mean drop (border 
 });
 
 Deno.test("jacobianFrobenius() exact equals ||J||_F in float64; the estimate is close", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const d = 6, k = 4, n = 11;
   const net = mlpModel(rt, d, 8, k, 40);
   const x = randomArray(n * d, 13, -1, 1);
@@ -113,7 +113,7 @@ Deno.test("jacobianFrobenius() exact equals ||J||_F in float64; the estimate is 
 });
 
 Deno.test("toyMaps() of Linear(2→4) has constant area factor sqrt(det WᵀW)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { model, w, b } = linearModel(rt, 2, 4, 77);
   const res = 9;
   const m = await toyMaps(rt, model, { resolution: res, xRange: [-2, 2], yRange: [-1, 1] });

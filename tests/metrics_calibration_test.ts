@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   calibration,
   classificationMetrics,
@@ -40,7 +40,7 @@ Deno.test("confidenceHistogram() counts every sample once", () => {
 });
 
 Deno.test("predictionStatsGpu() matches the float64 reference (odd sizes, ties, no labels)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [b, k] of [[1, 3], [17, 10], [255, 7]]) {
     const z = randomArray(b * k, b + k, -4, 4);
     if (b > 1) z[k + 2] = z[k + 1] = 10; // a tie: the first index wins
@@ -61,7 +61,7 @@ Deno.test("predictionStatsGpu() matches the float64 reference (odd sizes, ties, 
 });
 
 Deno.test("evaluateMetrics() accuracy, confusion and loss match a CPU evaluation", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const d = 6, k = 4, n = 37;
   const { model, w, b } = linearModel(rt, d, k, 5);
   const x = randomArray(n * d, 9, 0, 1);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { activationPca, pca, weightStats } from "../src/metrics/mod.ts";
 import { singularValuesRef, symmetricEigenRef } from "../src/reference/linalg.ts";
 import { mlpModel } from "./_metrics_models.ts";
@@ -35,7 +35,7 @@ function covRef(x: Float32Array, n: number, d: number): Float64Array {
 }
 
 Deno.test("pca() matches the float64 eigendecomposition (covariance, Gram and iterative paths)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // [N, D]: D <= 48 exact Jacobi; D > N the Gram path; D = 60 < N subspace iteration.
   for (const [n, d] of [[40, 7], [12, 30], [200, 60], [3, 1]]) {
     const x = data(n, d, n + d);
@@ -60,7 +60,7 @@ Deno.test("pca() matches the float64 eigendecomposition (covariance, Gram and it
 });
 
 Deno.test("activationPca() gives two components for every chosen layer", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const net = mlpModel(rt, 5, 6, 3, 1);
   const n = 30;
   const y = Int32Array.from({ length: n }, (_, i) => i % 3);
@@ -80,7 +80,7 @@ Deno.test("activationPca() gives two components for every chosen layer", async (
 });
 
 Deno.test("weightStats() norms, sparsity and singular values match float64", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const net = mlpModel(rt, 5, 6, 3, 4);
   const stats = await weightStats(net.model.params(), { threshold: 0.1 });
   assert.deepEqual(stats.map((s) => s.name), ["fc1.weight", "fc2.weight"]);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import {
   classMapTv,
   classMapTvGpu,
@@ -45,7 +45,7 @@ Deno.test("classMapTv() straight boundary and checkerboard have the known values
 });
 
 Deno.test("classMapTvGpu() matches classMapTv() on random maps (odd sizes)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [p, r] of [[1, 2], [3, 17], [2, 64]]) {
     const maps = Uint32Array.from(randomArray(p * r * r, p * r, 0, 3), (v) => Math.floor(v));
     maps.set(checker(r), 0);
@@ -77,7 +77,7 @@ Deno.test("randomPlaneDirections() is orthonormal and the same for the same seed
 });
 
 Deno.test("decisionPlane() grid classes match a float64 CPU evaluation (tail chunk)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const d = 5, k = 4, res = 17, range = 2.5;
   const { model, w, b } = linearModel(rt, d, k, 21);
   const x = randomArray(d, 4, 0, 1);
@@ -118,7 +118,7 @@ Deno.test("largestDiscRadius() distance to the nearest grid point of another cla
 });
 
 Deno.test("planeTv() mean ± se over planes, identical across calls", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const d = 6, k = 3;
   const { model } = linearModel(rt, d, k, 2);
   const data = { x: randomArray(4 * d, 1, 0, 1), sampleShape: [d] };

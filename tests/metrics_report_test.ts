@@ -1,4 +1,4 @@
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import { buildReport, reportCommand } from "../cli/report.ts";
 import { buildModel } from "../src/models/mod.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
@@ -9,7 +9,7 @@ function capture() {
 }
 
 Deno.test("buildReport() compares image models on the same planes in one HTML page", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const spec = { kind: "mlp", inputs: 36, hidden: [8], classes: 3, inputShape: [1, 6, 6] };
   const a = buildModel(rt, spec, { seed: 1 }), b = buildModel(rt, spec, { seed: 2 });
   const n = 24;
@@ -61,7 +61,7 @@ Deno.test("buildReport() compares image models on the same planes in one HTML pa
 });
 
 Deno.test("reportCommand() writes a report for toy2d checkpoints; usage errors exit 2", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const dir = await Deno.makeTempDir();
   const spec = { kind: "mlp", inputs: 2, hidden: [6], classes: 4, activation: "tanh" };
   const m = buildModel(rt, spec, { seed: 3 });

@@ -5,7 +5,7 @@
  * state_dict names, logits and cross-entropy gradients, and the Jacobian penalty by double
  * backprop.
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import { f64, paramInputs, relErr, torchBridge, upload } from "./_model_bridge.ts";
 import { torchJacobian } from "./_jacobian_util.ts";
 import { buildModel } from "../src/models/model.ts";
@@ -64,7 +64,7 @@ Deno.test("parseModelSpec() completes a sequential spec and names bad layers", (
 });
 
 Deno.test("buildModel() of a sequential spec matches its PyTorch twin (names, logits, gradients, JR)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, SPEC, { seed: 4 });
   assert.deepEqual(
     model.params().filter((p) => p.kind !== "buffer").map((p) => p.name),

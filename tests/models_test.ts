@@ -4,7 +4,7 @@
  * and forward / input gradient / parameter gradients of LeNet (tanh, relu), DDNet and ResNet-18
  * against PyTorch with identical weights (uploaded from here).
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import {
   type BridgeJob,
   f64,
@@ -25,7 +25,7 @@ import { Dropout } from "../src/layers/dropout.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import type { SafetensorsTensor } from "../src/io/safetensors.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
 
@@ -174,7 +174,7 @@ Deno.test("modelSpecFromName() gives the seed study's models and takes overrides
 });
 
 Deno.test("buildModel() names parameters exactly as the PyTorch twin's state_dict", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const specs: ModelSpec[] = [
     modelSpecFromName("mlp", { dropout: 0.2 }),
     modelSpecFromName("lenet", { dropout: 0.5 }),
@@ -210,7 +210,7 @@ Deno.test("buildModel() names parameters exactly as the PyTorch twin's state_dic
 });
 
 Deno.test("buildModel() initializes by seed and scheme", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const spec = modelSpecFromName("lenet");
   const read = async (m: Model, name: string) =>
     Float32Array.from(await m.params().find((p) => p.name === name)!.value.read());
@@ -265,7 +265,7 @@ Deno.test("buildModel() initializes by seed and scheme", async () => {
 });
 
 Deno.test("Model refuses a wrong input shape, a channel mismatch and an empty batch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const lenet = buildModel(rt, modelSpecFromName("lenet"), { seed: 1 });
   const mlp = buildModel(rt, modelSpecFromName("mlp"), { seed: 1 });
   const cifar = rt.zeros([2, 3, 32, 32]);
@@ -315,7 +315,7 @@ Deno.test("Model refuses a wrong input shape, a channel mismatch and an empty ba
  * (and, unless `paramGrads` is false, the parameters) here; and the bridge job for the twin.
  */
 async function runOurs(
-  rt: Runtime,
+  rt: Backend,
   model: Model,
   c: { b: number; train: boolean; paramGrads?: boolean },
   seed: number,
@@ -382,7 +382,7 @@ async function runOurs(
 }
 
 Deno.test("LeNet, DDNet and ResNet-18 match PyTorch: logits, gradients and jvp", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases: {
     what: string;
     spec: ModelSpec;
@@ -445,7 +445,7 @@ Deno.test("LeNet, DDNet and ResNet-18 match PyTorch: logits, gradients and jvp",
 });
 
 Deno.test("buildModel() takes unparsed JSON and refuses a bad spec before allocating", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const before = rt.memory().inUseBytes;
   assert.throws(() => buildModel(rt, { kind: "lenet", activation: "swish" }), /"activation"/);
   assert.equal(rt.memory().inUseBytes, before);

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   gaussianInputNoise,
@@ -11,7 +11,7 @@ import type { StepContext } from "../src/hooks/step.ts";
 import { streamKey } from "../src/regularizers/_params.ts";
 import { randomNormalRef } from "../src/reference/random.ts";
 
-const rt = await getRuntime();
+const rt = await getBackend();
 
 Deno.test("gaussianInputNoise() is x + σ·N(0,1) from the (seed, step) Philox stream", async () => {
   const n = 2 * 3 * 17;

@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct } from "./_layer_check.ts";
 import { Normalize } from "../src/layers/normalize.ts";
 import { Flatten } from "../src/layers/flatten.ts";
@@ -8,7 +8,7 @@ const MEAN = [0.4914, 0.4822, 0.4465];
 const STD = [0.247, 0.243, 0.261];
 
 Deno.test("Normalize forward/backward/jvp match (x - mean[c]) / std[c]", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shape = [3, 3, 5, 7];
   const n = 315;
   const xa = randomArray(n, 1, 0, 1);
@@ -28,7 +28,7 @@ Deno.test("Normalize forward/backward/jvp match (x - mean[c]) / std[c]", async (
 });
 
 Deno.test("Normalize rejects wrong channel counts, bad std and empty batches", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const norm = new Normalize(rt, "norm", [0.5], [0.5]);
   const x = rt.zeros([2, 3, 4, 4]);
   assert.throws(() => norm.forward(x), {
@@ -44,7 +44,7 @@ Deno.test("Normalize rejects wrong channel counts, bad std and empty batches", a
 });
 
 Deno.test("Flatten returns views: (B, C, H, W) -> (B, C·H·W) and back", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const flat = new Flatten("flatten");
   const xa = randomArray(2 * 3 * 4 * 5, 1);
   const x = rt.upload(xa, [2, 3, 4, 5]);

@@ -1,6 +1,6 @@
 import { torch } from "./_torch.ts";
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   adam,
@@ -61,7 +61,7 @@ const CASES: Case[] = [
   },
 ];
 
-function makeParams(rt: Runtime, seed: number): { params: Param[]; init: Float32Array[] } {
+function makeParams(rt: Backend, seed: number): { params: Param[]; init: Float32Array[] } {
   const init = SHAPES.map((s, i) => randomArray(s.reduce((a, b) => a * b, 1), seed + i));
   const params = SHAPES.map((s, i): Param => ({
     name: `layer${i}.weight`,
@@ -82,14 +82,14 @@ function makeGrads(seed: number): Float32Array[][] {
     }));
 }
 
-function step(rt: Runtime, c: Case, params: Param[], state: OptimizerState, lr: number): void {
+function step(rt: Backend, c: Case, params: Param[], state: OptimizerState, lr: number): void {
   if (c.algorithm === "sgd") sgd(rt, params, state, { ...c.opts, lr });
   else if (c.algorithm === "adam") adam(rt, params, state, { ...c.opts, lr });
   else adamw(rt, params, state, { ...c.opts, lr });
 }
 
 Deno.test("sgd(), adam(), adamw() match float64 references and PyTorch 1.13 trajectories", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs = CASES.map((c, ci) => {
     const init = SHAPES.map((s, i) => randomArray(s.reduce((a, b) => a * b, 1), 10 * ci + i));
     return {
@@ -139,7 +139,7 @@ Deno.test("sgd(), adam(), adamw() match float64 references and PyTorch 1.13 traj
 });
 
 Deno.test("createOptimizer() steps with fused dispatches, no allocation after the first step", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { params } = makeParams(rt, 7);
   const frozen: Param = { name: "bn.running_mean", value: rt.zeros([4]), kind: "buffer" };
   const all = [...params, frozen];
@@ -163,7 +163,7 @@ Deno.test("createOptimizer() steps with fused dispatches, no allocation after th
   opt.step(all, 5e-4);
   // Fused: up to 6 Adam tensors per dispatch on a GPU with 30 storage bindings; per tensor on a
   // CPU adapter (see canFuse in src/train/optim.ts).
-  const fused = !rt.isCpuAdapter && rt.device.limits.maxStorageBuffersPerShaderStage >= 30;
+  const fused = !rt.isCpuAdapter && rt.limits.maxStorageBuffersPerShaderStage >= 30;
   assert.equal(rt.dispatches - dispatches, fused ? Math.ceil(params.length / 6) : params.length);
   await rt.sync();
   assert.equal(rt.memory().created, created);
@@ -178,7 +178,7 @@ Deno.test("createOptimizer() steps with fused dispatches, no allocation after th
 });
 
 Deno.test("sgd(), adam(), adamw() fused over many tensors give the bits of one dispatch each", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // 23 tensors: several fused dispatches (10 SGD, 6 Adam slots), one of them partly filled.
   const shapes = Array.from({ length: 23 }, (_, i) => (i % 3 === 0 ? [i + 1, 7] : [5 * i + 2]));
   const make = (seed: number): Param[] =>
@@ -209,7 +209,7 @@ Deno.test("sgd(), adam(), adamw() fused over many tensors give the bits of one d
         if (t === 2) {
           // Fused where the device has the bindings: 3 SGD (10 slots) or 4 Adam (6 slots).
           const slots = algorithm === "sgd" ? 10 : 6;
-          const can = fused && rt.device.limits.maxStorageBuffersPerShaderStage >= 30;
+          const can = fused && rt.limits.maxStorageBuffersPerShaderStage >= 30;
           assert.equal(rt.dispatches - before, can ? Math.ceil(23 / slots) : 23);
         }
       }
@@ -229,7 +229,7 @@ Deno.test("sgd(), adam(), adamw() fused over many tensors give the bits of one d
 });
 
 Deno.test("sgd() leaves gradients alone by default and zeroGrads() clears them", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const g = randomArray(6, 3);
   const p: Param = { name: "w", value: rt.zeros([6]), grad: rt.upload(g, [6]), kind: "weight" };
   const state = new OptimizerState(rt);
@@ -244,7 +244,7 @@ Deno.test("sgd() leaves gradients alone by default and zeroGrads() clears them",
 });
 
 Deno.test("sgd() and adam() reject bad hyperparameters, shapes and mixed states", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const p: Param = { name: "w", value: rt.zeros([3]), grad: rt.zeros([3]), kind: "weight" };
   const state = new OptimizerState(rt);
   assert.throws(

@@ -1,5 +1,5 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   elasticNetPenalty,
@@ -17,10 +17,10 @@ import type { StepContext } from "../src/hooks/step.ts";
 import { createOptimizer } from "../src/train/optim.ts";
 import { elasticNetRef, softSvbRef, spectralRef } from "../src/reference/penalties.ts";
 
-const rt = await getRuntime();
+const rt = await getBackend();
 
 function param(
-  rt: Runtime,
+  rt: Backend,
   name: string,
   shape: number[],
   seed: number,

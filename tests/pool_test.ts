@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, jvpFD, numel } from "./_layer_check.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
 import {
@@ -25,7 +25,7 @@ function label(c: (typeof CASES)[number]): string {
 }
 
 Deno.test("MaxPool2d.forward() matches values and argmax indices of the float64 reference", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [i, c] of CASES.entries()) {
     const [xs, k, s, p] = c;
     const pool = new MaxPool2d(rt, "pool", k, { stride: s, padding: p });
@@ -46,7 +46,7 @@ Deno.test("MaxPool2d.forward() matches values and argmax indices of the float64 
 });
 
 Deno.test("MaxPool2d.backward() scatter-adds over overlapping windows and passes the dot-product test", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const [i, c] of CASES.entries()) {
     const [xs, k, s, p] = c;
     const g: Window2d = { kernel: k, stride: s, padding: p };
@@ -78,7 +78,7 @@ Deno.test("MaxPool2d.backward() scatter-adds over overlapping windows and passes
 });
 
 Deno.test("MaxPool2d.backward() sums the gradients of windows that share a maximum", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // 1x5 row, kernel 3 stride 1 (as [1,3]): the 9 at index 2 is the max of all three windows.
   const pool = new MaxPool2d(rt, "p", [1, 3], { stride: 1 });
   const x = rt.upload([1, 2, 9, 3, 4], [1, 1, 1, 5]);
@@ -91,7 +91,7 @@ Deno.test("MaxPool2d.backward() sums the gradients of windows that share a maxim
 });
 
 Deno.test("MaxPool2d.forward() propagates NaN and never picks padding", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const pool = new MaxPool2d(rt, "p", 2, { stride: 2, padding: 1 });
   const x = rt.upload([-5, -6, NaN, -7], [1, 1, 2, 2]);
   const y = await pool.forward(x).read();
@@ -103,7 +103,7 @@ Deno.test("MaxPool2d.forward() propagates NaN and never picks padding", async ()
 });
 
 Deno.test("AvgPool2d forward/backward/jvp match the reference (count_include_pad true and false)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const includePad of [true, false]) {
     for (const [i, c] of CASES.entries()) {
       const [xs, k, s, p] = c;
@@ -135,7 +135,7 @@ Deno.test("AvgPool2d forward/backward/jvp match the reference (count_include_pad
 });
 
 Deno.test("MaxPool2d / AvgPool2d reject bad inputs, padding over half the kernel and empty batches", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const pool = new MaxPool2d(rt, "pool1", 2);
   const flat = rt.zeros([4, 10]);
   assert.throws(() => pool.forward(flat), {

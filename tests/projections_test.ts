@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   hardSvb,
@@ -10,7 +10,7 @@ import type { StepContext } from "../src/hooks/step.ts";
 import { clipSingularValuesRef, singularValuesRef } from "../src/reference/linalg.ts";
 import { maxNormRef } from "../src/reference/penalties.ts";
 
-const rt = await getRuntime();
+const rt = await getBackend();
 
 function weight(name: string, shape: number[], w: Float32Array, kind: Param["kind"] = "weight") {
   return { name, kind, value: rt.upload(w, shape), grad: rt.zeros(shape) } as Param;

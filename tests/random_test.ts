@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime } from "./_util.ts";
+import { assert, assertClose, getBackend } from "./_util.ts";
 import {
   bernoulliMask,
   randomBits,
@@ -53,7 +53,7 @@ Deno.test("philox4x32_10() reproduces the Random123 known-answer vectors", () =>
 });
 
 Deno.test("randomBits() reproduces the known-answer vectors on the GPU", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   // The GPU block j of (seed, counter) is philox([j, 0, counter lo, counter hi], seed words):
   // every KAT line whose second counter word is 0 and whose counter fits in 2^53 can be checked.
   let checked = 0;
@@ -69,7 +69,7 @@ Deno.test("randomBits() reproduces the known-answer vectors on the GPU", async (
 });
 
 Deno.test("randomBits() is bit-identical to the CPU reference for any size, seed and counter", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases: [number, Seed, number][] = [
     [1, 0, 0],
     [3, 1, 0],
@@ -88,7 +88,7 @@ Deno.test("randomBits() is bit-identical to the CPU reference for any size, seed
 });
 
 Deno.test("randomBits() element i depends only on (seed, counter, i)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = await randomBits(rt, [1003], { seed: 5, counter: 9 }).read();
   const b = await randomBits(rt, [10], { seed: 5, counter: 9 }).read();
   const c = await randomBits(rt, [1003], { seed: 5, counter: 9 }).read();
@@ -102,7 +102,7 @@ Deno.test("randomBits() element i depends only on (seed, counter, i)", async () 
 });
 
 Deno.test("randomUniform() randomNormal() bernoulliMask() match the float64 transforms", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const n of [1, 3, 17, 255, 1000, 70001]) {
     const seed = n * 7 + 1, counter = n;
     const u = await randomUniform(rt, [n], { seed, counter }).read();
@@ -142,7 +142,7 @@ function moments(
 }
 
 Deno.test("randomUniform() has the moments of U[low, high) over 1e6 samples", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 1_000_000;
   const u = await randomUniform(rt, [1000, 1000], { seed: 2024, counter: 1 }).read();
   const { mean, variance } = moments(u);
@@ -162,7 +162,7 @@ Deno.test("randomUniform() has the moments of U[low, high) over 1e6 samples", as
 });
 
 Deno.test("randomNormal() has the moments of N(mean, std^2) over 1e6 samples", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 1_000_000;
   const z = await randomNormal(rt, [n], { seed: 99, counter: 4 }).read();
   const { mean, variance, m3, m4 } = moments(z);
@@ -185,7 +185,7 @@ Deno.test("randomNormal() has the moments of N(mean, std^2) over 1e6 samples", a
 });
 
 Deno.test("bernoulliMask() keeps 1 - p of the elements, scaled by 1 / (1 - p)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 1_000_000;
   for (const p of [0.1, 0.5, 0.9]) {
     const m = await bernoulliMask(rt, [n], { seed: 11, counter: Math.round(p * 10), p }).read();
@@ -207,7 +207,7 @@ Deno.test("bernoulliMask() keeps 1 - p of the elements, scaled by 1 / (1 - p)", 
 });
 
 Deno.test("random generators fill out tensors and reject bad seeds, counters and options", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const out = rt.zeros([2, 5]);
   assert.equal(randomNormal(rt, [10], { seed: 1, out }), out);
   assert.ok((await out.read()).some((v) => v !== 0));

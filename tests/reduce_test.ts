@@ -1,4 +1,4 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { argmax, argmin, logSoftmax, reduce, type ReduceOp, softmax } from "../src/ops/reduce.ts";
 import { argRef, reduceRef, softmaxRef } from "../src/reference/reduce.ts";
 
@@ -14,7 +14,7 @@ function tolFor(op: ReduceOp, vals: ArrayLike<number>, count: number): number {
 }
 
 Deno.test("reduce() over the whole tensor matches float64 for every op and size", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   for (const n of [1, 3, 17, 255, 1000, 2048, 2049, 70001, 1_000_003]) {
     const xs = randomArray(n, n, -1, 1);
     const x = rt.upload(xs, [n]);
@@ -30,7 +30,7 @@ Deno.test("reduce() over the whole tensor matches float64 for every op and size"
 });
 
 Deno.test("reduce() of an empty tensor: sum 0, mean NaN, max/min throw", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.zeros([0, 4]);
   for (const op of ["sum", "sumsq", "sumabs"] as const) {
     assert.deepEqual(Array.from(await reduce(rt, op, x).read()), [0]);
@@ -49,7 +49,7 @@ Deno.test("reduce() of an empty tensor: sum 0, mean NaN, max/min throw", async (
 });
 
 Deno.test("reduce() sums millions of values far better than one serial f32 loop", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 4_194_305;
   const xs = randomArray(n, 99, 0, 1);
   let exact = 0, serial = 0;
@@ -73,7 +73,7 @@ Deno.test("reduce() sums millions of values far better than one serial f32 loop"
 });
 
 Deno.test("reduce() along every axis matches float64, with keepDims", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shapes: number[][] = [
     [5, 7, 3],
     [1, 1],
@@ -119,7 +119,7 @@ Deno.test("reduce() along every axis matches float64, with keepDims", async () =
 });
 
 Deno.test("reduce() along an axis handles more than 65535 workgroups (2-d grid)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const n = 65535 * 256 + 3; // len 1: 256 outputs per workgroup, 65536 workgroups
   const xs = new Float32Array(n);
   for (let i = 0; i < n; i += 4099) xs[i] = i;
@@ -135,7 +135,7 @@ Deno.test("reduce() along an axis handles more than 65535 workgroups (2-d grid)"
 });
 
 Deno.test("reduce() max and min propagate NaN", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const xs = randomArray(3001, 1);
   xs[1234] = NaN;
   const x = rt.upload(xs, [3001]);
@@ -145,7 +145,7 @@ Deno.test("reduce() max and min propagate NaN", async () => {
 });
 
 Deno.test("argmax() and argmin() return the first extreme index on ties, and the first NaN", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const shapes: number[][] = [[1, 1], [3, 17], [17, 3], [4, 1000, 2], [2, 5000], [255, 7]];
   for (const shape of shapes) {
     const n = shape.reduce((s, d) => s * d, 1);
@@ -177,7 +177,7 @@ Deno.test("argmax() and argmin() return the first extreme index on ties, and the
 });
 
 Deno.test("softmax() and logSoftmax() match float64 along any axis, rows sum to 1", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases: [number[], number][] = [
     [[1, 1], -1],
     [[3, 10], -1],
@@ -213,7 +213,7 @@ Deno.test("softmax() and logSoftmax() match float64 along any axis, rows sum to 
 });
 
 Deno.test("softmax() is stable for huge logits and works in place", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const xs = new Float32Array([1e4, 1e4 - 1, -1e4, 3e38, -3e38, 0, 1000, 1000]);
   const x = rt.upload(xs, [4, 2]);
   const want = softmaxRef(xs, [4, 2]);
@@ -232,7 +232,7 @@ Deno.test("softmax() is stable for huge logits and works in place", async () => 
 });
 
 Deno.test("reduce() argmax() softmax() reject bad axes, outputs, dtypes and disposed tensors", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const x = rt.zeros([2, 3]);
   assert.throws(
     () => reduce(rt, "sum", x, { axis: 2 }),

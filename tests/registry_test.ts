@@ -1,4 +1,4 @@
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import { tinyMlp, toyCircle } from "./_train_util.ts";
 import { train } from "../src/train/train.ts";
 import { singularValuesRef } from "../src/reference/linalg.ts";
@@ -93,7 +93,7 @@ Deno.test("describeRegularizers() lists every entry with its options", () => {
 });
 
 Deno.test("parseRegularizers() output plugs into train() with every hook", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = tinyMlp(rt, 2, 16, 2, 3);
   const regs = parseRegularizers([
     "l2:1e-3",

@@ -6,8 +6,8 @@
  *
  * Set REGULA_FIGURES=1 to print the measured figures (baseline vs regularized).
  */
-import { assert, getRuntime } from "./_util.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import { assert, getBackend } from "./_util.ts";
+import type { Backend } from "../src/backend.ts";
 import { toy2d } from "../src/data/toy.ts";
 import type { Dataset } from "../src/data/dataset.ts";
 import { buildModel, type Model, modelSpecFromName } from "../src/models/mod.ts";
@@ -112,7 +112,7 @@ function sum(a: number[]): number {
 
 /** Measures a trained model on the held-out points and its weights on the CPU. */
 async function measure(
-  rt: Runtime,
+  rt: Backend,
   model: Model,
   history: EpochRecord[],
   heldOut: Dataset,
@@ -173,7 +173,7 @@ async function run(
   opts: Partial<TrainOptions> = {},
   data = TOY,
 ): Promise<Figures> {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = buildModel(rt, modelSpecFromName("mlp"), { seed: SEED });
   const regs = parseRegularizers(specs);
   try {

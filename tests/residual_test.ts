@@ -4,7 +4,7 @@
  * parameter gradients and BatchNorm running statistics against PyTorch (torchvision's
  * BasicBlock, built by tools/torch_models.py) with identical weights, for both shortcut kinds.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, dot, jvpFD, numel } from "./_layer_check.ts";
 import {
   type BridgeJob,
@@ -17,7 +17,7 @@ import {
 } from "./_model_bridge.ts";
 import { conv2dRef } from "../src/reference/layers.ts";
 import { BasicBlock } from "../src/layers/residual.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 /** A block configuration: the identity shortcut (4->4, s1) and the projection (3->4, s2). */
 interface Case {
@@ -110,14 +110,14 @@ async function readParams(block: BasicBlock): Promise<Map<string, Float64Array>>
   return m;
 }
 
-function makeBlock(rt: Runtime, k: Case, seed: number): BasicBlock {
+function makeBlock(rt: Backend, k: Case, seed: number): BasicBlock {
   const block = new BasicBlock(rt, "blk", k.inC, k.outC, { stride: k.stride });
   randomizeParams(rt, block.params(), seed, randomArray);
   return block;
 }
 
 Deno.test("BasicBlock has torchvision's parameter names and output shapes", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const a = new BasicBlock(rt, "layer1.0", 64, 64);
   const b = new BasicBlock(rt, "layer2.0", 64, 128, { stride: 2 });
   try {
@@ -149,7 +149,7 @@ for (const k of CASES) {
   for (const train of [false, true]) {
     const mode = train ? "training" : "eval";
     Deno.test(`BasicBlock.backward() passes the dot-product test (${k.what}, ${mode} mode)`, async () => {
-      const rt = await getRuntime();
+      const rt = await getBackend();
       const block = makeBlock(rt, k, 11);
       block.training = train;
       const xd = randomArray(numel(k.xs), 3);
@@ -191,7 +191,7 @@ for (const k of CASES) {
   }
 
   Deno.test(`BasicBlock.jvp() matches finite differences in eval mode (${k.what})`, async () => {
-    const rt = await getRuntime();
+    const rt = await getBackend();
     const block = makeBlock(rt, k, 17);
     block.training = false;
     const xd = randomArray(numel(k.xs), 19);
@@ -223,7 +223,7 @@ for (const k of CASES) {
 }
 
 Deno.test("BasicBlock.inputGrad() leaves the convolution gradients alone", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const k = CASES[1];
   const block = makeBlock(rt, k, 31);
   const x = upload(rt, randomArray(numel(k.xs), 37), k.xs);
@@ -246,7 +246,7 @@ Deno.test("BasicBlock.inputGrad() leaves the convolution gradients alone", async
 });
 
 Deno.test("BasicBlock refuses bad input, jvp in training mode, and passes out of order", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const block = new BasicBlock(rt, "layer2.0", 3, 4, { stride: 2 });
   const wrong = rt.zeros([2, 5, 6, 6]);
   const empty = rt.zeros([0, 3, 6, 6]);
@@ -284,7 +284,7 @@ Deno.test("BasicBlock refuses bad input, jvp in training mode, and passes out of
 });
 
 Deno.test("BasicBlock matches PyTorch (torchvision BasicBlock) in training and eval mode", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const jobs: BridgeJob[] = [];
   const ours: {
     what: string;

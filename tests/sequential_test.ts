@@ -1,7 +1,7 @@
 import type { Tensor } from "../src/backend.ts";
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { assertDotProduct, dot, jvpFD, numel } from "./_layer_check.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
@@ -31,7 +31,7 @@ function fnv1a(s: string): number {
 }
 
 /** A small CNN touching every layer kind, with random parameters. */
-function model(rt: Runtime) {
+function model(rt: Backend) {
   const net = new Sequential(rt, "", [
     new Normalize(rt, "0", MEAN, STD),
     new Conv2d(rt, "1", 3, 4, 3, { padding: 1 }),
@@ -82,7 +82,7 @@ function refForward(
 }
 
 Deno.test("Sequential forward, backward, jvp and parameter gradients match the float64 chain", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { net, values } = model(rt);
   for (const training of [false, true]) {
     net.training = training;
@@ -130,7 +130,7 @@ Deno.test("Sequential forward, backward, jvp and parameter gradients match the f
 });
 
 Deno.test("Sequential.params() lists state_dict names in order; zeroGrad() clears every grad", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { net } = model(rt);
   assert.deepEqual(net.params().map((p) => p.name), [
     "1.weight",
@@ -155,7 +155,7 @@ Deno.test("Sequential.params() lists state_dict names in order; zeroGrad() clear
 });
 
 Deno.test("Sequential train()/eval() reach every layer; setCounter() reaches dropout", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { net } = model(rt);
   net.eval();
   assert.ok(net.layers.every((l) => !l.training));
@@ -167,7 +167,7 @@ Deno.test("Sequential train()/eval() reach every layer; setCounter() reaches dro
 });
 
 Deno.test("Sequential refuses mismatched inputs naming the layer, empty batches and disposed inputs", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const net = new Sequential(rt, "", [
     new Conv2d(rt, "conv1", 3, 6, 5),
     new MaxPool2d(rt, "pool1", 2),
@@ -207,7 +207,7 @@ Deno.test("Sequential refuses mismatched inputs naming the layer, empty batches 
 });
 
 Deno.test("Sequential.forward() fuses Conv2d + ReLU/Tanh/Sigmoid with the results of layer by layer", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const layers = [
     new Conv2d(rt, "0", 3, 4, 3, { padding: 1 }),
     new Tanh(rt, "1"),
@@ -256,7 +256,7 @@ Deno.test("Sequential.forward() fuses Conv2d + ReLU/Tanh/Sigmoid with the result
 });
 
 Deno.test("Sequential.backwardParams() gives backward()'s parameter gradients and skips the unused input gradient", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const { net } = model(rt);
   const x = rt.upload(randomArray(numel(XS), 7, 0, 1), XS);
   const dy = rt.upload(randomArray(3 * 4, 8, -1, 1), [3, 4]);

@@ -1,8 +1,8 @@
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { svd } from "../src/linalg/svd.ts";
 import { singularValuesRef, symmetricEigenRef } from "../src/reference/linalg.ts";
 
-const rt = await getRuntime();
+const rt = await getBackend();
 
 /** utᵀ diag(s) vt, (m, n). */
 function reconstruct(

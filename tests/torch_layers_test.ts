@@ -6,9 +6,9 @@
  * Needs PyTorch for /usr/bin/python3 (Debian: `apt-get install python3-torch`); without it the
  * test fails saying so.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { numel } from "./_layer_check.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 import type { Layer } from "../src/layers/layer.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
@@ -58,7 +58,7 @@ async function torch(cases: Record<string, unknown>[]): Promise<TorchResult[]> {
 
 interface Case {
   spec: Record<string, unknown>;
-  make: (rt: Runtime) => Layer;
+  make: (rt: Backend) => Layer;
   params?: { weight: Float32Array; bias: Float32Array | null };
 }
 
@@ -115,7 +115,7 @@ function linear(b: number, i: number, o: number, bias: boolean, seed: number): C
 }
 
 Deno.test("Conv2d, MaxPool2d, AvgPool2d, Linear forward and backward match PyTorch", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const cases: Case[] = [
     conv([3, 3, 13, 7], 5, [3, 3], [2, 2], [1, 1], true, 1),
     conv([1, 2, 9, 11], 4, [5, 3], [1, 2], [2, 0], false, 2),

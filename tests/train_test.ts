@@ -4,7 +4,7 @@
  * runs are reproducible and follow PyTorch's SGD step for step, and bad inputs fail with clear
  * errors.
  */
-import { assert, getRuntime } from "./_util.ts";
+import { assert, getBackend } from "./_util.ts";
 import { tinyMlp, toyCircle, toyHalfplane } from "./_train_util.ts";
 import { evaluate, train } from "../src/train/train.ts";
 import type { Regularizer } from "../src/hooks/step.ts";
@@ -15,7 +15,7 @@ import { buildModel, modelSpecFromName } from "../src/models/mod.ts";
 import { f64, i32, paramInputs, relErr, torchBridge } from "./_model_bridge.ts";
 
 Deno.test("train() reduces the loss of an MLP on a toy problem and records history", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = tinyMlp(rt);
   const data = { train: toyHalfplane(512, 1), val: toyHalfplane(256, 2) };
   const before = await evaluate(model, data.val);
@@ -59,7 +59,7 @@ Deno.test("train() reduces the loss of an MLP on a toy problem and records histo
 });
 
 Deno.test("train() calls regularizer hooks in order and sums their penalties on the GPU", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = tinyMlp(rt);
   const calls: string[] = [];
   const value = rt.zeros([1], "f32");
@@ -103,7 +103,7 @@ Deno.test("train() calls regularizer hooks in order and sums their penalties on 
 });
 
 Deno.test("train() stops early and restores the best weights", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = tinyMlp(rt);
   // Validation labels are the flipped training labels: validation loss rises as training fits.
   const tr = toyCircle(128, 1);
@@ -124,7 +124,7 @@ Deno.test("train() stops early and restores the best weights", async () => {
 });
 
 Deno.test("train() rejects data that does not fit and bad options", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const model = tinyMlp(rt);
   const bad = { ...toyCircle(8), sampleShape: [3], x: new Float32Array(24) };
   await assert.rejects(
@@ -158,7 +158,7 @@ Deno.test("train() rejects data that does not fit and bad options", async () => 
 });
 
 Deno.test("train() is reproducible from the seed", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const run = async (seed: number) => {
     const model = tinyMlp(rt);
     const r = await train(model, { train: toyHalfplane(96, 1) }, {
@@ -176,7 +176,7 @@ Deno.test("train() is reproducible from the seed", async () => {
 });
 
 Deno.test("train() follows PyTorch's SGD step for step (order, momentum, weight decay)", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ds = toy2d({ seed: 3 }); // 512 samples, 4 classes
   const model = buildModel(rt, modelSpecFromName("mlp", { hidden: [16] }), { seed: 2 });
   const init = await paramInputs(model.params());

@@ -284,7 +284,7 @@ Deno.test("augment twin rejects a VEC4 gather of a sample size not a multiple of
           constants: { SOURCE: 0, INDEXED: 0 },
           workgroups: [1],
         }),
-      /Kernel 'augment': out_x \(count, sample\) needs 128 elements, got wasm tensor #\d+ f32\[64\]/,
+      /Kernel 'augment': out_x \(count, sample\) needs 128 elements, got tensor #\d+ f32\[64\]/,
     );
     for (const x of t) x.dispose();
     return Promise.resolve();

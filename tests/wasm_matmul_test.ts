@@ -227,7 +227,7 @@ Deno.test("matmul() (wasm) rejects bad shapes and tensors with the WebGPU messag
   gone.dispose();
   assert.throws(
     () => matmul(rt, gone, sq),
-    /matmul: A \(wasm tensor #\d+ 'w' f32\[4,4\]\) was used after dispose\(\)/,
+    /matmul: A \(tensor #\d+ 'w' f32\[4,4\]\) was used after dispose\(\)/,
   );
   for (const t of [a, b, a3, b3, b46, bias, badOut, sq]) t.dispose();
 });
@@ -320,7 +320,7 @@ Deno.test("WasmRuntime.dispatch() replays the WebGPU matmul's own dispatch on it
   gone.dispose();
   assert.throws(
     () => rt.dispatch(MATMUL, { bindings: [x, gone, x, x], workgroups: [1, 1, 1] }),
-    /wasm tensor #\d+ f32\[4,4\] was used after dispose\(\)/,
+    /tensor #\d+ f32\[4,4\] was used after dispose\(\)/,
   );
   x.dispose();
   rt.destroy();

@@ -439,7 +439,7 @@ Deno.test("metrics twins reject a missing param and a too small output", async (
           params: { n: 2, k: 3, cls: 0, flag: 0 },
           workgroups: [1],
         }),
-      /Kernel 'metrics.onehot': y \(n, k\) needs 6 elements, got wasm tensor #\d+ f32\[4\]/,
+      /Kernel 'metrics.onehot': y \(n, k\) needs 6 elements, got tensor #\d+ f32\[4\]/,
     );
     for (const t of [xa, xu, y]) t.dispose();
   });

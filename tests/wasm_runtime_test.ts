@@ -79,7 +79,7 @@ Deno.test("WasmRuntime without 128-bit SIMD is a clear error", async () => {
 Deno.test("WasmTensor: upload, write, read, reshape, dispose, and use after destroy", async () => {
   const rt = await WasmRuntime.create({ threads: 1, warn: false });
   const t = rt.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], "f32", "x");
-  assert.equal(t.describe(), `wasm tensor #${t.id} 'x' f32[2,3]`);
+  assert.equal(t.describe(), `tensor #${t.id} 'x' f32[2,3]`);
   assert.deepEqual(Array.from(await t.read()), [1, 2, 3, 4, 5, 6]);
   rt.write(t, new Float32Array([6, 5, 4, 3, 2, 1]));
   const r = t.reshape([3, 2]);
@@ -87,7 +87,7 @@ Deno.test("WasmTensor: upload, write, read, reshape, dispose, and use after dest
   assert.throws(() => t.reshape([4]), /Cannot reshape .* to \[4\]: sizes differ/);
   assert.throws(
     () => rt.write(t, new Float32Array(5)),
-    /write: 5 values for wasm tensor #\d+ 'x' f32\[2,3\]/,
+    /write: 5 values for tensor #\d+ 'x' f32\[2,3\]/,
   );
   assert.throws(() => rt.upload(new Float32Array(5), [2, 3]), /5 values do not fill shape/);
   assert.equal(rt.upload(new Int32Array([1, -2]), [2]).dtype, "i32");
@@ -108,7 +108,7 @@ Deno.test("WasmTensor: upload, write, read, reshape, dispose, and use after dest
   t.dispose();
   t.dispose(); // idempotent
   assert.ok(r.disposed);
-  assert.throws(() => t.toArray(), /wasm tensor #\d+ 'x' f32\[2,3\] was used after dispose\(\)/);
+  assert.throws(() => t.toArray(), /tensor #\d+ 'x' f32\[2,3\] was used after dispose\(\)/);
   rt.destroy();
   assert.throws(() => rt.zeros([1]), /WasmRuntime was used after destroy\(\)/);
 });

@@ -4,7 +4,7 @@
  * forward, input gradient, weight_g / weight_v / bias gradients and jvp, for Linear and Conv2d;
  * resetGain() and the default initialization (g = ‖v‖, so w = v).
  */
-import { assert, getRuntime, randomArray } from "./_util.ts";
+import { assert, getBackend, randomArray } from "./_util.ts";
 import { numel } from "./_layer_check.ts";
 import { assertLayerPass, f64, paramInputs, torchBridge, upload } from "./_model_bridge.ts";
 import { WeightNorm } from "../src/layers/weight_norm.ts";
@@ -12,13 +12,13 @@ import { Linear } from "../src/layers/linear.ts";
 import { Conv2d } from "../src/layers/conv2d.ts";
 import { initializeParams } from "../src/models/initialize.ts";
 import { selectParams } from "../src/regularizers/_params.ts";
-import type { Runtime } from "../src/gpu/runtime.ts";
+import type { Backend } from "../src/backend.ts";
 
 const CASES: {
   what: string;
   desc: Record<string, unknown>;
   x: number[];
-  make: (rt: Runtime) => WeightNorm;
+  make: (rt: Backend) => WeightNorm;
   names: [string, number[]][];
 }[] = [
   {
@@ -49,7 +49,7 @@ const CASES: {
 ];
 
 Deno.test("WeightNorm matches torch.nn.utils.weight_norm: names, forward, gradients, jvp", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const ours = [], jobs = [];
   for (const [ci, c] of CASES.entries()) {
     const layer = c.make(rt);
@@ -87,7 +87,7 @@ Deno.test("WeightNorm matches torch.nn.utils.weight_norm: names, forward, gradie
 });
 
 Deno.test("WeightNorm starts at w = v: resetGain() and initializeParams() set g = ‖v‖", async () => {
-  const rt = await getRuntime();
+  const rt = await getBackend();
   const inner = new Linear(rt, "fc", 3, 2);
   const vd = Float32Array.from([3, 4, 0, 1, 2, 2]);
   rt.write(inner.weight, vd);

@@ -34,11 +34,13 @@ import {
   sizeOf,
   type TypedArrayFor,
 } from "./tensor.ts";
-import type {
-  Backend,
-  BackendLimits,
-  DispatchSpec as BackendDispatchSpec,
-  Tensor,
+import {
+  type Backend,
+  type BackendLimits,
+  type DispatchSpec as BackendDispatchSpec,
+  foreignTensorError,
+  gridFor,
+  type Tensor,
 } from "../backend.ts";
 
 /** How to launch a kernel (src/backend.ts). */
@@ -438,11 +440,7 @@ export class Runtime implements Backend {
    * recover the item as `(wid.y * nwg.x + wid.x) * perGroup + lid.x`.
    */
   grid(n: number, perGroup: number): [number, number] {
-    const groups = Math.ceil(n / perGroup);
-    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (groups <= maxWg) return [groups, 1];
-    const y = Math.ceil(groups / maxWg);
-    return [Math.ceil(groups / y), y];
+    return gridFor(n, perGroup, this.device.limits.maxComputeWorkgroupsPerDimension);
   }
 
   /** Ends the current step: one command buffer, one `queue.submit`. No-op if nothing is recorded. */
@@ -538,13 +536,7 @@ export class Runtime implements Backend {
 
   /** `t` as this runtime's GPU tensor, or an error naming it and the backend that owns it. */
   #own(t: Tensor, kernel?: string): GpuTensor {
-    if (t.rt !== this || !(t instanceof GpuTensor)) {
-      throw new Error(
-        `${kernel ? `Kernel '${kernel}': ` : ""}${t.describe()} belongs to ` +
-          `${t.rt.kind === "webgpu" ? "another WebGPU runtime" : `the ${t.rt.kind} backend`}, ` +
-          `not this one; create it with this runtime (or copy it: upload(await t.read(), t.shape))`,
-      );
-    }
+    if (t.rt !== this || !(t instanceof GpuTensor)) throw foreignTensorError(t, "webgpu", kernel);
     return t;
   }
 

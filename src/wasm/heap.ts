@@ -1,8 +1,11 @@
 /**
  * The allocator of a WebAssembly memory: tensors and per-thread scratch live
  * in one `WebAssembly.Memory`, managed from JavaScript (the kernels allocate
- * nothing). First fit over an address-ordered free list with coalescing;
- * blocks are 64-byte aligned (a cache line, and 16 for v128). The memory
+ * nothing). Best fit over an address-ordered free list with coalescing, sizes
+ * rounded up to size classes (64-byte steps up to 4 KiB, then eight steps per
+ * power of two, at most 12.5 % waste), so that a training loop, which asks for
+ * the same sizes every step, finds an exact block again and its memory stays
+ * flat; blocks are 64-byte aligned (a cache line, and 16 for v128). The memory
  * grows on demand up to a limit; an allocation past it is an error naming the
  * tensor, never a crash.
  *
@@ -24,10 +27,22 @@ export interface HeapStats {
   limitBytes: number;
   /** Live blocks. */
   blocks: number;
+  /** Bytes the heap has ever spanned (its high-water mark): what it took from the memory. */
+  allocatedBytes: number;
+  /** Allocations that took new memory (past the high-water mark), so far. */
+  created: number;
 }
 
 function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
+}
+
+/** The block size for `bytes`: 64-byte steps up to 4 KiB, then 1/8 of the power of two below. */
+function sizeClass(bytes: number): number {
+  const n = alignUp(Math.max(bytes, 1), HEAP_ALIGN);
+  if (n <= 4096) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return alignUp(n, step);
 }
 
 /** Formats a byte count for error messages: "4,194,304 bytes (4.0 MiB)". */
@@ -43,6 +58,9 @@ export class WasmHeap {
   #used = new Map<number, number>();
   #top: number;
   #inUse = 0;
+  #created = 0;
+  readonly #base: number;
+  #high: number;
 
   /**
    * @param memory the memory to manage (it is grown as needed)
@@ -55,6 +73,8 @@ export class WasmHeap {
     readonly limitBytes: number,
   ) {
     this.#top = alignUp(Math.max(base, HEAP_ALIGN), HEAP_ALIGN);
+    this.#base = this.#top;
+    this.#high = this.#top;
   }
 
   /**
@@ -65,12 +85,18 @@ export class WasmHeap {
    * @throws Error naming `what` and the sizes when the memory cannot grow enough
    */
   alloc(bytes: number, what: string): number {
-    const size = alignUp(Math.max(bytes, 1), HEAP_ALIGN);
+    const size = sizeClass(bytes);
+    let best = -1;
     for (let i = 0; i < this.#free.length; i++) {
       const f = this.#free[i];
-      if (f.size < size) continue;
+      if (f.size < size || (best >= 0 && f.size >= this.#free[best].size)) continue;
+      best = i;
+      if (f.size === size) break;
+    }
+    if (best >= 0) {
+      const f = this.#free[best];
       const ptr = f.ptr;
-      if (f.size === size) this.#free.splice(i, 1);
+      if (f.size === size) this.#free.splice(best, 1);
       else {
         f.ptr += size;
         f.size -= size;
@@ -81,6 +107,12 @@ export class WasmHeap {
     const start = this.#top;
     this.#ensure(start + size, bytes, what);
     this.#top = start + size;
+    // NOTE: a block freed at the top gives its memory back to the top, and taking it again is
+    // no new memory: only a top past every earlier one counts.
+    if (this.#top > this.#high) {
+      this.#high = this.#top;
+      this.#created++;
+    }
     return this.#take(start, size);
   }
 
@@ -137,6 +169,8 @@ export class WasmHeap {
       memoryBytes: this.memory.buffer.byteLength,
       limitBytes: this.limitBytes,
       blocks: this.#used.size,
+      allocatedBytes: this.#high - this.#base,
+      created: this.#created,
     };
   }
 

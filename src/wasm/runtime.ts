@@ -42,7 +42,14 @@ import {
 import { CONTROL, type WorkerInit, workerSource } from "./_worker.ts";
 import { TWINS } from "./kernels/mod.ts";
 import { bindingLayout, type Kernel } from "../gpu/kernel.ts";
-import type { Backend, BackendLimits, DispatchSpec, Tensor } from "../backend.ts";
+import {
+  type Backend,
+  type BackendLimits,
+  type DispatchSpec,
+  foreignTensorError,
+  gridFor,
+  type Tensor,
+} from "../backend.ts";
 
 /** How to run a kernel: the backends' `DispatchSpec` (src/backend.ts). */
 export type WasmDispatchSpec = DispatchSpec;
@@ -348,11 +355,7 @@ export class WasmRuntime implements Backend {
    * read it only where the WGSL does).
    */
   grid(n: number, perGroup: number): [number, number] {
-    const groups = Math.ceil(n / perGroup);
-    const maxWg = WASM_LIMITS.maxComputeWorkgroupsPerDimension;
-    if (groups <= maxWg) return [groups, 1];
-    const y = Math.ceil(groups / maxWg);
-    return [Math.ceil(groups / y), y];
+    return gridFor(n, perGroup, WASM_LIMITS.maxComputeWorkgroupsPerDimension);
   }
 
   /** Nothing to free: the heap reuses freed blocks and a WebAssembly memory never shrinks. */
@@ -491,13 +494,7 @@ export class WasmRuntime implements Backend {
 
   /** `t` as this runtime's tensor, or an error naming it and the backend that owns it. */
   #own(t: Tensor, kernel?: string): WasmTensor {
-    if (t.rt !== this || !(t instanceof WasmTensor)) {
-      throw new Error(
-        `${kernel ? `Kernel '${kernel}': ` : ""}${t.describe()} belongs to ` +
-          `${t.rt.kind === "wasm" ? "another WebAssembly runtime" : `the ${t.rt.kind} backend`}, ` +
-          `not this one; create it with this runtime (or copy it: upload(await t.read(), t.shape))`,
-      );
-    }
+    if (t.rt !== this || !(t instanceof WasmTensor)) throw foreignTensorError(t, "wasm", kernel);
     return t;
   }
 }

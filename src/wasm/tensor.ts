@@ -82,9 +82,9 @@ export class WasmTensor implements Tensor {
     return this.#ptr === null;
   }
 
-  /** "wasm tensor #12 'fc1.weight' f32[120,400]" */
+  /** "tensor #12 'fc1.weight' f32[120,400]", as the WebGPU tensor says it (the same error messages on both backends) */
   describe(): string {
-    return `wasm tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${
+    return `tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${this.dtype}${
       fmtShape(this.shape)
     }`;
   }

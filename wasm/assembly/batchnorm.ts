@@ -1,2 +1,408 @@
 // regula WebAssembly kernels: the twins of the batchnorm WGSL family (src/wasm/kernels/batchnorm.ts calls them).
 // Every export here becomes an export of the module (index.ts re-exports this file).
+//
+// shaders/batchnorm.wgsl and batchnorm_state.wgsl (see there for the math; Ioffe & Szegedy 2015,
+// PyTorch 1.13 semantics). Data are (B, C, S), stats is (5, C): mean, invstd, unbiased batch
+// variance, Σdy, Σdy·x̂.
+//
+// The per-channel reductions (stats, bwd_reduce) take a range of channels and sum each channel
+// whole, in a fixed order: _sums.ts along the S contiguous entries of each row, then the rows in
+// blocks of ROWS; with S = 1 (BatchNorm1d) four adjacent channels per f32x4, each lane summing its
+// channel's rows in the same blocks as the scalar tail. A channel's bits so never depend on the
+// thread split;
+// the WGSL sums with a tree in workgroup memory, so the two agree to float32 rounding only. The
+// variance is the WGSL's second pass around the mean. The elementwise passes (affine, bwd_dx)
+// take a range of elements, four per f32x4 within each run of one channel (S > 1) or four adjacent
+// channels per f32x4 (S = 1).
+// Pointers are byte offsets of element 0 of each buffer.
+
+import { dotCentered, ROWS, sum, sumSqDev } from "./_sums";
+
+@inline function at(base: usize, i: usize): usize {
+  return base + (i << 2);
+}
+
+@inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
+  const fm = <f32>m;
+  const varb = q / fm;
+  store<f32>(at(stats, c), mean);
+  store<f32>(at(stats, channels + c), <f32>1 / Mathf.sqrt(varb + eps));
+  store<f32>(at(stats, 2 * channels + c), m > 1 ? varb * fm / <f32>(m - 1) : varb);
+}
+
+/**
+ * stats_main on channels [c0, c0 + count): mean, 1/sqrt(biased var + eps) and the unbiased
+ * variance of each channel's B·S entries, into rows 0, 1, 2 of stats.
+ * @param x (B, C, S) f32
+ * @param stats (5, C) f32
+ */
+export function batchnorm_stats(
+  c0: i32,
+  count: i32,
+  b: i32,
+  channels: i32,
+  s: i32,
+  x: usize,
+  stats: usize,
+  eps: f32,
+): void {
+  const m = <u32>b * <u32>s;
+  const fm = <f32>m;
+  const end = c0 + count;
+  let c = c0;
+  if (s == 1) {
+    const step = <usize>channels << 2;
+    const vfm = f32x4.splat(fm);
+    for (; c + 4 <= end; c += 4) {
+      let acc = f32x4.splat(0);
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        let p = at(x, <usize>b0 * channels + c);
+        for (let i = b0; i < b1; i++) {
+          blk = f32x4.add(blk, v128.load(p));
+          p += step;
+        }
+        acc = f32x4.add(acc, blk);
+      }
+      const mean = f32x4.div(acc, vfm);
+      let q = f32x4.splat(0);
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let blk = f32x4.splat(0);
+        let p = at(x, <usize>b0 * channels + c);
+        for (let i = b0; i < b1; i++) {
+          const d = f32x4.sub(v128.load(p), mean);
+          blk = f32x4.add(blk, f32x4.mul(d, d));
+          p += step;
+        }
+        q = f32x4.add(q, blk);
+      }
+      putStats(stats, channels, c, f32x4.extract_lane(mean, 0), f32x4.extract_lane(q, 0), m, eps);
+      putStats(stats, channels, c + 1, f32x4.extract_lane(mean, 1), f32x4.extract_lane(q, 1), m, eps);
+      putStats(stats, channels, c + 2, f32x4.extract_lane(mean, 2), f32x4.extract_lane(q, 2), m, eps);
+      putStats(stats, channels, c + 3, f32x4.extract_lane(mean, 3), f32x4.extract_lane(q, 3), m, eps);
+    }
+  }
+  for (; c < end; c++) {
+    let acc: f32 = 0;
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let i = b0; i < b1; i++) blk += sum(at(x, (<usize>i * channels + c) * s), s);
+      acc += blk;
+    }
+    const mean = acc / fm;
+    let q: f32 = 0;
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let blk: f32 = 0;
+      for (let i = b0; i < b1; i++) blk += sumSqDev(at(x, (<usize>i * channels + c) * s), s, mean);
+      q += blk;
+    }
+    putStats(stats, channels, c, mean, q, m, eps);
+  }
+}
+
+/**
+ * bwd_reduce_main on channels [c0, c0 + count): Σdy and Σdy·x̂ (x̂ = (x - mean)·invstd from rows
+ * 0 and 1 of stats) into rows 3 and 4 of stats.
+ * @param dy (B, C, S) f32
+ * @param x (B, C, S) f32 the cached input
+ * @param stats (5, C) f32
+ */
+export function batchnorm_bwdReduce(
+  c0: i32,
+  count: i32,
+  b: i32,
+  channels: i32,
+  s: i32,
+  dy: usize,
+  x: usize,
+  stats: usize,
+): void {
+  const end = c0 + count;
+  const row3 = 3 * <usize>channels;
+  const row4 = 4 * <usize>channels;
+  let c = c0;
+  if (s == 1) {
+    const step = <usize>channels << 2;
+    for (; c + 4 <= end; c += 4) {
+      const mean = v128.load(at(stats, c));
+      const invstd = v128.load(at(stats, <usize>channels + c));
+      let sd = f32x4.splat(0);
+      let sdx = f32x4.splat(0);
+      for (let b0 = 0; b0 < b; b0 += ROWS) {
+        const b1 = min<i32>(b, b0 + ROWS);
+        let bd = f32x4.splat(0);
+        let bdx = f32x4.splat(0);
+        const k = <usize>b0 * channels + c;
+        let pd = at(dy, k);
+        let px = at(x, k);
+        for (let i = b0; i < b1; i++) {
+          const d = v128.load(pd);
+          bd = f32x4.add(bd, d);
+          bdx = f32x4.add(bdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px), mean)), invstd));
+          pd += step;
+          px += step;
+        }
+        sd = f32x4.add(sd, bd);
+        sdx = f32x4.add(sdx, bdx);
+      }
+      v128.store(at(stats, row3 + c), sd);
+      v128.store(at(stats, row4 + c), sdx);
+    }
+  }
+  for (; c < end; c++) {
+    const mean = load<f32>(at(stats, c));
+    const invstd = load<f32>(at(stats, <usize>channels + c));
+    let sd: f32 = 0;
+    let sdx: f32 = 0;
+    for (let b0 = 0; b0 < b; b0 += ROWS) {
+      const b1 = min<i32>(b, b0 + ROWS);
+      let bd: f32 = 0;
+      let bdx: f32 = 0;
+      for (let i = b0; i < b1; i++) {
+        const k = (<usize>i * channels + c) * s;
+        bd += sum(at(dy, k), s);
+        bdx += dotCentered(at(dy, k), at(x, k), s, mean, invstd);
+      }
+      sd += bd;
+      sdx += bdx;
+    }
+    store<f32>(at(stats, row3 + c), sd);
+    store<f32>(at(stats, row4 + c), sdx);
+  }
+}
+
+/**
+ * affine_main on elements [i0, i0 + count): mode 0 y = (x - mean)·gamma·invstd + beta;
+ * mode 1 (jvp) y = x·gamma·invstd, c = (i / S) % C.
+ * @param x (B, C, S) f32
+ * @param y (B, C, S) f32
+ * @param gamma (C,) f32
+ * @param beta (C,) f32 (mode 0)
+ * @param stats (5, C) f32 (rows 0 and 1)
+ */
+export function batchnorm_affine(
+  i0: u32,
+  count: u32,
+  channels: u32,
+  s: u32,
+  x: usize,
+  y: usize,
+  gamma: usize,
+  beta: usize,
+  stats: usize,
+  mode: u32,
+): void {
+  const end = i0 + count;
+  let i = i0;
+  if (s == 1) {
+    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
+    let c = i0 % channels;
+    while (i < end) {
+      if (c + 4 <= channels && i + 4 <= end) {
+        const g = f32x4.mul(v128.load(at(gamma, c)), v128.load(at(stats, <usize>channels + c)));
+        const xi = v128.load(at(x, i));
+        const r = mode == 0
+          ? f32x4.add(f32x4.mul(f32x4.sub(xi, v128.load(at(stats, c))), g), v128.load(at(beta, c)))
+          : f32x4.mul(xi, g);
+        v128.store(at(y, i), r);
+        i += 4;
+        c += 4;
+      } else {
+        const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
+        const xi = load<f32>(at(x, i));
+        store<f32>(
+          at(y, i),
+          mode == 0 ? (xi - load<f32>(at(stats, c))) * g + load<f32>(at(beta, c)) : xi * g,
+        );
+        i++;
+        c++;
+      }
+      if (c == channels) c = 0;
+    }
+    return;
+  }
+  while (i < end) {
+    const row = i / s;
+    const c = row % channels;
+    const stop = min<u32>(end, (row + 1) * s);
+    const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
+    const vg = f32x4.splat(g);
+    if (mode == 0) {
+      const mean = load<f32>(at(stats, c));
+      const sh = load<f32>(at(beta, c));
+      const vm = f32x4.splat(mean);
+      const vs = f32x4.splat(sh);
+      for (; i + 4 <= stop; i += 4) {
+        v128.store(at(y, i), f32x4.add(f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vg), vs));
+      }
+      for (; i < stop; i++) store<f32>(at(y, i), (load<f32>(at(x, i)) - mean) * g + sh);
+    } else {
+      for (; i + 4 <= stop; i += 4) v128.store(at(y, i), f32x4.mul(v128.load(at(x, i)), vg));
+      for (; i < stop; i++) store<f32>(at(y, i), load<f32>(at(x, i)) * g);
+    }
+  }
+}
+
+/**
+ * bwd_dx_main on elements [i0, i0 + count): mode 0 (train) dx = gamma·invstd·(dy - Σdy/M -
+ * x̂·Σdy·x̂/M), M = B·S; mode 1 (eval) dx = gamma·invstd·dy.
+ * @param dy (B, C, S) f32
+ * @param x (B, C, S) f32 the cached input (mode 0)
+ * @param dx (B, C, S) f32
+ * @param gamma (C,) f32
+ * @param stats (5, C) f32
+ */
+export function batchnorm_bwdDx(
+  i0: u32,
+  count: u32,
+  b: u32,
+  channels: u32,
+  s: u32,
+  dy: usize,
+  x: usize,
+  dx: usize,
+  gamma: usize,
+  stats: usize,
+  mode: u32,
+): void {
+  const fm = <f32>(b * s);
+  const vfm = f32x4.splat(fm);
+  const end = i0 + count;
+  let i = i0;
+  if (s == 1) {
+    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
+    const row3 = 3 * <usize>channels;
+    const row4 = 4 * <usize>channels;
+    let c = i0 % channels;
+    while (i < end) {
+      if (c + 4 <= channels && i + 4 <= end) {
+        const invstd = v128.load(at(stats, <usize>channels + c));
+        const g = f32x4.mul(v128.load(at(gamma, c)), invstd);
+        const d = v128.load(at(dy, i));
+        if (mode == 1) {
+          v128.store(at(dx, i), f32x4.mul(g, d));
+        } else {
+          const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), v128.load(at(stats, c))), invstd);
+          const t1 = f32x4.div(v128.load(at(stats, row3 + c)), vfm);
+          const t2 = f32x4.div(f32x4.mul(xh, v128.load(at(stats, row4 + c))), vfm);
+          v128.store(at(dx, i), f32x4.mul(g, f32x4.sub(f32x4.sub(d, t1), t2)));
+        }
+        i += 4;
+        c += 4;
+      } else {
+        const invstd = load<f32>(at(stats, <usize>channels + c));
+        const g = load<f32>(at(gamma, c)) * invstd;
+        const d = load<f32>(at(dy, i));
+        if (mode == 1) {
+          store<f32>(at(dx, i), g * d);
+        } else {
+          const xh = (load<f32>(at(x, i)) - load<f32>(at(stats, c))) * invstd;
+          const t1 = load<f32>(at(stats, row3 + c)) / fm;
+          store<f32>(at(dx, i), g * (d - t1 - xh * load<f32>(at(stats, row4 + c)) / fm));
+        }
+        i++;
+        c++;
+      }
+      if (c == channels) c = 0;
+    }
+    return;
+  }
+  while (i < end) {
+    const row = i / s;
+    const c = row % channels;
+    const stop = min<u32>(end, (row + 1) * s);
+    const invstd = load<f32>(at(stats, <usize>channels + c));
+    const g = load<f32>(at(gamma, c)) * invstd;
+    const vg = f32x4.splat(g);
+    if (mode == 1) {
+      for (; i + 4 <= stop; i += 4) v128.store(at(dx, i), f32x4.mul(vg, v128.load(at(dy, i))));
+      for (; i < stop; i++) store<f32>(at(dx, i), g * load<f32>(at(dy, i)));
+      continue;
+    }
+    const mean = load<f32>(at(stats, c));
+    const t1 = load<f32>(at(stats, 3 * <usize>channels + c)) / fm;
+    const sdx = load<f32>(at(stats, 4 * <usize>channels + c));
+    const vm = f32x4.splat(mean);
+    const vi = f32x4.splat(invstd);
+    const vt1 = f32x4.splat(t1);
+    const vsdx = f32x4.splat(sdx);
+    for (; i + 4 <= stop; i += 4) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vi);
+      const t2 = f32x4.div(f32x4.mul(xh, vsdx), vfm);
+      v128.store(at(dx, i), f32x4.mul(vg, f32x4.sub(f32x4.sub(v128.load(at(dy, i)), vt1), t2)));
+    }
+    for (; i < stop; i++) {
+      const xh = (load<f32>(at(x, i)) - mean) * invstd;
+      store<f32>(at(dx, i), g * (load<f32>(at(dy, i)) - t1 - xh * sdx / fm));
+    }
+  }
+}
+
+/**
+ * update_running_main: running = (1 - momentum)·running + momentum·batch (mean from stats row 0,
+ * unbiased variance from row 2) for the first `channels` channels; tracked[0] += 1 if any.
+ * @param stats (5, C) f32 (C = `stride`)
+ * @param runningMean (C,) f32
+ * @param runningVar (C,) f32
+ * @param tracked (1,) i32
+ */
+export function batchnorm_updateRunning(
+  channels: u32,
+  stride: u32,
+  stats: usize,
+  runningMean: usize,
+  runningVar: usize,
+  tracked: usize,
+  momentum: f32,
+): void {
+  const keep = <f32>1 - momentum;
+  for (let c: u32 = 0; c < channels; c++) {
+    const pm = at(runningMean, c);
+    const pv = at(runningVar, c);
+    store<f32>(pm, keep * load<f32>(pm) + momentum * load<f32>(at(stats, c)));
+    store<f32>(pv, keep * load<f32>(pv) + momentum * load<f32>(at(stats, 2 * <usize>stride + c)));
+  }
+  if (channels > 0) store<i32>(tracked, load<i32>(tracked) + 1);
+}
+
+/**
+ * eval_stats_main: stats row 0 = running mean, row 1 = 1/sqrt(running var + eps), for the first
+ * `channels` channels.
+ * @param stats (5, C) f32 (C = `stride`)
+ */
+export function batchnorm_evalStats(
+  channels: u32,
+  stride: u32,
+  stats: usize,
+  runningMean: usize,
+  runningVar: usize,
+  eps: f32,
+): void {
+  for (let c: u32 = 0; c < channels; c++) {
+    store<f32>(at(stats, c), load<f32>(at(runningMean, c)));
+    store<f32>(at(stats, <usize>stride + c), <f32>1 / Mathf.sqrt(load<f32>(at(runningVar, c)) + eps));
+  }
+}
+
+/**
+ * accum_grads_main: dgamma += Σdy·x̂ (stats row 4), dbeta += Σdy (row 3), first `channels`.
+ * @param stats (5, C) f32 (C = `stride`)
+ */
+export function batchnorm_accumGrads(
+  channels: u32,
+  stride: u32,
+  stats: usize,
+  dgamma: usize,
+  dbeta: usize,
+): void {
+  for (let c: u32 = 0; c < channels; c++) {
+    const pg = at(dgamma, c);
+    const pb = at(dbeta, c);
+    store<f32>(pg, load<f32>(pg) + load<f32>(at(stats, 4 * <usize>stride + c)));
+    store<f32>(pb, load<f32>(pb) + load<f32>(at(stats, 3 * <usize>stride + c)));
+  }
+}

@@ -1,2 +1,383 @@
 // regula WebAssembly kernels: the twins of the conv2d WGSL family (src/wasm/kernels/conv2d.ts calls them).
 // Every export here becomes an export of the module (index.ts re-exports this file).
+//
+// 2-D convolution (NCHW, OIHW, groups 1, dilation 1) as im2col + the packed SGEMM of gemm.ts
+// (Chellapilla et al., "High Performance Convolutional Neural Networks for Document Processing",
+// 2006: unfold the input windows into a matrix, then one GEMM). The three GEMMs of
+// shaders/conv2d.wgsl, one image at a time and in chunks of positions small enough that the
+// unfolded block stays in L2:
+//
+//   mode 0, forward:         y[b] (O, OH·OW) = W (O, C·kh·kw) · col(x[b]) (C·kh·kw, OH·OW)
+//   mode 1, input gradient:  dcol (C·kh·kw, OH·OW) = Wᵀ · dy[b] (O, OH·OW), then dx[b] = the
+//                            fold (col2im) of dcol: each row (c, ky, kx) added at the positions
+//                            its window taps, in a fixed order (no zero taps for stride > 1)
+//   mode 2, weight gradient: dW (O, C·kh·kw) += Σ_{b, chunks} dy[b][:, chunk] · col(x[b])[:, chunk]ᵀ
+//                            over the depth range of one split-K slab of the WGSL.
+//
+// The unfolded block (and the fold) goes row by row ((ch, ky, kx) rows, positions along it), runs
+// of consecutive in-image x positions copied with v128 loads and stores. sgemm then packs it
+// into its panels. Every output element is the same sequence of operations whichever images,
+// positions, channels or columns a call covers (the chunk grid is fixed by the geometry), so
+// splitting across threads (mode 0 by images or positions, mode 1 by images or input channels,
+// mode 2 by slabs or columns of dW) gives bitwise equal results.
+
+import { sgemm } from "./gemm";
+import { vsigmoid, vtanh } from "./_vmath";
+
+@inline function at(base: usize, index: i32): usize {
+  return base + (<usize>index << 2);
+}
+
+// Field indices of the geometry block (u32 / i32 / f32 words) the host writes for one call.
+const G_M: i32 = 0; // O (all modes)
+const G_K: i32 = 1; // mode 0: GEMM depth C·kh·kw
+const G_PH: i32 = 2; // image plane height H (of x, or of dx in mode 1)
+const G_PW: i32 = 3; // image plane width W
+const G_GH: i32 = 4; // output grid height OH
+const G_GW: i32 = 5; // output grid width OW
+const G_KH: i32 = 6;
+const G_KW: i32 = 7;
+const G_SY: i32 = 8; // stride along y
+const G_SX: i32 = 9;
+const G_OY: i32 = 12; // -ph
+const G_OX: i32 = 13;
+const G_A: i32 = 16; // W (modes 0, 1), dy (mode 2)
+const G_SRC: i32 = 17; // x (modes 0, 2), dy (mode 1)
+const G_OUT: i32 = 18; // y, dx, or dW slabs
+const G_BIAS: i32 = 19; // (O,) or 0
+const G_ACT: i32 = 20; // activation code of shaders/conv2d.wgsl
+const G_BETA: i32 = 21; // f32
+const G_CHUNK: i32 = 22; // positions per GEMM call
+const G_SRC_IMG: i32 = 23; // floats per image of x (modes 0, 2) or dx (mode 1)
+const G_OUT_IMG: i32 = 24; // mode 0: floats per image of y
+const G_N: i32 = 25; // C·kh·kw (columns of dW, rows of dcol)
+const G_KTOT: i32 = 26; // mode 2: B·OH·OW
+const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
+
+@inline function gi(g: usize, f: i32): i32 {
+  return load<i32>(g + (<usize>f << 2));
+}
+
+/**
+ * Unfolds rows [r0, r1) and positions [q0, q1) of one image into dst (row stride ld): row
+ * r = (ch, ky, kx), position q = (py, px) of the output grid, the value
+ * src[ch, py·sy + ky - ph, px·sx + kx - pw], 0 outside the image. Grid rows are walked with
+ * counters (no division per segment); the in-image x range of a row depends only on kx.
+ */
+function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: usize, ld: i32): void {
+  const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
+  const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
+  const sy = gi(g, G_SY), sx = gi(g, G_SX);
+  const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  const zero = f32x4.splat(0);
+  const py0 = q0 / gw, pxs = q0 % gw;
+  for (let r = r0; r < r1; r++) {
+    const ch = r / kk, rr = r % kk;
+    const ky = rr / kw, kx = rr % kw;
+    const plane = at(src, ch * ph * pw);
+    const bx = kx + ox;
+    // px with an in-image x = px·sx + bx: [xa, xe) of the grid row.
+    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    let o = at(dst, (r - r0) * ld);
+    let py = py0, px0 = pxs, q = q0;
+    while (q < q1) {
+      const px1 = min<i32>(gw, px0 + (q1 - q));
+      const y = py * sy + ky + oy;
+      const a = min<i32>(max<i32>(xa, px0), px1);
+      const e = max<i32>(min<i32>(xe, px1), a);
+      if (y < 0 || y >= ph) {
+        let px = px0;
+        for (; px + 4 <= px1; px += 4) {
+          v128.store(o, zero);
+          o += 16;
+        }
+        for (; px < px1; px++) {
+          store<f32>(o, 0);
+          o += 4;
+        }
+      } else {
+        for (let px = px0; px < a; px++) {
+          store<f32>(o, 0);
+          o += 4;
+        }
+        if (sx == 1) {
+          let s = at(plane, y * pw + a + bx);
+          let px = a;
+          for (; px + 4 <= e; px += 4) {
+            v128.store(o, v128.load(s));
+            o += 16;
+            s += 16;
+          }
+          for (; px < e; px++) {
+            store<f32>(o, load<f32>(s));
+            o += 4;
+            s += 4;
+          }
+        } else {
+          const srow = at(plane, y * pw + bx);
+          for (let px = a; px < e; px++) {
+            store<f32>(o, load<f32>(at(srow, px * sx)));
+            o += 4;
+          }
+        }
+        for (let px = e; px < px1; px++) {
+          store<f32>(o, 0);
+          o += 4;
+        }
+      }
+      q += px1 - px0;
+      py++;
+      px0 = 0;
+    }
+  }
+}
+
+/**
+ * activate() of shaders/conv2d.wgsl on four lanes: 1 relu (NaN kept), 2 tanh (its odd series
+ * below 0.125, else sign(x)·(1 - e)/(1 + e) with e = exp(-2|x|)), 3 sigmoid (r = 1/(1 + e),
+ * e = exp(-|x|); r for x >= 0, else e·r).
+ */
+@inline function activate4(act: i32, x: v128): v128 {
+  if (act == 1) return v128.andnot(x, f32x4.lt(x, f32x4.splat(0)));
+  if (act == 2) return vtanh(x);
+  if (act == 3) return vsigmoid(x);
+  return x;
+}
+
+/** c[i, j] = act(c[i, j] + bias[i]) over an (m, n) block with row stride ldc; bias 0: none. */
+function epilogue(m: i32, n: i32, c: usize, ldc: i32, bias: usize, act: i32): void {
+  if (bias == 0 && act == 0) return;
+  for (let i = 0; i < m; i++) {
+    const row = at(c, i * ldc);
+    const vb = f32x4.splat(bias != 0 ? load<f32>(at(bias, i)) : 0);
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const p = at(row, j);
+      let v = v128.load(p);
+      if (bias != 0) v = f32x4.add(v, vb);
+      v128.store(p, activate4(act, v));
+    }
+    // The tail through the same lanes, so that a value never depends on where a block ends.
+    for (; j < n; j++) {
+      const p = at(row, j);
+      let v = f32x4.splat(load<f32>(p));
+      if (bias != 0) v = f32x4.add(v, vb);
+      store<f32>(p, f32x4.extract_lane(activate4(act, v), 0));
+    }
+  }
+}
+
+/**
+ * Mode 0: images [b0, b1), output positions [q0, q1) of each. `g` is the geometry block
+ * (see G_*), `col` this thread's unfold buffer (K × chunk f32), `scratch` its sgemm scratch.
+ * Output (O, OH·OW) per image: act(W · unfold + bias[o] + beta · out).
+ */
+export function conv2d_gemm(g: usize, b0: i32, b1: i32, q0: i32, q1: i32, col: usize, scratch: usize): void {
+  const m = gi(g, G_M), k = gi(g, G_K);
+  const a = <usize>load<u32>(g + (<usize>G_A << 2));
+  const src = <usize>load<u32>(g + (<usize>G_SRC << 2));
+  const out = <usize>load<u32>(g + (<usize>G_OUT << 2));
+  const bias = <usize>load<u32>(g + (<usize>G_BIAS << 2));
+  const act = gi(g, G_ACT);
+  const beta = load<f32>(g + (<usize>G_BETA << 2));
+  const chunk = gi(g, G_CHUNK);
+  const srcImg = gi(g, G_SRC_IMG), outImg = gi(g, G_OUT_IMG);
+  const npos = gi(g, G_GH) * gi(g, G_GW);
+  for (let b = b0; b < b1; b++) {
+    const s = at(src, b * srcImg);
+    const o = at(out, b * outImg);
+    for (let q = q0; q < q1; q += chunk) {
+      const nq = min<i32>(chunk, q1 - q);
+      unfold(g, s, 0, k, q, q + nq, col, nq);
+      sgemm(0, 0, m, nq, k, 1, a, k, col, nq, beta, at(o, q), npos, 0, 0, 0, scratch);
+      epilogue(m, nq, at(o, q), npos, bias, act);
+    }
+  }
+}
+
+/**
+ * Mode 2: slabs [z0, z1) of `out` ((splits, O, N); one slab is dW itself), columns [n0, n1) of
+ * each: slab z = beta · slab + Σ over depths [z·kchunk, min(ktot, (z+1)·kchunk)) of
+ * dy[b, :, p] ⊗ unfold(x[b])[:, p], in chunks of at most `chunk` positions within an image.
+ */
+export function conv2d_wgrad(g: usize, z0: i32, z1: i32, n0: i32, n1: i32, col: usize, scratch: usize): void {
+  const m = gi(g, G_M), n = gi(g, G_N);
+  const dy = <usize>load<u32>(g + (<usize>G_A << 2));
+  const x = <usize>load<u32>(g + (<usize>G_SRC << 2));
+  const out = <usize>load<u32>(g + (<usize>G_OUT << 2));
+  const beta = load<f32>(g + (<usize>G_BETA << 2));
+  const chunk = gi(g, G_CHUNK);
+  const srcImg = gi(g, G_SRC_IMG);
+  const ktot = gi(g, G_KTOT), kchunk = gi(g, G_KCHUNK);
+  const npos = gi(g, G_GH) * gi(g, G_GW);
+  const nn = n1 - n0;
+  if (nn <= 0) return;
+  for (let z = z0; z < z1; z++) {
+    const c = at(out, z * m * n + n0);
+    const kend = min<i32>(ktot, (z + 1) * kchunk);
+    let first = true;
+    let kq = z * kchunk;
+    while (kq < kend) {
+      const b = kq / npos;
+      const p = kq % npos;
+      const nq = min<i32>(min<i32>(chunk, npos - p), kend - kq);
+      unfold(g, at(x, b * srcImg), n0, n1, p, p + nq, col, nq);
+      sgemm(0, 1, m, nn, nq, 1, at(dy, (b * m) * npos + p), npos, col, nq, first ? beta : 1, c, n, 0, 0, 0, scratch);
+      first = false;
+      kq += nq;
+    }
+    if (first) {
+      // An empty depth range: the WGSL stores 0 + beta · out.
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < nn; j++) {
+          const p = at(c, i * n + j);
+          store<f32>(p, beta != 0 ? beta * load<f32>(p) : 0);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Adds rows [r0, r1) of a folded block into one image of dx: row r = (c, ky, kx) and position
+ * q = (oy, ox) in [q0, q1) of the OH × OW grid add src[(r - r0)·ld + q - q0] into
+ * dx[c, oy·sy + ky - ph, ox·sx + kx - pw] when that lies in the image (col2im).
+ */
+function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usize, ld: i32): void {
+  const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
+  const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
+  const sy = gi(g, G_SY), sx = gi(g, G_SX);
+  const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  const py0 = q0 / gw, pxs = q0 % gw;
+  for (let r = r0; r < r1; r++) {
+    const ch = r / kk, rr = r % kk;
+    const ky = rr / kw, kx = rr % kw;
+    const plane = at(dst, ch * ph * pw);
+    const bx = kx + ox;
+    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const row = at(src, (r - r0) * ld);
+    let py = py0, px0 = pxs, q = q0;
+    while (q < q1) {
+      const px1 = min<i32>(gw, px0 + (q1 - q));
+      const y = py * sy + ky + oy;
+      if (y >= 0 && y < ph) {
+        const a = min<i32>(max<i32>(xa, px0), px1);
+        const e = max<i32>(min<i32>(xe, px1), a);
+        let s = at(row, q - q0 + a - px0);
+        if (sx == 1) {
+          let d = at(plane, y * pw + a + bx);
+          let px = a;
+          for (; px + 4 <= e; px += 4) {
+            v128.store(d, f32x4.add(v128.load(d), v128.load(s)));
+            d += 16;
+            s += 16;
+          }
+          for (; px < e; px++) {
+            store<f32>(d, load<f32>(d) + load<f32>(s));
+            d += 4;
+            s += 4;
+          }
+        } else {
+          const drow = at(plane, y * pw + bx);
+          for (let px = a; px < e; px++) {
+            const d = at(drow, px * sx);
+            store<f32>(d, load<f32>(d) + load<f32>(s));
+            s += 4;
+          }
+        }
+      }
+      q += px1 - px0;
+      py++;
+      px0 = 0;
+    }
+  }
+}
+
+/**
+ * Mode 1: images [b0, b1), input channels [c0, c1) of each. Per chunk of dy positions:
+ * dcol (rows (c, ky, kx) of [c0, c1), chunk) = Wᵀ · dy[b][:, chunk] (sgemm with A = W read as
+ * (O, C·kh·kw) transposed), then folded into dx[b, c0:c1] (first scaled by beta, or zeroed),
+ * chunks in order.
+ */
+export function conv2d_dgrad(g: usize, b0: i32, b1: i32, c0: i32, c1: i32, col: usize, scratch: usize): void {
+  const cout = gi(g, G_M), kcols = gi(g, G_N);
+  const w = <usize>load<u32>(g + (<usize>G_A << 2));
+  const dy = <usize>load<u32>(g + (<usize>G_SRC << 2));
+  const dx = <usize>load<u32>(g + (<usize>G_OUT << 2));
+  const beta = load<f32>(g + (<usize>G_BETA << 2));
+  const chunk = gi(g, G_CHUNK);
+  const dxImg = gi(g, G_SRC_IMG);
+  const npos = gi(g, G_GH) * gi(g, G_GW);
+  const kk = gi(g, G_KH) * gi(g, G_KW);
+  const r0 = c0 * kk, r1 = c1 * kk;
+  for (let b = b0; b < b1; b++) {
+    const img = at(dx, b * dxImg);
+    const plane = gi(g, G_PH) * gi(g, G_PW);
+    const d0 = at(img, c0 * plane), len = (c1 - c0) * plane;
+    if (beta == 0) memory.fill(d0, 0, <usize>len << 2);
+    else for (let i = 0; i < len; i++) store<f32>(at(d0, i), beta * load<f32>(at(d0, i)));
+    for (let q = 0; q < npos; q += chunk) {
+      const nq = min<i32>(chunk, npos - q);
+      sgemm(1, 0, r1 - r0, nq, cout, 1, at(w, r0), kcols, at(dy, b * cout * npos + q), npos, 0, col, nq, 0, 0, 0, scratch);
+      fold(g, img, r0, r1, q, q + nq, col, nq);
+    }
+  }
+}
+
+/**
+ * shaders/conv2d_pack.wgsl over items t in [t0, t1) and columns j in [j0, j1):
+ * dst[(t·cols + j)·rowsPad + i] = src[(t·rows + i)·cols + j] for i < rows, 0 for rows <= i < rowsPad.
+ */
+export function conv2d_pack(
+  src: usize,
+  dst: usize,
+  rows: i32,
+  cols: i32,
+  rowsPad: i32,
+  t0: i32,
+  t1: i32,
+  j0: i32,
+  j1: i32,
+): void {
+  for (let t = t0; t < t1; t++) {
+    for (let i = 0; i < rowsPad; i += 4) {
+      const base = at(src, t * rows * cols);
+      const s0 = at(base, min<i32>(i, rows - 1) * cols);
+      const s1 = at(base, min<i32>(i + 1, rows - 1) * cols);
+      const s2 = at(base, min<i32>(i + 2, rows - 1) * cols);
+      const s3 = at(base, min<i32>(i + 3, rows - 1) * cols);
+      const full = i + 4 <= rows;
+      let j = j0;
+      if (full) {
+        // 4 × 4 blocks: four rows of four columns in, transposed with shuffles, four vec4s out.
+        const step = <usize>rowsPad << 2;
+        for (; j + 4 <= j1; j += 4) {
+          const off = <usize>j << 2;
+          const x0 = v128.load(s0 + off), x1 = v128.load(s1 + off);
+          const x2 = v128.load(s2 + off), x3 = v128.load(s3 + off);
+          const u0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5), u1 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+          const u2 = f32x4.shuffle(x2, x3, 0, 4, 1, 5), u3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+          const d = at(dst, (t * cols + j) * rowsPad + i);
+          v128.store(d, f32x4.shuffle(u0, u2, 0, 1, 4, 5));
+          v128.store(d + step, f32x4.shuffle(u0, u2, 2, 3, 6, 7));
+          v128.store(d + 2 * step, f32x4.shuffle(u1, u3, 0, 1, 4, 5));
+          v128.store(d + 3 * step, f32x4.shuffle(u1, u3, 2, 3, 6, 7));
+        }
+      }
+      for (; j < j1; j++) {
+        const d = at(dst, (t * cols + j) * rowsPad + i);
+        const off = <usize>j << 2;
+        if (full) {
+          v128.store(d, f32x4(load<f32>(s0 + off), load<f32>(s1 + off), load<f32>(s2 + off), load<f32>(s3 + off)));
+        } else {
+          store<f32>(d, i < rows ? load<f32>(s0 + off) : 0);
+          store<f32>(d, i + 1 < rows ? load<f32>(s1 + off) : 0, 4);
+          store<f32>(d, i + 2 < rows ? load<f32>(s2 + off) : 0, 8);
+          store<f32>(d, i + 3 < rows ? load<f32>(s3 + off) : 0, 12);
+        }
+      }
+    }
+  }
+}

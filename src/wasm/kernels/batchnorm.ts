@@ -1,11 +1,156 @@
 /**
- * WebAssembly twins of shaders/batchnorm.wgsl, batchnorm_state.wgsl (see src/wasm/README.md, "one backend interface"):
- * by kernel name (the `name` of the `Kernel` the op dispatches), then entry point.
+ * WebAssembly twins of shaders/batchnorm.wgsl and batchnorm_state.wgsl (see src/wasm/README.md,
+ * "one backend interface"), as src/layers/batchnorm.ts dispatches them: `batchnorm.stats`
+ * (`stats_main`), `batchnorm.affine` (`affine_main`), `batchnorm.bwd_reduce`
+ * (`bwd_reduce_main`), `batchnorm.bwd_dx` (`bwd_dx_main`), `batchnorm.update_running`
+ * (`update_running_main`), `batchnorm.eval_stats` (`eval_stats_main`), `batchnorm.accum_grads`
+ * (`accum_grads_main`).
+ *
+ * Threading plan: the per-channel reductions (stats, bwd_reduce) split the channels across
+ * threads, each channel summed whole by one thread; the elementwise passes (affine, bwd_dx) split
+ * the elements; the per-channel state updates are O(C) and run on the calling thread. Results are
+ * bitwise the same on any thread count.
  *
  * @module
  */
 
-import type { TwinFamily } from "./twin.ts";
+import type { WasmTensor } from "../tensor.ts";
+import { ELEMENTWISE_MIN_PER_THREAD, gridItems, num, splitChannels, splitItems } from "./layers.ts";
+import type { Twin, TwinFamily } from "./twin.ts";
+
+/** (b, c, s) of the data kernels, checked against the bindings. */
+function dims(
+  kernel: string,
+  p: Readonly<Record<string, number>>,
+  data: readonly WasmTensor[],
+  stats: WasmTensor,
+): { b: number; c: number; s: number } {
+  const b = num(p, "b", kernel), c = num(p, "c", kernel), s = num(p, "s", kernel);
+  if (!(c >= 1 && s >= 1)) throw new Error(`Kernel '${kernel}': c and s must be >= 1`);
+  for (const t of data) {
+    if (t.size < b * c * s) {
+      throw new Error(`Kernel '${kernel}': ${t.describe()} holds fewer than (${b}, ${c}, ${s})`);
+    }
+  }
+  if (stats.size < 5 * c) {
+    throw new Error(`Kernel '${kernel}': stats ${stats.describe()} < (5, ${c})`);
+  }
+  return { b, c, s };
+}
+
+/** Channels a one-workgroup-per-channel kernel covers (`c = wid.x`). */
+function channelGrid(kernel: string, workgroups: readonly number[], c: number): number {
+  if (workgroups[0] > c) {
+    throw new Error(`Kernel '${kernel}': ${workgroups[0]} workgroups for ${c} channels`);
+  }
+  return workgroups[0];
+}
+
+const stats: Twin = (rt, [x, _aux, _y, _gamma, _beta, st], p, _c, workgroups) => {
+  const kernel = "batchnorm.stats";
+  const { b, c, s } = dims(kernel, p, [x], st);
+  const channels = channelGrid(kernel, workgroups, c);
+  const eps = num(p, "eps", kernel);
+  rt.parallel(
+    "batchnorm_stats",
+    splitChannels(channels, b * s, rt.threads)
+      .map(([c0, c1]) => [c0, c1 - c0, b, c, s, x.ptr, st.ptr, eps]),
+  );
+};
+
+const bwdReduce: Twin = (rt, [dy, x, _y, _gamma, _beta, st], p, _c, workgroups) => {
+  const kernel = "batchnorm.bwd_reduce";
+  const { b, c, s } = dims(kernel, p, [dy, x], st);
+  const channels = channelGrid(kernel, workgroups, c);
+  rt.parallel(
+    "batchnorm_bwdReduce",
+    splitChannels(channels, 2 * b * s, rt.threads)
+      .map(([c0, c1]) => [c0, c1 - c0, b, c, s, dy.ptr, x.ptr, st.ptr]),
+  );
+};
+
+const affine: Twin = (rt, [x, _aux, y, gamma, beta, st], p, _c, workgroups) => {
+  const kernel = "batchnorm.affine";
+  const { b, c, s } = dims(kernel, p, [x, y], st);
+  const mode = num(p, "mode", kernel) === 0 ? 0 : 1;
+  const n = gridItems(b * c * s, workgroups);
+  rt.parallel(
+    "batchnorm_affine",
+    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD)
+      .map(([i0, i1]) => [i0, i1 - i0, c, s, x.ptr, y.ptr, gamma.ptr, beta.ptr, st.ptr, mode]),
+  );
+};
+
+const bwdDx: Twin = (rt, [dy, x, dx, gamma, _beta, st], p, _c, workgroups) => {
+  const kernel = "batchnorm.bwd_dx";
+  // The WGSL's mode test is `== 1u` (eval); anything else is the training gradient.
+  const mode = num(p, "mode", kernel) === 1 ? 1 : 0;
+  const { b, c, s } = dims(kernel, p, mode === 0 ? [dy, x, dx] : [dy, dx], st);
+  const n = gridItems(b * c * s, workgroups);
+  rt.parallel(
+    "batchnorm_bwdDx",
+    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD)
+      .map(([i0, i1]) => [i0, i1 - i0, b, c, s, dy.ptr, x.ptr, dx.ptr, gamma.ptr, st.ptr, mode]),
+  );
+};
+
+/** (channels covered, C) of the state kernels: one thread per channel, 64 per workgroup. */
+function stateChannels(
+  kernel: string,
+  p: Readonly<Record<string, number>>,
+  workgroups: readonly number[],
+  st: WasmTensor,
+  perChannel: readonly WasmTensor[],
+): [number, number] {
+  const c = num(p, "c", kernel);
+  const channels = Math.min(c, workgroups[0] * 64);
+  if (st.size < 5 * c) throw new Error(`Kernel '${kernel}': stats ${st.describe()} < (5, ${c})`);
+  for (const t of perChannel) {
+    if (t.size < channels) throw new Error(`Kernel '${kernel}': ${t.describe()} < (${channels},)`);
+  }
+  return [channels, c];
+}
+
+const updateRunning: Twin = (rt, [st, mean, variance, _dg, _db, tracked], p, _c, workgroups) => {
+  const kernel = "batchnorm.update_running";
+  const [channels, c] = stateChannels(kernel, p, workgroups, st, [mean, variance]);
+  rt.kernels.batchnorm_updateRunning(
+    channels,
+    c,
+    st.ptr,
+    mean.ptr,
+    variance.ptr,
+    tracked.ptr,
+    num(p, "momentum", kernel),
+  );
+};
+
+const evalStats: Twin = (rt, [st, mean, variance], p, _c, workgroups) => {
+  const kernel = "batchnorm.eval_stats";
+  const [channels, c] = stateChannels(kernel, p, workgroups, st, [mean, variance]);
+  rt.kernels.batchnorm_evalStats(
+    channels,
+    c,
+    st.ptr,
+    mean.ptr,
+    variance.ptr,
+    num(p, "eps", kernel),
+  );
+};
+
+const accumGrads: Twin = (rt, [st, _mean, _var, dg, db], p, _c, workgroups) => {
+  const kernel = "batchnorm.accum_grads";
+  const [channels, c] = stateChannels(kernel, p, workgroups, st, [dg, db]);
+  rt.kernels.batchnorm_accumGrads(channels, c, st.ptr, dg.ptr, db.ptr);
+};
 
 /** Twins by kernel name, then entry point. */
-export const BATCHNORM_TWINS: TwinFamily = {};
+export const BATCHNORM_TWINS: TwinFamily = {
+  "batchnorm.stats": { stats_main: stats },
+  "batchnorm.affine": { affine_main: affine },
+  "batchnorm.bwd_reduce": { bwd_reduce_main: bwdReduce },
+  "batchnorm.bwd_dx": { bwd_dx_main: bwdDx },
+  "batchnorm.update_running": { update_running_main: updateRunning },
+  "batchnorm.eval_stats": { eval_stats_main: evalStats },
+  "batchnorm.accum_grads": { accum_grads_main: accumGrads },
+};

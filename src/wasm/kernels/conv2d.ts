@@ -1,11 +1,360 @@
 /**
- * WebAssembly twins of shaders/conv2d.wgsl, conv2d_pack.wgsl (see src/wasm/README.md, "one backend interface"):
- * by kernel name (the `name` of the `Kernel` the op dispatches), then entry point.
+ * WebAssembly twins of shaders/conv2d.wgsl and shaders/conv2d_pack.wgsl (see src/wasm/README.md,
+ * "one backend interface"), by kernel name (the `name` of the `Kernel` the op dispatches), then
+ * entry point.
+ *
+ * `conv2d` computes what the WGSL's MODE computes (forward with bias and the fused activation,
+ * input gradient, weight gradient into one split-K slab per grid z) by im2col + the packed
+ * `sgemm` (wasm/assembly/conv2d.ts). The tiling constants (SHARED, TX, TY, RM, BK, CN, RUN3,
+ * APACK, NO_PAD, UNIT_STRIDE) choose how the GPU computes, not what, and are ignored; so is the
+ * packed copy of A (binding 4), which the WGSL reads only as another layout of binding 0. The
+ * GEMM sizes are taken from the geometry params, since RUN3 replaces `n` by a count of runs.
+ *
+ * Threading plan: the batch is split by images across threads; with fewer images than threads,
+ * mode 0 splits the output positions (multiples of 8) and mode 1 the input channels. Mode 2
+ * splits the split-K slabs (when there are at least as many as threads) or else the columns
+ * (c, ky, kx) of dW in multiples of 8. Never along a reduction: results are bitwise equal for
+ * any thread count. Convolutions under 2^17 multiply-adds run on one thread.
+ *
+ * Measured (bench of the three modes per layer, batch 64, one thread, a 2-core AMD EPYC shared
+ * with other jobs, best of 10): DDNet's 3×3 layers (64-128 channels) 28-33 GFLOP/s, the speed of
+ * `sgemm` on the same GEMM shape (33-36); LeNet's conv1 (6 channels) 10-12 and conv2 18-21
+ * GFLOP/s (the unfold and sgemm's packing weigh more against so few rows). Two threads could
+ * not be measured faster on that loaded machine (neither could the bare matmul).
  *
  * @module
  */
 
-import type { TwinFamily } from "./twin.ts";
+import type { WasmRuntime } from "../runtime.ts";
+import type { WasmTensor } from "../tensor.ts";
+import type { Twin, TwinFamily } from "./twin.ts";
+
+/** Words of the geometry block read by wasm/assembly/conv2d.ts (its G_* indices). */
+const G_WORDS = 32;
+/**
+ * Block sizes (benchmarks may change them; results do not depend on them beyond float32
+ * rounding): `colFloats`, the target size of one thread's unfold/fold buffer in floats (it
+ * should stay in L2), and `wgradChunk`, the most positions per weight-gradient GEMM call.
+ */
+export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number } = {
+  colFloats: 1 << 16,
+  wgradChunk: 256,
+};
+/** Below this many multiply-adds a convolution runs on one thread. */
+const PARALLEL_MIN_MACS = 1 << 17;
+
+interface Geometry {
+  batch: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+}
+
+function geometry(p: Readonly<Record<string, number>>): Geometry {
+  const names = ["batch", "cin", "h", "w", "cout", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw"];
+  const g: Record<string, number> = {};
+  for (const name of names) {
+    const v = p[name];
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`Kernel 'conv2d': param '${name}' is missing or not a count (${v})`);
+    }
+    g[name] = v;
+  }
+  return g as unknown as Geometry;
+}
+
+/** The geometry block's fields, in the order of the G_* indices of wasm/assembly/conv2d.ts. */
+interface Block {
+  m: number;
+  k: number;
+  planeH: number;
+  planeW: number;
+  gridH: number;
+  gridW: number;
+  kh: number;
+  kw: number;
+  sy: number;
+  sx: number;
+  oy: number;
+  ox: number;
+  a: number;
+  src: number;
+  out: number;
+  bias: number;
+  act: number;
+  beta: number;
+  chunk: number;
+  srcImage: number;
+  outImage: number;
+  n: number;
+  ktot: number;
+  kchunk: number;
+}
+
+function writeBlock(rt: WasmRuntime, at: number, b: Block): void {
+  const v = new DataView(rt.wasmMemory.buffer, at, G_WORDS * 4);
+  const ints = [
+    b.m,
+    b.k,
+    b.planeH,
+    b.planeW,
+    b.gridH,
+    b.gridW,
+    b.kh,
+    b.kw,
+    b.sy,
+    b.sx,
+    0,
+    0,
+    b.oy,
+    b.ox,
+  ];
+  ints.forEach((x, i) => v.setInt32(4 * i, x, true));
+  [b.a, b.src, b.out, b.bias].forEach((x, i) => v.setUint32(4 * (16 + i), x, true));
+  v.setInt32(4 * 20, b.act, true);
+  v.setFloat32(4 * 21, b.beta, true);
+  [b.chunk, b.srcImage, b.outImage, b.n, b.ktot, b.kchunk].forEach((x, i) =>
+    v.setInt32(4 * (22 + i), x, true)
+  );
+}
+
+/** `count` items split into at most `threads` contiguous ranges (multiples of `unit` but the last). */
+function ranges(count: number, threads: number, unit = 1): [number, number][] {
+  const step = Math.max(unit, Math.ceil(count / threads / unit) * unit);
+  const out: [number, number][] = [];
+  for (let i = 0; i < count; i += step) out.push([i, Math.min(count, i + step)]);
+  return out;
+}
+
+const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => {
+  const mode = constants.MODE ?? 0;
+  const g = geometry(p);
+  const beta = p.beta ?? 0;
+  const kk = g.kh * g.kw;
+  if (mode === 2) {
+    wgrad(rt, g, a, src, out, beta, workgroups[2] ?? 1, p.kchunk);
+    return;
+  }
+  if (mode === 1) {
+    dgrad(rt, g, a, src, out, beta);
+    return;
+  }
+  if (mode !== 0) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
+  const m = g.cout, k = g.cin * kk, npos = g.oh * g.ow;
+  if (m === 0 || npos === 0 || g.batch === 0) return;
+  const threads = m * k * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const chunk = Math.min(
+    npos,
+    Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / Math.max(k, 1) / 8) * 8),
+  );
+  const parts = g.batch >= threads
+    ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, npos])
+    : ranges(npos, threads, 8).map(([q0, q1]) => [0, g.batch, q0, q1]);
+  const colFloats = Math.ceil((k * chunk) / 4) * 4;
+  const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    const cols = tmp.ptr + 4 * G_WORDS;
+    writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
+      m,
+      k,
+      a: a.ptr,
+      src: src.ptr,
+      out: out.ptr,
+      bias: (constants.HAS_BIAS ?? 0) !== 0 ? bias.ptr : 0,
+      act: constants.ACT ?? 0,
+      beta,
+      chunk,
+      srcImage: g.cin * g.h * g.w,
+      outImage: m * npos,
+      n: 0,
+      ktot: 0,
+      kchunk: 0,
+    });
+    rt.parallel(
+      "conv2d_gemm",
+      parts.map(([b0, b1, q0, q1], t) => [
+        tmp.ptr,
+        b0,
+        b1,
+        q0,
+        q1,
+        cols + 4 * colFloats * t,
+        rt.scratch(t),
+      ]),
+    );
+  } finally {
+    tmp.dispose();
+  }
+};
+
+/** The window fields of the geometry block: x planes (H, W) swept by the (OH, OW) grid. */
+function windowOf(g: Geometry) {
+  return {
+    planeH: g.h,
+    planeW: g.w,
+    gridH: g.oh,
+    gridW: g.ow,
+    kh: g.kh,
+    kw: g.kw,
+    sy: g.sh,
+    sx: g.sw,
+    oy: -g.ph,
+    ox: -g.pw,
+  };
+}
+
+/** Mode 1: Wᵀ dy per chunk of positions, folded into dx; split by images, else channels. */
+function dgrad(
+  rt: WasmRuntime,
+  g: Geometry,
+  w: WasmTensor,
+  dy: WasmTensor,
+  dx: WasmTensor,
+  beta: number,
+): void {
+  const kk = g.kh * g.kw, rows = g.cin * kk, npos = g.oh * g.ow;
+  if (g.cin === 0 || g.batch === 0 || g.h * g.w === 0) return;
+  const threads = rows * g.cout * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  // The chunk must not depend on the split: it sets each dx element's order of additions.
+  const chunk = Math.min(npos, Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / rows / 8) * 8));
+  const parts = g.batch >= threads
+    ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, g.cin])
+    : ranges(g.cin, threads).map(([c0, c1]) => [0, g.batch, c0, c1]);
+  const colFloats = Math.ceil((rows * Math.max(chunk, 1)) / 4) * 4;
+  const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    const cols = tmp.ptr + 4 * G_WORDS;
+    writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
+      m: g.cout,
+      k: 0,
+      a: w.ptr,
+      src: dy.ptr,
+      out: dx.ptr,
+      bias: 0,
+      act: 0,
+      beta,
+      chunk: Math.max(chunk, 1),
+      srcImage: g.cin * g.h * g.w,
+      outImage: 0,
+      n: rows,
+      ktot: 0,
+      kchunk: 0,
+    });
+    rt.parallel(
+      "conv2d_dgrad",
+      parts.map(([b0, b1, c0, c1], t) => [
+        tmp.ptr,
+        b0,
+        b1,
+        c0,
+        c1,
+        cols + 4 * colFloats * t,
+        rt.scratch(t),
+      ]),
+    );
+  } finally {
+    tmp.dispose();
+  }
+}
+
+function wgrad(
+  rt: WasmRuntime,
+  g: Geometry,
+  dy: WasmTensor,
+  x: WasmTensor,
+  out: WasmTensor,
+  beta: number,
+  splits: number,
+  kchunkParam: number | undefined,
+): void {
+  const m = g.cout, n = g.cin * g.kh * g.kw, npos = g.oh * g.ow, ktot = g.batch * npos;
+  if (m === 0 || n === 0) return;
+  // The WGSL's depth range of slab z: [z·kchunk, min(k, (z + 1)·kchunk)).
+  const kchunk = kchunkParam;
+  if (!Number.isInteger(kchunk) || kchunk! < 1) {
+    throw new Error(`Kernel 'conv2d' (MODE 2): param 'kchunk' is missing (${kchunkParam})`);
+  }
+  const macs = m * n * ktot;
+  const threads = macs < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const parts = splits >= threads || n < 8 * threads
+    ? ranges(splits, threads).map(([z0, z1]) => [z0, z1, 0, n])
+    : ranges(n, threads, 8).map(([n0, n1]) => [0, splits, n0, n1]);
+  const chunk = Math.max(1, Math.min(CONV2D_BLOCKS.wgradChunk, npos));
+  const colFloats = Math.ceil((Math.max(...parts.map((q) => q[3] - q[2])) * chunk) / 4) * 4;
+  const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    const cols = tmp.ptr + 4 * G_WORDS;
+    writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
+      m,
+      k: 0,
+      a: dy.ptr,
+      src: x.ptr,
+      out: out.ptr,
+      bias: 0,
+      act: 0,
+      beta,
+      chunk,
+      srcImage: g.cin * g.h * g.w,
+      outImage: 0,
+      n,
+      ktot,
+      kchunk: kchunk!,
+    });
+    rt.parallel(
+      "conv2d_wgrad",
+      parts.map(([z0, z1, n0, n1], t) => [
+        tmp.ptr,
+        z0,
+        z1,
+        n0,
+        n1,
+        cols + 4 * colFloats * t,
+        rt.scratch(t),
+      ]),
+    );
+  } finally {
+    tmp.dispose();
+  }
+}
+
+/** shaders/conv2d_pack.wgsl: a batched transpose with rows padded to a multiple of 4. */
+const packMain: Twin = (rt, [src, dst], p) => {
+  const { batch, rows, cols, rows_pad: rowsPad } = p;
+  for (
+    const [name, v] of [["batch", batch], ["rows", rows], ["cols", cols], ["rows_pad", rowsPad]]
+  ) {
+    if (!Number.isInteger(v) || (v as number) < 0) {
+      throw new Error(`Kernel 'conv2d.pack': param '${name}' is missing or not a count (${v})`);
+    }
+  }
+  if (batch === 0 || cols === 0 || rowsPad === 0) return;
+  if (rows === 0 || rowsPad % 4 !== 0) {
+    throw new Error(`Kernel 'conv2d.pack': rows ${rows} and rows_pad ${rowsPad} (a multiple of 4)`);
+  }
+  const threads = batch * cols * rowsPad < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const parts = batch >= threads
+    ? ranges(batch, threads).map(([t0, t1]) => [t0, t1, 0, cols])
+    : ranges(cols, threads).map(([j0, j1]) => [0, batch, j0, j1]);
+  rt.parallel(
+    "conv2d_pack",
+    parts.map(([t0, t1, j0, j1]) => [src.ptr, dst.ptr, rows, cols, rowsPad, t0, t1, j0, j1]),
+  );
+};
 
 /** Twins by kernel name, then entry point. */
-export const CONV2D_TWINS: TwinFamily = {};
+export const CONV2D_TWINS: TwinFamily = {
+  conv2d: { main: conv2dMain },
+  "conv2d.pack": { main: packMain },
+};

@@ -1,0 +1,95 @@
+/**
+ * `deno task test`: the suite on both backends. Pass 1 runs every file of tests/ (the WebGPU
+ * backend, the Wasm-specific tests, the browser and CLI tests); pass 2 runs again, with
+ * `REGULA_BACKEND=wasm`, every file whose tests take their runtime from `getBackend()`
+ * (tests/_util.ts): the layer, loss, optimizer, regularizer, attack, metric, training and
+ * PyTorch-parity tests, on the WebAssembly backend. Ends with one line in Deno's format adding
+ * both passes up (`ok | N passed | N failed | N ignored`), which .ci/run reads.
+ *
+ * `deno task test tests/loss_test.ts ...` runs the named files only (in both passes where they
+ * use `getBackend()`); `--backend webgpu|wasm` runs one pass only.
+ *
+ * @module
+ */
+
+const FLAGS = ["test", "-A", "--no-check=remote", "--config", "deno.dev.json"];
+
+function argsOf(argv: string[]): { files: string[]; passes: ("webgpu" | "wasm")[] } {
+  const i = argv.indexOf("--backend");
+  let passes: ("webgpu" | "wasm")[] = ["webgpu", "wasm"];
+  if (i >= 0) {
+    const b = argv[i + 1];
+    if (b !== "webgpu" && b !== "wasm") {
+      console.error(`error: --backend takes webgpu or wasm, got '${b}'`);
+      Deno.exit(2);
+    }
+    passes = [b];
+    argv = [...argv.slice(0, i), ...argv.slice(i + 2)];
+  }
+  return { files: argv, passes };
+}
+
+/** Test files under tests/ whose tests use `getBackend()`. */
+function backendFiles(files: string[]): string[] {
+  const all = files.length ? files : [...Deno.readDirSync("tests")]
+    .filter((e) => e.isFile && e.name.endsWith("_test.ts"))
+    .map((e) => `tests/${e.name}`).sort();
+  return all.filter((f) => /\bgetBackend\(/.test(Deno.readTextFileSync(f)));
+}
+
+interface Summary {
+  passed: number;
+  failed: number;
+  ignored: number;
+  ok: boolean;
+}
+
+async function pass(backend: "webgpu" | "wasm", files: string[]): Promise<Summary> {
+  console.log(`\n=== deno test on the ${backend} backend (${files.length || "all"} files) ===`);
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [...FLAGS, ...(files.length ? files : ["tests/"])],
+    env: { REGULA_BACKEND: backend },
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const child = cmd.spawn();
+  let last = "";
+  const dec = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    const text = dec.decode(chunk, { stream: true });
+    await Deno.stdout.write(chunk);
+    last = (last + text).slice(-4096);
+  }
+  const { code } = await child.status;
+  const clean = last.replace(/\x1b\[[0-9;]*m/g, "");
+  const m = [
+    ...clean.matchAll(
+      /^(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/gm,
+    ),
+  ]
+    .at(-1);
+  if (!m) return { passed: 0, failed: 1, ignored: 0, ok: false };
+  return {
+    passed: Number(m[2]),
+    failed: Number(m[4]) + (code !== 0 && Number(m[4]) === 0 ? 1 : 0),
+    ignored: Number(m[5] ?? 0),
+    ok: code === 0,
+  };
+}
+
+const { files, passes } = argsOf(Deno.args);
+const total: Summary = { passed: 0, failed: 0, ignored: 0, ok: true };
+for (const backend of passes) {
+  const list = backend === "wasm" ? backendFiles(files) : files;
+  if (backend === "wasm" && list.length === 0) continue;
+  const s = await pass(backend, list);
+  total.passed += s.passed;
+  total.failed += s.failed;
+  total.ignored += s.ignored;
+  total.ok &&= s.ok;
+}
+console.log(
+  `\n${total.ok ? "ok" : "FAILED"} | ${total.passed} passed | ${total.failed} failed | ` +
+    `${total.ignored} ignored (both backends: ${passes.join(", ")})`,
+);
+Deno.exit(total.ok ? 0 : 1);
