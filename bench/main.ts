@@ -73,3 +73,5 @@ if (only.includes("wasm")) {
   };
 }
 if (args.includes("--json")) console.log(JSON.stringify(results, null, 2));
+// jax-js's Wasm workers (bench/wasm_train.ts), once started, keep the process alive.
+Deno.exit(0);

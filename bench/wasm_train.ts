@@ -375,4 +375,6 @@ export function wasmTrainOptionsFromArgs(args: string[]): BenchWasmTrainOptions 
 if (import.meta.main) {
   const rows = await benchWasmTrain(wasmTrainOptionsFromArgs(Deno.args));
   if (Deno.args.includes("--json")) console.log(JSON.stringify(rows, null, 2));
+  // jax-js's Wasm workers, once started, keep the process alive.
+  Deno.exit(0);
 }
