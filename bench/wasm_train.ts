@@ -202,6 +202,8 @@ export async function benchWasmTrain(
   const torchThreads = options.torchThreads ?? [...new Set([threads, 1])];
   const memorySteps = options.memorySteps ?? 1000;
   const log = (s: string) => print && console.log(s);
+  const load = () => Deno.loadavg().map((v) => v.toFixed(2)).join(", ");
+  log(`load average (1, 5, 15 min) at the start: ${load()}`);
   const wasm = await Runtime.create({ backend: "wasm", threads });
   log(`regula Wasm: ${wasm.description}`);
   let gpu: Backend | null = null;
@@ -320,6 +322,7 @@ export async function benchWasmTrain(
     console.table(rows.map(({ loss: _, ...r }) => r));
     for (const [what, e] of errors) console.log(`not measured: ${what}: ${e}`);
   }
+  log(`load average (1, 5, 15 min) after the training rounds: ${load()}`);
   if (memorySteps > 0) {
     try {
       const m = await trainMemory(wasm, memorySteps);
