@@ -20,7 +20,7 @@
  * timed in rounds of back-to-back steps sized to about `roundMs`, the rounds of the
  * implementations interleaved; the best round counts. An implementation whose step takes over 5
  * rounds' time (jax-js on DDNet) is timed in one round of one step, and where its first step takes
- * over a minute, that step (compilation included) is its only one. The loss of each
+ * over a minute, no further step is spent on sizing the rounds. The loss of each
  * implementation before and after is printed as a sanity check.
  *
  * Memory: regula's LeNet b64 on Wasm runs 10 steps and then `memorySteps` more (default 1000), and
