@@ -7,7 +7,7 @@
  * on the GPU. For the twin tests until the op-level `onBothBackends` exists.
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";

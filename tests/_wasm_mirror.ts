@@ -9,7 +9,7 @@
  * @module
  */
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { DType } from "../src/wasm/tensor.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";

@@ -13,7 +13,7 @@
  */
 import { assert } from "./_util.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import { bindingLayout, type Kernel } from "../src/gpu/kernel.ts";
+import { bindingLayout, type Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";

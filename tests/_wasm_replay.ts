@@ -12,7 +12,7 @@
  * (A stop-gap until ops take a `Backend` and run on `WasmRuntime` directly.)
  */
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";

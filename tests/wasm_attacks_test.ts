@@ -26,7 +26,7 @@ import { splitRange } from "../src/wasm/kernels/attacks.ts";
 import { TWINS } from "../src/wasm/kernels/mod.ts";
 import type { Backend, Tensor } from "../src/backend.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import attacksSrc from "../shaders/attacks.wgsl" with { type: "text" };
 import {
   refApgdStep,

@@ -11,7 +11,7 @@ import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import { bindingLayout, type Kernel } from "../src/gpu/kernel.ts";
+import { bindingLayout, type Kernel } from "../src/kernel.ts";
 import { augment, AUGMENT_KERNEL, augmentTransforms } from "../src/data/augment.ts";
 import { Batches } from "../src/data/batches.ts";
 import { byteDataset, type Dataset, permutation } from "../src/data/dataset.ts";

@@ -10,7 +10,7 @@ import { assert, getRuntime, randomArray } from "./_util.ts";
 import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import {
   batchnormGammaTerm,

@@ -9,7 +9,7 @@ import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import {
   type MetricsEntry,
