@@ -22,7 +22,7 @@ import type { AttackModel } from "../src/attacks/mod.ts";
 import { buildModel } from "../src/models/model.ts";
 import { modelSpecFromName } from "../src/models/spec.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
-import { splitRange } from "../src/wasm/kernels/attacks.ts";
+import { splitRange } from "../src/wasm/kernels/_split.ts";
 import { TWINS } from "../src/wasm/kernels/mod.ts";
 import type { Backend, Tensor } from "../src/backend.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
