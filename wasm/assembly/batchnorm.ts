@@ -16,11 +16,8 @@
 // channels per f32x4 (S = 1).
 // Pointers are byte offsets of element 0 of each buffer.
 
-import { dotCentered, ROWS, sum, sumSqDev } from "./_sums";
-
-@inline function at(base: usize, i: usize): usize {
-  return base + (i << 2);
-}
+import { at } from "./_common";
+import { CENTERED, channel, channels4, SQ_DEV, SUM } from "./_sums";
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
   const fm = <f32>m;
@@ -53,53 +50,22 @@ export function batchnorm_stats(
   if (s == 1) {
     const step = <usize>channels << 2;
     const vfm = f32x4.splat(fm);
+    const none = f32x4.splat(0);
     for (; c + 4 <= end; c += 4) {
-      let acc = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        let p = at(x, <usize>b0 * channels + c);
-        for (let i = b0; i < b1; i++) {
-          blk = f32x4.add(blk, v128.load(p));
-          p += step;
-        }
-        acc = f32x4.add(acc, blk);
-      }
-      const mean = f32x4.div(acc, vfm);
-      let q = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        let p = at(x, <usize>b0 * channels + c);
-        for (let i = b0; i < b1; i++) {
-          const d = f32x4.sub(v128.load(p), mean);
-          blk = f32x4.add(blk, f32x4.mul(d, d));
-          p += step;
-        }
-        q = f32x4.add(q, blk);
-      }
+      const p = at(x, c);
+      const mean = f32x4.div(channels4(SUM, p, 0, b, step, none, none), vfm);
+      const q = channels4(SQ_DEV, p, 0, b, step, mean, none);
       putStats(stats, channels, c, f32x4.extract_lane(mean, 0), f32x4.extract_lane(q, 0), m, eps);
       putStats(stats, channels, c + 1, f32x4.extract_lane(mean, 1), f32x4.extract_lane(q, 1), m, eps);
       putStats(stats, channels, c + 2, f32x4.extract_lane(mean, 2), f32x4.extract_lane(q, 2), m, eps);
       putStats(stats, channels, c + 3, f32x4.extract_lane(mean, 3), f32x4.extract_lane(q, 3), m, eps);
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
-    let acc: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let i = b0; i < b1; i++) blk += sum(at(x, (<usize>i * channels + c) * s), s);
-      acc += blk;
-    }
-    const mean = acc / fm;
-    let q: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let i = b0; i < b1; i++) blk += sumSqDev(at(x, (<usize>i * channels + c) * s), s, mean);
-      q += blk;
-    }
+    const p = at(x, <usize>c * s);
+    const mean = channel(SUM, p, 0, b, rowBytes, s, 0, 0) / fm;
+    const q = channel(SQ_DEV, p, 0, b, rowBytes, s, mean, 0);
     putStats(stats, channels, c, mean, q, m, eps);
   }
 }
@@ -130,48 +96,18 @@ export function batchnorm_bwdReduce(
     for (; c + 4 <= end; c += 4) {
       const mean = v128.load(at(stats, c));
       const invstd = v128.load(at(stats, <usize>channels + c));
-      let sd = f32x4.splat(0);
-      let sdx = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let bd = f32x4.splat(0);
-        let bdx = f32x4.splat(0);
-        const k = <usize>b0 * channels + c;
-        let pd = at(dy, k);
-        let px = at(x, k);
-        for (let i = b0; i < b1; i++) {
-          const d = v128.load(pd);
-          bd = f32x4.add(bd, d);
-          bdx = f32x4.add(bdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px), mean)), invstd));
-          pd += step;
-          px += step;
-        }
-        sd = f32x4.add(sd, bd);
-        sdx = f32x4.add(sdx, bdx);
-      }
-      v128.store(at(stats, row3 + c), sd);
-      v128.store(at(stats, row4 + c), sdx);
+      const pd = at(dy, c), px = at(x, c);
+      v128.store(at(stats, row3 + c), channels4(SUM, pd, 0, b, step, mean, invstd));
+      v128.store(at(stats, row4 + c), channels4(CENTERED, pd, px, b, step, mean, invstd));
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
     const mean = load<f32>(at(stats, c));
     const invstd = load<f32>(at(stats, <usize>channels + c));
-    let sd: f32 = 0;
-    let sdx: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let bd: f32 = 0;
-      let bdx: f32 = 0;
-      for (let i = b0; i < b1; i++) {
-        const k = (<usize>i * channels + c) * s;
-        bd += sum(at(dy, k), s);
-        bdx += dotCentered(at(dy, k), at(x, k), s, mean, invstd);
-      }
-      sd += bd;
-      sdx += bdx;
-    }
-    store<f32>(at(stats, row3 + c), sd);
-    store<f32>(at(stats, row4 + c), sdx);
+    const pd = at(dy, <usize>c * s), px = at(x, <usize>c * s);
+    store<f32>(at(stats, row3 + c), channel(SUM, pd, 0, b, rowBytes, s, 0, 0));
+    store<f32>(at(stats, row4 + c), channel(CENTERED, pd, px, b, rowBytes, s, mean, invstd));
   }
 }
 

@@ -7,9 +7,7 @@
 // same order as one WGSL invocation does (sequential loops over a row), so any split across
 // threads gives bitwise the same result. exp and log are Mathf's (a few ulp from the GPU's).
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
+import { at } from "./_common";
 
 /** normalize_rows_main over rows [r0, r1) of out (n, c): each row divided by its norm. */
 export function jacobian_normalizeRows(out: usize, c: i32, r0: i32, r1: i32): void {

@@ -7,9 +7,7 @@
 // Pointers are byte offsets into the memory, counts are elements; u32 arithmetic wraps as in WGSL,
 // and integer division by a zero param gives WGSL's results (x / 0 = x, x % 0 = 0).
 
-@inline function at(base: usize, index: u32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from "./_common";
 
 @inline function udiv(a: u32, b: u32): u32 {
   return b == 0 ? a : a / b;

@@ -9,9 +9,7 @@
 // result. Reductions sum in four SIMD lanes, then ((l0 + l1) + (l2 + l3)): the WGSL's tree order
 // differs, so sums agree within float32 rounding, not bitwise.
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
+import { at } from "./_common";
 
 @inline function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +

@@ -13,9 +13,7 @@
 // WGSL's tree order differs: equal within float32 rounding, so a pair at the skip threshold may
 // be rotated on one backend and not on the other; the singular values still agree to rounding).
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
+import { at } from "./_common";
 
 @inline function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
