@@ -8,6 +8,7 @@
 // and integer division by a zero param gives WGSL's results (x / 0 = x, x % 0 = 0).
 
 import { at } from "./_common";
+import { hsum } from "./_vmath";
 
 @inline function udiv(a: u32, b: u32): u32 {
   return b == 0 ? a : a / b;
@@ -15,11 +16,6 @@ import { at } from "./_common";
 
 @inline function urem(a: u32, b: u32): u32 {
   return b == 0 ? 0 : a % b;
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
-    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
 /**
