@@ -17,6 +17,7 @@
 // Pointers are byte offsets of element 0 of each buffer.
 
 import { at } from "./_common";
+import { BN_DX, CENTER, channelMap, SCALE } from "./_channels";
 import { CENTERED, channel, channels4, SQ_DEV, SUM } from "./_sums";
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
@@ -132,54 +133,11 @@ export function batchnorm_affine(
   stats: usize,
   mode: u32,
 ): void {
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        const g = f32x4.mul(v128.load(at(gamma, c)), v128.load(at(stats, <usize>channels + c)));
-        const xi = v128.load(at(x, i));
-        const r = mode == 0
-          ? f32x4.add(f32x4.mul(f32x4.sub(xi, v128.load(at(stats, c))), g), v128.load(at(beta, c)))
-          : f32x4.mul(xi, g);
-        v128.store(at(y, i), r);
-        i += 4;
-        c += 4;
-      } else {
-        const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
-        const xi = load<f32>(at(x, i));
-        store<f32>(
-          at(y, i),
-          mode == 0 ? (xi - load<f32>(at(stats, c))) * g + load<f32>(at(beta, c)) : xi * g,
-        );
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
-    const vg = f32x4.splat(g);
-    if (mode == 0) {
-      const mean = load<f32>(at(stats, c));
-      const sh = load<f32>(at(beta, c));
-      const vm = f32x4.splat(mean);
-      const vs = f32x4.splat(sh);
-      for (; i + 4 <= stop; i += 4) {
-        v128.store(at(y, i), f32x4.add(f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vg), vs));
-      }
-      for (; i < stop; i++) store<f32>(at(y, i), (load<f32>(at(x, i)) - mean) * g + sh);
-    } else {
-      for (; i + 4 <= stop; i += 4) v128.store(at(y, i), f32x4.mul(v128.load(at(x, i)), vg));
-      for (; i < stop; i++) store<f32>(at(y, i), load<f32>(at(x, i)) * g);
-    }
+  const invstd = stats + (<usize>channels << 2);
+  if (mode == 0) {
+    channelMap(CENTER, i0, count, channels, s, x, 0, y, gamma, invstd, beta, stats, 0, 0, 0);
+  } else {
+    channelMap(SCALE, i0, count, channels, s, x, 0, y, gamma, invstd, 0, 0, 0, 0, 0);
   }
 }
 
@@ -205,76 +163,12 @@ export function batchnorm_bwdDx(
   stats: usize,
   mode: u32,
 ): void {
-  const fm = <f32>(b * s);
-  const vfm = f32x4.splat(fm);
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    const row3 = 3 * <usize>channels;
-    const row4 = 4 * <usize>channels;
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        const invstd = v128.load(at(stats, <usize>channels + c));
-        const g = f32x4.mul(v128.load(at(gamma, c)), invstd);
-        const d = v128.load(at(dy, i));
-        if (mode == 1) {
-          v128.store(at(dx, i), f32x4.mul(g, d));
-        } else {
-          const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), v128.load(at(stats, c))), invstd);
-          const t1 = f32x4.div(v128.load(at(stats, row3 + c)), vfm);
-          const t2 = f32x4.div(f32x4.mul(xh, v128.load(at(stats, row4 + c))), vfm);
-          v128.store(at(dx, i), f32x4.mul(g, f32x4.sub(f32x4.sub(d, t1), t2)));
-        }
-        i += 4;
-        c += 4;
-      } else {
-        const invstd = load<f32>(at(stats, <usize>channels + c));
-        const g = load<f32>(at(gamma, c)) * invstd;
-        const d = load<f32>(at(dy, i));
-        if (mode == 1) {
-          store<f32>(at(dx, i), g * d);
-        } else {
-          const xh = (load<f32>(at(x, i)) - load<f32>(at(stats, c))) * invstd;
-          const t1 = load<f32>(at(stats, row3 + c)) / fm;
-          store<f32>(at(dx, i), g * (d - t1 - xh * load<f32>(at(stats, row4 + c)) / fm));
-        }
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const invstd = load<f32>(at(stats, <usize>channels + c));
-    const g = load<f32>(at(gamma, c)) * invstd;
-    const vg = f32x4.splat(g);
-    if (mode == 1) {
-      for (; i + 4 <= stop; i += 4) v128.store(at(dx, i), f32x4.mul(vg, v128.load(at(dy, i))));
-      for (; i < stop; i++) store<f32>(at(dx, i), g * load<f32>(at(dy, i)));
-      continue;
-    }
-    const mean = load<f32>(at(stats, c));
-    const t1 = load<f32>(at(stats, 3 * <usize>channels + c)) / fm;
-    const sdx = load<f32>(at(stats, 4 * <usize>channels + c));
-    const vm = f32x4.splat(mean);
-    const vi = f32x4.splat(invstd);
-    const vt1 = f32x4.splat(t1);
-    const vsdx = f32x4.splat(sdx);
-    for (; i + 4 <= stop; i += 4) {
-      const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vi);
-      const t2 = f32x4.div(f32x4.mul(xh, vsdx), vfm);
-      v128.store(at(dx, i), f32x4.mul(vg, f32x4.sub(f32x4.sub(v128.load(at(dy, i)), vt1), t2)));
-    }
-    for (; i < stop; i++) {
-      const xh = (load<f32>(at(x, i)) - mean) * invstd;
-      store<f32>(at(dx, i), g * (load<f32>(at(dy, i)) - t1 - xh * sdx / fm));
-    }
+  const invstd = stats + (<usize>channels << 2);
+  if (mode == 1) {
+    channelMap(SCALE, i0, count, channels, s, dy, 0, dx, gamma, invstd, 0, 0, 0, 0, 0);
+  } else {
+    const sd = stats + (3 * <usize>channels << 2), sdx = stats + (4 * <usize>channels << 2);
+    channelMap(BN_DX, i0, count, channels, s, x, dy, dx, gamma, invstd, 0, stats, sd, sdx, <f32>(b * s));
   }
 }
 

@@ -11,6 +11,7 @@
 // Pointers are byte offsets of element 0 of each buffer.
 
 import { at } from "./_common";
+import { channelMap, SCALE, SCALE_SHIFT } from "./_channels";
 import { channel, channels4, DOT, SUM } from "./_sums";
 
 /**
@@ -111,47 +112,10 @@ export function layers_channelAffine(
   out: usize,
   hasShift: i32,
 ): void {
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        let r = f32x4.mul(v128.load(at(u, i)), v128.load(at(v, c)));
-        if (hasShift) r = f32x4.add(r, v128.load(at(w, c)));
-        v128.store(at(out, i), r);
-        i += 4;
-        c += 4;
-      } else {
-        let r = load<f32>(at(u, i)) * load<f32>(at(v, c));
-        if (hasShift) r += load<f32>(at(w, c));
-        store<f32>(at(out, i), r);
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    // One run of equal c: the rest of the current row of s elements.
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const sc = load<f32>(at(v, c));
-    const sh: f32 = hasShift ? load<f32>(at(w, c)) : 0;
-    const vsc = f32x4.splat(sc);
-    const vsh = f32x4.splat(sh);
-    if (hasShift) {
-      for (; i + 4 <= stop; i += 4) {
-        v128.store(at(out, i), f32x4.add(f32x4.mul(v128.load(at(u, i)), vsc), vsh));
-      }
-      for (; i < stop; i++) store<f32>(at(out, i), load<f32>(at(u, i)) * sc + sh);
-    } else {
-      for (; i + 4 <= stop; i += 4) v128.store(at(out, i), f32x4.mul(v128.load(at(u, i)), vsc));
-      for (; i < stop; i++) store<f32>(at(out, i), load<f32>(at(u, i)) * sc);
-    }
+  if (hasShift) {
+    channelMap(SCALE_SHIFT, i0, count, channels, s, u, 0, out, v, 0, w, 0, 0, 0, 0);
+  } else {
+    channelMap(SCALE, i0, count, channels, s, u, 0, out, v, 0, 0, 0, 0, 0, 0);
   }
 }
 
