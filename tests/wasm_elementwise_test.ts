@@ -6,9 +6,10 @@
  * scalar and the vec4 kernel, at odd sizes.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
+import { inputFor, UNARY_CASES } from "./_elementwise_cases.ts";
 import { assertNear, releaseSharedWasmPair, replayBoth, sharedWasmPair } from "./_wasm_replay.ts";
 import { onBothBackends, type Results } from "./_backends.ts";
-import { axpy, binary, type BinaryOp, fill, unary, type UnaryOp } from "../src/ops/elementwise.ts";
+import { axpy, binary, type BinaryOp, fill, unary } from "../src/ops/elementwise.ts";
 import { binaryRef, unaryRef } from "../src/reference/elementwise.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Tensor } from "../src/backend.ts";
@@ -66,37 +67,6 @@ async function check(c: Case): Promise<void> {
     );
   }
 }
-
-function inputFor(op: string, n: number, seed: number): Float32Array {
-  if (op === "log" || op === "sqrt" || op === "reciprocal") return randomArray(n, seed, 0.01, 10);
-  if (op === "exp") return randomArray(n, seed, -20, 20);
-  return randomArray(n, seed, -6, 6);
-}
-
-const UNARY_CASES: [UnaryOp, { alpha?: number; beta?: number }][] = [
-  ["copy", {}],
-  ["neg", {}],
-  ["abs", {}],
-  ["sign", {}],
-  ["relu", {}],
-  ["leaky_relu", {}],
-  ["leaky_relu", { alpha: 0.2 }],
-  ["tanh", {}],
-  ["sigmoid", {}],
-  ["softplus", {}],
-  ["softplus", { alpha: 2, beta: 5 }],
-  ["exp", {}],
-  ["log", {}],
-  ["sqrt", {}],
-  ["square", {}],
-  ["scale", { alpha: -2.5 }],
-  ["add_scalar", { alpha: 0.75 }],
-  ["affine", { alpha: 3, beta: -1 }],
-  ["clamp", { alpha: -0.5, beta: 2 }],
-  ["clamp", { alpha: 1, beta: -1 }],
-  ["fill", { alpha: 4.25 }],
-  ["reciprocal", {}],
-];
 
 Deno.test("elementwise twins: every unary op, scalar and vec4 kernels, 1 and 2 threads", async () => {
   for (const n of SIZES) {
