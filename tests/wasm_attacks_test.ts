@@ -703,9 +703,9 @@ function argmaxRows(logits: Float32Array): Int32Array {
 
 /**
  * The adversarial inputs, the logits there and the success flags (prediction changed) of one
- * attack on `rt`. The labels are the clean predictions: where a label ranks third among the
- * logits, DLR is constant (loss 1) and its gradient 0 up to rounding, whose sign then picks
- * APGD's step, one way on each backend (1 ulp of dLogits; the GPU's division rounds otherwise).
+ * attack on `rt`. The labels are the clean predictions. (Where a label ranks third among the
+ * logits, DLR is constant, loss 1, and its gradient exactly 0 on both backends, as in PyTorch:
+ * loss_rows takes num / den² as (num / den) / den.)
  */
 async function attackOn(rt: Backend, c: AttackCase) {
   const model = tinyMlp(rt);

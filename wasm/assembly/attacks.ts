@@ -729,8 +729,10 @@ export function attacks_lossRows(
       l = sign * (-num / den);
       st(g, ti, ld(g, ti) + sign * (<f32>-1 / den));
       st(g, oi, ld(g, oi) + sign * (<f32>1 / den));
-      st(g, <i32>am, ld(g, <i32>am) + sign * (num / (den * den)));
-      st(g, th, ld(g, th) - sign * (num / (den * den)));
+      // (num / den) / den, the WGSL's order (an exact 0 gradient when the loss saturates)
+      const q = (num / den) / den;
+      st(g, <i32>am, ld(g, <i32>am) + sign * q);
+      st(g, th, ld(g, th) - sign * q);
     } else {
       let ov = LOWEST;
       let oi = 0;
