@@ -86,7 +86,7 @@ export interface PredictionOptions {
  *   calibration,
  *   modelSpecFromName,
  *   predictionStats,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  * } from "@regula/regula";
  *

@@ -212,7 +212,7 @@ export interface JacobianRegularizerOptions {
  *   buildModel,
  *   jacobianRegularizer,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

@@ -463,7 +463,7 @@ export function l1Regularizer(opts: LambdaRegularizerOptions = {}): Regularizer 
  *   buildModel,
  *   l2Regularizer,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

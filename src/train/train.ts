@@ -26,7 +26,7 @@
  * import {
  *   buildModel,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   splitDataset,
  *   toy2d,
  *   train,
