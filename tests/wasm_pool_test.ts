@@ -35,13 +35,18 @@ const CASES: [number[], [number, number], [number, number], [number, number]][] 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const label = (c: (typeof CASES)[number]) => `x ${c[0]} k${c[1]} s${c[2]} p${c[3]}`;
 
+/** A case's window geometry (as the references take it) and its output size and shape. */
+function windowOf([xs, k, s, p]: (typeof CASES)[number]) {
+  const g = { kernel: k, stride: s, padding: p };
+  const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
+  return { g, oh, ow, ys: [xs[0], xs[1], oh, ow] };
+}
+
 Deno.test("pool twins: MaxPool2d forward, argmax, backward and jvp match WebGPU and float64", async () => {
   const gpu = await getRuntime();
   for (const [i, c] of CASES.entries()) {
     const [xs, k, s, p] = c;
-    const g = { kernel: k, stride: s, padding: p };
-    const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
-    const ys = [xs[0], xs[1], oh, ow];
+    const { g, oh, ow, ys } = windowOf(c);
     const xa = randomArray(numel(xs), 100 + i);
     // Ties and a NaN: the first maximum wins, NaN propagates (ATen's rule, as the WGSL).
     xa[1] = xa[0];
@@ -80,9 +85,7 @@ Deno.test("pool twins: AvgPool2d forward, backward and jvp (both pad counts) mat
   const gpu = await getRuntime();
   for (const [i, c] of CASES.entries()) {
     const [xs, k, s, p] = c;
-    const g = { kernel: k, stride: s, padding: p };
-    const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
-    const ys = [xs[0], xs[1], oh, ow];
+    const { g, ys } = windowOf(c);
     const xa = randomArray(numel(xs), 400 + i);
     const dya = randomArray(numel(ys), 500 + i);
     for (const countIncludePad of [true, false]) {
