@@ -56,6 +56,16 @@ const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
   return <usize>load<u32>(at(g, f));
 }
 
+/** The first grid column px whose tap x = px·sx + bx lies in the image (x >= 0), at most gw. */
+@inline function firstIn(bx: i32, sx: i32, gw: i32): i32 {
+  return min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+}
+
+/** The end of the grid columns whose tap x = px·sx + bx lies in the image (x < pw), at least xa. */
+@inline function endIn(bx: i32, sx: i32, pw: i32, gw: i32, xa: i32): i32 {
+  return max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+}
+
 /**
  * Unfolds rows [r0, r1) and positions [q0, q1) of one image into dst (row stride ld): row
  * r = (ch, ky, kx), position q = (py, px) of the output grid, the value
@@ -75,8 +85,7 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
     const plane = at(src, ch * ph * pw);
     const bx = kx + ox;
     // px with an in-image x = px·sx + bx: [xa, xe) of the grid row.
-    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
-    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const xa = firstIn(bx, sx, gw), xe = endIn(bx, sx, pw, gw, xa);
     let o = at(dst, (r - r0) * ld);
     let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
@@ -253,8 +262,7 @@ function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usi
     const ky = rr / kw, kx = rr % kw;
     const plane = at(dst, ch * ph * pw);
     const bx = kx + ox;
-    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
-    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const xa = firstIn(bx, sx, gw), xe = endIn(bx, sx, pw, gw, xa);
     const row = at(src, (r - r0) * ld);
     let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
