@@ -10,8 +10,9 @@
  *   makes (uploads and `empty` included: `empty` is cleared on the GPU too, so both sides start
  *   from zeros), in order, by GPU buffer; {@linkcode replaySequence} runs them on one Wasm
  *   runtime, one Wasm tensor standing for each buffer, so temporaries, views, in-place aliasing
- *   and reused pool buffers replay as on the GPU. {@linkcode replay} (every touched tensor on
- *   every runtime) and {@linkcode replayBoth} (the op's outputs) build on them.
+ *   and reused pool buffers replay as on the GPU (optionally timing each kernel).
+ *   {@linkcode replay} (every touched tensor on every runtime), {@linkcode replayBoth} (the op's
+ *   outputs) and {@linkcode replayOutputs} (the same on the shared runtimes) build on them.
  * - Snapshots: {@linkcode recordDispatches} copies the bindings of chosen kernels on the GPU
  *   right before and after each of their dispatches, so {@linkcode replayRecord} runs a twin on
  *   exactly the inputs its WGSL saw, whatever else the op did in between (kernels without
@@ -235,12 +236,14 @@ export interface ReplayedSequence {
 /**
  * Replays a recorded sequence on `rt`: each GPU buffer (and dtype) becomes one Wasm tensor of
  * the buffer's size, holding `inputs`' data for the given GPU tensors and zeros for buffers the
- * sequence made; any other buffer is an error (its contents would be unknown).
+ * sequence made; any other buffer is an error (its contents would be unknown). With `times`,
+ * adds the milliseconds each dispatch took to its kernel name's entry (for timing the twins).
  */
 export function replaySequence(
   rt: WasmRuntime,
   seq: Sequence,
   inputs: readonly (readonly [Tensor, Data])[],
+  times?: Map<string, number>,
 ): ReplayedSequence {
   const map = new Map<unknown, Map<string, WasmTensor>>();
   const known = new Set<unknown>([...seq.fresh, ...inputs.map(([t]) => t.storage)]);
@@ -260,12 +263,18 @@ export function replaySequence(
   for (const [t, d] of inputs) setBytes(of(ref(t)), d);
   for (const o of seq.ops) {
     if (o.op === "dispatch") {
+      const bindings = o.bindings.map((b) => of(b));
+      const t0 = performance.now();
       rt.dispatch(o.kernel, {
-        bindings: o.bindings.map((b) => of(b)),
+        bindings,
         params: o.spec.params,
         workgroups: o.spec.workgroups,
         constants: o.spec.constants,
       });
+      if (times) {
+        const name = o.kernel.name;
+        times.set(name, (times.get(name) ?? 0) + performance.now() - t0);
+      }
     } else if (o.op === "copy") {
       rt.copy(of(o.src), of(o.dst), o.count, o.so, o.doff);
     } else if (o.op === "fill0") {
@@ -357,7 +366,7 @@ export interface ReplayInput {
  * Runs `run` on GPU tensors made from `inputs` (recording what it does), replays it on each of
  * `rts`, asserts the Wasm results of all runtimes bitwise equal (thread-count independence),
  * and returns the outputs of the first Wasm runtime and of the GPU, in `run`'s order, with the
- * number of dispatches.
+ * number of dispatches and the kernel names dispatched (in order).
  */
 export async function replayBoth(
   gpu: Runtime,
@@ -366,7 +375,12 @@ export async function replayBoth(
   run: (t: Tensor[]) => Tensor[],
   what: string,
 ): Promise<
-  { wasm: (Float32Array | Uint32Array)[]; gpu: (Float32Array | Uint32Array)[]; dispatches: number }
+  {
+    wasm: (Float32Array | Uint32Array)[];
+    gpu: (Float32Array | Uint32Array)[];
+    dispatches: number;
+    kernels: string[];
+  }
 > {
   if (rts.length > 1 && rts.at(-1)!.threads < 2) {
     throw new Error(`${what}: the last Wasm runtime has 1 thread (${rts.at(-1)!.threadsNote})`);
@@ -389,8 +403,34 @@ export async function replayBoth(
   for (const r of result) want.push((await r.read()) as Float32Array | Uint32Array);
   for (const r of new Set(result)) if (!(g as Tensor[]).includes(r)) r.dispose();
   for (const t of g) t.dispose();
-  const dispatches = seq.ops.filter((o) => o.op === "dispatch").length;
-  return { wasm: per[0], gpu: want, dispatches };
+  const kernels = seq.ops.flatMap((o) => o.op === "dispatch" ? [o.kernel.name] : []);
+  return { wasm: per[0], gpu: want, dispatches: kernels.length, kernels };
+}
+
+/** One output of {@linkcode replayOutputs}: the GPU's data and the first Wasm runtime's. */
+export interface ReplayedOutput {
+  gpu: Float32Array | Uint32Array;
+  wasm: Float32Array | Uint32Array;
+}
+
+/**
+ * {@linkcode replayBoth} on the shared GPU runtime and the {@linkcode sharedWasmPair} (the 1-
+ * and 2-thread results asserted bitwise equal), its outputs paired.
+ * @param inputs uploaded to the GPU, and their data given to the Wasm runtimes
+ * @param run the ops, on the GPU tensors of `inputs` (their order); returns the outputs to read
+ * @param what names the call in messages
+ * @param seen when given, counts the dispatches per kernel name
+ * @returns per output of `run`, in its order: the GPU's data and the first Wasm runtime's
+ */
+export async function replayOutputs(
+  inputs: readonly ReplayInput[],
+  run: (t: Tensor[]) => Tensor[],
+  what: string,
+  seen?: Map<string, number>,
+): Promise<ReplayedOutput[]> {
+  const r = await replayBoth(await getRuntime(), await sharedWasmPair(), inputs, run, what);
+  for (const k of r.kernels) seen?.set(k, (seen.get(k) ?? 0) + 1);
+  return r.gpu.map((gpu, i) => ({ gpu, wasm: r.wasm[i] }));
 }
 
 // ---- snapshots ----

@@ -8,6 +8,11 @@ import { hsum } from "./_vmath";
   return base + (i << 2);
 }
 
+/** Word `f` (i32) of a block of i32 fields at `g` (a geometry block the host writes). */
+@inline export function word(g: usize, f: i32): i32 {
+  return load<i32>(at(g, f));
+}
+
 /** Σ x[j]² over j < n: four running sums (f32x4), added as hsum does, then the tail in order. */
 @inline export function sumSquares(x: usize, n: i32): f32 {
   let acc = f32x4.splat(0);

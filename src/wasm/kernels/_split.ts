@@ -74,6 +74,28 @@ export function param(kernel: string, p: Readonly<Record<string, number>>, name:
 }
 
 /**
+ * A whole-number param (or override constant) of a dispatch, checked.
+ * @param kernel the kernel name, for the message
+ * @param p the dispatch's params (or override constants)
+ * @param name the WGSL `Params` field (or `override`)
+ * @param min the least value allowed
+ * @returns the value
+ * @throws Error naming the kernel and the field when it is missing, not an integer or below `min`
+ */
+export function count(
+  kernel: string,
+  p: Readonly<Record<string, number>>,
+  name: string,
+  min = 0,
+): number {
+  const v = p[name];
+  if (!Number.isInteger(v) || v < min) {
+    throw new Error(`Kernel '${kernel}': '${name}' is missing or not an integer >= ${min} (${v})`);
+  }
+  return v;
+}
+
+/**
  * An override constant as 0/1, with the WGSL's default when absent.
  * @param c the dispatch's override constants
  * @param name the WGSL `override`
