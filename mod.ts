@@ -36,15 +36,7 @@ export * from "./src/backend.ts";
 export * from "./src/gpu/mod.ts";
 
 // The WebAssembly CPU backend (its runtime; the kernels are reached through dispatch).
-export {
-  defaultThreads,
-  type HeapStats,
-  simdSupported,
-  threadsUnavailableReason,
-  WasmRuntime,
-  type WasmRuntimeOptions,
-  WasmTensor,
-} from "./src/wasm/mod.ts";
+export * from "./src/wasm/mod.ts";
 
 // Ops: plain functions `op(rt, ...tensors, options)` over tensors.
 export * from "./src/ops/mod.ts";

@@ -21,7 +21,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import { matmul, type MatmulTiling, matmulTiling } from "../src/ops/matmul.ts";
 import naiveSrc from "../shaders/matmul_naive.wgsl" with { type: "text" };

@@ -48,7 +48,7 @@ async function pass(backend: "webgpu" | "wasm", files: string[]): Promise<Summar
   console.log(`\n=== deno test on the ${backend} backend (${files.length || "all"} files) ===`);
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [...FLAGS, ...(files.length ? files : ["tests/"])],
-    env: { REGULA_BACKEND: backend },
+    env: { REGULA_BACKEND: backend, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "inherit",
   });
@@ -61,7 +61,8 @@ async function pass(backend: "webgpu" | "wasm", files: string[]): Promise<Summar
     last = (last + text).slice(-4096);
   }
   const { code } = await child.status;
-  const clean = last.replace(/\x1b\[[0-9;]*m/g, "");
+  // Colour codes, if any slipped through (the task sets NO_COLOR, CI too).
+  const clean = last.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "");
   const m = [
     ...clean.matchAll(
       /^(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/gm,

@@ -313,10 +313,15 @@ fn loss_rows(wg: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let den = m1 - third.v + 1e-12;
     let num = zt - other.v;
     loss = s * (-num / den);
+    // num / den^2 as (num / den) / den, the order of torch's division backward: when t is the
+    // third logit (num = -den, the loss is 1 for any logits) the four terms cancel exactly, and
+    // the gradient of the saturated loss is 0 as in PyTorch (num / (den * den) left a rounding
+    // residue of an ulp of 1 / den, whose sign then steered sign-gradient attacks).
+    let q = (num / den) / den;
     dst0[base + t] += s * (-1.0 / den);
     dst0[base + other.i] += s * (1.0 / den);
-    dst0[base + am] += s * (num / (den * den));
-    dst0[base + third.i] -= s * (num / (den * den));
+    dst0[base + am] += s * q;
+    dst0[base + third.i] -= s * q;
   } else {
     // the best other class: max of z_i - 1e4 [i = t]
     var ov = LOWEST;

@@ -11,13 +11,14 @@
  * once. Ops are therefore synchronous on Wasm: `submit()` does nothing there, `read()` resolves at
  * once, and code written for the GPU's one-submit-per-step model runs unchanged.
  *
- * This file sits below src/gpu and src/wasm in the import order: it imports only the `Kernel`
- * type (plain data: a name, WGSL source and an entry point).
+ * This file and src/kernel.ts sit below src/gpu and src/wasm in the import order; src/wasm
+ * imports nothing from src/gpu, and src/gpu imports src/wasm only where `Runtime.create` picks
+ * the backend.
  *
  * @module
  */
 
-import type { Kernel } from "./gpu/kernel.ts";
+import type { Kernel } from "./kernel.ts";
 
 /** Element types. All are 4 bytes wide. */
 export type DType = "f32" | "u32" | "i32";

@@ -1,5 +1,5 @@
 /** The kernels of shaders/attacks.wgsl against their float64 references (src/reference/attacks.ts). */
-import { assertClose, getBackend, randomArray } from "./_util.ts";
+import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
 import { runAttackKernel } from "../src/attacks/_kernels.ts";
 import {
   refApgdStep,
@@ -133,6 +133,40 @@ Deno.test("loss_rows (CE, DLR, CW margin) matches the float64 reference", async 
       }
     }
     for (const t of [tz, ty, tc, dz, rows]) t.dispose();
+  }
+});
+
+Deno.test("loss_rows DLR: a label ranked third gives loss 1 and a zero gradient, as PyTorch", async () => {
+  // With the label the third largest logit, num = z_t - z_p1 = -den: the DLR loss is 1 whatever
+  // the logits and PyTorch's autograd gives exactly 0 (its division backward takes
+  // (num / den) / den, which cancels -1 / den exactly). num / (den * den) left a residue of an
+  // ulp of 1 / den, and APGD-DLR then stepped along its sign where PyTorch does not move.
+  const rt = await getBackend();
+  for (const k of [3, 5]) {
+    const b = 64;
+    const z = randomArray(b * k, 71, -6, 6);
+    const labels = new Uint32Array(b);
+    for (let i = 0; i < b; i++) {
+      const row = Array.from(z.subarray(i * k, (i + 1) * k));
+      labels[i] = row.map((v, j) => [v, j]).sort((p, q) => q[0] - p[0])[2][1];
+    }
+    const tz = rt.upload(z, [b, k]), ty = rt.upload(labels, [b]);
+    const dz = rt.empty([b, k]), rows = rt.empty([b, 2]);
+    runAttackKernel(
+      rt,
+      "loss_rows",
+      { src1: tz, dst0: dz, dst1: rows, labels: ty },
+      { b, k, s: 0, alpha: 1, eps: 0 },
+      "row",
+      { LOSS: 1, TARGETED: 0 },
+    );
+    const g = await dz.read() as Float32Array, r = await rows.read() as Float32Array;
+    for (let i = 0; i < b; i++) {
+      assert.equal(r[2 * i], 1, `k ${k} row ${i}: loss ${r[2 * i]}`);
+      const row = Array.from(g.subarray(i * k, (i + 1) * k));
+      assert.ok(row.every((v) => v === 0), `k ${k} row ${i}: dLogits ${row}`);
+    }
+    for (const t of [tz, ty, dz, rows]) t.dispose();
   }
 });
 

@@ -2,6 +2,20 @@
  * Parity with PyTorch 1.13 (tools/torch_attacks.py): for fixed weights and no random start,
  * FGSM, PGD (L∞ and L2), APGD (CE, DLR), untargeted and targeted, and CW with one c give the same
  * adversarial examples to 1e-5.
+ *
+ * APGD branches per sample on float32 comparisons of losses ("the loss went up", "the loss
+ * improved") and of logits ("the attack succeeds"). Where two compared values lie within a few
+ * ulps of the logits' scale, float32 cannot decide: PyTorch itself decides some of them one way
+ * in a batch of 24 and the other way for one sample, and the float64 loss sometimes agrees with
+ * neither. E.g. with the weights that training on the WebAssembly backend gives (they differ from
+ * the WebGPU-trained ones by ~2e-6), sample 1 of APGD-CE reaches the same float32 point as
+ * PyTorch up to iteration 21, where the loss went from 1.57405972 to 1.57405996 in PyTorch
+ * (counted as an increase, so no step-size halving at the k = 1 checkpoint), 1.57405913 to
+ * 1.57405913 in regula (both backends: halving), and 1.5740595004 to 1.5740591477 in float64.
+ * So tools/torch_attacks.py counts, per sample, the decisions of its APGD run that were such
+ * near-ties (`ties`, within 8 ulps of 1 + max|z|), and APGD is compared to 1e-5 on the samples
+ * without one; the others must still be valid answers (in the ε-ball and in [0, 1]), and at least
+ * half of the samples must be compared.
  */
 import { assert, getBackend } from "./_util.ts";
 import { buildNet, D, K, makeData, SHAPE, TORCH_MODEL, trainNet } from "./_attack_model.ts";
@@ -18,7 +32,7 @@ const N = 24;
 async function torchAttacks(
   inputs: Record<string, SafetensorsTensor>,
   specs: Record<string, unknown>[],
-): Promise<Float32Array[]> {
+): Promise<{ adv: Float32Array; ties: Int32Array | null }[]> {
   const dir = await Deno.makeTempDir({ prefix: "regula_attacks_" });
   try {
     await Deno.writeFile(`${dir}/in.safetensors`, encodeSafetensors(inputs));
@@ -36,7 +50,10 @@ async function torchAttacks(
     const { code, stderr } = await cmd.output();
     if (code !== 0) throw new Error(`torch_attacks.py: ${new TextDecoder().decode(stderr)}`);
     const out = decodeSafetensors(await Deno.readFile(`${dir}/out.safetensors`)).tensors;
-    return specs.map((_, i) => out[`adv.${i}`].data as Float32Array);
+    return specs.map((_, i) => ({
+      adv: out[`adv.${i}`].data as Float32Array,
+      ties: (out[`ties.${i}`]?.data ?? null) as Int32Array | null,
+    }));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -126,16 +143,40 @@ Deno.test("fgsm()/pgd()/pgdL2()/cw()/apgd() match PyTorch to 1e-5 for fixed weig
   }
   const wants = await torchAttacks(inputs, cases.map((c) => c.spec));
   const report: Record<string, number> = {};
+  const skipped: Record<string, number[]> = {};
   for (const [i, c] of cases.entries()) {
     const adv = c.run();
     const got = await adv.read() as Float32Array;
     adv.dispose();
     assert.equal(got.length, N * D);
-    report[c.name] = maxDiff(got, wants[i]);
+    const { adv: want, ties } = wants[i];
     // the perturbation is not trivial: most coordinates moved
     assert.ok(maxDiff(got, test.x) > 0.01, `${c.name}: the attack moved nothing`);
+    if (!ties) {
+      report[c.name] = maxDiff(got, want);
+      continue;
+    }
+    // APGD: compare the samples whose run had no near-tie decision; the others must be valid
+    const eps = (c.spec as { eps: number }).eps;
+    let d = 0;
+    skipped[c.name] = [];
+    for (let b = 0; b < N; b++) {
+      const row = got.subarray(b * D, (b + 1) * D);
+      if (ties[b] > 0) {
+        skipped[c.name].push(b);
+        const x0 = test.x.subarray(b * D, (b + 1) * D);
+        assert.ok(maxDiff(row, x0) <= eps + 1e-6, `${c.name}: sample ${b} leaves the ε-ball`);
+        assert.ok(row.every((v) => v >= 0 && v <= 1), `${c.name}: sample ${b} leaves [0, 1]`);
+      } else d = Math.max(d, maxDiff(row, want.subarray(b * D, (b + 1) * D)));
+    }
+    report[c.name] = d;
+    assert.ok(
+      skipped[c.name].length <= N / 2,
+      `${c.name}: ${skipped[c.name].length} of ${N} samples had near-tie decisions`,
+    );
   }
   console.log("max |regula - torch|:", report);
+  console.log("APGD samples not compared (near-tie decisions in PyTorch's run):", skipped);
   for (const [name, d] of Object.entries(report)) {
     assert.ok(d <= 1e-5, `${name}: max |regula - torch| = ${d}`);
   }

@@ -139,7 +139,8 @@ Deno.test("bundle() inlines the WGSL shaders and leaves no Deno API in mod.ts's 
     assert.doesNotMatch(js, /\bDeno\s*[.[]/);
     assert.doesNotMatch(js, /\bfetch\(/, "the bundle should not fetch shaders at run time");
     const mod = await import(`file://${r.outfile}`);
-    for (const name of ["Runtime", "Tensor", "requestGpuDevice", "NoAdapterError", "selfCheck"]) {
+    const names = ["Runtime", "GpuTensor", "WasmRuntime", "WasmTensor", "requestGpuDevice"];
+    for (const name of [...names, "NoAdapterError", "selfCheck"]) {
       assert.ok(name in mod, `bundle does not export ${name}`);
     }
   } finally {

@@ -1,4 +1,5 @@
 import { assert, assertClose, getBackend, randomArray } from "./_util.ts";
+import { inputFor, UNARY_CASES } from "./_elementwise_cases.ts";
 import {
   axpy,
   binary,
@@ -36,38 +37,6 @@ function assertCloseF32(
   const fin = (a: ArrayLike<number>) => Array.from(a, (v, i) => (Number.isFinite(w[i]) ? v : 0));
   assertClose(fin(got), fin(w), opts);
 }
-
-/** Input range per op: log/sqrt/reciprocal want positive inputs. */
-function inputFor(op: UnaryOp, n: number, seed: number): Float32Array {
-  if (op === "log" || op === "sqrt" || op === "reciprocal") return randomArray(n, seed, 0.01, 10);
-  if (op === "exp") return randomArray(n, seed, -20, 20);
-  return randomArray(n, seed, -6, 6);
-}
-
-const UNARY_CASES: [UnaryOp, { alpha?: number; beta?: number }][] = [
-  ["copy", {}],
-  ["neg", {}],
-  ["abs", {}],
-  ["sign", {}],
-  ["relu", {}],
-  ["leaky_relu", {}],
-  ["leaky_relu", { alpha: 0.2 }],
-  ["tanh", {}],
-  ["sigmoid", {}],
-  ["softplus", {}],
-  ["softplus", { alpha: 2, beta: 5 }],
-  ["exp", {}],
-  ["log", {}],
-  ["sqrt", {}],
-  ["square", {}],
-  ["scale", { alpha: -2.5 }],
-  ["add_scalar", { alpha: 0.75 }],
-  ["affine", { alpha: 3, beta: -1 }],
-  ["clamp", { alpha: -0.5, beta: 2 }],
-  ["clamp", { alpha: 1, beta: -1 }],
-  ["fill", { alpha: 4.25 }],
-  ["reciprocal", {}],
-];
 
 Deno.test("unary() matches the float64 reference for every op at odd sizes", async () => {
   const rt = await getBackend();

@@ -10,7 +10,9 @@ const exportsMap = denoJson.exports as Record<string, string>;
 
 /** A few names each sub-entry must export (values, so visible at run time). */
 const EXPECTED: Record<string, string[]> = {
-  "./gpu": ["Runtime", "Tensor", "NoAdapterError", "requestGpuDevice", "BufferPool"],
+  "./backend": ["sizeOf", "fmtShape", "checkShape", "gridFor", "foreignTensorError"],
+  "./gpu": ["Runtime", "GpuTensor", "NoAdapterError", "requestGpuDevice", "BufferPool"],
+  "./wasm": ["WasmRuntime", "WasmTensor", "simdSupported", "defaultThreads", "wasmMatmul"],
   "./ops": ["matmul", "softmax", "argmax", "axpy", "randomNormal"],
   "./layers": ["Linear", "Conv2d", "Sequential", "Tanh", "BatchNorm", "MaxPool2d"],
   "./models": ["buildModel", "modelSpecFromName", "parseModelSpec", "Model"],

@@ -5,7 +5,7 @@
  * purpose: they exercise the runtime, not a library op.
  */
 import { assert, getRuntime } from "./_util.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import { Runtime } from "../src/gpu/runtime.ts";
 import { PLACEHOLDER_BYTES } from "../src/gpu/pool.ts";
 

@@ -21,12 +21,13 @@ import { apgd, cw, deepfool, fgsm, pgd, pgdL2 } from "../src/attacks/mod.ts";
 import type { AttackModel } from "../src/attacks/mod.ts";
 import { buildModel } from "../src/models/model.ts";
 import { modelSpecFromName } from "../src/models/spec.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
-import { splitRange } from "../src/wasm/kernels/attacks.ts";
+import type { WasmRuntime } from "../src/wasm/runtime.ts";
+import { releaseSharedWasmPair, sharedWasmPair } from "./_wasm_replay.ts";
+import { splitRange } from "../src/wasm/kernels/_split.ts";
 import { TWINS } from "../src/wasm/kernels/mod.ts";
 import type { Backend, Tensor } from "../src/backend.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import attacksSrc from "../shaders/attacks.wgsl" with { type: "text" };
 import {
   refApgdStep,
@@ -52,12 +53,9 @@ interface Case {
 
 type Outputs = Partial<Record<Slot, Data>>;
 
-const runtimes = new Map<number, Promise<WasmRuntime>>();
-function wasmRuntime(threads: number): Promise<WasmRuntime> {
-  let p = runtimes.get(threads);
-  if (!p) runtimes.set(threads, p = WasmRuntime.create({ threads, warn: false }));
-  return p;
-}
+/** The file's Wasm runtime with 1 or 2 threads (one pair, released by the last test). */
+const wasmRuntime = async (threads: 1 | 2): Promise<WasmRuntime> =>
+  (await sharedWasmPair())[threads - 1];
 
 /** Largest |wasm - WebGPU| seen per entry point (printed by the last test). */
 const worst = new Map<string, number>();
@@ -705,9 +703,9 @@ function argmaxRows(logits: Float32Array): Int32Array {
 
 /**
  * The adversarial inputs, the logits there and the success flags (prediction changed) of one
- * attack on `rt`. The labels are the clean predictions: where a label ranks third among the
- * logits, DLR is constant (loss 1) and its gradient 0 up to rounding, whose sign then picks
- * APGD's step, one way on each backend (1 ulp of dLogits; the GPU's division rounds otherwise).
+ * attack on `rt`. The labels are the clean predictions. (Where a label ranks third among the
+ * logits, DLR is constant, loss 1, and its gradient exactly 0 on both backends, as in PyTorch:
+ * loss_rows takes num / den² as (num / den) / den.)
  */
 async function attackOn(rt: Backend, c: AttackCase) {
   const model = tinyMlp(rt);
@@ -772,5 +770,5 @@ for (const c of ATTACKS) {
 
 Deno.test("largest |wasm - WebGPU| per attacks entry point", async () => {
   console.log(Object.fromEntries([...worst].map(([k, v]) => [k, v.toExponential(2)])));
-  for (const p of runtimes.values()) (await p).destroy();
+  await releaseSharedWasmPair();
 });

@@ -7,7 +7,7 @@
  * also runs on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
+import { assertReplayed, replay, type ReplayErrors, wasmPair, worse } from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { BatchNorm } from "../src/layers/batchnorm.ts";
@@ -28,11 +28,7 @@ const CASES: { dims: 1 | 2; shape: number[]; eps?: number; momentum?: number }[]
 
 Deno.test("batchnorm twins replay BatchNorm train and eval passes, 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const wasm = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(wasm[1].threads, 2, wasm[1].description);
+  const wasm = await wasmPair();
   let worst: ReplayErrors = { abs: 0, used: 0, where: "" };
   try {
     for (const [ci, { dims, shape, eps, momentum }] of CASES.entries()) {

@@ -102,7 +102,7 @@ Deno.test({
     await onPages("src/wasm/mod.ts", async (page, isolated, logs) => {
       const got: PageResult = await page.evaluate(async ([a, b, m, k, n]) => {
         // deno-lint-ignore no-explicit-any
-        const { WasmRuntime, matmul } = (globalThis as any).lib;
+        const { WasmRuntime, wasmMatmul: matmul } = (globalThis as any).lib;
         const rt = await WasmRuntime.create({ threads: 2 });
         const ta = rt.upload(new Float32Array(a as number[]), [m, k]);
         const tb = rt.upload(new Float32Array(b as number[]), [k, n]);

@@ -6,7 +6,14 @@
  * threads (bitwise equal) and compared with the WebGPU result and the float64 reference.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { Mirror, wasmRuntimes } from "./_wasm_mirror.ts";
+import {
+  recordSequence,
+  releaseSharedWasmPair,
+  type ReplayedOutput,
+  replayOutputs,
+  replaySequence,
+  sharedWasmPair,
+} from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
 import { Activation } from "../src/layers/activation.ts";
 import {
@@ -21,7 +28,6 @@ import { conv2dBackwardRef, conv2dRef, windowOutputSize } from "../src/reference
 import type { Tensor } from "../src/backend.ts";
 import { MaxPool2d } from "../src/layers/pool.ts";
 import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
-import type { WasmRuntime } from "../src/wasm/runtime.ts";
 import { CONV2D_BLOCKS } from "../src/wasm/kernels/conv2d.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
@@ -79,27 +85,17 @@ function actRef(kind: Conv2dActivation | null, v: number): number {
   return v;
 }
 
-async function withMirror<T>(fn: (m: Mirror, wasm: WasmRuntime[]) => Promise<T>): Promise<T> {
-  const gpu = await getRuntime();
-  const wasm = await wasmRuntimes();
-  const m = new Mirror(gpu, wasm).start();
-  try {
-    return await fn(m, wasm);
-  } finally {
-    m.dispose();
-  }
-}
-
-/** Checks one tensor: Wasm 1 vs 2 threads bitwise, Wasm vs GPU and vs the float64 reference. */
-async function check(
-  m: Mirror,
-  t: Tensor,
+/**
+ * Checks one replayed output (Wasm 1 vs 2 threads were asserted bitwise equal by the replay):
+ * Wasm vs GPU and vs the float64 reference.
+ */
+function check(
+  { gpu, wasm }: ReplayedOutput,
   ref: ArrayLike<number>,
   depth: number,
   what: string,
   worst: { err: number },
-): Promise<void> {
-  const { gpu, wasm } = await m.read(t, what);
+): void {
   assertClose(wasm, gpu, { ...tol(depth), what: `${what}: wasm vs webgpu` });
   assertClose(wasm, ref, { ...tol(depth), what: `${what}: wasm vs float64` });
   for (let i = 0; i < wasm.length; i++) worst.err = Math.max(worst.err, Math.abs(wasm[i] - ref[i]));
@@ -115,132 +111,150 @@ const TILINGS: [string, Partial<Conv2dTiling> | undefined][] = [
 
 Deno.test("conv2d twin: forward (bias, every fused activation, jvp) matches WebGPU and float64", async () => {
   const worst = { err: 0 };
-  await withMirror(async (m) => {
-    for (const [i, t] of CASES.entries()) {
-      const xa = randomArray(numel(t.x), 10 + i);
-      const wShape = [t.o, t.x[1], ...t.k];
-      const wa = randomArray(numel(wShape), 20 + i);
-      const ba = randomArray(t.o, 30 + i);
-      const x = m.upload(xa, t.x), w = m.upload(wa, wShape), b = m.upload(ba, [t.o]);
-      const g = { kernel: t.k, stride: t.s, padding: t.p };
-      const ref = conv2dRef(xa, t.x, wa, t.o, ba, g).y;
-      const noBias = conv2dRef(xa, t.x, wa, t.o, null, g).y;
-      const depth = t.x[1] * t.k[0] * t.k[1];
-      for (const [tname, tiling] of ALL.has(i) ? TILINGS : TILINGS.slice(0, 1)) {
-        const acts = tiling ? [null] : ALL.has(i) ? [null, ...ACTS] : [null, "relu" as const];
-        for (const act of acts) {
-          const y = conv2dForward(m.gpu, x, w, {
-            stride: t.s,
-            padding: t.p,
-            bias: b,
-            activation: act,
-            tiling,
-          });
-          const r = ref.map((v) => actRef(act, v));
-          await check(m, y, r, depth, `y ${label(t)} ${tname} ${act}`, worst);
-          y.dispose();
+  const seen = new Map<string, number>();
+  const gpu = await getRuntime();
+  for (const [i, t] of CASES.entries()) {
+    const xa = randomArray(numel(t.x), 10 + i);
+    const wShape = [t.o, t.x[1], ...t.k];
+    const wa = randomArray(numel(wShape), 20 + i);
+    const ba = randomArray(t.o, 30 + i);
+    const g = { kernel: t.k, stride: t.s, padding: t.p };
+    const ref = conv2dRef(xa, t.x, wa, t.o, ba, g).y;
+    const noBias = conv2dRef(xa, t.x, wa, t.o, null, g).y;
+    const depth = t.x[1] * t.k[0] * t.k[1];
+    // Every tiling and activation of the case in one sequence; per output, its reference.
+    const refs: [ArrayLike<number>, string][] = [];
+    const outs = await replayOutputs(
+      [{ data: xa, shape: t.x }, { data: wa, shape: wShape }, { data: ba, shape: [t.o] }],
+      ([x, w, b]) => {
+        const ys: Tensor[] = [];
+        for (const [tname, tiling] of ALL.has(i) ? TILINGS : TILINGS.slice(0, 1)) {
+          const acts = tiling ? [null] : ALL.has(i) ? [null, ...ACTS] : [null, "relu" as const];
+          for (const act of acts) {
+            ys.push(conv2dForward(gpu, x, w, {
+              stride: t.s,
+              padding: t.p,
+              bias: b,
+              activation: act,
+              tiling,
+            }));
+            refs.push([ref.map((v) => actRef(act, v)), `y ${label(t)} ${tname} ${act}`]);
+          }
+          ys.push(conv2dForward(gpu, x, w, { stride: t.s, padding: t.p, tiling }));
+          refs.push([noBias, `jvp ${label(t)} ${tname}`]);
         }
-        const ty = conv2dForward(m.gpu, x, w, { stride: t.s, padding: t.p, tiling });
-        await check(m, ty, noBias, depth, `jvp ${label(t)} ${tname}`, worst);
-        ty.dispose();
-      }
-      for (const u of [x, w, b]) u.dispose();
-    }
-    assert.ok((m.seen.get("conv2d.pack") ?? 0) > 0, "the APACK path ran");
-  });
+        return ys;
+      },
+      label(t),
+      seen,
+    );
+    outs.forEach((o, j) => check(o, refs[j][0], depth, refs[j][1], worst));
+  }
+  assert.ok((seen.get("conv2d.pack") ?? 0) > 0, "the APACK path ran");
   console.log(`conv2d forward: largest |wasm - float64| ${worst.err.toExponential(2)}`);
 });
 
 Deno.test("conv2d twin: input and weight gradients (split-K slabs, beta) match WebGPU and float64", async () => {
   const worst = { err: 0 };
-  await withMirror(async (m) => {
-    for (const [i, t] of CASES.entries()) {
-      const [oh, ow] = windowOutputSize(t.x[2], t.x[3], { kernel: t.k, stride: t.s, padding: t.p });
-      const yShape = [t.x[0], t.o, oh, ow];
-      const wShape = [t.o, t.x[1], ...t.k];
-      const xa = randomArray(numel(t.x), 40 + i);
-      const wa = randomArray(numel(wShape), 50 + i);
-      const dya = randomArray(numel(yShape), 60 + i);
-      const dw0 = randomArray(numel(wShape), 70 + i);
-      const db0 = randomArray(t.o, 80 + i);
-      const x = m.upload(xa, t.x), w = m.upload(wa, wShape), dy = m.upload(dya, yShape);
-      const g = { kernel: t.k, stride: t.s, padding: t.p };
-      const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
-      const geo = { stride: t.s, padding: t.p };
-      for (const [tname, tiling] of ALL.has(i) ? TILINGS : TILINGS.slice(0, 1)) {
-        const dx = conv2dInputGrad(m.gpu, dy, w, { ...geo, inputShape: t.x, tiling });
-        await check(m, dx, ref.dx, t.o * t.k[0] * t.k[1], `dx ${label(t)} ${tname}`, worst);
-        dx.dispose();
-        // Accumulating (beta 1) into nonzero gradients, with the device's split count, one
-        // split, and three.
-        for (const splits of tiling ? [undefined] : [undefined, 1, 3]) {
-          for (const beta of tiling ? [1] : [1, 0.5]) {
-            const dW = m.upload(dw0, wShape), dB = m.upload(db0, [t.o]);
-            conv2dWeightGrad(m.gpu, dy, x, {
-              ...geo,
-              dWeight: dW,
-              dBias: dB,
-              tiling,
-              splits,
-              beta,
-            });
-            const what = `${label(t)} ${tname} splits ${splits} beta ${beta}`;
-            const depth = t.x[0] * oh * ow;
-            const rw = ref.dw.map((v, j) => v + beta * dw0[j]);
-            const rb = ref.db.map((v, j) => v + beta * db0[j]);
-            await check(m, dW, rw, depth, `dW ${what}`, worst);
-            await check(m, dB, rb, depth, `db ${what}`, worst);
-            dW.dispose();
-            dB.dispose();
-          }
+  const gpu = await getRuntime();
+  for (const [i, t] of CASES.entries()) {
+    const [oh, ow] = windowOutputSize(t.x[2], t.x[3], { kernel: t.k, stride: t.s, padding: t.p });
+    const yShape = [t.x[0], t.o, oh, ow];
+    const wShape = [t.o, t.x[1], ...t.k];
+    const xa = randomArray(numel(t.x), 40 + i);
+    const wa = randomArray(numel(wShape), 50 + i);
+    const dya = randomArray(numel(yShape), 60 + i);
+    const dw0 = randomArray(numel(wShape), 70 + i);
+    const db0 = randomArray(t.o, 80 + i);
+    const g = { kernel: t.k, stride: t.s, padding: t.p };
+    const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
+    const geo = { stride: t.s, padding: t.p };
+    for (const [tname, tiling] of ALL.has(i) ? TILINGS : TILINGS.slice(0, 1)) {
+      const [dx] = await replayOutputs(
+        [{ data: dya, shape: yShape }, { data: wa, shape: wShape }],
+        ([dy, w]) => [conv2dInputGrad(gpu, dy, w, { ...geo, inputShape: t.x, tiling })],
+        `dx ${label(t)} ${tname}`,
+      );
+      check(dx, ref.dx, t.o * t.k[0] * t.k[1], `dx ${label(t)} ${tname}`, worst);
+      // Accumulating (beta 1) into nonzero gradients, with the device's split count, one
+      // split, and three.
+      for (const splits of tiling ? [undefined] : [undefined, 1, 3]) {
+        for (const beta of tiling ? [1] : [1, 0.5]) {
+          const what = `${label(t)} ${tname} splits ${splits} beta ${beta}`;
+          const [dW, dB] = await replayOutputs(
+            [
+              { data: dya, shape: yShape },
+              { data: xa, shape: t.x },
+              { data: dw0, shape: wShape },
+              { data: db0, shape: [t.o] },
+            ],
+            ([dy, x, dW, dB]) => {
+              conv2dWeightGrad(gpu, dy, x, {
+                ...geo,
+                dWeight: dW,
+                dBias: dB,
+                tiling,
+                splits,
+                beta,
+              });
+              return [dW, dB];
+            },
+            what,
+          );
+          const depth = t.x[0] * oh * ow;
+          const rw = ref.dw.map((v, j) => v + beta * dw0[j]);
+          const rb = ref.db.map((v, j) => v + beta * db0[j]);
+          check(dW, rw, depth, `dW ${what}`, worst);
+          check(dB, rb, depth, `db ${what}`, worst);
         }
       }
-      for (const u of [x, w, dy]) u.dispose();
     }
-  });
+  }
   console.log(`conv2d gradients: largest |wasm - float64| ${worst.err.toExponential(2)}`);
 });
 
 Deno.test("conv2d twin: NaN and infinity propagate as on WebGPU (no 0·NaN from padding)", async () => {
-  await withMirror(async (m) => {
-    const xs: [number, number, number, number] = [1, 2, 6, 6];
-    const xa = randomArray(numel(xs), 5);
-    xa[7] = NaN;
-    xa[40] = Infinity;
-    const wa = randomArray(4 * 2 * 9, 6);
-    const x = m.upload(xa, xs), w = m.upload(wa, [4, 2, 3, 3]);
-    for (const act of [null, "relu"] as const) {
-      const y = conv2dForward(m.gpu, x, w, { padding: 1, activation: act });
-      const { gpu, wasm } = await m.read(y, "y");
-      for (let i = 0; i < gpu.length; i++) {
-        assert.equal(Number.isNaN(wasm[i]), Number.isNaN(gpu[i]), `NaN at ${i} (${act})`);
-      }
-      y.dispose();
+  const gpu = await getRuntime();
+  const xs: [number, number, number, number] = [1, 2, 6, 6];
+  const xa = randomArray(numel(xs), 5);
+  xa[7] = NaN;
+  xa[40] = Infinity;
+  const wa = randomArray(4 * 2 * 9, 6);
+  const acts = [null, "relu"] as const;
+  const outs = await replayOutputs(
+    [{ data: xa, shape: xs }, { data: wa, shape: [4, 2, 3, 3] }],
+    ([x, w]) => acts.map((act) => conv2dForward(gpu, x, w, { padding: 1, activation: act })),
+    "y",
+  );
+  for (const [j, { gpu: g, wasm }] of outs.entries()) {
+    for (let i = 0; i < g.length; i++) {
+      assert.equal(Number.isNaN(wasm[i]), Number.isNaN(g[i]), `NaN at ${i} (${acts[j]})`);
     }
-    x.dispose();
-    w.dispose();
-  });
+  }
 });
 
 Deno.test("conv2d twin: LeNet-shaped batch-64 forward and backward, timed on 1 and 2 threads (printout)", async () => {
   const gpu = await getRuntime();
-  const wasm = await wasmRuntimes();
-  const m = new Mirror(gpu, wasm);
+  const wasm = await sharedWasmPair();
+  const b = 64;
+  const data: [Float32Array, number[]][] = [
+    [randomArray(b * 28 * 28, 1), [b, 1, 28, 28]],
+    [randomArray(6 * 25, 2, -0.2, 0.2), [6, 1, 5, 5]],
+    [randomArray(6, 3), [6]],
+    [randomArray(16 * 6 * 25, 4, -0.1, 0.1), [16, 6, 5, 5]],
+    [randomArray(16, 5), [16]],
+    [randomArray(b * 16 * 5 * 5, 6), [b, 16, 5, 5]],
+    [new Float32Array(6 * 25), [6, 1, 5, 5]],
+    [new Float32Array(16 * 150), [16, 6, 5, 5]],
+  ];
+  const tensors = data.map(([d, shape]) => gpu.upload(d, shape));
+  const [x, w1, b1, w2, b2, dy, dw1, dw2] = tensors;
+  const pool1 = new MaxPool2d(gpu, "pool1", 2), pool2 = new MaxPool2d(gpu, "pool2", 2);
   try {
-    const b = 64;
-    const x = m.upload(randomArray(b * 28 * 28, 1), [b, 1, 28, 28]);
-    const w1 = m.upload(randomArray(6 * 25, 2, -0.2, 0.2), [6, 1, 5, 5]);
-    const b1 = m.upload(randomArray(6, 3), [6]);
-    const w2 = m.upload(randomArray(16 * 6 * 25, 4, -0.1, 0.1), [16, 6, 5, 5]);
-    const b2 = m.upload(randomArray(16, 5), [16]);
-    const dy = m.upload(randomArray(b * 16 * 5 * 5, 6), [b, 16, 5, 5]);
-    const dw1 = m.upload(new Float32Array(6 * 25), [6, 1, 5, 5]);
-    const dw2 = m.upload(new Float32Array(16 * 150), [16, 6, 5, 5]);
-    const pool1 = new MaxPool2d(gpu, "pool1", 2), pool2 = new MaxPool2d(gpu, "pool2", 2);
     // conv1 (pad 2) + tanh, pool, conv2 + tanh, pool; back: pool2, conv2 dx and dW (split-K
     // sums included), pool1, conv1 dW (the first layer's dx is not needed). The activations'
     // backward (elementwise kernels) is left out.
-    const list = m.capture(() => {
+    const seq = await recordSequence(gpu, () => {
       const a1 = conv2dForward(gpu, x, w1, { padding: 2, bias: b1, activation: "tanh" });
       const p1 = pool1.forward(a1);
       const a2 = conv2dForward(gpu, p1, w2, { bias: b2, activation: "tanh" });
@@ -251,11 +265,13 @@ Deno.test("conv2d twin: LeNet-shaped batch-64 forward and backward, timed on 1 a
       const d1 = pool1.backward(dp1);
       conv2dWeightGrad(gpu, d1, x, { dWeight: dw1, padding: 2 });
     });
-    for (const [i, rt] of wasm.entries()) {
-      m.replay(list, i); // warm-up
+    const inputs = tensors.map((t, i) => [t, data[i][0]] as const);
+    for (const rt of wasm) {
+      replaySequence(rt, seq, inputs).dispose(); // warm-up
       let best = Infinity, parts = new Map<string, number>();
       for (let r = 0; r < 10; r++) {
-        const t = m.replay(list, i);
+        const t = new Map<string, number>();
+        replaySequence(rt, seq, inputs, t).dispose();
         const total = [...t.values()].reduce((a, v) => a + v, 0);
         if (total < best) [best, parts] = [total, t];
       }
@@ -264,41 +280,42 @@ Deno.test("conv2d twin: LeNet-shaped batch-64 forward and backward, timed on 1 a
         `LeNet b64 conv+pool fwd+bwd, ${rt.threads} thread(s): ${best.toFixed(2)} ms (${detail})`,
       );
     }
+  } finally {
     pool1.dispose();
     pool2.dispose();
-  } finally {
-    m.dispose();
+    tensors.forEach((t) => t.dispose());
   }
 });
 
 Deno.test("conv2d.pack twin: the padded batched transpose is bitwise the WGSL's", async () => {
   const PACK = { name: "conv2d.pack", code: packSrc };
-  await withMirror(async (m) => {
-    for (
-      const [batch, rows, cols] of [[1, 6, 25], [3, 16, 100], [2, 17, 9], [64, 5, 3], [1, 1, 1], [
-        64,
-        16,
-        200,
-      ], [1, 62, 4001]]
-    ) {
-      const rowsPad = Math.ceil(rows / 4) * 4;
-      const src = m.upload(randomArray(batch * rows * cols, batch + rows + cols), [
-        batch,
-        rows,
-        cols,
-      ]);
-      const dst = m.upload(randomArray(batch * cols * rowsPad, 7), [batch * cols * rowsPad]);
-      m.gpu.dispatch(PACK, {
-        bindings: [src, dst],
-        params: { batch, rows, cols, rows_pad: rowsPad },
-        workgroups: m.gpu.grid(batch * cols * rowsPad / 4, 64),
-      });
-      const { gpu, wasm } = await m.read(dst, `pack ${batch}x${rows}x${cols}`);
-      assert.deepEqual(Array.from(wasm), Array.from(gpu), `pack ${batch}x${rows}x${cols}`);
-      src.dispose();
-      dst.dispose();
-    }
-  });
+  const gpu = await getRuntime();
+  for (
+    const [batch, rows, cols] of [[1, 6, 25], [3, 16, 100], [2, 17, 9], [64, 5, 3], [1, 1, 1], [
+      64,
+      16,
+      200,
+    ], [1, 62, 4001]]
+  ) {
+    const rowsPad = Math.ceil(rows / 4) * 4;
+    const what = `pack ${batch}x${rows}x${cols}`;
+    const [out] = await replayOutputs(
+      [
+        { data: randomArray(batch * rows * cols, batch + rows + cols), shape: [batch, rows, cols] },
+        { data: randomArray(batch * cols * rowsPad, 7), shape: [batch * cols * rowsPad] },
+      ],
+      ([src, dst]) => {
+        gpu.dispatch(PACK, {
+          bindings: [src, dst],
+          params: { batch, rows, cols, rows_pad: rowsPad },
+          workgroups: gpu.grid(batch * cols * rowsPad / 4, 64),
+        });
+        return [dst];
+      },
+      what,
+    );
+    assert.deepEqual(Array.from(out.wasm), Array.from(out.gpu), what);
+  }
 });
 
 Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows) give the same results", async () => {
@@ -306,34 +323,44 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
   // 600 floats: chunks of 8-24 positions for these depths; 13 positions per weight-gradient GEMM.
   Object.assign(CONV2D_BLOCKS, { colFloats: 600, wgradChunk: 13 });
   const worst = { err: 0 };
+  const gpu = await getRuntime();
   try {
-    await withMirror(async (m) => {
-      for (const i of [0, 3, 4, 5, 7]) {
-        const t = CASES[i];
-        const g = { kernel: t.k, stride: t.s, padding: t.p };
-        const [oh, ow] = windowOutputSize(t.x[2], t.x[3], g);
-        const yShape = [t.x[0], t.o, oh, ow];
-        const wShape = [t.o, t.x[1], ...t.k];
-        const xa = randomArray(numel(t.x), 90 + i), wa = randomArray(numel(wShape), 91 + i);
-        const ba = randomArray(t.o, 92 + i), dya = randomArray(numel(yShape), 93 + i);
-        const x = m.upload(xa, t.x), w = m.upload(wa, wShape), b = m.upload(ba, [t.o]);
-        const dy = m.upload(dya, yShape);
-        const geo = { stride: t.s, padding: t.p };
-        const y = conv2dForward(m.gpu, x, w, { ...geo, bias: b, activation: "tanh" });
-        const yRef = conv2dRef(xa, t.x, wa, t.o, ba, g).y.map(Math.tanh);
-        await check(m, y, yRef, t.x[1] * t.k[0] * t.k[1], `y ${label(t)}`, worst);
-        const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
-        const dx = conv2dInputGrad(m.gpu, dy, w, { ...geo, inputShape: t.x });
-        await check(m, dx, ref.dx, t.o * t.k[0] * t.k[1], `dx ${label(t)}`, worst);
-        for (const splits of [undefined, 1]) {
-          const dW = m.upload(new Float32Array(numel(wShape)), wShape);
-          conv2dWeightGrad(m.gpu, dy, x, { ...geo, dWeight: dW, splits });
-          await check(m, dW, ref.dw, t.x[0] * oh * ow, `dW ${label(t)} splits ${splits}`, worst);
-          dW.dispose();
-        }
-        for (const u of [x, w, b, dy, y, dx]) u.dispose();
-      }
-    });
+    for (const i of [0, 3, 4, 5, 7]) {
+      const t = CASES[i];
+      const g = { kernel: t.k, stride: t.s, padding: t.p };
+      const [oh, ow] = windowOutputSize(t.x[2], t.x[3], g);
+      const yShape = [t.x[0], t.o, oh, ow];
+      const wShape = [t.o, t.x[1], ...t.k];
+      const xa = randomArray(numel(t.x), 90 + i), wa = randomArray(numel(wShape), 91 + i);
+      const ba = randomArray(t.o, 92 + i), dya = randomArray(numel(yShape), 93 + i);
+      const geo = { stride: t.s, padding: t.p };
+      const splitsList = [undefined, 1];
+      const [y, dx, ...dWs] = await replayOutputs(
+        [
+          { data: xa, shape: t.x },
+          { data: wa, shape: wShape },
+          { data: ba, shape: [t.o] },
+          { data: dya, shape: yShape },
+          ...splitsList.map(() => ({ data: new Float32Array(numel(wShape)), shape: wShape })),
+        ],
+        ([x, w, b, dy, ...dW]) => {
+          const y = conv2dForward(gpu, x, w, { ...geo, bias: b, activation: "tanh" });
+          const dx = conv2dInputGrad(gpu, dy, w, { ...geo, inputShape: t.x });
+          splitsList.forEach((splits, j) =>
+            conv2dWeightGrad(gpu, dy, x, { ...geo, dWeight: dW[j], splits })
+          );
+          return [y, dx, ...dW];
+        },
+        label(t),
+      );
+      const yRef = conv2dRef(xa, t.x, wa, t.o, ba, g).y.map(Math.tanh);
+      check(y, yRef, t.x[1] * t.k[0] * t.k[1], `y ${label(t)}`, worst);
+      const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
+      check(dx, ref.dx, t.o * t.k[0] * t.k[1], `dx ${label(t)}`, worst);
+      splitsList.forEach((splits, j) =>
+        check(dWs[j], ref.dw, t.x[0] * oh * ow, `dW ${label(t)} splits ${splits}`, worst)
+      );
+    }
   } finally {
     Object.assign(CONV2D_BLOCKS, saved);
   }
@@ -363,4 +390,5 @@ Deno.test("Conv2d layer on both backends: forward, fused tanh, backward (dx, dW,
       return { y, dx, dW, db, ty, fused };
     }, { atol: 1e-4, rtol: 1e-4, what: label(t) });
   }
+  await releaseSharedWasmPair();
 });

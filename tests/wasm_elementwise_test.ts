@@ -6,25 +6,16 @@
  * scalar and the vec4 kernel, at odd sizes.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
-import { assertBitwise, assertNear, Mirror, record } from "./_replay.ts";
+import { inputFor, UNARY_CASES } from "./_elementwise_cases.ts";
+import { assertNear, releaseSharedWasmPair, replayBoth, sharedWasmPair } from "./_wasm_replay.ts";
 import { onBothBackends, type Results } from "./_backends.ts";
-import { axpy, binary, type BinaryOp, fill, unary, type UnaryOp } from "../src/ops/elementwise.ts";
+import { axpy, binary, type BinaryOp, fill, unary } from "../src/ops/elementwise.ts";
 import { binaryRef, unaryRef } from "../src/reference/elementwise.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 import type { Tensor } from "../src/backend.ts";
 
 /** Odd sizes (scalar kernel), multiples of 4 (vec4), and sizes that split over two threads. */
 const SIZES = [1, 3, 17, 1001, 1000, 70001, 70000];
-
-let wasm: Promise<[WasmRuntime, WasmRuntime]> | null = null;
-function wasmRuntimes(): Promise<[WasmRuntime, WasmRuntime]> {
-  wasm ??= Promise.all([
-    WasmRuntime.create({ threads: 1, warn: false }),
-    WasmRuntime.create({ threads: 2, warn: false }),
-  ]);
-  return wasm;
-}
 
 /** Relative tolerances per op (the GPU's exp/log/division are a few ulp off, and so are ours). */
 function tolFor(op: string): { atol: number; rtol: number } {
@@ -52,21 +43,11 @@ interface Case {
 
 async function check(c: Case): Promise<void> {
   const gpu = await getRuntime();
-  const [w1, w2] = await wasmRuntimes();
-  assert.equal(w2.threads, 2, `${w2.threadsNote}`);
-  const g = c.inputs.map((i) => gpu.upload(i.data, i.shape));
-  const { result, calls } = record(gpu, () => c.run(gpu, g));
-  assert.ok(calls.length >= 1, `${c.what}: dispatched`);
-  const outs: Float32Array[] = [];
-  for (const rt of [w1, w2]) {
-    const m = new Mirror(rt);
-    g.forEach((t, i) => m.input(t, c.inputs[i].data));
-    m.replay(calls);
-    outs.push(m.read(result) as Float32Array);
-    m.dispose();
-  }
-  assertBitwise(outs[1], outs[0], `${c.what}: 2 threads vs 1`);
-  const want = (await result.read()) as Float32Array;
+  // Replays on 1 and 2 threads and asserts them bitwise equal.
+  const r = await replayBoth(gpu, await sharedWasmPair(), c.inputs, (g) => [c.run(gpu, g)], c.what);
+  assert.ok(r.dispatches >= 1, `${c.what}: dispatched`);
+  const outs = r.wasm as Float32Array[];
+  const want = r.gpu[0] as Float32Array;
   if (c.skipGpu) {
     for (let i = 0; i < want.length; i++) if (c.skipGpu(i)) want[i] = outs[0][i];
   }
@@ -85,40 +66,7 @@ async function check(c: Case): Promise<void> {
       `${c.what}: wasm vs float64`,
     );
   }
-  if (!(g as Tensor[]).includes(result)) result.dispose();
-  for (const t of g) t.dispose();
 }
-
-function inputFor(op: string, n: number, seed: number): Float32Array {
-  if (op === "log" || op === "sqrt" || op === "reciprocal") return randomArray(n, seed, 0.01, 10);
-  if (op === "exp") return randomArray(n, seed, -20, 20);
-  return randomArray(n, seed, -6, 6);
-}
-
-const UNARY_CASES: [UnaryOp, { alpha?: number; beta?: number }][] = [
-  ["copy", {}],
-  ["neg", {}],
-  ["abs", {}],
-  ["sign", {}],
-  ["relu", {}],
-  ["leaky_relu", {}],
-  ["leaky_relu", { alpha: 0.2 }],
-  ["tanh", {}],
-  ["sigmoid", {}],
-  ["softplus", {}],
-  ["softplus", { alpha: 2, beta: 5 }],
-  ["exp", {}],
-  ["log", {}],
-  ["sqrt", {}],
-  ["square", {}],
-  ["scale", { alpha: -2.5 }],
-  ["add_scalar", { alpha: 0.75 }],
-  ["affine", { alpha: 3, beta: -1 }],
-  ["clamp", { alpha: -0.5, beta: 2 }],
-  ["clamp", { alpha: 1, beta: -1 }],
-  ["fill", { alpha: 4.25 }],
-  ["reciprocal", {}],
-];
 
 Deno.test("elementwise twins: every unary op, scalar and vec4 kernels, 1 and 2 threads", async () => {
   for (const n of SIZES) {
@@ -354,6 +302,5 @@ Deno.test("elementwise ops run on both backends (Backend seam): every op, broadc
 Deno.test("elementwise twins: the worst errors seen (summary)", async () => {
   const line = [...worst].map(([op, e]) => `${op} ${e.toFixed(2)}`).join(", ");
   console.log(`worst |wasm - webgpu| / bound per op: ${line}`);
-  for (const rt of await wasmRuntimes()) rt.destroy();
-  wasm = null;
+  await releaseSharedWasmPair();
 });

@@ -13,13 +13,13 @@ import {
   recordDispatches,
   replayAll,
   replayRecord,
-} from "./_wasm_record.ts";
+  wasmPair,
+} from "./_wasm_replay.ts";
 import { KERNELS, launch, randomUnitRows } from "../src/regularizers/_chain.ts";
 import { confidencePenalty } from "../src/regularizers/confidence.ts";
 import { jacobianDeterminantPenalty } from "../src/regularizers/determinant.ts";
 import { gradientNormPenalty } from "../src/regularizers/gradient_norm.ts";
 import { det as detRef } from "../src/reference/jacobian.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Tensor } from "../src/backend.ts";
 import { buildModel, initParams, MLP_TANH } from "./_jacobian_util.ts";
 
@@ -35,11 +35,7 @@ function tolerance(r: DispatchRecord): { atol: number; rtol: number } {
 
 Deno.test("jacobian twins replay every entry point and the ops' dispatches on 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const rts = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(rts[1].threads, 2, "the test needs 2 threads");
+  const rts = await wasmPair();
   const log = new ErrorLog();
   const owned: { dispose(): void }[] = [];
   const up = (n: number, seed: number, shape: number[], lo = -1, hi = 1): Tensor => {

@@ -5,9 +5,8 @@
  * equal), against what the WGSL wrote; the Wasm forward also against a float64 reference.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { ErrorLog, recordDispatches, replayAll, replayRecord } from "./_wasm_record.ts";
+import { ErrorLog, recordDispatches, replayAll, replayRecord, wasmPair } from "./_wasm_replay.ts";
 import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
 
 interface Case {
@@ -115,11 +114,7 @@ function forwardRef(
 
 Deno.test("layernorm twins replay every LayerNorm/GroupNorm dispatch on 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const rts = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(rts[1].threads, 2, "the test needs 2 threads");
+  const rts = await wasmPair();
   const log = new ErrorLog();
   let replayed = 0;
   try {

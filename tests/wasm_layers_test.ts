@@ -7,10 +7,9 @@
  * backends through `onBothBackends`.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
-import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
+import { assertReplayed, replay, type ReplayErrors, wasmPair, worse } from "./_wasm_replay.ts";
 import type { Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
 import {
   batchnormGammaTerm,
@@ -27,15 +26,6 @@ import layersSrc from "../shaders/layers.wgsl" with { type: "text" };
 
 const NONE: ReplayErrors = { abs: 0, used: 0, where: "" };
 
-async function wasmRuntimes(): Promise<WasmRuntime[]> {
-  const wasm = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(wasm[1].threads, 2, wasm[1].description);
-  return wasm;
-}
-
 /** Uploads random data of each shape (values in [lo, hi)). */
 function uploads(gpu: Runtime, shapes: number[][], seed: number, lo = -1, hi = 1): Tensor[] {
   return shapes.map((s, i) =>
@@ -45,7 +35,7 @@ function uploads(gpu: Runtime, shapes: number[][], seed: number, lo = -1, hi = 1
 
 Deno.test("layers twins replay sum_parts, channel_sum, channel_affine, act2, bn_gamma, 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const wasm = await wasmRuntimes();
+  const wasm = await wasmPair();
   let worst = NONE;
   let float64 = { wasm: 0, gpu8: 0, gpu256: 0, what: "" };
   const check = async (what: string, inputs: Tensor[], fn: () => void, tol = 1e-5) => {
@@ -171,7 +161,7 @@ Deno.test("layers twins replay sum_parts, channel_sum, channel_affine, act2, bn_
 
 Deno.test("weightnorm twins replay a weight-normalized Linear's passes, 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const wasm = await wasmRuntimes();
+  const wasm = await wasmPair();
   let worst = NONE;
   try {
     // (in, out): one row of 1001 (k not a multiple of 4), 129 rows of 300 split across threads.

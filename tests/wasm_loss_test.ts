@@ -6,23 +6,19 @@
  * reference. Counts (invalid labels, correct predictions) must be exact.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
-import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import {
+  assertBitwise,
+  assertNear,
+  releaseSharedWasmPair,
+  replayBoth,
+  sharedWasmPair,
+} from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
 import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { mse } from "../src/losses/mse.ts";
 import { accuracyCount } from "../src/losses/accuracy.ts";
 import { refAccuracyCount, refMse, refSoftmaxCrossEntropy } from "../src/reference/loss.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Tensor } from "../src/backend.ts";
-
-let wasm: Promise<WasmRuntime[]> | null = null;
-function wasmRuntimes(): Promise<WasmRuntime[]> {
-  wasm ??= Promise.all([
-    WasmRuntime.create({ threads: 1, warn: false }),
-    WasmRuntime.create({ threads: 2, warn: false }),
-  ]);
-  return wasm;
-}
 
 const worst = new Map<string, number>();
 function note(key: string, e: number): void {
@@ -56,7 +52,7 @@ const SHAPES: [number, number][] = [[1, 1], [3, 5], [17, 10], [64, 1000], [5000,
 
 Deno.test("loss.ce_rows + loss.sum twins: softmax cross-entropy on labels and soft targets", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const [b, k] of SHAPES) {
     const logits = randomArray(b * k, b + k, -6, 6);
     for (const target of ["u32", "i32", "soft"] as const) {
@@ -137,7 +133,7 @@ Deno.test("loss.ce_rows + loss.sum twins: softmax cross-entropy on labels and so
 
 Deno.test("loss.ce_rows twin: extreme logits stay finite; a NaN logit makes its row NaN", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   const logits = Float32Array.from([1e4, -1e4, 0, 3, -1e4, -1e4, 5, 2, 1, 1, 1, 1]);
   const labels = Uint32Array.from([1, 0, 3]);
   const r = await replayBoth(
@@ -175,7 +171,7 @@ Deno.test("loss.ce_rows twin: extreme logits stay finite; a NaN logit makes its 
 
 Deno.test("loss.mse + loss.sum twins: mean / sum, with and without the gradient", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const n of [1, 3, 2047, 2048, 2049, 70001, 300000]) {
     const pred = randomArray(n, n, -2, 2), target = randomArray(n, n + 1, -2, 2);
     for (const reduction of ["mean", "sum"] as const) {
@@ -209,7 +205,7 @@ Deno.test("loss.mse + loss.sum twins: mean / sum, with and without the gradient"
 
 Deno.test("loss.argmax_count twin: exact counts with ties, bad labels, accumulation", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const [b, k] of [[1, 1], [3, 5], [64, 10], [1000, 3], [7, 1000]] as [number, number][]) {
     const logits = randomArray(b * k, b * k, -2, 2).map((v) => Math.round(v * 2) / 2);
     for (const dtype of ["u32", "i32"] as const) {
@@ -243,7 +239,7 @@ Deno.test("loss.argmax_count twin: exact counts with ties, bad labels, accumulat
 
 Deno.test("loss.argmax_count twin: NaN counts as the maximum, the first NaN wins", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   const logits = Float32Array.from([
     ...[1, NaN, 3, NaN], // first NaN at 1
     ...[NaN, 5, 6, 7], // NaN first
@@ -300,6 +296,5 @@ Deno.test("losses run on both backends (Backend seam): cross-entropy, MSE, accur
 Deno.test("loss twins: the worst errors seen (summary)", async () => {
   const line = [...worst].map(([k, e]) => `${k} ${e.toFixed(3)}`).join(", ");
   console.log(`worst error / bound: ${line}`);
-  for (const rt of await wasmRuntimes()) rt.destroy();
-  wasm = null;
+  await releaseSharedWasmPair();
 });

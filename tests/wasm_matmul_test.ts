@@ -10,7 +10,7 @@ import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { matmul as gpuMatmul, type MatmulActivation } from "../src/ops/matmul.ts";
 import { matmulRef } from "../src/reference/matmul.ts";
 import type { DispatchSpec } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
+import type { Kernel } from "../src/kernel.ts";
 import matmulSrc from "../shaders/matmul.wgsl" with { type: "text" };
 
 const MATMUL: Kernel = { name: "matmul", code: matmulSrc };

@@ -5,12 +5,11 @@
  * threads on the same data, and the outputs are compared: bitwise between thread counts, within
  * float32 tolerance with WebGPU (the software adapter here) and with a float64 reference.
  */
-import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
-import type { WasmTensor } from "../src/wasm/tensor.ts";
-import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
-import type { Kernel } from "../src/gpu/kernel.ts";
-import type { Tensor } from "../src/backend.ts";
+import { assert, assertClose, randomArray } from "./_util.ts";
+import type { WasmRuntime } from "../src/wasm/runtime.ts";
+import type { Runtime } from "../src/gpu/runtime.ts";
+import { recordDispatches, replayRecord, withWasmPair } from "./_wasm_replay.ts";
+import type { Kernel } from "../src/kernel.ts";
 import {
   type MetricsEntry,
   type MetricsParams,
@@ -21,40 +20,6 @@ import { planePointRef, predStatsRef } from "../src/reference/metrics.ts";
 import metricsSrc from "../shaders/metrics.wgsl" with { type: "text" };
 
 type Host = Float32Array | Uint32Array | Int32Array;
-
-/** The dispatches `fn` makes on `gpu`, recorded and still run. */
-function capture(gpu: Runtime, fn: () => void): { kernel: Kernel; spec: DispatchSpec }[] {
-  const seen: { kernel: Kernel; spec: DispatchSpec }[] = [];
-  const dispatch = gpu.dispatch;
-  gpu.dispatch = (kernel: Kernel, spec: DispatchSpec) => {
-    seen.push({ kernel, spec });
-    dispatch.call(gpu, kernel, spec);
-  };
-  try {
-    fn();
-  } finally {
-    gpu.dispatch = dispatch;
-  }
-  return seen;
-}
-
-/**
- * Replays a recorded dispatch on `rt`: each GPU binding found in `data` becomes a Wasm tensor
- * holding that data (its contents at dispatch time), any other (the runtime's placeholders) an
- * f32[4] of zeros. Returns the Wasm copies of the bindings (caller disposes).
- */
-function replay(
-  rt: WasmRuntime,
-  { kernel, spec }: { kernel: Kernel; spec: DispatchSpec },
-  data: Map<Tensor, Host>,
-): WasmTensor[] {
-  const bindings = spec.bindings.map((t) => {
-    const host = data.get(t);
-    return host ? rt.upload(host.slice(), t.shape, t.dtype, t.name) : rt.zeros([4]);
-  });
-  rt.dispatch(kernel, { ...spec, bindings });
-  return bindings;
-}
 
 /** Bits of float32 values, for bitwise comparison (NaN payloads included). */
 function bits(a: Float32Array): Uint32Array {
@@ -94,24 +59,19 @@ async function check(
   threads: number,
   tol: { atol: number; rtol: number },
 ): Promise<Float32Array> {
-  const data = new Map<Tensor, Host>();
-  const up = (h: Host | undefined, name: string) => {
-    if (!h) return undefined;
-    const t = gpu.upload(h, [h.length], undefined, name);
-    data.set(t, h);
-    return t;
-  };
+  const up = (h: Host | undefined, name: string) =>
+    h ? gpu.upload(h, [h.length], undefined, name) : undefined;
   const g = { xa: up(io.xa, "xa"), xu: up(io.xu, "xu"), y: up(io.y, "y")! };
-  const seen = capture(gpu, () => runMetricsKernel(gpu, entry, g, params, threads));
+  const seen = await recordDispatches(
+    gpu,
+    [""],
+    () => runMetricsKernel(gpu, entry, g, params, threads),
+  );
   assert.equal(seen.length, 1);
   assert.equal(seen[0].kernel.name, `metrics.${entry}`);
   const want = (await g.y.read()) as Float32Array;
-  const got: Float32Array[] = [];
-  for (const rt of wasm) {
-    const b = replay(rt, seen[0], data);
-    got.push(b[2].toArray() as Float32Array);
-    for (const t of b) t.dispose();
-  }
+  // The twin runs on the bindings' contents at dispatch time (placeholders as zeros).
+  const got = wasm.map((rt) => replayRecord(rt, seen[0]).got[seen[0].slot[2]] as Float32Array);
   const what = `metrics.${entry} ${JSON.stringify(params)}`;
   assert.deepEqual(bits(got[1]), bits(got[0]), `${what}: 2 threads vs 1`);
   assertClose(got[0], want, { ...tol, what: `${what}: Wasm vs WebGPU` });
@@ -125,24 +85,8 @@ function randomInts(n: number, k: number, seed: number): Uint32Array {
   return Uint32Array.from(randomArray(n, seed, 0, 1), (u) => Math.min(k - 1, Math.floor(u * k)));
 }
 
-async function withRuntimes(
-  fn: (gpu: Runtime, wasm: WasmRuntime[]) => void | Promise<void>,
-): Promise<void> {
-  const gpu = await getRuntime();
-  const wasm = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  try {
-    assert.equal(wasm[1].threads, 2, wasm[1].description);
-    await fn(gpu, wasm);
-  } finally {
-    for (const rt of wasm) rt.destroy();
-  }
-}
-
 Deno.test("metrics.plane_points twin matches WebGPU and the float64 plane points", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     for (
       const [d, res, start, n, half, clip] of [
         [1, 1, 0, 1, 0.5, 0],
@@ -184,7 +128,7 @@ Deno.test("metrics.plane_points twin matches WebGPU and the float64 plane points
 });
 
 Deno.test("metrics.pred_stats twin matches WebGPU and the float64 statistics, NaN for a bad label", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     for (const [n, k, flag] of [[1, 1, 1], [3, 2, 0], [17, 10, 1], [1001, 17, 1], [300, 3, 1]]) {
       // Rounded logits give ties, so "first on ties" is exercised.
       const xa = Float32Array.from(randomArray(n * k, 40 + n, -6, 6), (v) => Math.round(v * 2) / 2);
@@ -216,30 +160,25 @@ Deno.test("metrics.pred_stats twin matches WebGPU and the float64 statistics, Na
 });
 
 Deno.test("predictionStatsGpu()'s own dispatch replays on the Wasm twin", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     const [n, k] = [37, 7];
     const logits = randomArray(n * k, 61, -4, 4);
     const labels = Int32Array.from(randomInts(n, k, 62));
     const gl = gpu.upload(logits, [n, k]), gy = gpu.upload(labels, [n], "i32");
     const out = gpu.upload(new Float32Array(4 * n), [n, 4]);
-    const seen = capture(gpu, () => predictionStatsGpu(gpu, gl, gy, out));
+    const seen = await recordDispatches(gpu, [""], () => predictionStatsGpu(gpu, gl, gy, out));
     assert.equal(seen.length, 1);
     const want = await out.read();
-    const data = new Map<Tensor, Host>([[gl, logits], [gy, labels], [
-      out,
-      new Float32Array(4 * n),
-    ]]);
     for (const rt of wasm) {
-      const b = replay(rt, seen[0], data);
-      assertClose(b[2].toArray(), want, { atol: 1e-6, rtol: 2e-6, what: `${rt.threads} threads` });
-      for (const t of b) t.dispose();
+      const got = replayRecord(rt, seen[0]).got[seen[0].slot[2]]!;
+      assertClose(got, want, { atol: 1e-6, rtol: 2e-6, what: `${rt.threads} threads` });
     }
     for (const t of [gl, gy, out]) t.dispose();
   });
 });
 
 Deno.test("metrics.sumsq_rows twin accumulates scaled row sums of squares like WebGPU", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     const cases = [
       [1, 1, 1],
       [3, 63, 0.5],
@@ -267,7 +206,7 @@ Deno.test("metrics.sumsq_rows twin accumulates scaled row sums of squares like W
 });
 
 Deno.test("metrics.onehot twin matches WebGPU for a fixed class and per-row classes", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     const cases = [
       [1, 1, 0, 0],
       [3, 10, 9, 0],
@@ -305,7 +244,7 @@ Deno.test("metrics.onehot twin matches WebGPU for a fixed class and per-row clas
 });
 
 Deno.test("metrics.saliency_max twin takes max |g| over channels like WebGPU", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     for (const [n, k, d] of [[1, 1, 1], [3, 3, 17], [2, 1, 1001], [17, 3, 784], [1, 3, 3073]]) {
       const xa = randomArray(n * k * d, 90 + d, -3, 3);
       const y = randomArray(n * d, 91);
@@ -327,7 +266,7 @@ Deno.test("metrics.saliency_max twin takes max |g| over channels like WebGPU", a
 });
 
 Deno.test("metrics.occlude twin writes occluded copies like WebGPU, windows cut at the border", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     for (
       const [k, h, w, win, stride, start, n, baseline] of [
         [1, 1, 1, 1, 1, 0, 1, 0],
@@ -377,7 +316,7 @@ Deno.test("metrics.occlude twin writes occluded copies like WebGPU, windows cut 
 });
 
 Deno.test("metrics.tv_rows twin sums isotropic and anisotropic TV per row like WebGPU", async () => {
-  await withRuntimes(async (gpu, wasm) => {
+  await withWasmPair(async (wasm, gpu) => {
     for (
       const [planes, res, classes] of [[1, 1, 3], [2, 2, 2], [3, 17, 3], [2, 64, 10], [4, 128, 4]]
     ) {
@@ -420,7 +359,7 @@ Deno.test("metrics.tv_rows twin sums isotropic and anisotropic TV per row like W
 });
 
 Deno.test("metrics twins reject a missing param and a too small output", async () => {
-  await withRuntimes((_gpu, wasm) => {
+  await withWasmPair((wasm) => {
     const rt = wasm[0];
     const xa = rt.zeros([8]), xu = rt.zeros([8], "u32"), y = rt.zeros([4]);
     const kernel = (entry: string): Kernel => ({

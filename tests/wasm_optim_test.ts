@@ -6,9 +6,8 @@
  * The same steps also run on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { assertReplayed, replay, type ReplayErrors, worse } from "./_wasm_replay.ts";
+import { assertReplayed, replay, type ReplayErrors, wasmPair, worse } from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   adam,
@@ -54,11 +53,7 @@ function grads(t: number, seed: number): Float32Array[] {
 
 Deno.test("optim twins replay sgd(), adam(), adamw() per tensor and fused, 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const wasm = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(wasm[1].threads, 2, wasm[1].description);
+  const wasm = await wasmPair();
   let worstGpu: ReplayErrors = { abs: 0, used: 0, where: "" }, worstRef = 0;
   try {
     for (const [ci, [algorithm, opts]] of CASES.entries()) {

@@ -5,7 +5,7 @@
  * the float64 reference.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { Mirror, wasmRuntimes } from "./_wasm_mirror.ts";
+import { releaseSharedWasmPair, replayOutputs } from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
 import { AvgPool2d, MaxPool2d } from "../src/layers/pool.ts";
 import {
@@ -16,7 +16,6 @@ import {
   maxPool2dRef,
   windowOutputSize,
 } from "../src/reference/layers.ts";
-import type { WasmRuntime } from "../src/wasm/runtime.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
 
@@ -36,96 +35,84 @@ const CASES: [number[], [number, number], [number, number], [number, number]][] 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const label = (c: (typeof CASES)[number]) => `x ${c[0]} k${c[1]} s${c[2]} p${c[3]}`;
 
-async function withMirror(fn: (m: Mirror, wasm: WasmRuntime[]) => Promise<void>): Promise<void> {
-  const m = new Mirror(await getRuntime(), await wasmRuntimes()).start();
-  try {
-    await fn(m, m.wasm);
-  } finally {
-    m.dispose();
-  }
+/** A case's window geometry (as the references take it) and its output size and shape. */
+function windowOf([xs, k, s, p]: (typeof CASES)[number]) {
+  const g = { kernel: k, stride: s, padding: p };
+  const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
+  return { g, oh, ow, ys: [xs[0], xs[1], oh, ow] };
 }
 
 Deno.test("pool twins: MaxPool2d forward, argmax, backward and jvp match WebGPU and float64", async () => {
-  await withMirror(async (m) => {
-    for (const [i, c] of CASES.entries()) {
-      const [xs, k, s, p] = c;
-      const g = { kernel: k, stride: s, padding: p };
-      const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
-      const ys = [xs[0], xs[1], oh, ow];
-      const xa = randomArray(numel(xs), 100 + i);
-      // Ties and a NaN: the first maximum wins, NaN propagates (ATen's rule, as the WGSL).
-      xa[1] = xa[0];
-      if (numel(xs) > 5) xa[5] = NaN;
-      const dya = randomArray(numel(ys), 200 + i);
-      const txa = randomArray(numel(xs), 300 + i);
-      const x = m.upload(xa, xs), dy = m.upload(dya, ys), tx = m.upload(txa, xs);
-      const pool = new MaxPool2d(m.gpu, "pool", k, { stride: s, padding: p });
-      const y = pool.forward(x);
-      const ref = maxPool2dRef(xa, xs, g);
-      const yr = await m.read(y, `y ${label(c)}`);
-      assertClose(yr.wasm, yr.gpu, { atol: 0, rtol: 0, what: `y ${label(c)} vs webgpu` });
-      assertClose(yr.wasm, ref.y, { atol: 0, rtol: 0, what: `y ${label(c)} vs float64` });
-      const ir = await m.read(pool.indices!, `argmax ${label(c)}`);
-      assert.deepEqual(Array.from(ir.wasm), Array.from(ir.gpu), `argmax ${label(c)} vs webgpu`);
-      const dx = pool.backward(dy);
-      const dr = await m.read(dx, `dx ${label(c)}`);
-      const dxRef = maxPool2dBackwardRef(ir.gpu, dya, xs, oh * ow);
-      assertClose(dr.wasm, dr.gpu, { atol: 1e-6, rtol: 1e-6, what: `dx ${label(c)} vs webgpu` });
-      assertClose(dr.wasm, dxRef, { atol: 1e-6, rtol: 1e-6, what: `dx ${label(c)} vs float64` });
-      const ty = pool.jvp(tx);
-      const tr = await m.read(ty, `jvp ${label(c)}`);
-      assertClose(tr.wasm, tr.gpu, { atol: 0, rtol: 0, what: `jvp ${label(c)} vs webgpu` });
-      assertClose(tr.wasm, maxPool2dJvpRef(ir.gpu, txa, xs, oh * ow), {
-        atol: 0,
-        rtol: 0,
-        what: `jvp ${label(c)} vs float64`,
-      });
-      pool.dispose();
-      for (const t of [x, dy, tx]) t.dispose();
-    }
-  });
+  const gpu = await getRuntime();
+  for (const [i, c] of CASES.entries()) {
+    const [xs, k, s, p] = c;
+    const { g, oh, ow, ys } = windowOf(c);
+    const xa = randomArray(numel(xs), 100 + i);
+    // Ties and a NaN: the first maximum wins, NaN propagates (ATen's rule, as the WGSL).
+    xa[1] = xa[0];
+    if (numel(xs) > 5) xa[5] = NaN;
+    const dya = randomArray(numel(ys), 200 + i);
+    const txa = randomArray(numel(xs), 300 + i);
+    const pool = new MaxPool2d(gpu, "pool", k, { stride: s, padding: p });
+    // Forward, backward and jvp in one sequence: the argmax stays the layer's.
+    const [yr, ir, dr, tr] = await replayOutputs(
+      [{ data: xa, shape: xs }, { data: dya, shape: ys }, { data: txa, shape: xs }],
+      ([x, dy, tx]) => {
+        const y = pool.forward(x);
+        return [y, pool.indices!, pool.backward(dy), pool.jvp(tx)];
+      },
+      `max ${label(c)}`,
+    );
+    const ref = maxPool2dRef(xa, xs, g);
+    assertClose(yr.wasm, yr.gpu, { atol: 0, rtol: 0, what: `y ${label(c)} vs webgpu` });
+    assertClose(yr.wasm, ref.y, { atol: 0, rtol: 0, what: `y ${label(c)} vs float64` });
+    assert.deepEqual(Array.from(ir.wasm), Array.from(ir.gpu), `argmax ${label(c)} vs webgpu`);
+    const dxRef = maxPool2dBackwardRef(ir.gpu, dya, xs, oh * ow);
+    assertClose(dr.wasm, dr.gpu, { atol: 1e-6, rtol: 1e-6, what: `dx ${label(c)} vs webgpu` });
+    assertClose(dr.wasm, dxRef, { atol: 1e-6, rtol: 1e-6, what: `dx ${label(c)} vs float64` });
+    assertClose(tr.wasm, tr.gpu, { atol: 0, rtol: 0, what: `jvp ${label(c)} vs webgpu` });
+    assertClose(tr.wasm, maxPool2dJvpRef(ir.gpu, txa, xs, oh * ow), {
+      atol: 0,
+      rtol: 0,
+      what: `jvp ${label(c)} vs float64`,
+    });
+    pool.dispose();
+  }
 });
 
 Deno.test("pool twins: AvgPool2d forward, backward and jvp (both pad counts) match WebGPU and float64", async () => {
   let worst = 0;
-  await withMirror(async (m) => {
-    for (const [i, c] of CASES.entries()) {
-      const [xs, k, s, p] = c;
-      const g = { kernel: k, stride: s, padding: p };
-      const [oh, ow] = windowOutputSize(xs[2], xs[3], g);
-      const ys = [xs[0], xs[1], oh, ow];
-      const xa = randomArray(numel(xs), 400 + i);
-      const dya = randomArray(numel(ys), 500 + i);
-      const x = m.upload(xa, xs), dy = m.upload(dya, ys);
-      for (const countIncludePad of [true, false]) {
-        const what = `${label(c)} includePad ${countIncludePad}`;
-        const pool = new AvgPool2d(m.gpu, "pool", k, { stride: s, padding: p, countIncludePad });
-        const tol = { atol: 1e-6, rtol: 1e-5 };
-        const y = pool.forward(x);
-        const yr = await m.read(y, `y ${what}`);
-        const yRef = avgPool2dRef(xa, xs, g, countIncludePad).y;
-        assertClose(yr.wasm, yr.gpu, { ...tol, what: `y ${what} vs webgpu` });
-        assertClose(yr.wasm, yRef, { ...tol, what: `y ${what} vs float64` });
-        const dx = pool.backward(dy);
-        const dr = await m.read(dx, `dx ${what}`);
-        const dxRef = avgPool2dBackwardRef(dya, xs, g, countIncludePad);
-        assertClose(dr.wasm, dr.gpu, { ...tol, what: `dx ${what} vs webgpu` });
-        assertClose(dr.wasm, dxRef, { ...tol, what: `dx ${what} vs float64` });
-        const ty = pool.jvp(x);
-        const tr = await m.read(ty, `jvp ${what}`);
-        assertClose(tr.wasm, yr.wasm, { atol: 0, rtol: 0, what: `jvp ${what} = forward` });
-        for (let j = 0; j < yRef.length; j++) {
-          worst = Math.max(worst, Math.abs(yr.wasm[j] - yRef[j]));
-        }
-        for (let j = 0; j < dxRef.length; j++) {
-          worst = Math.max(worst, Math.abs(dr.wasm[j] - dxRef[j]));
-        }
-        pool.dispose();
+  const gpu = await getRuntime();
+  for (const [i, c] of CASES.entries()) {
+    const [xs, k, s, p] = c;
+    const { g, ys } = windowOf(c);
+    const xa = randomArray(numel(xs), 400 + i);
+    const dya = randomArray(numel(ys), 500 + i);
+    for (const countIncludePad of [true, false]) {
+      const what = `${label(c)} includePad ${countIncludePad}`;
+      const pool = new AvgPool2d(gpu, "pool", k, { stride: s, padding: p, countIncludePad });
+      const [yr, dr, tr] = await replayOutputs(
+        [{ data: xa, shape: xs }, { data: dya, shape: ys }],
+        ([x, dy]) => [pool.forward(x), pool.backward(dy), pool.jvp(x)],
+        `avg ${what}`,
+      );
+      const tol = { atol: 1e-6, rtol: 1e-5 };
+      const yRef = avgPool2dRef(xa, xs, g, countIncludePad).y;
+      assertClose(yr.wasm, yr.gpu, { ...tol, what: `y ${what} vs webgpu` });
+      assertClose(yr.wasm, yRef, { ...tol, what: `y ${what} vs float64` });
+      const dxRef = avgPool2dBackwardRef(dya, xs, g, countIncludePad);
+      assertClose(dr.wasm, dr.gpu, { ...tol, what: `dx ${what} vs webgpu` });
+      assertClose(dr.wasm, dxRef, { ...tol, what: `dx ${what} vs float64` });
+      assertClose(tr.wasm, yr.wasm, { atol: 0, rtol: 0, what: `jvp ${what} = forward` });
+      for (let j = 0; j < yRef.length; j++) {
+        worst = Math.max(worst, Math.abs(yr.wasm[j] - yRef[j]));
       }
-      x.dispose();
-      dy.dispose();
+      for (let j = 0; j < dxRef.length; j++) {
+        worst = Math.max(worst, Math.abs(dr.wasm[j] - dxRef[j]));
+      }
+      pool.dispose();
     }
-  });
+  }
   console.log(`avg pool: largest |wasm - float64| ${worst.toExponential(2)}`);
 });
 
@@ -154,4 +141,5 @@ Deno.test("MaxPool2d and AvgPool2d on both backends: forward, argmax, backward a
       return { y, idx, dx, ty, ay, adx };
     }, { atol: 1e-6, rtol: 1e-5, exact: ["idx", "y", "ty"], what: label(c) });
   }
+  await releaseSharedWasmPair();
 });

@@ -5,7 +5,13 @@
  * WebGPU and to src/reference/random.ts; normals equal to WebGPU's to float32 rounding.
  */
 import { assert, getRuntime } from "./_util.ts";
-import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import {
+  assertBitwise,
+  assertNear,
+  releaseSharedWasmPair,
+  replayBoth,
+  sharedWasmPair,
+} from "./_wasm_replay.ts";
 import { onBothBackends } from "./_backends.ts";
 import {
   bernoulliMask,
@@ -20,16 +26,6 @@ import {
   randomNormalRef,
   randomUniformRef,
 } from "../src/reference/random.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
-
-let wasm: Promise<WasmRuntime[]> | null = null;
-function wasmRuntimes(): Promise<WasmRuntime[]> {
-  wasm ??= Promise.all([
-    WasmRuntime.create({ threads: 1, warn: false }),
-    WasmRuntime.create({ threads: 2, warn: false }),
-  ]);
-  return wasm;
-}
 
 /** Odd sizes, partial blocks and partial groups of four blocks, and sizes that split. */
 const SIZES = [1, 2, 3, 4, 5, 15, 17, 1001, 65537, 200003];
@@ -42,7 +38,7 @@ let normalWorst = 0;
 
 Deno.test("random twin: bits, uniform and Bernoulli masks bitwise equal to WebGPU and the reference", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const n of SIZES) {
     for (const [seed, counter] of SEEDS) {
       const what = `n=${n} seed=${JSON.stringify(seed)} counter=${counter}`;
@@ -90,7 +86,7 @@ Deno.test("random twin: bits, uniform and Bernoulli masks bitwise equal to WebGP
 
 Deno.test("random twin: normals equal WebGPU's to float32 rounding and the float64 reference", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const n of SIZES) {
     for (const [seed, counter] of SEEDS) {
       const what = `normal n=${n} seed=${JSON.stringify(seed)} counter=${counter}`;
@@ -113,8 +109,7 @@ Deno.test("random twin: normals equal WebGPU's to float32 rounding and the float
     }
   }
   console.log(`worst |normal wasm - webgpu| / (2e-6 + 2e-6 |x|): ${normalWorst.toFixed(3)}`);
-  for (const rt of rts) rt.destroy();
-  wasm = null;
+  await releaseSharedWasmPair();
   assert.ok(true);
 });
 

@@ -5,20 +5,16 @@
  * and two threads (bitwise equal), against the WebGPU result and the float64 reference.
  */
 import { assert, getRuntime, randomArray } from "./_util.ts";
-import { assertBitwise, assertNear, replayBoth } from "./_replay.ts";
+import {
+  assertBitwise,
+  assertNear,
+  releaseSharedWasmPair,
+  replayBoth,
+  sharedWasmPair,
+} from "./_wasm_replay.ts";
 import { onBothBackends, type Results } from "./_backends.ts";
 import { argmax, argmin, logSoftmax, reduce, type ReduceOp, softmax } from "../src/ops/reduce.ts";
 import { argRef, reduceRef, softmaxRef } from "../src/reference/reduce.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
-
-let wasm: Promise<WasmRuntime[]> | null = null;
-function wasmRuntimes(): Promise<WasmRuntime[]> {
-  wasm ??= Promise.all([
-    WasmRuntime.create({ threads: 1, warn: false }),
-    WasmRuntime.create({ threads: 2, warn: false }),
-  ]);
-  return wasm;
-}
 
 const worst = new Map<string, number>();
 function note(key: string, e: number): void {
@@ -38,7 +34,7 @@ const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
 
 Deno.test("reduce twin: every op over whole tensors (one and several passes)", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const n of [1, 3, 17, 1001, 2048, 2049, 70001, 300000]) {
     const data = randomArray(n, n, -1, 1);
     for (const op of OPS) {
@@ -76,7 +72,7 @@ const AXES: [number[], number][] = [
 
 Deno.test("reduce twin: every op along each kind of axis, 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const [shape, axis] of AXES) {
     const data = randomArray(size(shape), size(shape) + 3, -1, 1);
     const len = shape.at(axis)!;
@@ -99,7 +95,7 @@ Deno.test("reduce twin: every op along each kind of axis, 1 and 2 threads", asyn
 
 Deno.test("reduce twin: empty axes, NaN and infinities, in place over an axis of length 1", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   for (const op of ["sum", "mean", "sumsq"] as ReduceOp[]) {
     const shape = [3, 0, 4];
     const r = await replayBoth(
@@ -154,7 +150,7 @@ function tied(n: number, seed: number): Float32Array {
 
 Deno.test("reduce.arg twin: argmax / argmin with ties and NaN, every axis kind, bitwise", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   const cases: [number[], number][] = [
     [[33, 10], 1],
     [[10, 33], 0],
@@ -197,7 +193,7 @@ Deno.test("reduce.arg twin: argmax / argmin with ties and NaN, every axis kind, 
 
 Deno.test("reduce.softmax twin: softmax and log-softmax along rows and columns, in place", async () => {
   const gpu = await getRuntime();
-  const rts = await wasmRuntimes();
+  const rts = await sharedWasmPair();
   const cases: [number[], number][] = [
     [[1, 1], -1],
     [[3, 17], -1],
@@ -302,7 +298,6 @@ Deno.test("reduce ops run on both backends (Backend seam): reduce, arg, softmax,
 Deno.test("reduce twins: the worst errors seen (summary)", async () => {
   const line = [...worst].map(([k, e]) => `${k} ${e.toFixed(3)}`).join(", ");
   console.log(`worst error / bound: ${line}`);
-  for (const rt of await wasmRuntimes()) rt.destroy();
-  wasm = null;
+  await releaseSharedWasmPair();
   assert.ok(true);
 });

@@ -6,7 +6,7 @@
  * against the float64 reference.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
-import { ErrorLog, recordDispatches, replayAll, replayRecord } from "./_wasm_record.ts";
+import { ErrorLog, recordDispatches, replayAll, replayRecord, wasmPair } from "./_wasm_replay.ts";
 import type { Param } from "../src/layers/layer.ts";
 import {
   elasticNetPenalty,
@@ -16,18 +16,13 @@ import {
 } from "../src/regularizers/penalties.ts";
 import { maxNorm } from "../src/regularizers/projections.ts";
 import { elasticNetRef } from "../src/reference/penalties.ts";
-import { WasmRuntime } from "../src/wasm/runtime.ts";
 
 /** Weights: tiny, wide, tall, a conv kernel, and two large enough to split across threads. */
 const SHAPES = [[1, 1], [3, 5], [7, 2], [6, 3, 3, 3], [40, 1001], [200, 210]];
 
 Deno.test("regularizers twins replay every penalty and projection dispatch on 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const rts = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(rts[1].threads, 2, "the test needs 2 threads");
+  const rts = await wasmPair();
   const log = new ErrorLog();
   const data = SHAPES.map((s, i) => {
     const w = randomArray(s.reduce((a, b) => a * b, 1), 10 + i);

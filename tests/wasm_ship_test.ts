@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 const RUN = (specifier: string) => `
-import { matmul, WasmRuntime } from "${specifier}";
+import { wasmMatmul as matmul, WasmRuntime } from "${specifier}";
 const rt = await WasmRuntime.create({ threads: 2 });
 const n = 256;
 const a = rt.upload(Float32Array.from({ length: n * n }, (_, i) => (i % 7) - 3), [n, n]);

@@ -14,7 +14,8 @@ import {
   replayAll,
   replaySequence,
   sameBits,
-} from "./_wasm_record.ts";
+  wasmPair,
+} from "./_wasm_replay.ts";
 import { clipSingularValues, svd } from "../src/linalg/svd.ts";
 import { clipSingularValuesRef, singularValuesRef } from "../src/reference/linalg.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
@@ -27,11 +28,7 @@ const SHAPES = [[1, 1], [1, 5], [5, 1], [2, 2], [3, 17], [17, 3], [6, 25], [25, 
 
 Deno.test("svd() replayed end to end on the Wasm twins agrees with WebGPU and float64", async () => {
   const gpu = await getRuntime();
-  const rts = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
-  assert.equal(rts[1].threads, 2, "the test needs 2 threads");
+  const rts = await wasmPair();
   let worstS = 0, worstVec = 0;
   try {
     for (const [i, [m, n]] of SHAPES.entries()) {
@@ -147,10 +144,7 @@ function tolerance(r: DispatchRecord): { atol: number; rtol: number } {
 
 Deno.test("svd twins replay single dispatches of every entry point on 1 and 2 threads", async () => {
   const gpu = await getRuntime();
-  const rts = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
-  ];
+  const rts = await wasmPair();
   const log = new ErrorLog();
   let replayed = 0;
   try {

@@ -9,7 +9,9 @@ The model is built and loaded by tools/torch_bridge.py's ``_build`` (same JSON
 model description and state_dict names); the input file holds ``x`` (B, ...)
 in [0, 1], ``y`` (B,) integer labels (targets when ``targeted``) and the
 state_dict entries. The output file holds ``adv``, the adversarial examples,
-and ``logits`` at the clean input. ``--spec-json`` may also be a list of specs
+``logits`` at the clean input and, for APGD, ``ties`` (B,) int32: per sample, how
+many of its float32 decisions were near-ties (``_apgd``), where another float32
+implementation may legitimately take the other branch. ``--spec-json`` may also be a list of specs
 sharing the model: outputs are then ``adv.<i>`` and ``logits.<i>``, and the
 labels of spec i are ``y.<i>`` when that input exists (else ``y``); one process
 (PyTorch loads once).
@@ -108,11 +110,25 @@ def _cw(model, x, y, targeted, c, kappa, steps, lr):
     return best
 
 
+# A float32 decision of APGD is a near-tie when the two values it compares lie within
+# TIE_ULPS ulps of the logits' scale, 2^-23 (1 + max|z|) (a cross-entropy or DLR loss inherits the
+# rounding of the logits it is computed from): another float32 implementation of the same model
+# (regula, or PyTorch with another batch size) may decide it the other way.
+TIE_ULPS = 8
+
+
 def _apgd(model, x, y, targeted, eps, n, loss_name, rho):
+    """APGD (see the module doc). Returns the adversarial examples and, per sample, the number
+    of its decisions that were near-ties (see TIE_ULPS): "the loss went up" (li > loss_prev),
+    "the loss improved" (li > loss_best) and "the attack succeeds" (the margin of the argmax
+    against the label), each only where the two points compared differ (the same float32
+    point gives the same loss in any deterministic implementation). The checkpoint decisions
+    only combine these."""
     torch = tb.torch
     F = tb.F
     b = x.shape[0]
     view = [b] + [1] * (x.dim() - 1)
+    flat = [b, -1]
 
     def loss_fn(z):
         if loss_name == "ce":
@@ -131,7 +147,16 @@ def _apgd(model, x, y, targeted, eps, n, loss_name, rho):
         g = torch.autograd.grad(li.sum(), [xa])[0]
         pred = z.argmax(1)
         hit = pred == y if targeted else pred != y
-        return li.detach(), g.detach(), hit
+        z = z.detach()
+        tol = TIE_ULPS * 2.0 ** -23 * (1 + z.abs().amax(1))
+        zy = z[torch.arange(b), y]
+        other = z.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
+        hit_tie = (zy - other).abs() <= tol
+        return li.detach(), g.detach(), hit, tol, hit_tie
+
+    def tie(a, b_, tol_a, tol_b, xa_, xb_):
+        moved = (xa_ != xb_).reshape(flat).any(1)
+        return moved & ((a - b_).abs() <= torch.maximum(tol_a, tol_b))
 
     checks, k, count = {}, max(int(0.22 * n), 1), 0
     for i in range(n):
@@ -141,10 +166,12 @@ def _apgd(model, x, y, targeted, eps, n, loss_name, rho):
             count = 0
             k = max(k - max(int(0.03 * n), 1), max(int(0.06 * n), 1))
     xa = x.clone()
-    li, g, hit = at(xa)
-    x_best, g_best, loss_best = xa.clone(), g.clone(), li.clone()
+    li, g, hit, tol, ties = at(xa)
+    ties = ties.to(torch.int64)
+    x_best, g_best, loss_best, tol_best = xa.clone(), g.clone(), li.clone(), tol.clone()
     x_hit, fooled = xa.clone(), hit.clone()
     loss_prev, incr = li.clone(), torch.zeros(b, dtype=x.dtype)
+    x_prev, tol_prev = xa.clone(), tol.clone()
     eta = torch.full((b,), 2 * eps, dtype=x.dtype)
     reduced, last = torch.ones(b, dtype=torch.bool), loss_best.clone()
     x_old = xa.clone()
@@ -155,20 +182,23 @@ def _apgd(model, x, y, targeted, eps, n, loss_name, rho):
         xn = torch.clamp(torch.min(torch.max(xa + (z - xa) * a + (xa - x_old) * (1 - a), lo),
                                    hi), 0, 1)
         x_old, xa = xa, xn
-        li, g, hit = at(xa)
+        li, g, hit, tol, hit_tie = at(xa)
+        ties += hit_tie
+        ties += tie(li, loss_prev, tol, tol_prev, xa, x_prev)
+        ties += tie(li, loss_best, tol, tol_best, xa, x_best)
         x_hit[hit] = xa[hit]
         fooled |= hit
         incr += (li > loss_prev).to(x.dtype)
-        loss_prev = li.clone()
+        loss_prev, x_prev, tol_prev = li.clone(), xa.clone(), tol.clone()
         imp = li > loss_best
-        x_best[imp], g_best[imp], loss_best[imp] = xa[imp], g[imp], li[imp]
+        x_best[imp], g_best[imp], loss_best[imp], tol_best[imp] = xa[imp], g[imp], li[imp], tol[imp]
         if i in checks:
             fl = (incr <= rho * checks[i]) | (~reduced & (last >= loss_best))
             reduced, last = fl.clone(), loss_best.clone()
             incr.zero_()
             eta[fl] /= 2
             xa[fl], g[fl] = x_best[fl], g_best[fl]
-    return torch.where(fooled.view(view), x_hit, x_best)
+    return torch.where(fooled.view(view), x_hit, x_best), ties
 
 
 def run(spec, inputs):
@@ -214,8 +244,8 @@ def run(spec, inputs):
             factor = torch.where(dn > eps, eps / dn, torch.ones_like(dn)).view(view)
             adv = torch.clamp(x + delta * factor, 0, 1)
     elif attack == "apgd":
-        adv = _apgd(model, x, y, targeted, eps, int(spec["steps"]), spec.get("loss", "ce"),
-                    float(spec.get("rho", 0.75)))
+        adv, ties = _apgd(model, x, y, targeted, eps, int(spec["steps"]), spec.get("loss", "ce"),
+                          float(spec.get("rho", 0.75)))
     elif attack == "cw":
         adv = _cw(model, x, y, targeted, float(spec["c"]), float(spec.get("kappa", 0)),
                   int(spec["steps"]), float(spec.get("lr", 0.01)))
@@ -223,7 +253,10 @@ def run(spec, inputs):
         raise tb.BridgeError(f'attack must be "fgsm", "pgd", "pgdl2" or "cw", got {attack!r}')
     with torch.no_grad():
         logits = model(x)
-    return {"adv": tb._out(adv), "logits": tb._out(logits)}
+    out = {"adv": tb._out(adv), "logits": tb._out(logits)}
+    if attack == "apgd":
+        out["ties"] = tb._out(ties.to(torch.int32))
+    return out
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import attacksSrc from "../../shaders/attacks.wgsl" with { type: "text" };
 

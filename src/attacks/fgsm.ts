@@ -35,7 +35,7 @@ export interface FgsmOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs; the caller disposes it
  * @example
  * ```ts
- * import { buildModel, fgsm, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, fgsm, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });

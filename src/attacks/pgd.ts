@@ -56,7 +56,7 @@ export interface PgdOptions extends LabelOptions {
  * @returns (B, ...) f32 adversarial inputs, `||x' - x||∞ <= ε`, in [0, 1]; the caller disposes it
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, pgd, Backend } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, pgd, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });

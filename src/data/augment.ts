@@ -30,7 +30,7 @@
 // deno-lint-ignore no-import-prefix
 import { mat3d } from "npm:wgpu-matrix@3.4.2";
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import { randomUniform } from "../init/philox.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";

@@ -32,6 +32,6 @@ export {
 } from "./runtime.ts";
 export { byKernel, Profiler, type ProfileRow } from "./profile.ts";
 export { type DType, GpuTensor, type TypedArrayFor } from "./tensor.ts";
-export type { Kernel } from "./kernel.ts";
+export type { Kernel } from "../kernel.ts";
 export type { DispatchSpec } from "../backend.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";

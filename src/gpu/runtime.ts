@@ -24,7 +24,7 @@ import {
 import { simdSupported } from "../wasm/module.ts";
 import { WasmRuntime, type WasmRuntimeOptions } from "../wasm/runtime.ts";
 import { BufferPool, PLACEHOLDER_BYTES, type PoolStats } from "./pool.ts";
-import { bindingLayout, type Kernel, writeParams } from "./kernel.ts";
+import { bindingLayout, type Kernel, writeParams } from "../kernel.ts";
 import { Profiler } from "./profile.ts";
 import {
   checkShape,

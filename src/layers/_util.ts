@@ -8,7 +8,7 @@
 export { cachedInput, checkBatch, checkGradShape, checkTensor, sameShape } from "./_check.ts";
 import { sameShape } from "./_check.ts";
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import layersSrc from "../../shaders/layers.wgsl" with { type: "text" };
 

@@ -12,7 +12,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { cachedInput } from "./_check.ts";

@@ -8,7 +8,8 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
+import type { Conv2dGeometry } from "../_conv_geometry.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import { Activation } from "./activation.ts";
@@ -127,28 +128,12 @@ export function conv2dOutputSize(
   ];
 }
 
-interface Geometry {
-  batch: number;
-  cin: number;
-  h: number;
-  w: number;
-  cout: number;
-  oh: number;
-  ow: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
-}
-
 function geometry(
   op: string,
   xShape: readonly number[],
   wShape: readonly number[],
   opts: Conv2dGeometryOptions,
-): Geometry {
+): Conv2dGeometry {
   const [sh, sw] = pair(opts.stride ?? 1, "stride", op, 1);
   const [ph, pw] = pair(opts.padding ?? 0, "padding", op, 0);
   if (xShape.length !== 4 || wShape.length !== 4 || xShape[1] !== wShape[1]) {
@@ -169,7 +154,7 @@ function geometry(
 }
 
 /** Does this convolution take the RUN3 path of shaders/conv2d.wgsl (direct loads, kw = 3)? */
-function runPath(g: Geometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
+function runPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
   // Mode 2 runs over (c, ky) triples: with few of them (DDNet's first layer has 9) most lanes of
   // the last column block idle, and it measured slower than the plain gathers.
   return !t.shared && (t.run ?? true) && g.kw === 3 && g.sw === 1 && (mode !== 1 || g.sh === 1) &&
@@ -179,7 +164,7 @@ function runPath(g: Geometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
 function launch(
   rt: Backend,
   mode: 0 | 1 | 2,
-  g: Geometry,
+  g: Conv2dGeometry,
   a: Tensor,
   src: Tensor,
   out: Tensor,

@@ -15,7 +15,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import type { JacobianRole, Layer, Param } from "./layer.ts";
 import type { Linear } from "./linear.ts";

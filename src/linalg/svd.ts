@@ -16,7 +16,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import { matmul } from "../ops/matmul.ts";
 import svdSrc from "../../shaders/svd.wgsl" with { type: "text" };

@@ -9,7 +9,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import lossSrc from "../../shaders/loss.wgsl" with { type: "text" };
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Backend } from "../backend.ts";
 import type { Tensor } from "../backend.ts";
 import metricsSrc from "../../shaders/metrics.wgsl" with { type: "text" };

@@ -86,7 +86,7 @@ export interface PredictionOptions {
  *   calibration,
  *   modelSpecFromName,
  *   predictionStats,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  * } from "@regula/regula";
  *
@@ -293,7 +293,7 @@ export interface EvaluationReport extends ClassificationMetrics, Calibration {
  * @returns the metrics (CPU numbers)
  * @example
  * ```ts
- * import { buildModel, evaluateMetrics, modelSpecFromName, Backend, toy2d } from "@regula/regula";
+ * import { buildModel, evaluateMetrics, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });

@@ -125,7 +125,7 @@ export interface JacobianNormStats {
  * @returns norms and their distribution (CPU numbers)
  * @example
  * ```ts
- * import { buildModel, jacobianFrobenius, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, jacobianFrobenius, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 0 });

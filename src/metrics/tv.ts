@@ -122,7 +122,7 @@ export interface PlaneTvStats {
  * @returns per-plane TV and its mean ± se
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, planeTv, Backend, toy2d } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, planeTv, Runtime, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });

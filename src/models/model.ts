@@ -115,7 +115,7 @@ function inputShapeOf(spec: ModelSpec): number[] {
  * @throws Error for an invalid spec or init scheme
  * @example
  * ```ts
- * import { buildModel, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("lenet"), { seed: 1 });

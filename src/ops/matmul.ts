@@ -16,7 +16,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import { type MatmulActivation, planMatmul } from "./_matmul_plan.ts";
 import src from "../../shaders/matmul.wgsl" with { type: "text" };

@@ -14,7 +14,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { checkShape, fmtShape, sizeOf, type Tensor } from "../backend.ts";
 import randomSrc from "../../shaders/random.wgsl" with { type: "text" };
 

@@ -13,7 +13,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import reduceSrc from "../../shaders/reduce.wgsl" with { type: "text" };
 

@@ -130,8 +130,8 @@ export function refLossRows(
       loss[i] = s * (-num / den);
       g(y, -s / den);
       g(oi, s / den);
-      g(order[0][1], s * num / den ** 2);
-      g(order[2][1], -s * num / den ** 2);
+      g(order[0][1], (s * num) / den / den);
+      g(order[2][1], (-s * num) / den / den);
     } else {
       const c = opts.c![i], kappa = opts.kappa ?? 0;
       const margin = opts.targeted ? ov - row[y] : row[y] - ov;

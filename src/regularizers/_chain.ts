@@ -38,7 +38,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import type { JacobianRole, Layer } from "../layers/layer.ts";
 import { axpy } from "../ops/elementwise.ts";

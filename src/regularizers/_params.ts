@@ -9,7 +9,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import type { Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import regSrc from "../../shaders/regularizers.wgsl" with { type: "text" };

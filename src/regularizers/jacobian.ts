@@ -140,7 +140,7 @@ class JacobianEngine extends ChainEngine {
  * @throws Error for an unsupported layer, a BatchNorm in training mode, or bad options
  * @example
  * ```ts
- * import { buildModel, jacobianPenalty, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, jacobianPenalty, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 }); // 2 → 64 → 64 → 4
@@ -212,7 +212,7 @@ export interface JacobianRegularizerOptions {
  *   buildModel,
  *   jacobianRegularizer,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

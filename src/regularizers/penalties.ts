@@ -159,7 +159,7 @@ export interface LambdaPenaltyOptions extends ParamPenaltyOptions {
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  * @example
  * ```ts
- * import { buildModel, l1Penalty, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, l1Penalty, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -190,7 +190,7 @@ export function l1Penalty(
  * @returns `value` [1] f32 (`opts.out` or new, the caller disposes)
  * @example
  * ```ts
- * import { buildModel, l2Penalty, modelSpecFromName, Backend } from "@regula/regula";
+ * import { buildModel, l2Penalty, modelSpecFromName, Runtime } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });
@@ -463,7 +463,7 @@ export function l1Regularizer(opts: LambdaRegularizerOptions = {}): Regularizer 
  *   buildModel,
  *   l2Regularizer,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   toy2d,
  *   train,
  * } from "@regula/regula";

@@ -32,7 +32,7 @@ export interface HardSvbOptions extends JacobiOptions {
  * @throws Error for ε < 0
  * @example
  * ```ts
- * import { buildModel, hardSvb, modelSpecFromName, Backend, weightStats } from "@regula/regula";
+ * import { buildModel, hardSvb, modelSpecFromName, Runtime, weightStats } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });

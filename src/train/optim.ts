@@ -33,7 +33,7 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Kernel } from "../gpu/kernel.ts";
+import type { Kernel } from "../kernel.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import optimSrc from "../../shaders/optim.wgsl" with { type: "text" };

@@ -26,7 +26,7 @@
  * import {
  *   buildModel,
  *   modelSpecFromName,
- *   Backend,
+ *   Runtime,
  *   splitDataset,
  *   toy2d,
  *   train,
@@ -317,7 +317,7 @@ class GpuSums {
  * @throws Error if the model does not fit the data
  * @example
  * ```ts
- * import { buildModel, evaluate, modelSpecFromName, Backend, toy2d } from "@regula/regula";
+ * import { buildModel, evaluate, modelSpecFromName, Runtime, toy2d } from "@regula/regula";
  *
  * const rt = await Runtime.create();
  * const model = buildModel(rt, modelSpecFromName("mlp"), { seed: 0 });

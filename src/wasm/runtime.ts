@@ -41,7 +41,7 @@ import {
 } from "./tensor.ts";
 import { CONTROL, type WorkerInit, workerSource } from "./_worker.ts";
 import { TWINS } from "./kernels/mod.ts";
-import { bindingLayout, type Kernel } from "../gpu/kernel.ts";
+import { bindingLayout, type Kernel } from "../kernel.ts";
 import {
   type Backend,
   type BackendLimits,

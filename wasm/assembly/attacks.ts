@@ -1,5 +1,8 @@
 // regula WebAssembly kernels: the twins of the attacks WGSL family (src/wasm/kernels/attacks.ts calls them).
 // Every export here becomes an export of the module (index.ts re-exports this file).
+
+import { at } from "./_common";
+
 /**
  * The steps of the adversarial attacks (shaders/attacks.wgsl, whose header gives the math and
  * its sources): FGSM/PGD L∞ sign steps, L2 steps and random starts, per-row attack losses,
@@ -29,10 +32,6 @@ const WG: i32 = 256;
 const LOWEST: f32 = -3.40282346638528859812e38;
 const HIGHEST: f32 = 3.40282346638528859812e38;
 const TINY: f32 = 1e-12;
-
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
 
 @inline function ld(base: usize, index: i32): f32 {
   return load<f32>(at(base, index));
@@ -730,8 +729,10 @@ export function attacks_lossRows(
       l = sign * (-num / den);
       st(g, ti, ld(g, ti) + sign * (<f32>-1 / den));
       st(g, oi, ld(g, oi) + sign * (<f32>1 / den));
-      st(g, <i32>am, ld(g, <i32>am) + sign * (num / (den * den)));
-      st(g, th, ld(g, th) - sign * (num / (den * den)));
+      // (num / den) / den, the WGSL's order (an exact 0 gradient when the loss saturates)
+      const q = (num / den) / den;
+      st(g, <i32>am, ld(g, <i32>am) + sign * q);
+      st(g, th, ld(g, th) - sign * q);
     } else {
       let ov = LOWEST;
       let oi = 0;

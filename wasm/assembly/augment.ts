@@ -6,9 +6,7 @@
 // (flip, padded crop) and inverse affine M with bilinear interpolation and zero fill. Pointers are
 // byte offsets into the memory, counts are elements.
 
-@inline function at(base: usize, index: u32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from "./_common";
 
 /** WGSL's clamp(v, lo, hi) = min(max(v, lo), hi), with NaN taken to lo so the i32 cast is defined. */
 @inline function clampf(v: f32, lo: f32, hi: f32): f32 {

@@ -16,11 +16,9 @@
 // channels per f32x4 (S = 1).
 // Pointers are byte offsets of element 0 of each buffer.
 
-import { dotCentered, ROWS, sum, sumSqDev } from "./_sums";
-
-@inline function at(base: usize, i: usize): usize {
-  return base + (i << 2);
-}
+import { at } from "./_common";
+import { BN_DX, CENTER, channelMap, SCALE } from "./_channels";
+import { CENTERED, channel, channels4, SQ_DEV, SUM } from "./_sums";
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
   const fm = <f32>m;
@@ -53,53 +51,22 @@ export function batchnorm_stats(
   if (s == 1) {
     const step = <usize>channels << 2;
     const vfm = f32x4.splat(fm);
+    const none = f32x4.splat(0);
     for (; c + 4 <= end; c += 4) {
-      let acc = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        let p = at(x, <usize>b0 * channels + c);
-        for (let i = b0; i < b1; i++) {
-          blk = f32x4.add(blk, v128.load(p));
-          p += step;
-        }
-        acc = f32x4.add(acc, blk);
-      }
-      const mean = f32x4.div(acc, vfm);
-      let q = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        let p = at(x, <usize>b0 * channels + c);
-        for (let i = b0; i < b1; i++) {
-          const d = f32x4.sub(v128.load(p), mean);
-          blk = f32x4.add(blk, f32x4.mul(d, d));
-          p += step;
-        }
-        q = f32x4.add(q, blk);
-      }
+      const p = at(x, c);
+      const mean = f32x4.div(channels4(SUM, p, 0, b, step, none, none), vfm);
+      const q = channels4(SQ_DEV, p, 0, b, step, mean, none);
       putStats(stats, channels, c, f32x4.extract_lane(mean, 0), f32x4.extract_lane(q, 0), m, eps);
       putStats(stats, channels, c + 1, f32x4.extract_lane(mean, 1), f32x4.extract_lane(q, 1), m, eps);
       putStats(stats, channels, c + 2, f32x4.extract_lane(mean, 2), f32x4.extract_lane(q, 2), m, eps);
       putStats(stats, channels, c + 3, f32x4.extract_lane(mean, 3), f32x4.extract_lane(q, 3), m, eps);
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
-    let acc: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let i = b0; i < b1; i++) blk += sum(at(x, (<usize>i * channels + c) * s), s);
-      acc += blk;
-    }
-    const mean = acc / fm;
-    let q: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let i = b0; i < b1; i++) blk += sumSqDev(at(x, (<usize>i * channels + c) * s), s, mean);
-      q += blk;
-    }
+    const p = at(x, <usize>c * s);
+    const mean = channel(SUM, p, 0, b, rowBytes, s, 0, 0) / fm;
+    const q = channel(SQ_DEV, p, 0, b, rowBytes, s, mean, 0);
     putStats(stats, channels, c, mean, q, m, eps);
   }
 }
@@ -130,48 +97,18 @@ export function batchnorm_bwdReduce(
     for (; c + 4 <= end; c += 4) {
       const mean = v128.load(at(stats, c));
       const invstd = v128.load(at(stats, <usize>channels + c));
-      let sd = f32x4.splat(0);
-      let sdx = f32x4.splat(0);
-      for (let b0 = 0; b0 < b; b0 += ROWS) {
-        const b1 = min<i32>(b, b0 + ROWS);
-        let bd = f32x4.splat(0);
-        let bdx = f32x4.splat(0);
-        const k = <usize>b0 * channels + c;
-        let pd = at(dy, k);
-        let px = at(x, k);
-        for (let i = b0; i < b1; i++) {
-          const d = v128.load(pd);
-          bd = f32x4.add(bd, d);
-          bdx = f32x4.add(bdx, f32x4.mul(f32x4.mul(d, f32x4.sub(v128.load(px), mean)), invstd));
-          pd += step;
-          px += step;
-        }
-        sd = f32x4.add(sd, bd);
-        sdx = f32x4.add(sdx, bdx);
-      }
-      v128.store(at(stats, row3 + c), sd);
-      v128.store(at(stats, row4 + c), sdx);
+      const pd = at(dy, c), px = at(x, c);
+      v128.store(at(stats, row3 + c), channels4(SUM, pd, 0, b, step, mean, invstd));
+      v128.store(at(stats, row4 + c), channels4(CENTERED, pd, px, b, step, mean, invstd));
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
     const mean = load<f32>(at(stats, c));
     const invstd = load<f32>(at(stats, <usize>channels + c));
-    let sd: f32 = 0;
-    let sdx: f32 = 0;
-    for (let b0 = 0; b0 < b; b0 += ROWS) {
-      const b1 = min<i32>(b, b0 + ROWS);
-      let bd: f32 = 0;
-      let bdx: f32 = 0;
-      for (let i = b0; i < b1; i++) {
-        const k = (<usize>i * channels + c) * s;
-        bd += sum(at(dy, k), s);
-        bdx += dotCentered(at(dy, k), at(x, k), s, mean, invstd);
-      }
-      sd += bd;
-      sdx += bdx;
-    }
-    store<f32>(at(stats, row3 + c), sd);
-    store<f32>(at(stats, row4 + c), sdx);
+    const pd = at(dy, <usize>c * s), px = at(x, <usize>c * s);
+    store<f32>(at(stats, row3 + c), channel(SUM, pd, 0, b, rowBytes, s, 0, 0));
+    store<f32>(at(stats, row4 + c), channel(CENTERED, pd, px, b, rowBytes, s, mean, invstd));
   }
 }
 
@@ -196,54 +133,11 @@ export function batchnorm_affine(
   stats: usize,
   mode: u32,
 ): void {
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        const g = f32x4.mul(v128.load(at(gamma, c)), v128.load(at(stats, <usize>channels + c)));
-        const xi = v128.load(at(x, i));
-        const r = mode == 0
-          ? f32x4.add(f32x4.mul(f32x4.sub(xi, v128.load(at(stats, c))), g), v128.load(at(beta, c)))
-          : f32x4.mul(xi, g);
-        v128.store(at(y, i), r);
-        i += 4;
-        c += 4;
-      } else {
-        const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
-        const xi = load<f32>(at(x, i));
-        store<f32>(
-          at(y, i),
-          mode == 0 ? (xi - load<f32>(at(stats, c))) * g + load<f32>(at(beta, c)) : xi * g,
-        );
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const g = load<f32>(at(gamma, c)) * load<f32>(at(stats, <usize>channels + c));
-    const vg = f32x4.splat(g);
-    if (mode == 0) {
-      const mean = load<f32>(at(stats, c));
-      const sh = load<f32>(at(beta, c));
-      const vm = f32x4.splat(mean);
-      const vs = f32x4.splat(sh);
-      for (; i + 4 <= stop; i += 4) {
-        v128.store(at(y, i), f32x4.add(f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vg), vs));
-      }
-      for (; i < stop; i++) store<f32>(at(y, i), (load<f32>(at(x, i)) - mean) * g + sh);
-    } else {
-      for (; i + 4 <= stop; i += 4) v128.store(at(y, i), f32x4.mul(v128.load(at(x, i)), vg));
-      for (; i < stop; i++) store<f32>(at(y, i), load<f32>(at(x, i)) * g);
-    }
+  const invstd = stats + (<usize>channels << 2);
+  if (mode == 0) {
+    channelMap(CENTER, i0, count, channels, s, x, 0, y, gamma, invstd, beta, stats, 0, 0, 0);
+  } else {
+    channelMap(SCALE, i0, count, channels, s, x, 0, y, gamma, invstd, 0, 0, 0, 0, 0);
   }
 }
 
@@ -269,76 +163,12 @@ export function batchnorm_bwdDx(
   stats: usize,
   mode: u32,
 ): void {
-  const fm = <f32>(b * s);
-  const vfm = f32x4.splat(fm);
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    const row3 = 3 * <usize>channels;
-    const row4 = 4 * <usize>channels;
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        const invstd = v128.load(at(stats, <usize>channels + c));
-        const g = f32x4.mul(v128.load(at(gamma, c)), invstd);
-        const d = v128.load(at(dy, i));
-        if (mode == 1) {
-          v128.store(at(dx, i), f32x4.mul(g, d));
-        } else {
-          const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), v128.load(at(stats, c))), invstd);
-          const t1 = f32x4.div(v128.load(at(stats, row3 + c)), vfm);
-          const t2 = f32x4.div(f32x4.mul(xh, v128.load(at(stats, row4 + c))), vfm);
-          v128.store(at(dx, i), f32x4.mul(g, f32x4.sub(f32x4.sub(d, t1), t2)));
-        }
-        i += 4;
-        c += 4;
-      } else {
-        const invstd = load<f32>(at(stats, <usize>channels + c));
-        const g = load<f32>(at(gamma, c)) * invstd;
-        const d = load<f32>(at(dy, i));
-        if (mode == 1) {
-          store<f32>(at(dx, i), g * d);
-        } else {
-          const xh = (load<f32>(at(x, i)) - load<f32>(at(stats, c))) * invstd;
-          const t1 = load<f32>(at(stats, row3 + c)) / fm;
-          store<f32>(at(dx, i), g * (d - t1 - xh * load<f32>(at(stats, row4 + c)) / fm));
-        }
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const invstd = load<f32>(at(stats, <usize>channels + c));
-    const g = load<f32>(at(gamma, c)) * invstd;
-    const vg = f32x4.splat(g);
-    if (mode == 1) {
-      for (; i + 4 <= stop; i += 4) v128.store(at(dx, i), f32x4.mul(vg, v128.load(at(dy, i))));
-      for (; i < stop; i++) store<f32>(at(dx, i), g * load<f32>(at(dy, i)));
-      continue;
-    }
-    const mean = load<f32>(at(stats, c));
-    const t1 = load<f32>(at(stats, 3 * <usize>channels + c)) / fm;
-    const sdx = load<f32>(at(stats, 4 * <usize>channels + c));
-    const vm = f32x4.splat(mean);
-    const vi = f32x4.splat(invstd);
-    const vt1 = f32x4.splat(t1);
-    const vsdx = f32x4.splat(sdx);
-    for (; i + 4 <= stop; i += 4) {
-      const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), vm), vi);
-      const t2 = f32x4.div(f32x4.mul(xh, vsdx), vfm);
-      v128.store(at(dx, i), f32x4.mul(vg, f32x4.sub(f32x4.sub(v128.load(at(dy, i)), vt1), t2)));
-    }
-    for (; i < stop; i++) {
-      const xh = (load<f32>(at(x, i)) - mean) * invstd;
-      store<f32>(at(dx, i), g * (load<f32>(at(dy, i)) - t1 - xh * sdx / fm));
-    }
+  const invstd = stats + (<usize>channels << 2);
+  if (mode == 1) {
+    channelMap(SCALE, i0, count, channels, s, dy, 0, dx, gamma, invstd, 0, 0, 0, 0, 0);
+  } else {
+    const sd = stats + (3 * <usize>channels << 2), sdx = stats + (4 * <usize>channels << 2);
+    channelMap(BN_DX, i0, count, channels, s, x, dy, dx, gamma, invstd, 0, stats, sd, sdx, <f32>(b * s));
   }
 }
 

@@ -22,11 +22,8 @@
 // mode 2 by slabs or columns of dW) gives bitwise equal results.
 
 import { sgemm } from "./gemm";
-import { vsigmoid, vtanh } from "./_vmath";
-
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at, word } from "./_common";
+import { loadPartial, storePartial, vsigmoid, vtanh } from "./_vmath";
 
 // Field indices of the geometry block (u32 / i32 / f32 words) the host writes for one call.
 const G_M: i32 = 0; // O (all modes)
@@ -54,8 +51,19 @@ const G_N: i32 = 25; // C·kh·kw (columns of dW, rows of dcol)
 const G_KTOT: i32 = 26; // mode 2: B·OH·OW
 const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
 
-@inline function gi(g: usize, f: i32): i32 {
-  return load<i32>(g + (<usize>f << 2));
+/** The address held in word `f` of the geometry block. */
+@inline function addr(g: usize, f: i32): usize {
+  return <usize>load<u32>(at(g, f));
+}
+
+/** The first grid column px whose tap x = px·sx + bx lies in the image (x >= 0), at most gw. */
+@inline function firstIn(bx: i32, sx: i32, gw: i32): i32 {
+  return min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
+}
+
+/** The end of the grid columns whose tap x = px·sx + bx lies in the image (x < pw), at least xa. */
+@inline function endIn(bx: i32, sx: i32, pw: i32, gw: i32, xa: i32): i32 {
+  return max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
 }
 
 /**
@@ -65,10 +73,10 @@ const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
  * counters (no division per segment); the in-image x range of a row depends only on kx.
  */
 function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: usize, ld: i32): void {
-  const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
-  const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
-  const sy = gi(g, G_SY), sx = gi(g, G_SX);
-  const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  const ph = word(g, G_PH), pw = word(g, G_PW), gw = word(g, G_GW);
+  const kh = word(g, G_KH), kw = word(g, G_KW), kk = kh * kw;
+  const sy = word(g, G_SY), sx = word(g, G_SX);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
   const zero = f32x4.splat(0);
   const py0 = q0 / gw, pxs = q0 % gw;
   for (let r = r0; r < r1; r++) {
@@ -77,8 +85,7 @@ function unfold(g: usize, src: usize, r0: i32, r1: i32, q0: i32, q1: i32, dst: u
     const plane = at(src, ch * ph * pw);
     const bx = kx + ox;
     // px with an in-image x = px·sx + bx: [xa, xe) of the grid row.
-    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
-    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const xa = firstIn(bx, sx, gw), xe = endIn(bx, sx, pw, gw, xa);
     let o = at(dst, (r - r0) * ld);
     let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
@@ -159,11 +166,11 @@ function epilogue(m: i32, n: i32, c: usize, ldc: i32, bias: usize, act: i32): vo
       v128.store(p, activate4(act, v));
     }
     // The tail through the same lanes, so that a value never depends on where a block ends.
-    for (; j < n; j++) {
+    if (j < n) {
       const p = at(row, j);
-      let v = f32x4.splat(load<f32>(p));
+      let v = loadPartial(p, n - j, 0);
       if (bias != 0) v = f32x4.add(v, vb);
-      store<f32>(p, f32x4.extract_lane(activate4(act, v), 0));
+      storePartial(p, activate4(act, v), n - j);
     }
   }
 }
@@ -174,16 +181,16 @@ function epilogue(m: i32, n: i32, c: usize, ldc: i32, bias: usize, act: i32): vo
  * Output (O, OH·OW) per image: act(W · unfold + bias[o] + beta · out).
  */
 export function conv2d_gemm(g: usize, b0: i32, b1: i32, q0: i32, q1: i32, col: usize, scratch: usize): void {
-  const m = gi(g, G_M), k = gi(g, G_K);
-  const a = <usize>load<u32>(g + (<usize>G_A << 2));
-  const src = <usize>load<u32>(g + (<usize>G_SRC << 2));
-  const out = <usize>load<u32>(g + (<usize>G_OUT << 2));
-  const bias = <usize>load<u32>(g + (<usize>G_BIAS << 2));
-  const act = gi(g, G_ACT);
-  const beta = load<f32>(g + (<usize>G_BETA << 2));
-  const chunk = gi(g, G_CHUNK);
-  const srcImg = gi(g, G_SRC_IMG), outImg = gi(g, G_OUT_IMG);
-  const npos = gi(g, G_GH) * gi(g, G_GW);
+  const m = word(g, G_M), k = word(g, G_K);
+  const a = addr(g, G_A);
+  const src = addr(g, G_SRC);
+  const out = addr(g, G_OUT);
+  const bias = addr(g, G_BIAS);
+  const act = word(g, G_ACT);
+  const beta = load<f32>(at(g, G_BETA));
+  const chunk = word(g, G_CHUNK);
+  const srcImg = word(g, G_SRC_IMG), outImg = word(g, G_OUT_IMG);
+  const npos = word(g, G_GH) * word(g, G_GW);
   for (let b = b0; b < b1; b++) {
     const s = at(src, b * srcImg);
     const o = at(out, b * outImg);
@@ -202,15 +209,15 @@ export function conv2d_gemm(g: usize, b0: i32, b1: i32, q0: i32, q1: i32, col: u
  * dy[b, :, p] ⊗ unfold(x[b])[:, p], in chunks of at most `chunk` positions within an image.
  */
 export function conv2d_wgrad(g: usize, z0: i32, z1: i32, n0: i32, n1: i32, col: usize, scratch: usize): void {
-  const m = gi(g, G_M), n = gi(g, G_N);
-  const dy = <usize>load<u32>(g + (<usize>G_A << 2));
-  const x = <usize>load<u32>(g + (<usize>G_SRC << 2));
-  const out = <usize>load<u32>(g + (<usize>G_OUT << 2));
-  const beta = load<f32>(g + (<usize>G_BETA << 2));
-  const chunk = gi(g, G_CHUNK);
-  const srcImg = gi(g, G_SRC_IMG);
-  const ktot = gi(g, G_KTOT), kchunk = gi(g, G_KCHUNK);
-  const npos = gi(g, G_GH) * gi(g, G_GW);
+  const m = word(g, G_M), n = word(g, G_N);
+  const dy = addr(g, G_A);
+  const x = addr(g, G_SRC);
+  const out = addr(g, G_OUT);
+  const beta = load<f32>(at(g, G_BETA));
+  const chunk = word(g, G_CHUNK);
+  const srcImg = word(g, G_SRC_IMG);
+  const ktot = word(g, G_KTOT), kchunk = word(g, G_KCHUNK);
+  const npos = word(g, G_GH) * word(g, G_GW);
   const nn = n1 - n0;
   if (nn <= 0) return;
   for (let z = z0; z < z1; z++) {
@@ -245,18 +252,17 @@ export function conv2d_wgrad(g: usize, z0: i32, z1: i32, n0: i32, n1: i32, col: 
  * dx[c, oy·sy + ky - ph, ox·sx + kx - pw] when that lies in the image (col2im).
  */
 function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usize, ld: i32): void {
-  const ph = gi(g, G_PH), pw = gi(g, G_PW), gw = gi(g, G_GW);
-  const kh = gi(g, G_KH), kw = gi(g, G_KW), kk = kh * kw;
-  const sy = gi(g, G_SY), sx = gi(g, G_SX);
-  const oy = gi(g, G_OY), ox = gi(g, G_OX);
+  const ph = word(g, G_PH), pw = word(g, G_PW), gw = word(g, G_GW);
+  const kh = word(g, G_KH), kw = word(g, G_KW), kk = kh * kw;
+  const sy = word(g, G_SY), sx = word(g, G_SX);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
   const py0 = q0 / gw, pxs = q0 % gw;
   for (let r = r0; r < r1; r++) {
     const ch = r / kk, rr = r % kk;
     const ky = rr / kw, kx = rr % kw;
     const plane = at(dst, ch * ph * pw);
     const bx = kx + ox;
-    const xa = min<i32>(max<i32>((-bx + sx - 1) / sx, 0), gw);
-    const xe = max<i32>(min<i32>(bx >= pw ? 0 : (pw - bx + sx - 1) / sx, gw), xa);
+    const xa = firstIn(bx, sx, gw), xe = endIn(bx, sx, pw, gw, xa);
     const row = at(src, (r - r0) * ld);
     let py = py0, px0 = pxs, q = q0;
     while (q < q1) {
@@ -302,19 +308,19 @@ function fold(g: usize, dst: usize, r0: i32, r1: i32, q0: i32, q1: i32, src: usi
  * chunks in order.
  */
 export function conv2d_dgrad(g: usize, b0: i32, b1: i32, c0: i32, c1: i32, col: usize, scratch: usize): void {
-  const cout = gi(g, G_M), kcols = gi(g, G_N);
-  const w = <usize>load<u32>(g + (<usize>G_A << 2));
-  const dy = <usize>load<u32>(g + (<usize>G_SRC << 2));
-  const dx = <usize>load<u32>(g + (<usize>G_OUT << 2));
-  const beta = load<f32>(g + (<usize>G_BETA << 2));
-  const chunk = gi(g, G_CHUNK);
-  const dxImg = gi(g, G_SRC_IMG);
-  const npos = gi(g, G_GH) * gi(g, G_GW);
-  const kk = gi(g, G_KH) * gi(g, G_KW);
+  const cout = word(g, G_M), kcols = word(g, G_N);
+  const w = addr(g, G_A);
+  const dy = addr(g, G_SRC);
+  const dx = addr(g, G_OUT);
+  const beta = load<f32>(at(g, G_BETA));
+  const chunk = word(g, G_CHUNK);
+  const dxImg = word(g, G_SRC_IMG);
+  const npos = word(g, G_GH) * word(g, G_GW);
+  const kk = word(g, G_KH) * word(g, G_KW);
   const r0 = c0 * kk, r1 = c1 * kk;
   for (let b = b0; b < b1; b++) {
     const img = at(dx, b * dxImg);
-    const plane = gi(g, G_PH) * gi(g, G_PW);
+    const plane = word(g, G_PH) * word(g, G_PW);
     const d0 = at(img, c0 * plane), len = (c1 - c0) * plane;
     if (beta == 0) memory.fill(d0, 0, <usize>len << 2);
     else for (let i = 0; i < len; i++) store<f32>(at(d0, i), beta * load<f32>(at(d0, i)));

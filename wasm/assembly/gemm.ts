@@ -1,3 +1,5 @@
+import { at } from "./_common";
+
 /**
  * regula's WebAssembly CPU kernels (AssemblyScript, 128-bit SIMD).
  *
@@ -52,10 +54,6 @@ export function scratchBytes(): usize {
 /** First byte the host may use (everything below is the module's static data). */
 export function heapBase(): usize {
   return __heap_base;
-}
-
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
 }
 
 /**

@@ -7,8 +7,20 @@
 // same order as one WGSL invocation does (sequential loops over a row), so any split across
 // threads gives bitwise the same result. exp and log are Mathf's (a few ulp from the GPU's).
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
+import { at } from "./_common";
+
+/** The largest of u[o + j], j < c (the WGSL's running max; c >= 1). */
+@inline function rowMax(u: usize, o: i32, c: i32): f32 {
+  let m = load<f32>(at(u, o));
+  for (let j = 1; j < c; j++) m = max<f32>(m, load<f32>(at(u, o + j)));
+  return m;
+}
+
+/** Σ exp(u[o + j] - m), j < c, in order. */
+@inline function sumExp(u: usize, o: i32, c: i32, m: f32): f32 {
+  let z: f32 = 0;
+  for (let j = 0; j < c; j++) z += Mathf.exp(load<f32>(at(u, o + j)) - m);
+  return z;
 }
 
 /** normalize_rows_main over rows [r0, r1) of out (n, c): each row divided by its norm. */
@@ -41,10 +53,8 @@ export function jacobian_confidence(
 ): void {
   for (let r = r0; r < r1; r++) {
     const o = r * c;
-    let m = load<f32>(at(u, o));
-    for (let j = 1; j < c; j++) m = max<f32>(m, load<f32>(at(u, o + j)));
-    let z: f32 = 0;
-    for (let j = 0; j < c; j++) z += Mathf.exp(load<f32>(at(u, o + j)) - m);
+    const m = rowMax(u, o, c);
+    const z = sumExp(u, o, c, m);
     const lse = m + Mathf.log(z);
     let h: f32 = 0;
     for (let j = 0; j < c; j++) {
@@ -72,10 +82,8 @@ export function jacobian_confidence(
 export function jacobian_softmaxHvp(u: usize, v: usize, out: usize, c: i32, r0: i32, r1: i32): void {
   for (let r = r0; r < r1; r++) {
     const o = r * c;
-    let m = load<f32>(at(u, o));
-    for (let j = 1; j < c; j++) m = max<f32>(m, load<f32>(at(u, o + j)));
-    let z: f32 = 0;
-    for (let j = 0; j < c; j++) z += Mathf.exp(load<f32>(at(u, o + j)) - m);
+    const m = rowMax(u, o, c);
+    const z = sumExp(u, o, c, m);
     let pt: f32 = 0;
     for (let j = 0; j < c; j++) {
       pt += Mathf.exp(load<f32>(at(u, o + j)) - m) / z * load<f32>(at(v, o + j));

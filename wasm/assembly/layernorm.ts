@@ -13,14 +13,8 @@
 // gives bitwise the same result. Reductions sum in four SIMD lanes, then ((l0 + l1) + (l2 + l3))
 // (the WGSL's tree order differs: equal within float32 rounding, not bitwise).
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
-    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { at } from "./_common";
+import { hsum } from "./_vmath";
 
 /** γ (or 1) for four consecutive elements of a run: a vector of γ when `step` is 1, else a splat. */
 @inline function gammaVec(g: usize, step: i32, k: i32): v128 {

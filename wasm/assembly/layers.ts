@@ -10,11 +10,9 @@
 // WGSL sums with a tree in workgroup memory instead: the two agree to float32 rounding only.
 // Pointers are byte offsets of element 0 of each buffer.
 
-import { dot, ROWS, sum } from "./_sums";
-
-@inline function at(base: usize, i: usize): usize {
-  return base + (i << 2);
-}
+import { at } from "./_common";
+import { channelMap, SCALE, SCALE_SHIFT } from "./_channels";
+import { channel, channels4, DOT, SUM } from "./_sums";
 
 /**
  * sum_parts_main on elements [i0, i0 + count): out[i] = Σ_{z < parts} u[z·len + i] (z ascending),
@@ -80,30 +78,16 @@ export function layers_channelSum(
   if (s == 1) {
     const step = <usize>channels << 2;
     const vb = f32x4.splat(beta);
+    const none = f32x4.splat(0);
     for (; c + 4 <= end; c += 4) {
-      let acc = f32x4.splat(0);
-      for (let b0 = 0; b0 < n; b0 += ROWS) {
-        const b1 = min<i32>(n, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        let p = at(u, <usize>b0 * channels + c);
-        for (let b = b0; b < b1; b++) {
-          blk = f32x4.add(blk, v128.load(p));
-          p += step;
-        }
-        acc = f32x4.add(acc, blk);
-      }
+      let acc = channels4(SUM, at(u, c), 0, n, step, none, none);
       if (hasBeta) acc = f32x4.add(acc, f32x4.mul(vb, v128.load(at(out, c))));
       v128.store(at(out, c), acc);
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
-    let acc: f32 = 0;
-    for (let b0 = 0; b0 < n; b0 += ROWS) {
-      const b1 = min<i32>(n, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let b = b0; b < b1; b++) blk += sum(at(u, (<usize>b * channels + c) * s), s);
-      acc += blk;
-    }
+    let acc = channel(SUM, at(u, <usize>c * s), 0, n, rowBytes, s, 0, 0);
     if (hasBeta) acc += beta * load<f32>(at(out, c));
     store<f32>(at(out, c), acc);
   }
@@ -128,47 +112,10 @@ export function layers_channelAffine(
   out: usize,
   hasShift: i32,
 ): void {
-  const end = i0 + count;
-  let i = i0;
-  if (s == 1) {
-    // c = i % C: four adjacent channels per f32x4 (the same operations per element).
-    let c = i0 % channels;
-    while (i < end) {
-      if (c + 4 <= channels && i + 4 <= end) {
-        let r = f32x4.mul(v128.load(at(u, i)), v128.load(at(v, c)));
-        if (hasShift) r = f32x4.add(r, v128.load(at(w, c)));
-        v128.store(at(out, i), r);
-        i += 4;
-        c += 4;
-      } else {
-        let r = load<f32>(at(u, i)) * load<f32>(at(v, c));
-        if (hasShift) r += load<f32>(at(w, c));
-        store<f32>(at(out, i), r);
-        i++;
-        c++;
-      }
-      if (c == channels) c = 0;
-    }
-    return;
-  }
-  while (i < end) {
-    // One run of equal c: the rest of the current row of s elements.
-    const row = i / s;
-    const c = row % channels;
-    const stop = min<u32>(end, (row + 1) * s);
-    const sc = load<f32>(at(v, c));
-    const sh: f32 = hasShift ? load<f32>(at(w, c)) : 0;
-    const vsc = f32x4.splat(sc);
-    const vsh = f32x4.splat(sh);
-    if (hasShift) {
-      for (; i + 4 <= stop; i += 4) {
-        v128.store(at(out, i), f32x4.add(f32x4.mul(v128.load(at(u, i)), vsc), vsh));
-      }
-      for (; i < stop; i++) store<f32>(at(out, i), load<f32>(at(u, i)) * sc + sh);
-    } else {
-      for (; i + 4 <= stop; i += 4) v128.store(at(out, i), f32x4.mul(v128.load(at(u, i)), vsc));
-      for (; i < stop; i++) store<f32>(at(out, i), load<f32>(at(u, i)) * sc);
-    }
+  if (hasShift) {
+    channelMap(SCALE_SHIFT, i0, count, channels, s, u, 0, out, v, 0, w, 0, 0, 0, 0);
+  } else {
+    channelMap(SCALE, i0, count, channels, s, u, 0, out, v, 0, 0, 0, 0, 0, 0);
   }
 }
 
@@ -259,37 +206,18 @@ export function layers_bnGamma(
   if (s == 1) {
     const step = <usize>channels << 2;
     const veps = f32x4.splat(eps);
+    const none = f32x4.splat(0);
     for (; c + 4 <= end; c += 4) {
-      let acc = f32x4.splat(0);
-      for (let b0 = 0; b0 < n; b0 += ROWS) {
-        const b1 = min<i32>(n, b0 + ROWS);
-        let blk = f32x4.splat(0);
-        const k = <usize>b0 * channels + c;
-        let pu = at(u, k);
-        let pv = at(v, k);
-        for (let b = b0; b < b1; b++) {
-          blk = f32x4.add(blk, f32x4.mul(v128.load(pu), v128.load(pv)));
-          pu += step;
-          pv += step;
-        }
-        acc = f32x4.add(acc, blk);
-      }
+      const acc = channels4(DOT, at(u, c), at(v, c), n, step, none, none);
       const o = at(out, c);
       const r = f32x4.div(acc, f32x4.sqrt(f32x4.add(v128.load(at(w, c)), veps)));
       v128.store(o, f32x4.add(v128.load(o), r));
     }
   }
+  const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
-    let acc: f32 = 0;
-    for (let b0 = 0; b0 < n; b0 += ROWS) {
-      const b1 = min<i32>(n, b0 + ROWS);
-      let blk: f32 = 0;
-      for (let b = b0; b < b1; b++) {
-        const k = (<usize>b * channels + c) * s;
-        blk += dot(at(u, k), at(v, k), s);
-      }
-      acc += blk;
-    }
+    const k = <usize>c * s;
+    const acc = channel(DOT, at(u, k), at(v, k), n, rowBytes, s, 0, 0);
     const o = at(out, c);
     store<f32>(o, load<f32>(o) + acc / Mathf.sqrt(load<f32>(at(w, c)) + eps));
   }

@@ -7,9 +7,8 @@
 // Pointers are byte offsets into the memory, counts are elements; u32 arithmetic wraps as in WGSL,
 // and integer division by a zero param gives WGSL's results (x / 0 = x, x % 0 = 0).
 
-@inline function at(base: usize, index: u32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from "./_common";
+import { hsum } from "./_vmath";
 
 @inline function udiv(a: u32, b: u32): u32 {
   return b == 0 ? a : a / b;
@@ -17,11 +16,6 @@
 
 @inline function urem(a: u32, b: u32): u32 {
   return b == 0 ? 0 : a % b;
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
-    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
 /**

@@ -9,9 +9,7 @@
 // call these per slot. The flags are uniform over a call: the branches are taken per call, not per
 // element. Pointers are byte offsets of the part's first element.
 
-@inline function ptr4(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
+import { at } from "./_common";
 
 /**
  * torch.optim.SGD on n elements: d = ±g (+ wd·w); with momentum, buf = first ? d :
@@ -43,32 +41,32 @@ export function optim_sgd(
   const zero = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const w = v128.load(ptr4(param, i));
-    let d = v128.load(ptr4(grad, i));
-    if (zeroGrad) v128.store(ptr4(grad, i), zero);
+    const w = v128.load(at(param, i));
+    let d = v128.load(at(grad, i));
+    if (zeroGrad) v128.store(at(grad, i), zero);
     if (maximize) d = f32x4.neg(d);
     if (hasWd) d = f32x4.add(d, f32x4.mul(vwd, w));
     if (hasMom) {
       const b = first
         ? d
-        : f32x4.add(f32x4.mul(v128.load(ptr4(buf, i)), vmom), f32x4.mul(vomd, d));
-      v128.store(ptr4(buf, i), b);
+        : f32x4.add(f32x4.mul(v128.load(at(buf, i)), vmom), f32x4.mul(vomd, d));
+      v128.store(at(buf, i), b);
       d = nesterov ? f32x4.add(d, f32x4.mul(vmom, b)) : b;
     }
-    v128.store(ptr4(param, i), f32x4.sub(w, f32x4.mul(vlr, d)));
+    v128.store(at(param, i), f32x4.sub(w, f32x4.mul(vlr, d)));
   }
   for (; i < n; i++) {
-    const w = load<f32>(ptr4(param, i));
-    let d = load<f32>(ptr4(grad, i));
-    if (zeroGrad) store<f32>(ptr4(grad, i), 0);
+    const w = load<f32>(at(param, i));
+    let d = load<f32>(at(grad, i));
+    if (zeroGrad) store<f32>(at(grad, i), 0);
     if (maximize) d = -d;
     if (hasWd) d = d + wd * w;
     if (hasMom) {
-      const b = first ? d : load<f32>(ptr4(buf, i)) * momentum + oneMinusDampening * d;
-      store<f32>(ptr4(buf, i), b);
+      const b = first ? d : load<f32>(at(buf, i)) * momentum + oneMinusDampening * d;
+      store<f32>(at(buf, i), b);
       d = nesterov ? d + momentum * b : b;
     }
-    store<f32>(ptr4(param, i), w - lr * d);
+    store<f32>(at(param, i), w - lr * d);
   }
 }
 
@@ -117,40 +115,40 @@ export function optim_adam(
   const zero = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    let w = v128.load(ptr4(param, i));
-    let g = v128.load(ptr4(grad, i));
-    if (zeroGrad) v128.store(ptr4(grad, i), zero);
+    let w = v128.load(at(param, i));
+    let g = v128.load(at(grad, i));
+    if (zeroGrad) v128.store(at(grad, i), zero);
     if (maximize) g = f32x4.neg(g);
     if (decoupled) w = f32x4.mul(w, vdecay);
     else if (l2) g = f32x4.add(g, f32x4.mul(vwd, w));
-    const mi = f32x4.add(f32x4.mul(v128.load(ptr4(m, i)), vb1), f32x4.mul(vob1, g));
-    let vi = f32x4.add(f32x4.mul(v128.load(ptr4(v, i)), vb2), f32x4.mul(f32x4.mul(vob2, g), g));
-    v128.store(ptr4(m, i), mi);
-    v128.store(ptr4(v, i), vi);
+    const mi = f32x4.add(f32x4.mul(v128.load(at(m, i)), vb1), f32x4.mul(vob1, g));
+    let vi = f32x4.add(f32x4.mul(v128.load(at(v, i)), vb2), f32x4.mul(f32x4.mul(vob2, g), g));
+    v128.store(at(m, i), mi);
+    v128.store(at(v, i), vi);
     if (amsgrad) {
-      vi = f32x4.max(v128.load(ptr4(vmax, i)), vi);
-      v128.store(ptr4(vmax, i), vi);
+      vi = f32x4.max(v128.load(at(vmax, i)), vi);
+      v128.store(at(vmax, i), vi);
     }
     const denom = f32x4.add(f32x4.div(f32x4.sqrt(vi), vbc2), veps);
-    v128.store(ptr4(param, i), f32x4.sub(w, f32x4.mul(vstep, f32x4.div(mi, denom))));
+    v128.store(at(param, i), f32x4.sub(w, f32x4.mul(vstep, f32x4.div(mi, denom))));
   }
   for (; i < n; i++) {
-    let w = load<f32>(ptr4(param, i));
-    let g = load<f32>(ptr4(grad, i));
-    if (zeroGrad) store<f32>(ptr4(grad, i), 0);
+    let w = load<f32>(at(param, i));
+    let g = load<f32>(at(grad, i));
+    if (zeroGrad) store<f32>(at(grad, i), 0);
     if (maximize) g = -g;
     if (decoupled) w = w * decay;
     else if (l2) g = g + wd * w;
-    const mi = load<f32>(ptr4(m, i)) * beta1 + oneMinusBeta1 * g;
-    let vi = load<f32>(ptr4(v, i)) * beta2 + oneMinusBeta2 * g * g;
-    store<f32>(ptr4(m, i), mi);
-    store<f32>(ptr4(v, i), vi);
+    const mi = load<f32>(at(m, i)) * beta1 + oneMinusBeta1 * g;
+    let vi = load<f32>(at(v, i)) * beta2 + oneMinusBeta2 * g * g;
+    store<f32>(at(m, i), mi);
+    store<f32>(at(v, i), vi);
     if (amsgrad) {
       // f32x4.max above: NaN if either is NaN; Mathf.max is the same.
-      vi = Mathf.max(load<f32>(ptr4(vmax, i)), vi);
-      store<f32>(ptr4(vmax, i), vi);
+      vi = Mathf.max(load<f32>(at(vmax, i)), vi);
+      store<f32>(at(vmax, i), vi);
     }
     const denom = Mathf.sqrt(vi) / bc2Sqrt + eps;
-    store<f32>(ptr4(param, i), w - stepSize * (mi / denom));
+    store<f32>(at(param, i), w - stepSize * (mi / denom));
   }
 }

@@ -9,22 +9,16 @@
 // Geometry (the WGSL's override constants) comes in a block of 11 i32 words at `g`:
 // H, W, OH, OW, KH, KW, SH, SW, PH, PW, INCLUDE_PAD.
 
-@inline function gi(g: usize, f: i32): i32 {
-  return load<i32>(g + (<usize>f << 2));
-}
-
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at, word } from "./_common";
 
 /** divisor() of shaders/pool.wgsl for window (oy, ox). */
 @inline function divisor(g: usize, oy: i32, ox: i32): f32 {
-  const kh = gi(g, 4), kw = gi(g, 5);
-  if (gi(g, 10) != 0) return <f32>(kh * kw);
-  const y0 = oy * gi(g, 6) - gi(g, 8);
-  const x0 = ox * gi(g, 7) - gi(g, 9);
-  const ny = min<i32>(y0 + kh, gi(g, 0)) - max<i32>(y0, 0);
-  const nx = min<i32>(x0 + kw, gi(g, 1)) - max<i32>(x0, 0);
+  const kh = word(g, 4), kw = word(g, 5);
+  if (word(g, 10) != 0) return <f32>(kh * kw);
+  const y0 = oy * word(g, 6) - word(g, 8);
+  const x0 = ox * word(g, 7) - word(g, 9);
+  const ny = min<i32>(y0 + kh, word(g, 0)) - max<i32>(y0, 0);
+  const nx = min<i32>(x0 + kw, word(g, 1)) - max<i32>(x0, 0);
   return <f32>(ny * nx);
 }
 
@@ -34,8 +28,8 @@
  * x (planes, H, W) f32, idx (planes, OH, OW) u32, y (planes, OH, OW) f32.
  */
 export function pool_maxForward(g: usize, x: usize, idx: usize, y: usize, p0: i32, p1: i32): void {
-  const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
-  const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
+  const h = word(g, 0), w = word(g, 1), oh = word(g, 2), ow = word(g, 3);
+  const kh = word(g, 4), kw = word(g, 5), sh = word(g, 6), sw = word(g, 7), ph = word(g, 8), pw = word(g, 9);
   // 2×2 windows with stride 2 and no padding (LeNet, DDNet): four outputs at a time, the
   // window's four values deinterleaved from two rows, compared in the loop's order.
   const pairs = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
@@ -102,8 +96,8 @@ export function pool_maxForward(g: usize, x: usize, idx: usize, y: usize, p0: i3
  * dy (planes, OH, OW) f32, idx (planes, OH, OW) u32, dx (planes, H, W) f32.
  */
 export function pool_maxBackward(g: usize, dy: usize, idx: usize, dx: usize, p0: i32, p1: i32): void {
-  const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
-  const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
+  const h = word(g, 0), w = word(g, 1), oh = word(g, 2), ow = word(g, 3);
+  const kh = word(g, 4), kw = word(g, 5), sh = word(g, 6), sw = word(g, 7), ph = word(g, 8), pw = word(g, 9);
   const tiles = sh == kh && sw == kw && ph == 0 && pw == 0;
   const pairs = tiles && kh == 2 && kw == 2;
   const lanes = i32x4(0, 2, 4, 6);
@@ -172,7 +166,7 @@ export function pool_maxBackward(g: usize, dy: usize, idx: usize, dx: usize, p0:
  * tx (planes, H, W) f32, idx (planes, OH, OW) u32, ty (planes, OH, OW) f32.
  */
 export function pool_maxJvp(g: usize, tx: usize, idx: usize, ty: usize, p0: i32, p1: i32): void {
-  const hw = gi(g, 0) * gi(g, 1), ohw = gi(g, 2) * gi(g, 3);
+  const hw = word(g, 0) * word(g, 1), ohw = word(g, 2) * word(g, 3);
   for (let pl = p0; pl < p1; pl++) {
     const base = at(tx, pl * hw);
     for (let o = pl * ohw; o < (pl + 1) * ohw; o++) {
@@ -186,8 +180,8 @@ export function pool_maxJvp(g: usize, tx: usize, idx: usize, ty: usize, p0: i32,
  * x (planes, H, W) f32, y (planes, OH, OW) f32.
  */
 export function pool_avgForward(g: usize, x: usize, y: usize, p0: i32, p1: i32): void {
-  const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
-  const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
+  const h = word(g, 0), w = word(g, 1), oh = word(g, 2), ow = word(g, 3);
+  const kh = word(g, 4), kw = word(g, 5), sh = word(g, 6), sw = word(g, 7), ph = word(g, 8), pw = word(g, 9);
   for (let pl = p0; pl < p1; pl++) {
     const base = at(x, pl * h * w);
     let o = pl * oh * ow;
@@ -215,8 +209,8 @@ export function pool_avgForward(g: usize, x: usize, y: usize, p0: i32, p1: i32):
  * dy (planes, OH, OW) f32, dx (planes, H, W) f32.
  */
 export function pool_avgBackward(g: usize, dy: usize, dx: usize, p0: i32, p1: i32): void {
-  const h = gi(g, 0), w = gi(g, 1), oh = gi(g, 2), ow = gi(g, 3);
-  const kh = gi(g, 4), kw = gi(g, 5), sh = gi(g, 6), sw = gi(g, 7), ph = gi(g, 8), pw = gi(g, 9);
+  const h = word(g, 0), w = word(g, 1), oh = word(g, 2), ow = word(g, 3);
+  const kh = word(g, 4), kw = word(g, 5), sh = word(g, 6), sw = word(g, 7), ph = word(g, 8), pw = word(g, 9);
   for (let pl = p0; pl < p1; pl++) {
     const ob = pl * oh * ow;
     let i = pl * h * w;

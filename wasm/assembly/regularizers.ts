@@ -9,30 +9,8 @@
 // result. Reductions sum in four SIMD lanes, then ((l0 + l1) + (l2 + l3)): the WGSL's tree order
 // differs, so sums agree within float32 rounding, not bitwise.
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
-    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
-
-/** Σ x[j]² over j < n. */
-@inline function sumSquares(x: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const e = v128.load(at(x, j));
-    acc = f32x4.add(acc, f32x4.mul(e, e));
-  }
-  let s = hsum(acc);
-  for (; j < n; j++) {
-    const e = load<f32>(at(x, j));
-    s += e * e;
-  }
-  return s;
-}
+import { at, sumSquares } from "./_common";
+import { hsum } from "./_vmath";
 
 /** Each element of x[0..n) times f. */
 @inline function scale(x: usize, n: i32, f: f32): void {

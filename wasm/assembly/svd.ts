@@ -13,14 +13,8 @@
 // WGSL's tree order differs: equal within float32 rounding, so a pair at the skip threshold may
 // be rotated on one backend and not on the other; the singular values still agree to rounding).
 
-@inline function at(base: usize, i: i32): usize {
-  return base + (<usize>i << 2);
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) +
-    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { at, sumSquares } from "./_common";
+import { hsum } from "./_vmath";
 
 /** transpose_main over rows [j0, j1) of work (n, m) = srcᵀ, src (m, n). */
 export function svd_transpose(src: usize, work: usize, m: i32, n: i32, j0: i32, j1: i32): void {
@@ -120,22 +114,6 @@ export function svd_sweepEnd(flags: usize): void {
   store<u32>(flags, load<u32>(flags, 8) + 1, 8);
   if (load<u32>(flags, 4) == 0) store<u32>(flags, 1);
   store<u32>(flags, 0, 4);
-}
-
-/** Σ x[t]² over t < n. */
-@inline function sumSquares(x: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let t = 0;
-  for (; t + 4 <= n; t += 4) {
-    const e = v128.load(at(x, t));
-    acc = f32x4.add(acc, f32x4.mul(e, e));
-  }
-  let s = hsum(acc);
-  for (; t < n; t++) {
-    const e = load<f32>(at(x, t));
-    s += e * e;
-  }
-  return s;
 }
 
 /**

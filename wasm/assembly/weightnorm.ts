@@ -7,11 +7,8 @@
 // rounding), then the row is written four floats at a time.
 // Pointers are byte offsets of element 0 of each buffer.
 
+import { at } from "./_common";
 import { dot } from "./_sums";
-
-@inline function at(base: usize, i: usize): usize {
-  return base + (i << 2);
-}
 
 /**
  * weight_main on rows [o0, o0 + count): w[o, :] = (g[o] / ‖v[o, :]‖) · v[o, :].

@@ -21,6 +21,7 @@
 
 import type { WasmTensor } from "../tensor.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
+import { param, splitRange, splitWork } from "./_split.ts";
 
 /** Least elements per thread for the cheap elementwise steps (a worker wake-up costs ~10 µs). */
 const CHEAP = 1 << 15;
@@ -28,26 +29,6 @@ const CHEAP = 1 << 15;
 const TRANSCENDENTAL = 1 << 12;
 /** Least rows per thread for the per-row kernels. */
 const LEAST_ROWS = 512;
-
-/**
- * Splits `[0, count)` into at most `threads` ranges of at least `least` items each (one range
- * when the work is small), every start but the first a multiple of `align`.
- */
-export function splitRange(
-  count: number,
-  threads: number,
-  least: number,
-  align = 1,
-): [number, number][] {
-  const parts = Math.max(1, Math.min(threads, Math.floor(count / Math.max(least, 1))));
-  const per = Math.ceil(count / parts / align) * align;
-  const out: [number, number][] = [];
-  for (let s = 0; s < count || out.length === 0; s += per) {
-    out.push([s, Math.min(count, s + per)]);
-    if (per === 0) break;
-  }
-  return out;
-}
 
 function uint(kernel: string, p: Readonly<Record<string, number>>, name: string): number {
   const v = p[name];
@@ -60,11 +41,7 @@ function uint(kernel: string, p: Readonly<Record<string, number>>, name: string)
 }
 
 function real(kernel: string, p: Readonly<Record<string, number>>, name: string): number {
-  const v = p[name];
-  if (typeof v !== "number") {
-    throw new Error(`Kernel 'attacks.${kernel}': param '${name}' is missing`);
-  }
-  return v;
+  return param(`attacks.${kernel}`, p, name);
 }
 
 const SLOTS = ["src0", "src1", "dst0", "dst1", "dst2", "state", "rows", "labels"] as const;
@@ -84,7 +61,7 @@ const SRC0 = 0, SRC1 = 1, DST0 = 2, DST1 = 3, DST2 = 4, STATE = 5, ROWS = 6, LAB
 
 /** Per-sample kernels: parts of whole samples, at least CHEAP elements each, with scratch. */
 function sampleParts(rt: Parameters<Twin>[0], b: number, d: number): [number, number][] {
-  return splitRange(b, rt.threads, Math.ceil(CHEAP / Math.max(d, 1)));
+  return splitWork(rt, b, d, CHEAP);
 }
 
 /** An elementwise twin over `n` elements, `args(i0, i1)` the kernel's arguments of a range. */

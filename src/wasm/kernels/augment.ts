@@ -16,6 +16,7 @@
 
 import type { Twin, TwinFamily } from "./twin.ts";
 import type { WasmTensor } from "../tensor.ts";
+import { param, splitRange } from "./_split.ts";
 
 /** Output elements below which a part is not worth a thread. */
 const MIN_PART = 1 << 15;
@@ -32,11 +33,7 @@ const augmentMain: Twin = (
   params,
   constants,
 ) => {
-  const num = (name: string): number => {
-    const v = params[name];
-    if (!Number.isFinite(v)) throw new Error(`Kernel 'augment': param '${name}' is missing`);
-    return v;
-  };
+  const num = (name: string): number => param("augment", params, name);
   const count = num("count"), offset = num("offset");
   const height = num("height"), width = num("width"), sample = num("sample");
   const source = constants.SOURCE ?? 0;
@@ -60,10 +57,9 @@ const augmentMain: Twin = (
   else need(src, source === 1 ? Math.ceil(total / 4) : total, "src (count, sample)");
   if (affine === 1) need(mats, (offset + count) * 12, "mats (positions, 12)");
   if (source === 1) need(lut, 256, "lut (256,)");
-  const parts = Math.max(1, Math.min(rt.threads, Math.ceil(total / MIN_PART)));
-  const list: number[][] = [];
-  for (let i = 0; i < parts; i++) {
-    list.push([
+  rt.parallel(
+    "augment_gather",
+    splitRange(total, rt.threads, MIN_PART).map(([lo, hi]) => [
       src.ptr,
       labels.ptr,
       order.ptr,
@@ -79,11 +75,10 @@ const augmentMain: Twin = (
       indexed,
       affine,
       withLabels,
-      Math.floor((total * i) / parts),
-      Math.floor((total * (i + 1)) / parts),
-    ]);
-  }
-  rt.parallel("augment_gather", list);
+      lo,
+      hi,
+    ]),
+  );
 };
 
 /** Twins by kernel name, then entry point. */

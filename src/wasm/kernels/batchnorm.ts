@@ -15,7 +15,7 @@
  */
 
 import type { WasmTensor } from "../tensor.ts";
-import { ELEMENTWISE_MIN_PER_THREAD, gridItems, num, splitChannels, splitItems } from "./layers.ts";
+import { gridChannels, gridItems, MIN_WORK, param, splitWork } from "./_split.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
 
 /** (b, c, s) of the data kernels, checked against the bindings. */
@@ -25,7 +25,7 @@ function dims(
   data: readonly WasmTensor[],
   stats: WasmTensor,
 ): { b: number; c: number; s: number } {
-  const b = num(p, "b", kernel), c = num(p, "c", kernel), s = num(p, "s", kernel);
+  const b = param(kernel, p, "b"), c = param(kernel, p, "c"), s = param(kernel, p, "s");
   if (!(c >= 1 && s >= 1)) throw new Error(`Kernel '${kernel}': c and s must be >= 1`);
   for (const t of data) {
     if (t.size < b * c * s) {
@@ -38,22 +38,14 @@ function dims(
   return { b, c, s };
 }
 
-/** Channels a one-workgroup-per-channel kernel covers (`c = wid.x`). */
-function channelGrid(kernel: string, workgroups: readonly number[], c: number): number {
-  if (workgroups[0] > c) {
-    throw new Error(`Kernel '${kernel}': ${workgroups[0]} workgroups for ${c} channels`);
-  }
-  return workgroups[0];
-}
-
 const stats: Twin = (rt, [x, _aux, _y, _gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.stats";
   const { b, c, s } = dims(kernel, p, [x], st);
-  const channels = channelGrid(kernel, workgroups, c);
-  const eps = num(p, "eps", kernel);
+  const channels = gridChannels(kernel, workgroups, c);
+  const eps = param(kernel, p, "eps");
   rt.parallel(
     "batchnorm_stats",
-    splitChannels(channels, b * s, rt.threads)
+    splitWork(rt, channels, b * s)
       .map(([c0, c1]) => [c0, c1 - c0, b, c, s, x.ptr, st.ptr, eps]),
   );
 };
@@ -61,10 +53,10 @@ const stats: Twin = (rt, [x, _aux, _y, _gamma, _beta, st], p, _c, workgroups) =>
 const bwdReduce: Twin = (rt, [dy, x, _y, _gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.bwd_reduce";
   const { b, c, s } = dims(kernel, p, [dy, x], st);
-  const channels = channelGrid(kernel, workgroups, c);
+  const channels = gridChannels(kernel, workgroups, c);
   rt.parallel(
     "batchnorm_bwdReduce",
-    splitChannels(channels, 2 * b * s, rt.threads)
+    splitWork(rt, channels, 2 * b * s)
       .map(([c0, c1]) => [c0, c1 - c0, b, c, s, dy.ptr, x.ptr, st.ptr]),
   );
 };
@@ -72,11 +64,11 @@ const bwdReduce: Twin = (rt, [dy, x, _y, _gamma, _beta, st], p, _c, workgroups) 
 const affine: Twin = (rt, [x, _aux, y, gamma, beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.affine";
   const { b, c, s } = dims(kernel, p, [x, y], st);
-  const mode = num(p, "mode", kernel) === 0 ? 0 : 1;
+  const mode = param(kernel, p, "mode") === 0 ? 0 : 1;
   const n = gridItems(b * c * s, workgroups);
   rt.parallel(
     "batchnorm_affine",
-    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD)
+    splitWork(rt, n, 1, MIN_WORK, 4)
       .map(([i0, i1]) => [i0, i1 - i0, c, s, x.ptr, y.ptr, gamma.ptr, beta.ptr, st.ptr, mode]),
   );
 };
@@ -84,12 +76,12 @@ const affine: Twin = (rt, [x, _aux, y, gamma, beta, st], p, _c, workgroups) => {
 const bwdDx: Twin = (rt, [dy, x, dx, gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.bwd_dx";
   // The WGSL's mode test is `== 1u` (eval); anything else is the training gradient.
-  const mode = num(p, "mode", kernel) === 1 ? 1 : 0;
+  const mode = param(kernel, p, "mode") === 1 ? 1 : 0;
   const { b, c, s } = dims(kernel, p, mode === 0 ? [dy, x, dx] : [dy, dx], st);
   const n = gridItems(b * c * s, workgroups);
   rt.parallel(
     "batchnorm_bwdDx",
-    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD)
+    splitWork(rt, n, 1, MIN_WORK, 4)
       .map(([i0, i1]) => [i0, i1 - i0, b, c, s, dy.ptr, x.ptr, dx.ptr, gamma.ptr, st.ptr, mode]),
   );
 };
@@ -102,7 +94,7 @@ function stateChannels(
   st: WasmTensor,
   perChannel: readonly WasmTensor[],
 ): [number, number] {
-  const c = num(p, "c", kernel);
+  const c = param(kernel, p, "c");
   const channels = Math.min(c, workgroups[0] * 64);
   if (st.size < 5 * c) throw new Error(`Kernel '${kernel}': stats ${st.describe()} < (5, ${c})`);
   for (const t of perChannel) {
@@ -121,7 +113,7 @@ const updateRunning: Twin = (rt, [st, mean, variance, _dg, _db, tracked], p, _c,
     mean.ptr,
     variance.ptr,
     tracked.ptr,
-    num(p, "momentum", kernel),
+    param(kernel, p, "momentum"),
   );
 };
 
@@ -134,7 +126,7 @@ const evalStats: Twin = (rt, [st, mean, variance], p, _c, workgroups) => {
     st.ptr,
     mean.ptr,
     variance.ptr,
-    num(p, "eps", kernel),
+    param(kernel, p, "eps"),
   );
 };
 

@@ -28,6 +28,8 @@
 import type { WasmRuntime } from "../runtime.ts";
 import type { WasmTensor } from "../tensor.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
+import { count, splitRange } from "./_split.ts";
+import { CONV2D_GEOMETRY_FIELDS, type Conv2dGeometry } from "../../_conv_geometry.ts";
 
 /** Words of the geometry block read by wasm/assembly/conv2d.ts (its G_* indices). */
 const G_WORDS = 32;
@@ -43,33 +45,16 @@ export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number } = {
 /** Below this many multiply-adds a convolution runs on one thread. */
 const PARALLEL_MIN_MACS = 1 << 17;
 
-interface Geometry {
-  batch: number;
-  cin: number;
-  h: number;
-  w: number;
-  cout: number;
-  oh: number;
-  ow: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
+/** The geometry params of the dispatch, checked (the names the op passes them under). */
+function geometry(p: Readonly<Record<string, number>>): Conv2dGeometry {
+  const g = {} as Conv2dGeometry;
+  for (const name of CONV2D_GEOMETRY_FIELDS) g[name] = count("conv2d", p, name);
+  return g;
 }
 
-function geometry(p: Readonly<Record<string, number>>): Geometry {
-  const names = ["batch", "cin", "h", "w", "cout", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw"];
-  const g: Record<string, number> = {};
-  for (const name of names) {
-    const v = p[name];
-    if (!Number.isInteger(v) || v < 0) {
-      throw new Error(`Kernel 'conv2d': param '${name}' is missing or not a count (${v})`);
-    }
-    g[name] = v;
-  }
-  return g as unknown as Geometry;
+/** Threads for `macs` multiply-adds: one below {@linkcode PARALLEL_MIN_MACS}, else all. */
+function threadsFor(rt: WasmRuntime, macs: number): number {
+  return macs < PARALLEL_MIN_MACS ? 1 : rt.threads;
 }
 
 /** The geometry block's fields, in the order of the G_* indices of wasm/assembly/conv2d.ts. */
@@ -127,21 +112,13 @@ function writeBlock(rt: WasmRuntime, at: number, b: Block): void {
   );
 }
 
-/** `count` items split into at most `threads` contiguous ranges (multiples of `unit` but the last). */
-function ranges(count: number, threads: number, unit = 1): [number, number][] {
-  const step = Math.max(unit, Math.ceil(count / threads / unit) * unit);
-  const out: [number, number][] = [];
-  for (let i = 0; i < count; i += step) out.push([i, Math.min(count, i + step)]);
-  return out;
-}
-
 const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => {
   const mode = constants.MODE ?? 0;
   const g = geometry(p);
   const beta = p.beta ?? 0;
   const kk = g.kh * g.kw;
   if (mode === 2) {
-    wgrad(rt, g, a, src, out, beta, workgroups[2] ?? 1, p.kchunk);
+    wgrad(rt, g, a, src, out, beta, workgroups[2] ?? 1, count("conv2d", p, "kchunk", 1));
     return;
   }
   if (mode === 1) {
@@ -151,14 +128,14 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
   if (mode !== 0) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
   const m = g.cout, k = g.cin * kk, npos = g.oh * g.ow;
   if (m === 0 || npos === 0 || g.batch === 0) return;
-  const threads = m * k * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const threads = threadsFor(rt, m * k * npos * g.batch);
   const chunk = Math.min(
     npos,
     Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / Math.max(k, 1) / 8) * 8),
   );
   const parts = g.batch >= threads
-    ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, npos])
-    : ranges(npos, threads, 8).map(([q0, q1]) => [0, g.batch, q0, q1]);
+    ? splitRange(g.batch, threads, 1).map(([b0, b1]) => [b0, b1, 0, npos])
+    : splitRange(npos, threads, 1, 8).map(([q0, q1]) => [0, g.batch, q0, q1]);
   const colFloats = Math.ceil((k * chunk) / 4) * 4;
   const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
   try {
@@ -198,7 +175,7 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
 };
 
 /** The window fields of the geometry block: x planes (H, W) swept by the (OH, OW) grid. */
-function windowOf(g: Geometry) {
+function windowOf(g: Conv2dGeometry) {
   return {
     planeH: g.h,
     planeW: g.w,
@@ -216,7 +193,7 @@ function windowOf(g: Geometry) {
 /** Mode 1: Wᵀ dy per chunk of positions, folded into dx; split by images, else channels. */
 function dgrad(
   rt: WasmRuntime,
-  g: Geometry,
+  g: Conv2dGeometry,
   w: WasmTensor,
   dy: WasmTensor,
   dx: WasmTensor,
@@ -224,12 +201,12 @@ function dgrad(
 ): void {
   const kk = g.kh * g.kw, rows = g.cin * kk, npos = g.oh * g.ow;
   if (g.cin === 0 || g.batch === 0 || g.h * g.w === 0) return;
-  const threads = rows * g.cout * npos * g.batch < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const threads = threadsFor(rt, rows * g.cout * npos * g.batch);
   // The chunk must not depend on the split: it sets each dx element's order of additions.
   const chunk = Math.min(npos, Math.max(8, Math.floor(CONV2D_BLOCKS.colFloats / rows / 8) * 8));
   const parts = g.batch >= threads
-    ? ranges(g.batch, threads).map(([b0, b1]) => [b0, b1, 0, g.cin])
-    : ranges(g.cin, threads).map(([c0, c1]) => [0, g.batch, c0, c1]);
+    ? splitRange(g.batch, threads, 1).map(([b0, b1]) => [b0, b1, 0, g.cin])
+    : splitRange(g.cin, threads, 1).map(([c0, c1]) => [0, g.batch, c0, c1]);
   const colFloats = Math.ceil((rows * Math.max(chunk, 1)) / 4) * 4;
   const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
   try {
@@ -270,26 +247,20 @@ function dgrad(
 
 function wgrad(
   rt: WasmRuntime,
-  g: Geometry,
+  g: Conv2dGeometry,
   dy: WasmTensor,
   x: WasmTensor,
   out: WasmTensor,
   beta: number,
   splits: number,
-  kchunkParam: number | undefined,
+  kchunk: number,
 ): void {
   const m = g.cout, n = g.cin * g.kh * g.kw, npos = g.oh * g.ow, ktot = g.batch * npos;
   if (m === 0 || n === 0) return;
-  // The WGSL's depth range of slab z: [z·kchunk, min(k, (z + 1)·kchunk)).
-  const kchunk = kchunkParam;
-  if (!Number.isInteger(kchunk) || kchunk! < 1) {
-    throw new Error(`Kernel 'conv2d' (MODE 2): param 'kchunk' is missing (${kchunkParam})`);
-  }
-  const macs = m * n * ktot;
-  const threads = macs < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const threads = threadsFor(rt, m * n * ktot);
   const parts = splits >= threads || n < 8 * threads
-    ? ranges(splits, threads).map(([z0, z1]) => [z0, z1, 0, n])
-    : ranges(n, threads, 8).map(([n0, n1]) => [0, splits, n0, n1]);
+    ? splitRange(splits, threads, 1).map(([z0, z1]) => [z0, z1, 0, n])
+    : splitRange(n, threads, 1, 8).map(([n0, n1]) => [0, splits, n0, n1]);
   const chunk = Math.max(1, Math.min(CONV2D_BLOCKS.wgradChunk, npos));
   const colFloats = Math.ceil((Math.max(...parts.map((q) => q[3] - q[2])) * chunk) / 4) * 4;
   const tmp = rt.empty([G_WORDS + colFloats * parts.length], "f32", "conv2d.tmp");
@@ -310,7 +281,7 @@ function wgrad(
       outImage: 0,
       n,
       ktot,
-      kchunk: kchunk!,
+      kchunk,
     });
     rt.parallel(
       "conv2d_wgrad",
@@ -331,22 +302,17 @@ function wgrad(
 
 /** shaders/conv2d_pack.wgsl: a batched transpose with rows padded to a multiple of 4. */
 const packMain: Twin = (rt, [src, dst], p) => {
-  const { batch, rows, cols, rows_pad: rowsPad } = p;
-  for (
-    const [name, v] of [["batch", batch], ["rows", rows], ["cols", cols], ["rows_pad", rowsPad]]
-  ) {
-    if (!Number.isInteger(v) || (v as number) < 0) {
-      throw new Error(`Kernel 'conv2d.pack': param '${name}' is missing or not a count (${v})`);
-    }
-  }
+  const [batch, rows, cols, rowsPad] = ["batch", "rows", "cols", "rows_pad"].map((name) =>
+    count("conv2d.pack", p, name)
+  );
   if (batch === 0 || cols === 0 || rowsPad === 0) return;
   if (rows === 0 || rowsPad % 4 !== 0) {
     throw new Error(`Kernel 'conv2d.pack': rows ${rows} and rows_pad ${rowsPad} (a multiple of 4)`);
   }
-  const threads = batch * cols * rowsPad < PARALLEL_MIN_MACS ? 1 : rt.threads;
+  const threads = threadsFor(rt, batch * cols * rowsPad);
   const parts = batch >= threads
-    ? ranges(batch, threads).map(([t0, t1]) => [t0, t1, 0, cols])
-    : ranges(cols, threads).map(([j0, j1]) => [0, batch, j0, j1]);
+    ? splitRange(batch, threads, 1).map(([t0, t1]) => [t0, t1, 0, cols])
+    : splitRange(cols, threads, 1).map(([j0, j1]) => [0, batch, j0, j1]);
   rt.parallel(
     "conv2d_pack",
     parts.map(([t0, t1, j0, j1]) => [src.ptr, dst.ptr, rows, cols, rowsPad, t0, t1, j0, j1]),

@@ -12,7 +12,7 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { param, splitRange } from "./_parts.ts";
+import { param, splitRange } from "./_split.ts";
 
 /** Elements per thread below which a call stays on one thread. */
 const MIN_PER_THREAD = 32768;
@@ -41,7 +41,7 @@ function elementwiseTwin(kernel: string, lanes: 1 | 4): Twin {
     const alpha = p.alpha ?? 0, beta = p.beta ?? 0;
     rt.parallel(
       "elementwise_run",
-      splitRange(rt, n, MIN_PER_THREAD, 16).map((
+      splitRange(n, rt.threads, MIN_PER_THREAD, 16).map((
         [s, e],
       ) => [op, mode, ap, bp, yp, s, e, nb, inner, alpha, beta]),
     );

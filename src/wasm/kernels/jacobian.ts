@@ -9,7 +9,7 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { MIN_WORK, param, ranges } from "./_split.ts";
+import { param, splitWork } from "./_split.ts";
 
 const num = (entry: string, p: Readonly<Record<string, number>>, name: string) =>
   param(`jacobian.${entry}`, p, name);
@@ -19,7 +19,7 @@ const normalizeRows: Twin = (rt, [, , , out], p) => {
   const n = num("normalize_rows_main", p, "n"), c = num("normalize_rows_main", p, "c");
   rt.parallel(
     "jacobian_normalizeRows",
-    ranges(rt, n, Math.ceil(MIN_WORK / Math.max(1, c))).map(([r0, r1]) => [out.ptr, c, r0, r1]),
+    splitWork(rt, n, c).map(([r0, r1]) => [out.ptr, c, r0, r1]),
   );
 };
 
@@ -29,7 +29,7 @@ const oneHot: Twin = (rt, [, , , out], p) => {
   const s = num("one_hot_main", p, "s");
   rt.parallel(
     "jacobian_oneHot",
-    ranges(rt, n, MIN_WORK).map(([e0, e1]) => [out.ptr, c, s, e0, e1]),
+    splitWork(rt, n, 1).map(([e0, e1]) => [out.ptr, c, s, e0, e1]),
   );
 };
 
@@ -46,7 +46,7 @@ const confidence: Twin = (rt, [u, , , out, out2], p) => {
   ];
   rt.parallel(
     "jacobian_confidence",
-    ranges(rt, n, Math.ceil(MIN_WORK / (8 * Math.max(1, c)))).map(([r0, r1]) => [
+    splitWork(rt, n, 8 * Math.max(1, c)).map(([r0, r1]) => [
       u.ptr,
       out.ptr,
       out2.ptr,
@@ -63,7 +63,7 @@ const softmaxHvp: Twin = (rt, [u, v, , out], p) => {
   const n = num("softmax_hvp_main", p, "n"), c = num("softmax_hvp_main", p, "c");
   rt.parallel(
     "jacobian_softmaxHvp",
-    ranges(rt, n, Math.ceil(MIN_WORK / (8 * Math.max(1, c)))).map(([r0, r1]) => [
+    splitWork(rt, n, 8 * Math.max(1, c)).map(([r0, r1]) => [
       u.ptr,
       v.ptr,
       out.ptr,
@@ -85,7 +85,7 @@ const det: Twin = (rt, [u, , , out, out2], p) => {
   const perSample = c * s * Math.min(c, s);
   rt.parallel(
     "jacobian_det",
-    ranges(rt, n, Math.ceil(MIN_WORK / Math.max(1, perSample))).map(([b0, b1], t) => [
+    splitWork(rt, n, perSample).map(([b0, b1], t) => [
       u.ptr,
       out.ptr,
       out2.ptr,

@@ -13,7 +13,7 @@
 import type { WasmRuntime } from "../runtime.ts";
 import type { WasmTensor } from "../tensor.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
-import { flag, MIN_WORK, param, ranges } from "./_split.ts";
+import { flag, param, splitWork } from "./_split.ts";
 
 interface Layout {
   rows: number;
@@ -38,8 +38,8 @@ function layout(entry: string, p: Readonly<Record<string, number>>): Layout {
   return l;
 }
 
-const rowRanges = (rt: WasmRuntime, l: Layout) => ranges(rt, l.rows, Math.ceil(MIN_WORK / l.m));
-const elementRanges = (rt: WasmRuntime, l: Layout) => ranges(rt, l.rows * l.m, MIN_WORK);
+const rowRanges = (rt: WasmRuntime, l: Layout) => splitWork(rt, l.rows, l.m);
+const elementRanges = (rt: WasmRuntime, l: Layout) => splitWork(rt, l.rows * l.m, 1);
 
 /** stats (rows, 2) ← (mean, 1/sqrt(var + eps)) of each row of x (rows, M). */
 const statsMain: Twin = (rt, [x, , , , , stats], p) => {
@@ -153,7 +153,7 @@ const affineGradMain: Twin = (rt, b: readonly WasmTensor[], p) => {
   const perIndex = (l.rows * l.m) / l.affc;
   rt.parallel(
     "layernorm_affineGrad",
-    ranges(rt, l.affc, Math.ceil(MIN_WORK / Math.max(1, perIndex))).map(([a0, a1]) => [
+    splitWork(rt, l.affc, perIndex).map(([a0, a1]) => [
       x.ptr,
       u.ptr,
       v.ptr,

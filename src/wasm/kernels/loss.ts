@@ -14,10 +14,10 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { param, splitRange } from "./_parts.ts";
+import { param, splitWork } from "./_split.ts";
 
 /** Elements per thread below which a call stays on one thread. */
-const MIN_WORK = 32768;
+const LOSS_MIN_WORK = 32768;
 
 const ceRows: Twin = (rt, [x, labels, tgt, dx, y], p, constants) => {
   const kn = "loss.ce_rows";
@@ -29,7 +29,7 @@ const ceRows: Twin = (rt, [x, labels, tgt, dx, y], p, constants) => {
   const eps = param(kn, p, "smoothing"), gscale = param(kn, p, "gscale");
   rt.parallel(
     "loss_ceRows",
-    splitRange(rt, b, Math.ceil(MIN_WORK / k)).map((
+    splitWork(rt, b, k, LOSS_MIN_WORK).map((
       [r0, r1],
     ) => [soft, grad, ...ptrs, k, eps, gscale, r0, r1]),
   );
@@ -49,7 +49,7 @@ const mse: Twin = (rt, [x, _labels, tgt, dx, y], p, constants) => {
   const ptrs = [x.ptr, tgt.ptr, grad ? dx.ptr : 0, y.ptr];
   rt.parallel(
     "loss_mse",
-    splitRange(rt, Math.ceil(n / 2048), Math.ceil(MIN_WORK / 2048)).map((
+    splitWork(rt, Math.ceil(n / 2048), 2048, LOSS_MIN_WORK).map((
       [g0, g1],
     ) => [grad, ...ptrs, n, gscale, g0, g1]),
   );

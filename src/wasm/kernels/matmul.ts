@@ -9,14 +9,11 @@
  */
 
 import { runSgemm } from "../matmul.ts";
+import { param } from "./_split.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
 
 const matmulMain: Twin = (rt, [a, b, c, bias], p, constants, workgroups) => {
-  const num = (name: string) => {
-    const v = p[name];
-    if (!Number.isFinite(v)) throw new Error(`Kernel 'matmul': param '${name}' is missing`);
-    return v;
-  };
+  const num = (name: string) => param("matmul", p, name);
   runSgemm(rt, {
     transA: (constants.TRANS_A ?? 0) !== 0,
     transB: (constants.TRANS_B ?? 0) !== 0,

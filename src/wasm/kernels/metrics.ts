@@ -14,18 +14,13 @@
 import type { WasmRuntime } from "../runtime.ts";
 import type { WasmTensor } from "../tensor.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
+import { param, splitWork } from "./_split.ts";
 
 /** Work (elements touched) below which a part is not worth a thread. */
-const MIN_WORK = 1 << 15;
+const METRICS_MIN_WORK = 1 << 15;
 
 function reader(entry: string, p: Readonly<Record<string, number>>) {
-  return (name: string): number => {
-    const v = p[name];
-    if (!Number.isFinite(v)) {
-      throw new Error(`Kernel 'metrics.${entry}': param '${name}' is missing`);
-    }
-    return v;
-  };
+  return (name: string): number => param(`metrics.${entry}`, p, name);
 }
 
 function need(entry: string, t: WasmTensor, elements: number, what: string): void {
@@ -38,7 +33,7 @@ function need(entry: string, t: WasmTensor, elements: number, what: string): voi
 
 /**
  * Runs `name` over items [0, total) in up to `rt.threads` contiguous parts of at least
- * MIN_WORK / `work` items each; `args(lo, hi)` gives a part's arguments.
+ * METRICS_MIN_WORK / `work` items each; `args(lo, hi)` gives a part's arguments.
  */
 function split(
   rt: WasmRuntime,
@@ -48,13 +43,7 @@ function split(
   args: (lo: number, hi: number) => number[],
 ): void {
   if (total <= 0) return;
-  const per = Math.max(1, Math.ceil(MIN_WORK / Math.max(1, work)));
-  const parts = Math.max(1, Math.min(rt.threads, Math.ceil(total / per)));
-  const list: number[][] = [];
-  for (let i = 0; i < parts; i++) {
-    list.push(args(Math.floor((total * i) / parts), Math.floor((total * (i + 1)) / parts)));
-  }
-  rt.parallel(name, list);
+  rt.parallel(name, splitWork(rt, total, work, METRICS_MIN_WORK).map(([lo, hi]) => args(lo, hi)));
 }
 
 const planePoints: Twin = (rt, [xa, , y], params) => {

@@ -5,7 +5,7 @@
  * `optim.adam_fused` (up to 10 / 6 tensors in binding slots).
  *
  * Threading plan: purely elementwise; each tensor's elements are split into contiguous ranges
- * across the threads (one thread below {@linkcode ELEMENTWISE_MIN_PER_THREAD} elements a part)
+ * across the threads (one thread below {@linkcode MIN_WORK} elements a part)
  * and run by `optim_sgd` / `optim_adam` (wasm/assembly/optim.ts, f32x4). A fused dispatch runs its
  * slots one after the other, each split so; every element gets the same bits on any thread count,
  * and the same bits as the per-tensor kernel (as the WGSL promises).
@@ -15,7 +15,7 @@
 
 import type { WasmRuntime } from "../runtime.ts";
 import type { WasmTensor } from "../tensor.ts";
-import { ELEMENTWISE_MIN_PER_THREAD, gridItems, num, splitItems } from "./layers.ts";
+import { gridItems, MIN_WORK, param as paramOf, splitWork } from "./_split.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
 
 /** One tensor's SGD update over n elements (pointers of element 0), split across threads. */
@@ -28,13 +28,13 @@ function runSgd(
   p: Readonly<Record<string, number>>,
   kernel: string,
 ): void {
-  const hasMom = num(p, "momentum", kernel) !== 0;
+  const hasMom = paramOf(kernel, p, "momentum") !== 0;
   checkSize(kernel, n, hasMom ? [param, grad, buf] : [param, grad]);
   const scalars = [
-    num(p, "lr", kernel),
-    num(p, "wd", kernel),
-    num(p, "momentum", kernel),
-    num(p, "one_minus_dampening", kernel),
+    paramOf(kernel, p, "lr"),
+    paramOf(kernel, p, "wd"),
+    paramOf(kernel, p, "momentum"),
+    paramOf(kernel, p, "one_minus_dampening"),
     flag(p, "nesterov", kernel),
     flag(p, "first", kernel),
     flag(p, "maximize", kernel),
@@ -43,7 +43,7 @@ function runSgd(
   const bufPtr = hasMom ? buf.ptr : 0;
   rt.parallel(
     "optim_sgd",
-    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD).map(([i0, i1]) => [
+    splitWork(rt, n, 1, MIN_WORK, 4).map(([i0, i1]) => [
       i1 - i0,
       param.ptr + 4 * i0,
       grad.ptr + 4 * i0,
@@ -64,24 +64,24 @@ function runAdam(
   const amsgrad = flag(p, "amsgrad", kernel);
   checkSize(kernel, n, amsgrad ? [param, grad, m, v, vmax] : [param, grad, m, v]);
   const scalars = [
-    num(p, "wd", kernel),
+    paramOf(kernel, p, "wd"),
     flag(p, "maximize", kernel),
     flag(p, "zero_grad", kernel),
-    num(p, "beta1", kernel),
-    num(p, "one_minus_beta1", kernel),
-    num(p, "beta2", kernel),
-    num(p, "one_minus_beta2", kernel),
-    num(p, "eps", kernel),
-    num(p, "step_size", kernel),
-    num(p, "bc2_sqrt", kernel),
-    num(p, "decay", kernel),
+    paramOf(kernel, p, "beta1"),
+    paramOf(kernel, p, "one_minus_beta1"),
+    paramOf(kernel, p, "beta2"),
+    paramOf(kernel, p, "one_minus_beta2"),
+    paramOf(kernel, p, "eps"),
+    paramOf(kernel, p, "step_size"),
+    paramOf(kernel, p, "bc2_sqrt"),
+    paramOf(kernel, p, "decay"),
     flag(p, "decoupled", kernel),
     amsgrad,
   ];
   const vmaxPtr = amsgrad ? vmax.ptr : 0;
   rt.parallel(
     "optim_adam",
-    splitItems(n, rt.threads, ELEMENTWISE_MIN_PER_THREAD).map(([i0, i1]) => [
+    splitWork(rt, n, 1, MIN_WORK, 4).map(([i0, i1]) => [
       i1 - i0,
       param.ptr + 4 * i0,
       grad.ptr + 4 * i0,
@@ -95,7 +95,7 @@ function runAdam(
 
 /** A u32 flag of the WGSL params: 1 when it is 1 (the WGSL compares `== 1u`), else 0. */
 function flag(p: Readonly<Record<string, number>>, name: string, kernel: string): number {
-  return num(p, name, kernel) === 1 ? 1 : 0;
+  return paramOf(kernel, p, name) === 1 ? 1 : 0;
 }
 
 function checkSize(kernel: string, n: number, tensors: readonly WasmTensor[]): void {
@@ -119,7 +119,7 @@ function slotCounts(
   // elements they cover, those below len_s. src/train/optim.ts lays them out in ascending order.
   const total = workgroups[0] * workgroups[1];
   const off = [0];
-  for (let s = 1; s < slots; s++) off.push(num(p, `off${s}`, kernel));
+  for (let s = 1; s < slots; s++) off.push(paramOf(kernel, p, `off${s}`));
   off.push(total);
   const counts: number[] = [];
   for (let s = 0; s < slots; s++) {
@@ -127,19 +127,19 @@ function slotCounts(
       throw new Error(`Kernel '${kernel}': slot offsets must ascend (off${s + 1} < off${s})`);
     }
     const end = Math.min(off[s + 1], total);
-    const len = num(p, `len${s}`, kernel);
+    const len = paramOf(kernel, p, `len${s}`);
     counts.push(Math.max(0, Math.min(len, (end - Math.min(off[s], end)) * 256)));
   }
   return counts;
 }
 
 const sgdMain: Twin = (rt, [param, grad, s1], p, _c, workgroups) => {
-  const n = gridItems(num(p, "n", "optim.sgd"), workgroups);
+  const n = gridItems(paramOf("optim.sgd", p, "n"), workgroups);
   runSgd(rt, n, param, grad, s1, p, "optim.sgd");
 };
 
 const adamMain: Twin = (rt, [param, grad, s1, s2, s3], p, _c, workgroups) => {
-  const n = gridItems(num(p, "n", "optim.adam"), workgroups);
+  const n = gridItems(paramOf("optim.adam", p, "n"), workgroups);
   runAdam(rt, n, [param, grad, s1, s2, s3], p, "optim.adam");
 };
 

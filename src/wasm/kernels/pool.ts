@@ -15,6 +15,7 @@
 
 import type { WasmRuntime } from "../runtime.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
+import { count, flag, splitRange } from "./_split.ts";
 
 /** Below this many window loads a pooling runs on one thread. */
 const PARALLEL_MIN_LOADS = 1 << 16;
@@ -35,33 +36,21 @@ function run(
   p: Readonly<Record<string, number>>,
   c: Readonly<Record<string, number>>,
 ): void {
-  const words: number[] = [];
-  for (const key of GEOMETRY) {
-    const v = c[key];
-    if (!Number.isInteger(v) || v < 0) {
-      throw new Error(`Kernel '${name}': override constant '${key}' is missing (${v})`);
-    }
-    words.push(v);
-  }
-  const [h, w, oh, ow, kh, kw, sh, sw] = words;
-  if (sh < 1 || sw < 1) throw new Error(`Kernel '${name}': stride ${sh}x${sw} must be positive`);
-  words.push((c.INCLUDE_PAD ?? 1) !== 0 ? 1 : 0);
-  const planes = p.planes;
-  if (!Number.isInteger(planes) || planes < 0) {
-    throw new Error(`Kernel '${name}': param 'planes' is missing (${planes})`);
-  }
+  // The kernels divide by the strides: at least 1.
+  const words = GEOMETRY.map((key) => count(name, c, key, key === "SH" || key === "SW" ? 1 : 0));
+  const [h, w, oh, ow, kh, kw] = words;
+  words.push(flag(c, "INCLUDE_PAD", true));
+  const planes = count(name, p, "planes");
   if (planes === 0) return;
   const perPlane = Math.max(h * w, oh * ow * kh * kw);
-  const threads = Math.min(planes, planes * perPlane < PARALLEL_MIN_LOADS ? 1 : rt.threads);
+  const threads = planes * perPlane < PARALLEL_MIN_LOADS ? 1 : rt.threads;
   const g = rt.empty([words.length], "i32", "pool.geometry");
   try {
     new Int32Array(rt.wasmMemory.buffer, g.ptr, words.length).set(words);
-    const step = Math.ceil(planes / threads);
-    const parts: number[][] = [];
-    for (let p0 = 0; p0 < planes; p0 += step) {
-      parts.push([g.ptr, ...ptrs, p0, Math.min(planes, p0 + step)]);
-    }
-    rt.parallel(entry, parts);
+    rt.parallel(
+      entry,
+      splitRange(planes, threads, 1).map(([p0, p1]) => [g.ptr, ...ptrs, p0, p1]),
+    );
   } finally {
     g.dispose();
   }

@@ -12,7 +12,7 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { param, splitRange } from "./_parts.ts";
+import { param, splitRange } from "./_split.ts";
 
 /** Philox blocks per thread below which a call stays on one thread. */
 const MIN_BLOCKS = 4096;
@@ -27,7 +27,7 @@ const randomMain: Twin = (rt, [out], p, constants) => {
   const ptr = out.ptr;
   rt.parallel(
     "random_philox",
-    splitRange(rt, Math.ceil(n / 4), MIN_BLOCKS, 4).map((
+    splitRange(Math.ceil(n / 4), rt.threads, MIN_BLOCKS, 4).map((
       [j0, j1],
     ) => [dist, ptr, n, ...args, thr, j0, j1]),
   );

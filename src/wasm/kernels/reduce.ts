@@ -12,18 +12,18 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { param, splitRange } from "./_parts.ts";
+import { param, splitWork } from "./_split.ts";
 
 /** Elements read per thread below which a call stays on one thread. */
-const MIN_WORK = 32768;
+const REDUCE_MIN_WORK = 32768;
 
-/** Outputs per part: at least MIN_WORK elements of work each, in multiples of 16 outputs. */
+/** Outputs per part: at least REDUCE_MIN_WORK elements of work each, in multiples of 16 outputs. */
 function outputRanges(
   rt: Parameters<Twin>[0],
   outputs: number,
   len: number,
 ): [number, number][] {
-  return splitRange(rt, outputs, Math.ceil(MIN_WORK / Math.max(1, len)), 16);
+  return splitWork(rt, outputs, len, REDUCE_MIN_WORK, 16);
 }
 
 function dims(kernel: string, p: Readonly<Record<string, number>>) {

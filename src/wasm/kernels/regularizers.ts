@@ -14,7 +14,7 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { MIN_WORK, param, ranges } from "./_split.ts";
+import { param, splitWork } from "./_split.ts";
 
 const CHUNK = 2048;
 
@@ -30,7 +30,7 @@ const penalty: Twin = (rt, [a, , out, acc], p, _c, wg) => {
   const [off, c1, c2] = [num(e, p, "off"), num(e, p, "c1"), num(e, p, "c2")];
   rt.parallel(
     "regularizers_penalty",
-    ranges(rt, groups, Math.ceil(MIN_WORK / CHUNK)).map(([g0, g1]) => [
+    splitWork(rt, groups, CHUNK).map(([g0, g1]) => [
       a.ptr,
       out.ptr,
       acc.ptr,
@@ -53,7 +53,7 @@ const gramResidual: Twin = (rt, [, , out, acc], p, _c, wg) => {
   const [off, c1] = [num(e, p, "off"), num(e, p, "c1")];
   rt.parallel(
     "regularizers_gramResidual",
-    ranges(rt, rows, Math.ceil(MIN_WORK / Math.max(1, n))).map(([r0, r1]) => [
+    splitWork(rt, rows, n).map(([r0, r1]) => [
       out.ptr,
       acc.ptr,
       n,
@@ -70,7 +70,7 @@ const matvecT: Twin = (rt, [a, b, out], p) => {
   const m = num("matvec_t_main", p, "m"), k = num("matvec_t_main", p, "k");
   rt.parallel(
     "regularizers_matvecT",
-    ranges(rt, k, Math.ceil(MIN_WORK / Math.max(1, m))).map(([j0, j1]) => [
+    splitWork(rt, k, m).map(([j0, j1]) => [
       a.ptr,
       b.ptr,
       out.ptr,
@@ -87,7 +87,7 @@ const matvec: Twin = (rt, [a, b, out], p) => {
   const m = num("matvec_main", p, "m"), k = num("matvec_main", p, "k");
   rt.parallel(
     "regularizers_matvec",
-    ranges(rt, m, Math.ceil(MIN_WORK / Math.max(1, k))).map(([i0, i1]) => [
+    splitWork(rt, m, k).map(([i0, i1]) => [
       a.ptr,
       b.ptr,
       out.ptr,
@@ -115,7 +115,7 @@ const outer: Twin = (rt, [a, b, out, acc], p) => {
   const [off, c1] = [num(e, p, "off"), num(e, p, "c1")];
   rt.parallel(
     "regularizers_outer",
-    ranges(rt, m * k, MIN_WORK).map(([e0, e1]) => [
+    splitWork(rt, m * k, 1).map(([e0, e1]) => [
       a.ptr,
       b.ptr,
       out.ptr,
@@ -145,7 +145,7 @@ const maxNorm: Twin = (rt, [, , out], p) => {
   const m = num(e, p, "m"), k = num(e, p, "k"), c1 = num(e, p, "c1");
   rt.parallel(
     "regularizers_maxNorm",
-    ranges(rt, m, Math.ceil(MIN_WORK / Math.max(1, k))).map(([i0, i1]) => [out.ptr, k, c1, i0, i1]),
+    splitWork(rt, m, k).map(([i0, i1]) => [out.ptr, k, c1, i0, i1]),
   );
 };
 

@@ -14,7 +14,7 @@
  */
 
 import type { Twin, TwinFamily } from "./twin.ts";
-import { MIN_WORK, param, ranges } from "./_split.ts";
+import { param, splitWork } from "./_split.ts";
 
 const num = (entry: string, p: Readonly<Record<string, number>>, name: string) =>
   param(`svd.${entry}`, p, name);
@@ -24,7 +24,7 @@ const transpose: Twin = (rt, [src, , work], p) => {
   const m = num("transpose_main", p, "m"), n = num("transpose_main", p, "n");
   rt.parallel(
     "svd_transpose",
-    ranges(rt, n, Math.ceil(MIN_WORK / Math.max(1, m))).map(([j0, j1]) => [
+    splitWork(rt, n, m).map(([j0, j1]) => [
       src.ptr,
       work.ptr,
       m,
@@ -52,7 +52,7 @@ const rotate: Twin = (rt, [, , work, rot, , flags], p, _c, wg) => {
   const pairs = wg[0];
   rt.parallel(
     "svd_rotate",
-    ranges(rt, pairs, Math.ceil(MIN_WORK / Math.max(1, 3 * (len + np)))).map(([k0, k1]) => [
+    splitWork(rt, pairs, 3 * (len + np)).map(([k0, k1]) => [
       work.ptr,
       rot.ptr,
       flags.ptr,
@@ -79,7 +79,7 @@ const finish: Twin = (rt, [, , work, rot, sout], p) => {
   const [lo, hi] = [p.lo ?? 0, p.hi ?? 0];
   rt.parallel(
     "svd_finish",
-    ranges(rt, np, Math.ceil(MIN_WORK / Math.max(1, len + np))).map(([k0, k1]) => [
+    splitWork(rt, np, len + np).map(([k0, k1]) => [
       work.ptr,
       rot.ptr,
       sout.ptr,
@@ -99,7 +99,7 @@ const sortRows: Twin = (rt, [src, sv, work], p) => {
   const np = num("sort_rows_main", p, "p"), len = num("sort_rows_main", p, "len");
   rt.parallel(
     "svd_sortRows",
-    ranges(rt, np, Math.ceil(MIN_WORK / Math.max(1, len + np))).map(([k0, k1]) => [
+    splitWork(rt, np, len + np).map(([k0, k1]) => [
       src.ptr,
       sv.ptr,
       work.ptr,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { num, REDUCE_MIN_PER_THREAD, splitItems } from "./layers.ts";
+import { param, splitWork } from "./_split.ts";
 import type { WasmTensor } from "../tensor.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
 
@@ -23,7 +23,7 @@ function shape(
   matrices: readonly WasmTensor[],
 ): [number, number] {
   const rows = workgroups[0];
-  const k = num(p, "k", kernel);
+  const k = param(kernel, p, "k");
   for (const t of perRow) {
     if (t.size < rows) throw new Error(`Kernel '${kernel}': ${t.describe()} < (${rows},)`);
   }
@@ -33,15 +33,11 @@ function shape(
   return [rows, k];
 }
 
-function rowParts(rows: number, k: number, threads: number): [number, number][] {
-  return splitItems(rows, threads, Math.ceil(REDUCE_MIN_PER_THREAD / Math.max(1, k)), 1);
-}
-
 const weight: Twin = (rt, [g, v, w], p, _c, workgroups) => {
   const [rows, k] = shape("weightnorm.weight", p, workgroups, [g], [v, w]);
   rt.parallel(
     "weightnorm_weight",
-    rowParts(rows, k, rt.threads).map(([o0, o1]) => [o0, o1 - o0, k, g.ptr, v.ptr, w.ptr]),
+    splitWork(rt, rows, k).map(([o0, o1]) => [o0, o1 - o0, k, g.ptr, v.ptr, w.ptr]),
   );
 };
 
@@ -49,7 +45,7 @@ const fold: Twin = (rt, [g, v, dw, dg, dv], p, _c, workgroups) => {
   const [rows, k] = shape("weightnorm.fold", p, workgroups, [g, dg], [v, dw, dv]);
   rt.parallel(
     "weightnorm_fold",
-    rowParts(rows, k, rt.threads)
+    splitWork(rt, rows, k)
       .map(([o0, o1]) => [o0, o1 - o0, k, g.ptr, v.ptr, dw.ptr, dg.ptr, dv.ptr]),
   );
 };

@@ -2,7 +2,9 @@
  * Kernel descriptions and the uniform-parameter layout derived from the WGSL
  * itself: a shader declares `struct Params { m: u32, n: u32, alpha: f32 }` and
  * a `var<uniform>` of that type; the byte layout is read from that text, so no
- * byte offsets are counted by hand on the TypeScript side.
+ * byte offsets are counted by hand on the TypeScript side. Both backends read
+ * it: the WebGPU runtime to build bind groups and uniform buffers, the
+ * WebAssembly runtime to check a twin's bindings.
  *
  * @module
  */
