@@ -87,31 +87,47 @@ export async function timeRound(t: Trainer, steps: number): Promise<number> {
   return (performance.now() - t0) / steps;
 }
 
+/** What {@linkcode trainMemory} reads from `rt.memory()` at one point. */
+export interface MemoryPoint {
+  /** Bytes held by live tensors. */
+  inUse: number;
+  /** Bytes the backend has taken for tensors (the WebGPU pool's buffers, the Wasm heap's span). */
+  allocated: number;
+  /** Allocations so far that took new memory. */
+  created: number;
+  /** The size of the WebAssembly memory (Wasm only). */
+  wasmMemory?: number;
+}
+
 /**
  * Memory of regula's training loop (LeNet, batch 64) after 10 steps and after `steps` more, on
  * either backend.
- * @returns bytes in use by tensors at both points, and the bytes the backend holds (the WebGPU
- *   pool's allocated buffers, or the size of the WebAssembly memory)
+ * @returns `rt.memory()` at both points
  */
 export async function trainMemory(
   rt: Backend,
   steps: number,
-): Promise<{ after10: number; afterN: number; allocated10: number; allocatedN: number }> {
+): Promise<{ at10: MemoryPoint; atN: MemoryPoint }> {
   const cfg = TRAIN_CASES[0];
   const n = cfg.inputShape.reduce((a, b) => a * b, 1);
   const t = regulaTrainer(rt, cfg, syntheticData(cfg.batch * n, 1), syntheticLabels(64, 10));
-  const held = () => {
-    const m = rt.memory() as { inUseBytes: number; allocatedBytes?: number; memoryBytes?: number };
-    return { inUse: m.inUseBytes, held: m.allocatedBytes ?? m.memoryBytes ?? NaN };
+  const point = (): MemoryPoint => {
+    const m = rt.memory() as ReturnType<Backend["memory"]> & { memoryBytes?: number };
+    return {
+      inUse: m.inUseBytes,
+      allocated: m.allocatedBytes,
+      created: m.created,
+      ...(m.memoryBytes === undefined ? {} : { wasmMemory: m.memoryBytes }),
+    };
   };
   for (let i = 0; i < 10; i++) t.step();
   await t.sync();
-  const m10 = held();
+  const at10 = point();
   for (let i = 0; i < steps; i++) t.step();
   await t.sync();
-  const mN = held();
+  const atN = point();
   t.dispose();
-  return { after10: m10.inUse, afterN: mN.inUse, allocated10: m10.held, allocatedN: mN.held };
+  return { at10, atN };
 }
 
 /**
@@ -195,11 +211,11 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const m = await trainMemory(rt, options.memorySteps);
     const row: TrainRow = {
       config: `memory lenet64`,
-      "inUse after 10": m.after10,
-      [`inUse after 10+${options.memorySteps}`]: m.afterN,
-      "allocated after 10": m.allocated10,
-      [`allocated after 10+${options.memorySteps}`]: m.allocatedN,
-      same: m.after10 === m.afterN && m.allocated10 === m.allocatedN ? "yes" : "NO",
+      "inUse after 10": m.at10.inUse,
+      [`inUse after 10+${options.memorySteps}`]: m.atN.inUse,
+      "allocated after 10": m.at10.allocated,
+      [`allocated after 10+${options.memorySteps}`]: m.atN.allocated,
+      same: m.at10.inUse === m.atN.inUse && m.at10.allocated === m.atN.allocated ? "yes" : "NO",
     };
     rows.push(row);
     if (print) {

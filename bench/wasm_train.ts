@@ -24,7 +24,8 @@
  * implementation before and after is printed as a sanity check.
  *
  * Memory: regula's LeNet b64 on Wasm runs 10 steps and then `memorySteps` more (default 1000), and
- * `rt.memory()` (bytes in use by tensors, and the size of the WebAssembly memory) is compared.
+ * `rt.memory()` is compared: bytes in tensors, the heap's span, the size of the WebAssembly memory
+ * and the count of heap blocks that took new memory.
  *
  * An implementation that fails (a kernel without a WebAssembly twin, no WebGPU adapter, no
  * PyTorch) is reported with its error and left out; the others still run.
@@ -313,7 +314,7 @@ export async function benchWasmTrain(
     log(JSON.stringify(row));
     for (const t of impls) await t.dispose();
   }
-  if (print) {
+  if (print && rows.length > 0) {
     if (torchInfo) console.log(torchInfo);
     console.log(
       `Training samples/s (best of rounds) on ${threads} thread(s), SGD momentum 0.9, synthetic ` +
@@ -325,19 +326,27 @@ export async function benchWasmTrain(
   log(`load average (1, 5, 15 min) after the training rounds: ${load()}`);
   if (memorySteps > 0) {
     try {
-      const m = await trainMemory(wasm, memorySteps);
+      const { at10, atN } = await trainMemory(wasm, memorySteps);
+      const after = `after 10+${memorySteps}`;
       const row: WasmTrainRow = {
         config: "memory lenet64",
-        "inUse after 10": m.after10,
-        [`inUse after 10+${memorySteps}`]: m.afterN,
-        "memory after 10": m.allocated10,
-        [`memory after 10+${memorySteps}`]: m.allocatedN,
-        same: m.after10 === m.afterN && m.allocated10 === m.allocatedN ? "yes" : "NO",
+        "inUse after 10": at10.inUse,
+        [`inUse ${after}`]: atN.inUse,
+        "heap after 10": at10.allocated,
+        [`heap ${after}`]: atN.allocated,
+        "Wasm memory after 10": at10.wasmMemory ?? null,
+        [`Wasm memory ${after}`]: atN.wasmMemory ?? null,
+        "new blocks": atN.created - at10.created,
+        same: at10.inUse === atN.inUse && at10.allocated === atN.allocated &&
+            at10.wasmMemory === atN.wasmMemory && at10.created === atN.created
+          ? "yes"
+          : "NO",
       };
       rows.push(row);
       if (print) {
         console.log(
-          "regula Wasm memory (rt.memory(): bytes in use, WebAssembly memory), LeNet b64:",
+          "regula Wasm memory (rt.memory(): bytes in tensors, the heap's span, the WebAssembly " +
+            "memory, heap blocks created in between), LeNet b64:",
         );
         console.table([row]);
       }
