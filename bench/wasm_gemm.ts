@@ -79,6 +79,9 @@ async function runTorch(
       "--round-ms",
       `${roundMs}`,
     ],
+    // OpenBLAS (where libblas.so.3 is OpenBLAS) has its own thread pool, which
+    // torch.set_num_threads does not size here: pin it to the same count (one process per count).
+    env: { OPENBLAS_NUM_THREADS: `${threads[0]}` },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -94,6 +97,16 @@ async function runTorch(
   }).output();
   const blas = /BLAS_INFO=([^,\s]+)/.exec(new TextDecoder().decode(config.stdout))?.[1] ?? "?";
   return { ...JSON.parse(text.split("\n").at(-1)!), blas };
+}
+
+/** Where the system's libblas.so.3 points (Debian's alternatives): "reference" or "OpenBLAS". */
+export function libblas(): string {
+  try {
+    const target = Deno.realPathSync("/usr/lib/x86_64-linux-gnu/libblas.so.3");
+    return /openblas/i.test(target) ? "OpenBLAS" : /blis/i.test(target) ? "BLIS" : "reference";
+  } catch {
+    return "?";
+  }
 }
 
 /**
@@ -158,8 +171,11 @@ export async function benchWasmGemm(
   }
   let torchNote = "";
   try {
-    const torch = await runTorch(sizes, threadCounts, rounds, roundMs);
-    torchNote = `pytorch ${torch.torch} (BLAS_INFO=${torch.blas}) on the CPU`;
+    const runs = [];
+    for (const th of threadCounts) runs.push(await runTorch(sizes, [th], rounds, roundMs));
+    const torch = { ...runs[0], rows: runs.flatMap((r) => r.rows) };
+    torchNote = `pytorch ${torch.torch} (BLAS_INFO=${torch.blas}, libblas.so.3 ${libblas()}) ` +
+      `on the CPU`;
     for (const row of rows) {
       const t = torch.rows.find((r) => r.n === row.n && r.threads === row.threads);
       if (!t) continue;

@@ -43,6 +43,7 @@ import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "
 import { regulaTrainer } from "./_peers/regula.ts";
 import { initJaxWasm, jaxTrainer, jaxWasmWorkers } from "./_peers/jax.ts";
 import { timeRound, TRAIN_CASES, trainMemory } from "./train.ts";
+import { libblas } from "./wasm_gemm.ts";
 
 /** The peers of {@linkcode benchWasmTrain}. */
 export type WasmPeer = "jax" | "torch" | "webgpu";
@@ -141,6 +142,9 @@ async function torchTimed(cfg: TrainConfig, threads: number): Promise<Timed> {
       "--threads",
       `${threads}`,
     ],
+    // OpenBLAS (where libblas.so.3 is OpenBLAS) has its own thread pool, which
+    // torch.set_num_threads does not size here: pin it to the same count.
+    env: { OPENBLAS_NUM_THREADS: `${threads}` },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -161,7 +165,8 @@ async function torchTimed(cfg: TrainConfig, threads: number): Promise<Timed> {
     return JSON.parse(line);
   };
   const ready = await reply();
-  torchInfo = `PyTorch ${ready.torch} (BLAS_INFO=${ready.blas})`;
+  torchInfo = `PyTorch ${ready.torch} (BLAS_INFO=${ready.blas}, libblas.so.3 ${libblas()}, ` +
+    `convolutions by oneDNN where torch has it)`;
   if (ready.threads !== threads) torchInfo += `; it runs ${ready.threads} threads, not ${threads}`;
   let last = NaN;
   return {
