@@ -1,7 +1,11 @@
 import { assert, getBackend, randomArray } from "./_util.ts";
 import { buildReport, reportCommand } from "../cli/report.ts";
+import { GAP_TARGET, measureModels, pgdTarget } from "../src/metrics/report.ts";
+import { renderReport } from "../src/plot/mod.ts";
 import { buildModel } from "../src/models/mod.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
+import { logitMargins } from "../src/metrics/margin.ts";
+import { predictionStats, spearman } from "../src/metrics/mod.ts";
 
 function capture() {
   const out: string[] = [], err: string[] = [];
@@ -100,8 +104,108 @@ Deno.test("reportCommand() writes a report for toy2d checkpoints; usage errors e
   assert.equal(await reportCommand([path, "--out", `${dir}/r.html`, "--attack", "none"], c.io), 2);
   assert.equal(await reportCommand([], c.io), 2);
   assert.equal(await reportCommand([path, "--attack", "cw"], c.io), 2);
+  assert.equal(await reportCommand([path, "--force", "--level", "1"], c.io), 2);
+  assert.match(c.err.at(-1)!, /'--level' needs a number in \(0, 1\)/);
+  assert.equal(await reportCommand([path, "--force", "--predictor-eps", "0.7"], c.io), 2);
+  assert.match(c.err.at(-1)!, /'--predictor-eps' needs one of the PGD radii/);
   const h = capture();
   assert.equal(await reportCommand(["--help"], h.io), 0);
   assert.match(h.out[0], /Usage: deno run -A cli.ts report/);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("logitMargins() is f_y − max_{j≠y} f_j of the logits, positive iff correct", async () => {
+  const rt = await getBackend();
+  const spec = { kind: "mlp", inputs: 6, hidden: [5], classes: 4 };
+  const m = buildModel(rt, spec, { seed: 4 });
+  const n = 23;
+  const data = {
+    x: randomArray(n * 6, 9, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => (i * 7) % 4),
+    sampleShape: [6],
+  };
+  const got = await logitMargins(rt, m, data, { batchSize: 7 });
+  const xt = rt.upload(data.x, [n, 6]);
+  const z = (await m.forward(xt).read()) as Float32Array;
+  xt.dispose();
+  const st = await predictionStats(rt, m, data);
+  for (let i = 0; i < n; i++) {
+    const t = data.y[i];
+    const others = [0, 1, 2, 3].filter((j) => j !== t).map((j) => z[i * 4 + j]);
+    const want = z[i * 4 + t] - Math.max(...others);
+    assert.ok(Math.abs(got[i] - want) <= 1e-6 * (1 + Math.abs(want)), `sample ${i}`);
+    assert.equal(got[i] > 0, st.correct[i] === 1, `sample ${i}: sign vs correctness`);
+  }
+  await assert.rejects(
+    () => logitMargins(rt, m, { ...data, y: data.y.map(() => 9) }),
+    /label 9 outside \[0, 4\)/,
+  );
+  m.dispose();
+});
+
+Deno.test("buildReport() rank-correlates the measured quantities with the gap and PGD accuracy", async () => {
+  const rt = await getBackend();
+  const spec = { kind: "mlp", inputs: 16, hidden: [6], classes: 3, inputShape: [1, 4, 4] };
+  const models = [1, 2, 3, 4].map((seed) => buildModel(rt, spec, { seed }));
+  const n = 30;
+  const test = {
+    name: "tiny",
+    x: randomArray(n * 16, 5, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 4, 4],
+    classes: 3,
+  };
+  const train = {
+    x: randomArray(n * 16, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => (i + 1) % 3),
+  };
+  const measured = await measureModels(
+    rt,
+    models.map((model, i) => ({ name: `m${i}`, model, train: i === 3 ? undefined : train })),
+    test,
+    {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      eps: [0.05, 0.1],
+      pgdSteps: 2,
+      pcaSamples: 0,
+      jacobianSamples: 6,
+      predictors: { resamples: 300 },
+    },
+  );
+  const rows = measured.models.map((m) => m.row);
+  for (const [i, r] of rows.entries()) {
+    const w = measured.models[i].weights;
+    assert.ok(Math.abs(r.weightNorm - Math.hypot(...w.map((t) => t.l2))) < 1e-9);
+    assert.ok(
+      Math.abs(r.logSpectralProduct - w.reduce((a, t) => a + Math.log(t.spectralNorm!), 0)) < 1e-9,
+    );
+    if (i < 3) assert.ok(Math.abs(r.generalizationGap! - (r.trainAccuracy! - r.accuracy)) < 1e-12);
+    assert.ok(Number.isFinite(r.margin));
+  }
+  assert.equal(rows[3].generalizationGap, undefined);
+  const p = measured.predictors!;
+  assert.deepEqual(p.targets, [GAP_TARGET, pgdTarget(0.05), pgdTarget(0.1)]);
+  assert.equal(p.scatterTarget, pgdTarget(0.05));
+  assert.equal(p.cells.length, p.quantities.length * 3);
+  const jPgd = p.cells.find((c) => c.quantity === "‖J‖_F" && c.target === pgdTarget(0.1))!;
+  assert.equal(jPgd.n, 4);
+  assert.equal(jPgd.resamples, 300);
+  const want = spearman(
+    rows.map((r) => r.jacobianMean),
+    rows.map((r) => r.robustness!.accuracy.pgd[1]),
+  );
+  assert.ok(Object.is(jPgd.rho, want) || jPgd.rho === want);
+  assert.equal(
+    p.cells.find((c) => c.target === GAP_TARGET)!.n,
+    3,
+    "the model without train data is left out",
+  );
+  const html = await renderReport(measured);
+  assert.match(html, /What predicts robustness/);
+  assert.match(html, /B = 300 resamples/);
+  assert.match(html, /ρ with PGD accuracy ε=0\.1/);
+  for (const m of models) m.dispose();
 });

@@ -87,3 +87,14 @@ export {
   type ReportRow,
   type ReportSettings,
 } from "./report.ts";
+export {
+  averageRanks,
+  type BootstrapOptions,
+  type PredictorAnalysis,
+  type PredictorCell,
+  predictorCorrelations,
+  type PredictorPoint,
+  spearman,
+  spearmanBootstrap,
+  type SpearmanCi,
+} from "./rank_correlation.ts";

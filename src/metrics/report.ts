@@ -21,7 +21,7 @@ import type { Backend } from "../backend.ts";
 import type { Sequential } from "../layers/sequential.ts";
 import { fgsm } from "../attacks/fgsm.ts";
 import { robustness, type RobustnessResult } from "../attacks/robustness.ts";
-import { histogram } from "./_common.ts";
+import { histogram, quantile } from "./_common.ts";
 import { evaluateMetrics, type EvaluationReport } from "./calibration.ts";
 import { jacobianFrobenius } from "./jacobian.ts";
 import {
@@ -36,6 +36,8 @@ import { occlusion, type OcclusionMap, saliency } from "./saliency.ts";
 import { activationPca, type LayerPca } from "./pca.ts";
 import { type WeightStats, weightStats } from "./weights.ts";
 import { type ToyMaps, toyMaps } from "./toy.ts";
+import { logitMargins } from "./margin.ts";
+import { type PredictorAnalysis, predictorCorrelations } from "./rank_correlation.ts";
 
 /** A model to put in the report. */
 export interface ReportModel {
@@ -44,6 +46,11 @@ export interface ReportModel {
   model: Sequential;
   /** Checkpoint metadata (for the training history). */
   metadata?: Record<string, unknown>;
+  /**
+   * The model's own training samples (same sample shape as the data; the first `limit` are used)
+   * for its training accuracy and generalization gap (train − test accuracy); none: no gap.
+   */
+  train?: { x: Float32Array; y: Int32Array | Uint32Array };
 }
 
 /** Labelled samples in [0, 1]. */
@@ -88,6 +95,12 @@ export interface ReportOptions {
   pcaSamples?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
   seed?: number;
+  /**
+   * What predicts robustness (with at least 3 models): bootstrap resamples of the checkpoints
+   * (default 2000), level (0.95), and the PGD ε of the scatter plots (default the middle of
+   * `eps`, `eps[⌊(k−1)/2⌋]`). The seed is `seed`.
+   */
+  predictors?: { resamples?: number; level?: number; eps?: number };
   /** Progress messages. */
   progress?: (line: string) => void;
 }
@@ -109,6 +122,15 @@ export interface ReportRow {
   discRadius: number;
   /** True when some shown plane had no other class in its square (radius counted as range). */
   discCensored: boolean;
+  /** Mean and median over the samples of the logit margin `f_y − max_{j≠y} f_j`. */
+  margin: number;
+  marginMedian: number;
+  /** ‖W‖_F over all weight tensors together (biases excluded), and Σ log σ_max(W) over them. */
+  weightNorm: number;
+  logSpectralProduct: number;
+  /** Accuracy on the training samples, and train − test accuracy (absent without them). */
+  trainAccuracy?: number;
+  generalizationGap?: number;
   robustness?: RobustnessResult;
 }
 
@@ -139,6 +161,8 @@ export interface ReportSettings {
   pgdAlpha?: number;
   /** Whether PGD started at a random point of the ball. */
   randomStart: boolean;
+  /** Most training samples any model's training accuracy used (0: none given). */
+  trainSamples: number;
 }
 
 /** Everything measured of one model. */
@@ -183,7 +207,36 @@ export interface ReportMeasurements {
   settings: ReportSettings;
   /** One entry per model, in the given order. */
   models: ModelMeasurement[];
+  /**
+   * With 3 or more models: Spearman ρ (bootstrap CI over the models) of each measured quantity
+   * against the generalization gap and PGD accuracy at each ε; `scatterTarget` is the target of
+   * the scatter plots.
+   */
+  predictors?: PredictorAnalysis & { scatterTarget?: string };
 }
+
+/** Column titles of the predictor table, by `ReportRow` field. */
+export const PREDICTOR_QUANTITIES: Record<string, string> = {
+  accuracy: "clean accuracy",
+  loss: "test loss",
+  ece: "ECE",
+  mce: "MCE",
+  jacobianMean: "‖J‖_F",
+  tvIso: "TV iso",
+  tvAniso: "TV aniso",
+  discRadius: "cell radius",
+  margin: "mean logit margin",
+  weightNorm: "‖W‖_F (all weights)",
+  logSpectralProduct: "Σ log σ_max(W)",
+};
+
+/** The target name of PGD accuracy at `eps` in {@linkcode ReportMeasurements.predictors}. */
+export function pgdTarget(eps: number): string {
+  return `PGD accuracy ε=${eps}`;
+}
+
+/** The target name of the generalization gap. */
+export const GAP_TARGET = "gap (train − test acc)";
 
 /** The per-epoch records in a checkpoint's metadata (`history` or `history.epochs`). */
 function historyOf(meta?: Record<string, unknown>): Record<string, number>[] {
@@ -233,6 +286,11 @@ export async function measureModels(
   const attacks = inBox ? asked : [];
   const eps = opts.eps ?? [0.05, 0.1, 0.2, 0.3];
   const isImage = data.sampleShape.length === 3;
+  const pe = opts.predictors?.eps;
+  if (pe !== undefined && !eps.includes(pe)) {
+    throw new Error(`measureModels: predictors.eps ${pe} is not among the attack radii ${eps}`);
+  }
+  let trainMax = 0;
   const isToy = d === 2;
 
   // Planes toward an FGSM example of the first model (at the largest ε), the same planes for
@@ -258,7 +316,7 @@ export async function measureModels(
   }
 
   const measured: ModelMeasurement[] = [];
-  for (const { name, model, metadata } of models) {
+  for (const { name, model, metadata, train } of models) {
     log(`${name}: accuracy and calibration on ${n} samples`);
     const m = await evaluateMetrics(rt, model, samples);
     log(`${name}: Jacobian norm on ${jn} samples`);
@@ -312,6 +370,25 @@ export async function measureModels(
         sanityChecks: false,
       });
     }
+    const margins = await logitMargins(rt, model, samples);
+    const sortedMargins = Float64Array.from(margins).sort();
+    let trainAccuracy: number | undefined;
+    if (train && train.y.length > 0) {
+      const k = Math.min(n, train.y.length);
+      trainMax = Math.max(trainMax, k);
+      log(`${name}: accuracy on ${k} training samples`);
+      trainAccuracy = (await evaluateMetrics(rt, model, {
+        x: train.x.subarray(0, k * d),
+        y: train.y.subarray(0, k),
+        sampleShape: data.sampleShape,
+      })).accuracy;
+    }
+    const weights = await weightStats(model.params());
+    let ww = 0, logSpec = 0;
+    for (const w of weights) {
+      ww += w.l2 * w.l2;
+      logSpec += w.spectralNorm === undefined ? NaN : Math.log(w.spectralNorm);
+    }
     const row: ReportRow = {
       name,
       accuracy: m.accuracy,
@@ -326,6 +403,12 @@ export async function measureModels(
       tvAnisoSe: tv.anisoSe,
       discRadius: radius,
       discCensored: censored,
+      margin: margins.reduce((a, v) => a + v, 0) / margins.length,
+      marginMedian: quantile(sortedMargins, 0.5),
+      weightNorm: Math.sqrt(ww),
+      logSpectralProduct: weights.length ? logSpec : NaN,
+      trainAccuracy,
+      generalizationGap: trainAccuracy === undefined ? undefined : trainAccuracy - m.accuracy,
       robustness: rob,
     };
     // Saliency and occlusion of the shown centres.
@@ -357,7 +440,6 @@ export async function measureModels(
       log(`${name}: PCA of activations`);
       pcs = await activationPca(rt, model, { ...samples, length: pn }, { maxSamples: pn });
     }
-    const weights = await weightStats(model.params());
     const toy = isToy ? await toyMaps(rt, model, { resolution: 150 }) : undefined;
     measured.push({
       name,
@@ -401,7 +483,36 @@ export async function measureModels(
       pgdSteps,
       pgdAlpha,
       randomStart,
+      trainSamples: trainMax,
     },
     models: measured,
+    predictors: measured.length >= 3
+      ? predictorsOf(measured.map((m) => m.row), attacks.includes("pgd") ? eps : [], seed, opts)
+      : undefined,
+  };
+}
+
+/** ρ of every quantity in {@linkcode PREDICTOR_QUANTITIES} against the gap and PGD accuracy. */
+function predictorsOf(
+  rows: ReportRow[],
+  eps: number[],
+  seed: number,
+  opts: ReportOptions,
+): PredictorAnalysis & { scatterTarget?: string } {
+  const points = rows.map((r) => {
+    const quantities: Record<string, number> = {};
+    for (const [k, label] of Object.entries(PREDICTOR_QUANTITIES)) {
+      quantities[label] = r[k as keyof ReportRow] as number;
+    }
+    const targets: Record<string, number> = {};
+    if (r.generalizationGap !== undefined) targets[GAP_TARGET] = r.generalizationGap;
+    eps.forEach((e, i) => (targets[pgdTarget(e)] = r.robustness?.accuracy.pgd?.[i] ?? NaN));
+    return { name: r.name, quantities, targets };
+  });
+  const p = opts.predictors ?? {};
+  const scatterEps = p.eps ?? eps[Math.floor((eps.length - 1) / 2)];
+  return {
+    ...predictorCorrelations(points, { resamples: p.resamples, level: p.level, seed }),
+    scatterTarget: scatterEps === undefined ? undefined : pgdTarget(scatterEps),
   };
 }

@@ -31,6 +31,8 @@ export {
   barChart,
   histogramChart,
   lineChart,
+  predictorScatterChart,
+  type PredictorScatterPoint,
   reliabilityChart,
   renderSvg,
   scatterChart,
@@ -38,4 +40,4 @@ export {
   type VegaLiteSpec,
 } from "./charts.ts";
 export { type Block, escapeHtml, htmlPage } from "./html.ts";
-export { formatMeanSe, formatPercent, renderReport } from "./report.ts";
+export { formatMeanSe, formatPercent, predictorBlocks, renderReport } from "./report.ts";

@@ -18,9 +18,11 @@
  */
 
 import type { ReportMeasurements } from "../metrics/report.ts";
+import type { PredictorAnalysis } from "../metrics/rank_correlation.ts";
 import {
   histogramChart,
   lineChart,
+  predictorScatterChart,
   reliabilityChart,
   renderSvg,
   scatterChart,
@@ -60,6 +62,86 @@ const fmtPm = formatMeanSe;
 const pct = formatPercent;
 
 const png = (img: RgbaImage): string => pngDataUri(encodePng(img));
+
+const signed = (
+  v: number,
+): string => (Number.isFinite(v) ? (v >= 0 ? "+" : "") + v.toFixed(2) : "–");
+
+/**
+ * The "what predicts robustness" section: a table of Spearman ρ with its bootstrap interval for
+ * every (quantity, target) cell, and a scatter plot of each quantity against one target.
+ * @param a what `predictorCorrelations` (src/metrics/rank_correlation.ts) returned
+ * @param opts `scatterTarget` (default the last target), `groupOf` (colour group of a
+ *   checkpoint; default its name), `what` (what the points are, for the caption)
+ * @returns blocks for {@linkcode htmlPage}
+ */
+export async function predictorBlocks(
+  a: PredictorAnalysis,
+  opts: { scatterTarget?: string; groupOf?: (name: string) => string; what?: string } = {},
+): Promise<Block[]> {
+  const n = a.points.length, what = opts.what ?? "checkpoints";
+  let partial = false;
+  const rows = a.quantities.map((q) => [
+    q,
+    ...a.targets.map((t) => {
+      const c = a.cells.find((c) => c.quantity === q && c.target === t)!;
+      if (c.n < 3) return `– (n=${c.n})`;
+      if (Number.isNaN(c.rho)) return "– (constant)";
+      const mark = c.used < c.resamples ? "†" : "";
+      partial ||= mark !== "";
+      return `${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]${mark}${
+        c.n < n ? ` (n=${c.n})` : ""
+      }`;
+    }),
+  ]);
+  const blocks: Block[] = [
+    { kind: "heading", text: "What predicts robustness" },
+    {
+      kind: "table",
+      header: ["quantity", ...a.targets.map((t) => `ρ with ${t}`)],
+      rows,
+      caption: `Spearman rank correlation ρ (average ranks for ties) over ${n} ${what}, with a ` +
+        `${Math.round(100 * a.level)} % percentile bootstrap interval: B = ${a.resamples} ` +
+        `resamples of the ${what} with replacement, seed ${a.seed}. ` +
+        (partial
+          ? "†: some resamples had a constant variable and no ρ; the interval rests on the rest. "
+          : "") +
+        "–: no ρ (fewer than 3 checkpoints with both values, or a constant column). " +
+        `With few ${what} the intervals are wide: read them before the point estimates.`,
+    },
+  ];
+  const target = opts.scatterTarget ?? a.targets.at(-1);
+  if (!target) return blocks;
+  const charts: Block[] = [];
+  for (const q of a.quantities) {
+    const c = a.cells.find((c) => c.quantity === q && c.target === target)!;
+    const pts = a.points.map((p) => ({
+      x: p.quantities[q],
+      y: p.targets[target],
+      name: p.name,
+      group: opts.groupOf?.(p.name) ?? p.name,
+    }));
+    if (!pts.some((p) => Number.isFinite(p.x) && Number.isFinite(p.y))) continue;
+    charts.push({
+      kind: "svg",
+      svg: await renderSvg(predictorScatterChart(pts, {
+        title: `ρ = ${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]`,
+        xTitle: q,
+        yTitle: target,
+      })),
+    });
+  }
+  if (charts.length) {
+    blocks.push({
+      kind: "text",
+      text: `Each measured quantity against ${target}, one point per ${what.replace(/s$/, "")}.`,
+    }, {
+      kind: "row",
+      blocks: charts,
+    });
+  }
+  return blocks;
+}
 
 /**
  * Draws the measured comparison as one self-contained HTML page (no external resources).
@@ -229,7 +311,10 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     "TV iso (± se)",
     "TV aniso (± se)",
     "cell radius",
+    "margin (mean)",
   ];
+  const hasGap = s.trainSamples > 0;
+  if (hasGap) header.splice(2, 0, "train acc", "gap");
   for (const a of attacks) for (const e of eps) header.push(`${a} ε=${e}`);
   const table: Block = {
     kind: "table",
@@ -237,7 +322,11 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       `(${s.images} centres × ${s.planesPerImage} random directions, ±${range} pixel units, ` +
       `${res}×${res}); ‖J‖_F ${
         s.nproj === -1 ? "exact" : `estimated with ${s.nproj} projections`
-      } on ${s.jacobianSamples} samples`,
+      } on ${s.jacobianSamples} samples` +
+      (hasGap
+        ? `; train acc on up to ${s.trainSamples} samples of each model's own training split`
+        : "") +
+      `; margin: mean logit margin f_y − max_{j≠y} f_j`,
     header,
     rows: models.map(({ row }) => {
       const cells: (string | number)[] = [
@@ -250,7 +339,11 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         fmtPm(row.tvIso, row.tvIsoSe),
         fmtPm(row.tvAniso, row.tvAnisoSe),
         `${row.discCensored ? "≥ " : ""}${row.discRadius.toPrecision(3)}`,
+        row.margin,
       ];
+      if (hasGap) {
+        cells.splice(2, 0, pct(row.trainAccuracy ?? NaN), pct(row.generalizationGap ?? NaN));
+      }
       for (const a of attacks) {
         for (let i = 0; i < eps.length; i++) {
           cells.push(pct(row.robustness?.accuracy[a]?.[i] ?? NaN));
@@ -297,6 +390,16 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       caption: `PGD: ${s.pgdSteps} steps, step ${
         s.pgdAlpha === undefined ? "2.5ε/steps" : s.pgdAlpha
       }, ${s.randomStart ? "random start" : "no random start"}`,
+    });
+  }
+  if (r.predictors) {
+    blocks.push(
+      ...await predictorBlocks(r.predictors, { scatterTarget: r.predictors.scatterTarget }),
+    );
+  } else if (models.length === 2) {
+    blocks.push({
+      kind: "text",
+      text: "What predicts robustness: rank correlations need 3 or more checkpoints.",
     });
   }
   blocks.push(
