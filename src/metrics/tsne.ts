@@ -25,7 +25,11 @@
  * @module
  */
 
+import type { Backend } from "../backend.ts";
+import type { Layer } from "../layers/layer.ts";
 import { randomNormal } from "../init/philox.ts";
+import type { MetricModel, Samples } from "./_common.ts";
+import { forEachLayerOutput } from "./_activations.ts";
 
 /** Options of {@linkcode tsneAffinities}. */
 export interface AffinityOptions {
@@ -352,6 +356,63 @@ export function tsneFromAffinities(aff: Affinities, opts: TsneOptions = {}): Tsn
   const kl = tsneKl(p, y, n, dims);
   history.push([iters, kl]);
   return { embedding: y, kl, history, affinities: aff, n, dims, perplexity: opts.perplexity ?? 30 };
+}
+
+/** t-SNE of one layer's output. */
+export interface LayerTsne {
+  /** Layer name (module path) and class. */
+  layer: string;
+  /** (N, 2) embedding. */
+  embedding: Float64Array;
+  /** KL(P‖Q) of the embedding (nats). */
+  kl: number;
+  /** The perplexity used. */
+  perplexity: number;
+  /** Iterations run. */
+  iterations: number;
+  n: number;
+  /** Labels of the samples, for colouring. */
+  labels?: Int32Array;
+}
+
+/**
+ * 2-D exact t-SNE of the output of each layer (eval mode; the same layers as `activationPca`
+ * chooses), for scatter plots coloured by class; the distances are those of the raw
+ * activations (no PCA to 30 dimensions first, unlike the paper's sec. 4.2).
+ * @param rt runtime (the forward pass runs on it; t-SNE on the host in float64)
+ * @param model a chain of layers (`Sequential` / `Model`)
+ * @param data samples (labels kept for colouring)
+ * @param opts `layers`, `maxSamples` (default 300); `perplexity` (default 30, lowered to
+ *   ⌊(N − 2) / 3⌋ for few samples) and the other {@linkcode TsneOptions}
+ * @returns one result per chosen layer
+ * @example
+ * ```ts
+ * const maps = await activationTsne(rt, model, { x, y, sampleShape: [1, 28, 28] }, { seed: 0 });
+ * console.log(maps.map((m) => `${m.layer}: KL ${m.kl.toFixed(3)}`));
+ * ```
+ */
+export async function activationTsne(
+  rt: Backend,
+  model: MetricModel & { layers: readonly Layer[] },
+  data: Samples,
+  opts: TsneOptions & { layers?: (string | number)[]; maxSamples?: number } = {},
+): Promise<LayerTsne[]> {
+  const out: LayerTsne[] = [];
+  const maxSamples = opts.maxSamples ?? 300;
+  await forEachLayerOutput(rt, model, data, { ...opts, maxSamples }, ({ layer, acts, n, d }) => {
+    const perplexity = Math.min(opts.perplexity ?? 30, Math.max(1, Math.floor((n - 2) / 3)));
+    const r = tsne(acts, n, d, { ...opts, perplexity, dims: 2 });
+    out.push({
+      layer,
+      embedding: r.embedding,
+      kl: r.kl,
+      perplexity,
+      iterations: opts.iterations ?? 1000,
+      n,
+      labels: data.y ? Int32Array.from(data.y.subarray(0, n)) : undefined,
+    });
+  });
+  return out;
 }
 
 function checkInput(op: string, x: ArrayLike<number>, n: number, d: number, perp: number): void {
