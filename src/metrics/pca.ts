@@ -129,6 +129,8 @@ export async function pca(
 export interface LayerPca extends PcaResult {
   /** Layer name (module path) and class. */
   layer: string;
+  /** Position of the layer in `model.layers`. */
+  index: number;
   /** Labels of the samples, for colouring. */
   labels?: Int32Array;
 }
@@ -150,9 +152,14 @@ export async function activationPca(
   opts: { layers?: (string | number)[]; maxSamples?: number; components?: number } = {},
 ): Promise<LayerPca[]> {
   const out: LayerPca[] = [];
-  await forEachLayerOutput(rt, model, data, opts, async ({ layer, acts, n, d }) => {
+  await forEachLayerOutput(rt, model, data, opts, async ({ index, layer, acts, n, d }) => {
     const r = await pca(rt, acts, n, d, { components: Math.min(opts.components ?? 2, d) });
-    out.push({ ...r, layer, labels: data.y ? Int32Array.from(data.y.subarray(0, n)) : undefined });
+    out.push({
+      ...r,
+      layer,
+      index,
+      labels: data.y ? Int32Array.from(data.y.subarray(0, n)) : undefined,
+    });
   });
   return out;
 }
