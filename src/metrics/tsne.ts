@@ -19,7 +19,9 @@
  * @example
  * ```ts
  * import { tsne } from "./tsne.ts";
- * const { embedding, kl } = tsne(acts, n, d, { perplexity: 30, seed: 0 }); // (N, 2)
+ * const x = Float64Array.from({ length: 40 * 3 }, (_, i) => Math.sin(i * i)); // (40, 3)
+ * const { embedding, kl } = tsne(x, 40, 3, { perplexity: 10, seed: 0 }); // (40, 2)
+ * console.log(embedding.length, kl);
  * ```
  *
  * @module
@@ -279,7 +281,8 @@ export interface TsneResult {
  * @returns the embedding, its KL divergence and the affinities
  * @example
  * ```ts
- * const r = tsne(acts, 300, 84, { perplexity: 30, seed: 1 });
+ * const x = Float64Array.from({ length: 300 * 8 }, (_, i) => Math.cos(i * 0.37)); // (300, 8)
+ * const r = tsne(x, 300, 8, { perplexity: 30, seed: 1 });
  * console.log(r.kl, r.embedding.length); // 600 coordinates
  * ```
  */
