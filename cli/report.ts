@@ -124,6 +124,17 @@ const reportFlags = {
     type: "number",
     help: "PGD eps of the predictor scatter plots (one of --eps; default the middle one).",
   },
+  "tsne-samples": {
+    type: "number",
+    help: "Samples in the t-SNE scatters beside PCA (0: none; at most --pca-samples).",
+    default: 300,
+  },
+  perplexity: { type: "number", help: "t-SNE perplexity (effective neighbours).", default: 30 },
+  "feature-maps": {
+    type: "number",
+    help: "Image models: test samples whose conv feature maps are drawn (0: none).",
+    default: 2,
+  },
   json: { type: "boolean", help: "Also print the table as JSON." },
   ...MODEL_FLAGS,
 } as const;
@@ -160,6 +171,9 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     pgdAlpha: pgd.alpha,
     randomStart: pgd.randomStart,
     pcaSamples: positiveInt("pca-samples", flags["pca-samples"], true),
+    tsneSamples: positiveInt("tsne-samples", flags["tsne-samples"], true),
+    perplexity: flags.perplexity as number,
+    featureMaps: positiveInt("feature-maps", flags["feature-maps"], true),
     seed: positiveInt("seed", flags.seed, true),
     progress: (s) => (io.status ? io.status(s) : io.err(s)),
   };
@@ -179,6 +193,9 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     eps: pe,
   };
   if (!(opts.range! > 0)) throw new UsageError(`Flag '--range' needs a positive number`);
+  if (!(typeof opts.perplexity === "number" && opts.perplexity >= 1)) {
+    throw new UsageError(`Flag '--perplexity' needs a number >= 1, got ${flags.perplexity}`);
+  }
   if (opts.resolution! < 2) throw new UsageError(`Flag '--resolution' needs at least 2`);
   const out = String(flags.out);
   // Refuse an existing report before any work (writeFileAtomic checks again at the end).

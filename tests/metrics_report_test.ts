@@ -209,3 +209,87 @@ Deno.test("buildReport() rank-correlates the measured quantities with the gap an
   assert.match(html, /ρ with PGD accuracy ε=0\.1/);
   for (const m of models) m.dispose();
 });
+
+Deno.test("measureModels() takes feature maps of every conv and t-SNE beside each PCA layer; renderReport() draws them", async () => {
+  const rt = await getBackend();
+  const spec = {
+    kind: "sequential",
+    inputShape: [1, 8, 8],
+    classes: 3,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: 3, kernel: 3, padding: 1 },
+      { type: "relu", name: "act1" },
+      { type: "maxpool2d", kernel: 2 },
+      { type: "conv2d", name: "conv2", in: 3, out: 4, kernel: 3 },
+      { type: "tanh", name: "act2" },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: 16, out: 3 },
+    ],
+  };
+  const model = buildModel(rt, spec, { seed: 4 });
+  const n = 30;
+  const data = {
+    name: "tiny",
+    x: randomArray(n * 64, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 8, 8],
+    classes: 3,
+  };
+  try {
+    const m = await measureModels(rt, [{ name: "conv", model }], data, {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 1,
+      attacks: [],
+      pcaSamples: 20,
+      tsneSamples: 20,
+      featureMaps: 2,
+      jacobianSamples: 4,
+    });
+    const mm = m.models[0];
+    assert.deepEqual(
+      mm.featureMaps!.map((f) => [f.layer, f.source, f.n, f.channels, f.height, f.width]),
+      [["act1 (Activation)", "conv1", 2, 3, 8, 8], ["act2 (Activation)", "conv2", 2, 4, 2, 2]],
+    );
+    assert.equal(m.featureMapLabels.length, 2);
+    // t-SNE of the three layers whose PCA is drawn, 20 samples, perplexity lowered to 6.
+    assert.deepEqual(mm.tsne!.map((t) => t.layer), mm.pca!.slice(-3).map((p) => p.layer));
+    for (const t of mm.tsne!) {
+      assert.equal(t.embedding.length, 40);
+      assert.equal(t.perplexity, 6);
+      assert.ok(Number.isFinite(t.kl) && t.kl >= 0);
+    }
+    assert.equal(m.settings.tsneSamples, 20);
+    const html = await renderReport(m);
+    assert.match(html, /<h2>Feature maps<\/h2>/);
+    assert.match(html, /conv, act1 \(Activation\): colour scale per channel .* 0: \[/);
+    assert.match(html, /act2 \(Activation\) after conv2, sample #1/);
+    assert.match(html, /PCA and t-SNE of activations/);
+    assert.equal((html.match(/exact t-SNE of 20 samples, perplexity 6/g) ?? []).length, 3);
+    const none = await measureModels(rt, [{ name: "conv", model }], data, {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      attacks: [],
+      pcaSamples: 20,
+      tsneSamples: 0,
+      featureMaps: 0,
+      jacobianSamples: 4,
+    });
+    assert.equal(none.models[0].tsne, undefined);
+    assert.equal(none.models[0].featureMaps, undefined);
+    assert.doesNotMatch(await renderReport(none), /Feature maps|t-SNE of \d+/);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("reportCommand() refuses a bad --perplexity, --tsne-samples or --feature-maps (exit 2)", async () => {
+  for (const bad of [["--perplexity", "0"], ["--tsne-samples", "-1"], ["--feature-maps", "1.5"]]) {
+    const c = capture();
+    assert.equal(await reportCommand(["x.safetensors", ...bad], c.io), 2, bad.join(" "));
+    assert.match(c.err.join("\n"), new RegExp(`Flag '${bad[0]}'`));
+  }
+});

@@ -34,6 +34,8 @@ Spec (JSON object)::
                  initial entry is returned as "init.<name>"; if unset they are an error
     label_smoothing   cross-entropy label smoothing (PyTorch semantics), default 0
     return_state      also return the final state_dict as "state.<name>"
+    hooks             forward: submodule names (e.g. ["act1", "layer1.0"]) whose outputs are
+                      returned as "hook.<name>", caught by register_forward_hook
     param_grads       forward: also return "grad.<param>" (default true; false for
                       big models where only "grad.x" is wanted)
 
@@ -536,8 +538,19 @@ def op_forward(spec, inputs, used):
         raise BridgeError('forward needs input "x"')
     used.add("x")
     x = _to_torch(inputs["x"], fdt).requires_grad_(True)
+    handles = []
+    for name in spec.get("hooks", []):
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise BridgeError(f"hooks: the model has no submodule {name!r}") from None
+        # A forward hook sees the module's output as the model computes it.
+        handles.append(module.register_forward_hook(
+            lambda _m, _inp, out, name=name: outputs.__setitem__("hook." + name, _out(out))))
     torch.manual_seed(int(spec.get("seed", 0)))
     logits = model(x)
+    for h in handles:
+        h.remove()
     outputs["logits"] = _out(logits)
     if "y" in inputs and "dy" in inputs:
         raise BridgeError('give "y" (cross-entropy gradients) or "dy" (a VJP), not both')

@@ -3,7 +3,8 @@
  * and the same directions (seeded), so that differences come from the models — clean accuracy,
  * loss, ECE/MCE, the Jacobian Frobenius norm, decision-plane TV (mean ± standard error), the
  * radius of the centre's cell, FGSM/PGD accuracy at chosen ε, the drawn planes (random and
- * toward an FGSM example), saliency and occlusion maps, PCA of layer activations, weight
+ * toward an FGSM example), saliency and occlusion maps, feature maps of every convolution, PCA
+ * and t-SNE of layer activations, weight
  * statistics, and for 2-input models the decision map and Jacobian area factor of the input
  * plane. The result is plain data (numbers and typed arrays); src/plot/report.ts draws it.
  *
@@ -34,6 +35,8 @@ import {
 import { planeTv } from "./tv.ts";
 import { occlusion, type OcclusionMap, saliency } from "./saliency.ts";
 import { activationPca, type LayerPca } from "./pca.ts";
+import { activationTsne, type LayerTsne } from "./tsne.ts";
+import { featureMaps, type LayerFeatureMaps } from "./feature_maps.ts";
 import { type WeightStats, weightStats } from "./weights.ts";
 import { type ToyMaps, toyMaps } from "./toy.ts";
 import { logitMargins } from "./margin.ts";
@@ -93,6 +96,15 @@ export interface ReportOptions {
   randomStart?: boolean;
   /** Samples for the PCA scatters (0 = none). Default 300. */
   pcaSamples?: number;
+  /**
+   * Samples for the t-SNE scatters of the last three PCA layers (0 = none; at most
+   * `pcaSamples`). Default 300.
+   */
+  tsneSamples?: number;
+  /** t-SNE perplexity (lowered to ⌊(N − 2) / 3⌋ for few samples). Default 30. */
+  perplexity?: number;
+  /** Image models: samples whose feature maps are drawn (the first shown ones; 0 = none). Default 2. */
+  featureMaps?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
   seed?: number;
   /**
@@ -163,6 +175,11 @@ export interface ReportSettings {
   randomStart: boolean;
   /** Most training samples any model's training accuracy used (0: none given). */
   trainSamples: number;
+  /** Samples of the t-SNE scatters (0: none) and their perplexity. */
+  tsneSamples: number;
+  perplexity: number;
+  /** Samples whose feature maps were taken (0: none, or not an image model). */
+  featureMaps: number;
 }
 
 /** Everything measured of one model. */
@@ -182,6 +199,10 @@ export interface ModelMeasurement {
   attribution?: { saliency: Float32Array; occlusion: OcclusionMap[] };
   /** PCA of layer activations (absent with fewer than 3 PCA samples). */
   pca?: LayerPca[];
+  /** 2-D t-SNE of the last three PCA layers' activations (absent when not asked for). */
+  tsne?: LayerTsne[];
+  /** Image models: the feature maps of every convolution for the first samples. */
+  featureMaps?: LayerFeatureMaps[];
   /** Statistics of every parameter tensor. */
   weights: WeightStats[];
   /** 2-input models: the decision map and area factor over [-2, 2]² at 150×150. */
@@ -200,6 +221,9 @@ export interface ReportMeasurements {
   /** `(show, ...sampleShape)` inputs and `(show,)` labels of the shown centres. */
   shownInputs: Float32Array;
   shownLabels: Int32Array;
+  /** `(featureMaps, ...sampleShape)` inputs and labels of the feature-map samples. */
+  featureMapInputs: Float32Array;
+  featureMapLabels: Int32Array;
   /** Per shown centre, the L2 distance to the first model's FGSM example (null: none). */
   adversarial: ({ distance: number } | null)[];
   /** Largest ε (of the FGSM example the adversarial planes point toward). */
@@ -292,6 +316,10 @@ export async function measureModels(
   }
   let trainMax = 0;
   const isToy = d === 2;
+  const fmN = isImage ? Math.min(opts.featureMaps ?? 2, n) : 0;
+  const pn = Math.min(n, opts.pcaSamples ?? 300);
+  const tn = pn >= 3 ? Math.min(pn, opts.tsneSamples ?? 300) : 0;
+  const perplexity = opts.perplexity ?? 30;
 
   // Planes toward an FGSM example of the first model (at the largest ε), the same planes for
   // every model: the first axis points at that adversarial example, the second is random.
@@ -434,11 +462,25 @@ export async function measureModels(
       }
       attribution = { saliency: maps, occlusion: occ };
     }
-    const pn = Math.min(n, opts.pcaSamples ?? 300);
     let pcs: LayerPca[] | undefined;
     if (pn >= 3) {
       log(`${name}: PCA of activations`);
       pcs = await activationPca(rt, model, { ...samples, length: pn }, { maxSamples: pn });
+    }
+    let tsnes: LayerTsne[] | undefined;
+    if (pcs && tn >= 3) {
+      log(`${name}: t-SNE of activations (${tn} samples, perplexity ${perplexity})`);
+      tsnes = await activationTsne(rt, model, { ...samples, length: tn }, {
+        maxSamples: tn,
+        layers: pcs.slice(-3).map((p) => p.index),
+        perplexity,
+        seed,
+      });
+    }
+    let maps: LayerFeatureMaps[] | undefined;
+    if (fmN > 0) {
+      log(`${name}: feature maps of ${fmN} samples`);
+      maps = await featureMaps(rt, model, { ...samples, length: fmN }, { maxSamples: fmN });
     }
     const toy = isToy ? await toyMaps(rt, model, { resolution: 150 }) : undefined;
     measured.push({
@@ -450,6 +492,8 @@ export async function measureModels(
       adversarialPlanes,
       attribution,
       pca: pcs,
+      tsne: tsnes,
+      featureMaps: maps,
       weights,
       toy,
       history: historyOf(metadata),
@@ -466,6 +510,8 @@ export async function measureModels(
     sampleShape: data.sampleShape,
     shownInputs: samples.x.slice(0, show * d),
     shownLabels: samples.y.slice(0, show),
+    featureMapInputs: samples.x.slice(0, fmN * d),
+    featureMapLabels: samples.y.slice(0, fmN),
     adversarial: advDirs.map((a) => (a ? { distance: a.dist } : null)),
     adversarialEps: eps.length ? Math.max(...eps) : NaN,
     settings: {
@@ -484,6 +530,9 @@ export async function measureModels(
       pgdAlpha,
       randomStart,
       trainSamples: trainMax,
+      tsneSamples: tn,
+      perplexity,
+      featureMaps: fmN,
     },
     models: measured,
     predictors: measured.length >= 3

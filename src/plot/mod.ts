@@ -19,6 +19,7 @@
 
 export { classPalette, colorMap, parseColor, type Rgb } from "./colors.ts";
 export {
+  channelGridImage,
   classMapImage,
   decodePng,
   encodePng,

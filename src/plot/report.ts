@@ -3,7 +3,9 @@
  * measured: a table of clean accuracy, loss, ECE/MCE, ‖J‖_F, plane TV, cell radius and accuracy
  * under attack, and pictures — training curves from the checkpoints' history, robustness
  * curves, reliability diagrams, confidence histograms, decision-boundary planes with a legend in
- * the same colours, saliency and occlusion overlays, PCA scatters of layer activations, weight
+ * the same colours, saliency and occlusion overlays, feature maps of every convolution (one
+ * colour scale per channel, its range written out), PCA and t-SNE scatters of layer activations
+ * side by side, weight
  * statistics, and for 2-input models the decision map and Jacobian area factor of the input
  * plane.
  *
@@ -30,6 +32,7 @@ import {
 } from "./charts.ts";
 import { type Block, htmlPage } from "./html.ts";
 import {
+  channelGridImage,
   classMapImage,
   encodePng,
   heatmapImage,
@@ -162,6 +165,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
   const advRows: Block[][] = Array.from({ length: show }, () => []);
   const attribution: Block[] = [];
   const pcaBlocks: Block[] = [];
+  const mapBlocks: Block[] = [];
   const weightRows: (string | number)[][] = [];
   const toyBlocks: Block[] = [];
 
@@ -248,25 +252,82 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       attribution.push({ kind: "row", blocks: row });
     }
     if (mm.pca) {
-      const blocks: Block[] = [];
-      for (const p of mm.pca.slice(-3)) {
-        const pts = Array.from({ length: p.n }, (_, i) => ({
-          x: p.projections[i * p.k],
-          y: p.k > 1 ? p.projections[i * p.k + 1] : 0,
-          label: p.labels?.[i] ?? 0,
+      const scatter = (
+        title: string,
+        pts: { x: number; y: number; label: number }[],
+        xTitle: string,
+        yTitle: string,
+      ) =>
+        renderSvg(scatterChart(pts, {
+          title,
+          classNames: names,
+          classes: r.classes,
+          xTitle,
+          yTitle,
         }));
-        blocks.push({
+      for (const p of mm.pca.slice(-3)) {
+        const blocks: Block[] = [{
           kind: "svg",
-          svg: await renderSvg(scatterChart(pts, {
-            title: `${name}: ${p.layer}`,
-            classNames: names,
-            classes: r.classes,
-            xTitle: `PC1 (${(100 * p.explained[0]).toFixed(1)}%)`,
-            yTitle: p.k > 1 ? `PC2 (${(100 * p.explained[1]).toFixed(1)}%)` : "",
-          })),
+          svg: await scatter(
+            `${name}: ${p.layer}, PCA`,
+            Array.from({ length: p.n }, (_, i) => ({
+              x: p.projections[i * p.k],
+              y: p.k > 1 ? p.projections[i * p.k + 1] : 0,
+              label: p.labels?.[i] ?? 0,
+            })),
+            `PC1 (${(100 * p.explained[0]).toFixed(1)}%)`,
+            p.k > 1 ? `PC2 (${(100 * p.explained[1]).toFixed(1)}%)` : "",
+          ),
+        }];
+        const t = mm.tsne?.find((t) => t.layer === p.layer);
+        if (t) {
+          blocks.push({
+            kind: "svg",
+            svg: await scatter(
+              `${name}: ${t.layer}, t-SNE`,
+              Array.from({ length: t.n }, (_, i) => ({
+                x: t.embedding[2 * i],
+                y: t.embedding[2 * i + 1],
+                label: t.labels?.[i] ?? 0,
+              })),
+              "t-SNE 1",
+              "t-SNE 2",
+            ),
+            caption: `exact t-SNE of ${t.n} samples, perplexity ${t.perplexity}, ` +
+              `${t.iterations} iterations, KL(P‖Q) = ${t.kl.toFixed(3)}`,
+          });
+        }
+        pcaBlocks.push({ kind: "row", blocks });
+      }
+    }
+    for (const fm of mm.featureMaps ?? []) {
+      const scale = Math.max(1, Math.round(56 / fm.width));
+      const chw = fm.channels * fm.height * fm.width;
+      const row: Block[] = [];
+      for (let i = 0; i < fm.n; i++) {
+        row.push({
+          kind: "png",
+          uri: png(channelGridImage(fm.values.subarray(i * chw, (i + 1) * chw), [
+            fm.channels,
+            fm.height,
+            fm.width,
+          ], { min: fm.min, max: fm.max, scale })),
+          caption:
+            `${name}: ${fm.layer}${
+              fm.kind === "activation" ? ` after ${fm.source}` : ""
+            }, sample #${i} (label ${names[r.featureMapLabels[i]]}), ${fm.channels} channels ` +
+            `${fm.height}×${fm.width}`,
         });
       }
-      pcaBlocks.push({ kind: "row", blocks });
+      const ranges = Array.from(
+        { length: fm.channels },
+        (_, c) => `${c}: [${fm.min[c].toPrecision(2)}, ${fm.max[c].toPrecision(2)}]`,
+      ).join(" · ");
+      mapBlocks.push({ kind: "row", blocks: row }, {
+        kind: "text",
+        text: `${name}, ${fm.layer}: colour scale per channel (viridis, dark = min, yellow = ` +
+          `max over the ${fm.n} samples), channel: [min, max] — ${ranges}`,
+      });
     }
     for (const w of mm.weights) {
       weightRows.push([
@@ -447,8 +508,42 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
   if (attribution.length) {
     blocks.push({ kind: "heading", text: "Saliency and occlusion" }, ...attribution);
   }
+  if (mapBlocks.length) {
+    const inputs: Block[] = [];
+    const [, h, w] = r.sampleShape;
+    for (let i = 0; i < r.featureMapLabels.length; i++) {
+      inputs.push({
+        kind: "png",
+        uri: png(imageWithOverlay(r.featureMapInputs.subarray(i * d, (i + 1) * d), r.sampleShape, {
+          scale: Math.max(1, Math.round(112 / w)),
+        })),
+        caption: `sample #${i}, label ${names[r.featureMapLabels[i]]} (${h}×${w})`,
+      });
+    }
+    blocks.push(
+      { kind: "heading", text: "Feature maps" },
+      {
+        kind: "text",
+        text: "Each tile is one channel of a convolution's output after its activation (a " +
+          "residual block: after the block's final ReLU), in eval mode. Every channel has its " +
+          "own colour scale, from its smallest (dark) to its largest value (yellow) over the " +
+          "samples shown; the ranges follow each row.",
+      },
+      { kind: "row", blocks: inputs },
+      ...mapBlocks,
+    );
+  }
   if (pcaBlocks.length) {
-    blocks.push({ kind: "heading", text: "PCA of activations" }, ...pcaBlocks);
+    blocks.push(
+      { kind: "heading", text: "PCA and t-SNE of activations" },
+      {
+        kind: "text",
+        text: `Per layer, the first two principal components (left) and a 2-D exact t-SNE ` +
+          `(van der Maaten & Hinton 2008, seeded; right, on the first ${s.tsneSamples} of the ` +
+          `same samples) of the activations.`,
+      },
+      ...pcaBlocks,
+    );
   }
   if (toyBlocks.length) {
     blocks.push(
