@@ -66,10 +66,13 @@ Deno.test("randomizeLabels() is a pure function of the seed", () => {
   assert.deepEqual(a.dataset.y, b.dataset.y);
   assert.deepEqual(a.corrupted, b.corrupted);
   assert.notDeepEqual(a.corrupted, c.corrupted);
-  assert.deepEqual(randomizeLabels(ds, { fraction: 0.3 }).dataset.y, randomizeLabels(ds, {
-    fraction: 0.3,
-    seed: 0,
-  }).dataset.y);
+  assert.deepEqual(
+    randomizeLabels(ds, { fraction: 0.3 }).dataset.y,
+    randomizeLabels(ds, {
+      fraction: 0.3,
+      seed: 0,
+    }).dataset.y,
+  );
   // The source is untouched.
   assert.deepEqual(ds.y, linearClasses(500, 2, 10, 2).y);
 });

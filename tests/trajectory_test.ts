@@ -100,7 +100,12 @@ Deno.test("train() samples the trajectory every N steps across epochs and read-b
   const data = { train: toyHalfplane(100, 2) }; // 7 steps per epoch of 16
   for (const [every, logEvery] of [[3, 2], [2, 50], [5, 1]]) {
     const model = tinyMlp(rt);
-    const r = await train(model, data, { epochs: 4, batchSize: 16, trajectoryEvery: every, logEvery });
+    const r = await train(model, data, {
+      epochs: 4,
+      batchSize: 16,
+      trajectoryEvery: every,
+      logEvery,
+    });
     const all: number[] = [];
     r.history.forEach((h, e) => {
       for (const s of h.trajectory!.steps) {

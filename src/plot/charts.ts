@@ -51,7 +51,8 @@ export interface SeriesPoint {
 /**
  * Curves, e.g. loss/accuracy per epoch or accuracy vs ε (robustness).
  * @param points the points (one curve per `series`)
- * @param opts titles, `yDomain`, `points` (draw markers)
+ * @param opts titles, `yDomain`, `points` (draw markers), `logY` (log y axis; points with
+ *   y <= 0 are left out)
  */
 export function lineChart(
   points: SeriesPoint[],
@@ -61,11 +62,20 @@ export function lineChart(
     yTitle?: string;
     yDomain?: [number, number];
     points?: boolean;
+    logY?: boolean;
   } = {},
 ): VegaLiteSpec {
+  const scale = {
+    ...(opts.yDomain ? { domain: opts.yDomain } : {}),
+    ...(opts.logY ? { type: "log" } : {}),
+  };
   return {
     ...base(opts.title),
-    data: { values: points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)) },
+    data: {
+      values: points.filter((p) =>
+        Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0)
+      ),
+    },
     mark: { type: "line", point: opts.points ?? true },
     encoding: {
       x: { field: "x", type: "quantitative", title: opts.xTitle ?? "x" },
@@ -73,7 +83,7 @@ export function lineChart(
         field: "y",
         type: "quantitative",
         title: opts.yTitle ?? "y",
-        ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : {}),
+        ...(Object.keys(scale).length ? { scale } : {}),
       },
       color: { field: "series", type: "nominal", title: null },
     },
