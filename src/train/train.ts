@@ -13,7 +13,8 @@
  * `afterStep`. The dataset is uploaded once (src/data/batches.ts) and each
  * batch is gathered (and augmented) on the GPU by a dispatch of the same step. Losses, correct counts and penalty values are summed on the GPU
  * (weighted by the batch size) and read back together every `logEvery` steps
- * and at the end of each epoch, never per step.
+ * and at the end of each epoch, never per step; so are the per-layer trajectory samples
+ * (src/train/_trajectory.ts), packed into the same read.
  *
  * Randomness is explicit: the shuffle and augmentation of epoch `e` are
  * functions of `(seed, e)` (src/data/batches.ts), and dropout and the regularizers' streams are keyed by the
@@ -146,7 +147,8 @@ export interface TrainOptions {
   /**
    * Global steps between samples of the per-layer trajectory (‖θ‖, ‖∇θ‖, ‖θ − θ_0‖; 1: every
    * step, 0: none). Each sample costs three reductions per parameter tensor, read back with
-   * the running sums. Default: about 200 samples per run, `max(1, ceil(totalSteps / 200))`.
+   * the running sums; the run keeps a copy of θ_0 (and one scratch per distinct tensor size).
+   * Default: about 200 samples per run, `max(1, ceil(totalSteps / 200))`.
    */
   trajectoryEvery?: number;
   /** Called every `logEvery` steps and at the end of each epoch. */
