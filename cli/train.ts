@@ -74,6 +74,14 @@ export function fmtEpoch(r: EpochRecord, epochs: number): string {
   if (r.valLoss !== undefined) {
     parts.push(`val_loss ${r.valLoss.toFixed(4)}`, `val_acc ${pct(r.valAccuracy)}`);
   }
+  if (r.memorization) {
+    parts.push(
+      `noisy_acc ${pct(r.memorization.noisyAccuracy)}`,
+      `clean_acc ${pct(r.memorization.cleanAccuracy)}`,
+      `memorized ${pct(r.memorization.memorized)}`,
+    );
+  }
+  if (r.testAccuracy !== undefined) parts.push(`test_acc ${pct(r.testAccuracy)}`);
   parts.push(
     `lr ${r.lr.toPrecision(3)}`,
     `|θ| ${r.paramNorm.toPrecision(4)}`,
@@ -186,6 +194,17 @@ const trainFlags = {
     help: "Train in eval mode: BatchNorm on running statistics, no dropout (lets jacobian, " +
       "jacobian-det and gradient-norm through BatchNorm, e.g. resnet18).",
   },
+  "label-noise": {
+    type: "number",
+    metavar: "p",
+    help: "Replace a seeded fraction p of the training labels by random other classes " +
+      "(Zhang et al. 2017); records the memorisation curve (noisy/clean train, test accuracy).",
+  },
+  "trajectory-every": {
+    type: "number",
+    metavar: "N",
+    help: "Record per-layer |θ|, |∇θ|, |θ-θ0| every N steps (0: off; default ~200 per run).",
+  },
   augment: {
     type: "boolean",
     help: "Augment images: ±10° rotations and 10% shifts; CIFAR: crop (pad 4) and flips.",
@@ -236,6 +255,18 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   if (!(Number.isSafeInteger(seed) && seed >= 0)) {
     throw new UsageError(`Flag '--seed' needs an integer >= 0, got ${seed}`);
   }
+  const labelNoise = flags["label-noise"] as number | undefined;
+  if (labelNoise !== undefined && !(labelNoise >= 0 && labelNoise <= 1)) {
+    throw new UsageError(`Flag '--label-noise' must be in [0, 1], got ${labelNoise}`);
+  }
+  const trajectoryEvery = flags["trajectory-every"] as number | undefined;
+  if (
+    trajectoryEvery !== undefined && !(Number.isInteger(trajectoryEvery) && trajectoryEvery >= 0)
+  ) {
+    throw new UsageError(
+      `Flag '--trajectory-every' needs an integer >= 0, got ${trajectoryEvery}`,
+    );
+  }
   const out = flags.out as string | undefined;
   const force = flags.force === true;
   const json = flags.json === true, quiet = flags.quiet === true || json;
@@ -255,6 +286,9 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
     valFraction,
     seed,
   });
+  if (labelNoise !== undefined && labelNoise > 0 && data.train.classes < 2) {
+    throw new UsageError(`--label-noise needs at least 2 classes; ${data.name} has 1`);
+  }
 
   const augment = flags.augment ? seams.augmentFor(String(flags.data), data.train) : undefined;
   let rt: Backend | null = null;
@@ -277,6 +311,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
           `, ${flags.epochs} epoch(s) of batch ${flags["batch-size"]}, schedule ${schedule}, ` +
           `seed ${seed}${regs.length ? `, ${regs.map((r) => r.name).join(" + ")}` : ""}` +
           (augment ? `, augment ${JSON.stringify(augment)}` : "") +
+          (labelNoise !== undefined ? `, label noise ${labelNoise}` : "") +
           ` on ${rt.description}`,
       );
     }
@@ -296,13 +331,18 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       augment,
       earlyStopping: rules.length ? rules : undefined,
       trainMode: !flags["eval-mode"],
+      labelNoise: labelNoise !== undefined ? { fraction: labelNoise, seed } : undefined,
+      trajectoryEvery,
       signal: ac.signal,
       onProgress: quiet || !io.status ? undefined : (p) => io.status!(fmtProgress(p)),
       onEpoch: quiet ? undefined : (r) => io.out(fmtEpoch(r, num(flags, "epochs"))),
     };
     let result;
     try {
-      result = await train(model, { train: data.train, val: data.val }, opts);
+      // The memorisation curve plots test accuracy per epoch: only then is the test set
+      // evaluated during training (recorded, never used to stop or choose weights).
+      const test = labelNoise !== undefined && flags.test ? data.test : undefined;
+      result = await train(model, { train: data.train, val: data.val, test }, opts);
     } finally {
       try {
         Deno.removeSignalListener("SIGINT", onSignal);
@@ -318,7 +358,12 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
     }
     const summary = {
       model: built.spec,
-      data: { name: data.name, path: flags["data-path"] ?? null, ...data.describe },
+      data: {
+        name: data.name,
+        path: flags["data-path"] ?? null,
+        ...data.describe,
+        labelNoise: result.labelNoise ?? null,
+      },
       regularizers: regs.map((r) => ({ name: r.name, options: r.options })),
       optimizer: {
         ...optimizer,
@@ -329,6 +374,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         earlyStopping: rules,
         augment: augment ?? null,
         evalMode: Boolean(flags["eval-mode"]),
+        trajectoryEvery: trajectoryEvery ?? null,
       },
       seed,
       history: result.history,

@@ -96,7 +96,9 @@ train_sgd
     spec ``"nproj": -1`` adds ``(jr_lambda / 2) * jr``; dropout masks
     ``mask.<name>`` get a leading S axis. Outputs ``losses`` (steps,), the
     objective of each step's batch before its update, ``ce_losses`` (steps,),
-    and the final ``state.<name>``.
+    and the final ``state.<name>``. With ``"trajectory": true`` also
+    ``traj.<param>`` (steps, 3), float64: ``||theta_t||^2``, ``||grad_t||^2`` and
+    ``||theta_t - theta_0||^2`` at each step, after backward and before the update.
 
 Float outputs are in the spec's dtype; integer state (BatchNorm's
 ``num_batches_tracked``) is I64.
@@ -648,6 +650,9 @@ def op_train_sgd(spec, inputs, used):
     ls = float(spec.get("label_smoothing", 0))
     torch.manual_seed(int(spec.get("seed", 0)))
     losses, ce_losses = [], []
+    trajectory = bool(spec.get("trajectory", False))
+    theta0 = {k: p.detach().double().clone() for k, p in params}
+    traj = {k: [] for k, _ in params}
     for step in range(steps):
         i = step % xs.shape[0]
         _set_masks(model, inputs, used, fdt, step)
@@ -660,6 +665,11 @@ def op_train_sgd(spec, inputs, used):
             loss = ce + jr_lambda / 2 * _jr(model, logits, x, v, spec.get("nproj")).mean()
         opt.zero_grad()
         loss.backward()
+        if trajectory:
+            for k, p in params:
+                th = p.detach().double()
+                traj[k].append([float((th * th).sum()), float((p.grad.double() ** 2).sum()),
+                                float(((th - theta0[k]) ** 2).sum())])
         opt.step()
         losses.append(loss.item())
         ce_losses.append(ce.item())
@@ -668,6 +678,9 @@ def op_train_sgd(spec, inputs, used):
     outputs["ce_losses"] = np.array(ce_losses, dtype=np_dt)
     for k, t in model.state_dict().items():
         outputs["state." + k] = _out(t)
+    if trajectory:
+        for k, rows in traj.items():
+            outputs["traj." + k] = np.array(rows, dtype=np.float64).reshape(steps, 3)
     return outputs
 
 

@@ -209,6 +209,8 @@ export interface ModelMeasurement {
   toy?: ToyMaps;
   /** The checkpoint's per-epoch history (empty without one). */
   history: Record<string, number>[];
+  /** The checkpoint's label-noise record (`data.labelNoise`), when it was trained with one. */
+  labelNoise?: { fraction?: number; corrupted?: number; samples?: number };
 }
 
 /** What {@linkcode measureModels} returns: plain data, for src/plot's `renderReport`. */
@@ -267,6 +269,12 @@ function historyOf(meta?: Record<string, unknown>): Record<string, number>[] {
   const h = meta?.history as unknown;
   const list = Array.isArray(h) ? h : (h as { epochs?: unknown })?.epochs;
   return Array.isArray(list) ? (list as Record<string, number>[]) : [];
+}
+
+/** `{ labelNoise }` from a checkpoint's `data.labelNoise`, or `{}`. */
+function labelNoiseOf(meta?: Record<string, unknown>): Pick<ModelMeasurement, "labelNoise"> {
+  const n = (meta?.data as { labelNoise?: unknown } | undefined)?.labelNoise;
+  return n && typeof n === "object" ? { labelNoise: n as ModelMeasurement["labelNoise"] } : {};
 }
 
 /**
@@ -497,6 +505,7 @@ export async function measureModels(
       weights,
       toy,
       history: historyOf(metadata),
+      ...labelNoiseOf(metadata),
     });
   }
 

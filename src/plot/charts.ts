@@ -51,7 +51,8 @@ export interface SeriesPoint {
 /**
  * Curves, e.g. loss/accuracy per epoch or accuracy vs ε (robustness).
  * @param points the points (one curve per `series`)
- * @param opts titles, `yDomain`, `points` (draw markers)
+ * @param opts titles, `yDomain`, `points` (draw markers), `logY` (log y axis; points with
+ *   y <= 0 are left out)
  */
 export function lineChart(
   points: SeriesPoint[],
@@ -61,9 +62,16 @@ export function lineChart(
     yTitle?: string;
     yDomain?: [number, number];
     points?: boolean;
+    logY?: boolean;
   } = {},
 ): VegaLiteSpec {
-  const values = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const scale = {
+    ...(opts.yDomain ? { domain: opts.yDomain } : {}),
+    ...(opts.logY ? { type: "log" } : {}),
+  };
+  const values = points.filter((p) =>
+    Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0)
+  );
   // One x value (e.g. a one-epoch run) draws no line segment and collapses the x scale to a
   // point: draw large markers and widen the domain around it so the point is visible.
   const xs = new Set(values.map((p) => p.x));
@@ -91,7 +99,7 @@ export function lineChart(
         field: "y",
         type: "quantitative",
         title: opts.yTitle ?? "y",
-        ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : {}),
+        ...(Object.keys(scale).length ? { scale } : {}),
       },
       color: { field: "series", type: "nominal", title: null },
     },

@@ -21,6 +21,7 @@
 
 import type { ReportMeasurements } from "../metrics/report.ts";
 import type { PredictorAnalysis } from "../metrics/rank_correlation.ts";
+import type { EpochRecord } from "../train/train.ts";
 import {
   histogramChart,
   lineChart,
@@ -147,6 +148,94 @@ export async function predictorBlocks(
 }
 
 /**
+ * The memorisation curve of a run with randomized labels (Zhang et al. 2017): per epoch, the
+ * training set's accuracy against its noisy and its clean labels, the fraction of relabelled
+ * samples fitted to their random label, and test accuracy. Null when the history has none.
+ * @param name model name, for the title
+ * @param history the checkpoint's per-epoch records
+ * @param noise the checkpoint's `data.labelNoise` record, if any (for the title)
+ */
+async function memorizationBlock(
+  name: string,
+  history: readonly Partial<EpochRecord>[],
+  noise?: { fraction?: number; corrupted?: number; samples?: number },
+): Promise<Block | null> {
+  const pts: SeriesPoint[] = [];
+  for (const e of history) {
+    const m = e.memorization;
+    if (!m || e.epoch === undefined) continue;
+    pts.push(
+      { x: e.epoch, y: m.noisyAccuracy, series: "train, noisy labels" },
+      { x: e.epoch, y: m.cleanAccuracy, series: "train, clean labels" },
+      { x: e.epoch, y: m.memorized, series: "relabelled samples memorised" },
+    );
+    if (e.testAccuracy !== undefined) {
+      pts.push({ x: e.epoch, y: e.testAccuracy, series: "test" });
+    }
+  }
+  if (!pts.length) return null;
+  const p = noise?.fraction;
+  return {
+    kind: "svg",
+    svg: await renderSvg(lineChart(pts, {
+      title: `${name}: memorisation${p === undefined ? "" : `, label noise p = ${p}`}`,
+      xTitle: "epoch",
+      yTitle: "accuracy (eval mode)",
+      yDomain: [0, 1],
+      points: history.length < 30,
+    })),
+    caption: noise?.corrupted === undefined
+      ? undefined
+      : `${noise.corrupted} of ${noise.samples} training labels replaced by random other classes`,
+  };
+}
+
+/**
+ * Per-layer trajectory charts of a run: ‖θ_t‖, ‖∇θ_t‖ (log scale) and ‖θ_t − θ_0‖ against the
+ * global step, one curve per layer. Null when the history has no trajectory.
+ * @param name model name, for the titles
+ * @param history the checkpoint's per-epoch records
+ */
+async function trajectoryBlock(
+  name: string,
+  history: readonly Partial<EpochRecord>[],
+): Promise<Block | null> {
+  const norm: SeriesPoint[] = [], grad: SeriesPoint[] = [], dist: SeriesPoint[] = [];
+  for (const e of history) {
+    const t = e.trajectory;
+    if (!t) continue;
+    for (const [layer, v] of Object.entries(t.layers)) {
+      t.steps.forEach((step, i) => {
+        norm.push({ x: step, y: v.paramNorm[i], series: layer });
+        grad.push({ x: step, y: v.gradNorm[i], series: layer });
+        dist.push({ x: step, y: v.distance[i], series: layer });
+      });
+    }
+  }
+  if (!norm.length) return null;
+  const chart = async (pts: SeriesPoint[], title: string, logY = false): Promise<Block> => ({
+    kind: "svg",
+    svg: await renderSvg(
+      lineChart(pts, {
+        title: `${name}: ${title}`,
+        xTitle: "step",
+        yTitle: title,
+        logY,
+        points: false,
+      }),
+    ),
+  });
+  return {
+    kind: "row",
+    blocks: [
+      await chart(norm, "‖θ‖ per layer"),
+      await chart(grad, "‖∇θ L‖ per layer", true),
+      await chart(dist, "‖θ − θ₀‖ per layer"),
+    ],
+  };
+}
+
+/**
  * Draws the measured comparison as one self-contained HTML page (no external resources).
  * @param r what `measureModels` (src/metrics/report.ts) returned
  * @returns the page
@@ -168,6 +257,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
   const mapBlocks: Block[] = [];
   const weightRows: (string | number)[][] = [];
   const toyBlocks: Block[] = [];
+  const memoBlocks: Block[] = [], trajBlocks: Block[] = [];
 
   for (const mm of models) {
     const { name, evaluation: m } = mm;
@@ -211,6 +301,11 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         histogramChart(mm.jacobianHistogram, { title: name, xTitle: "‖J(x)‖_F per sample" }),
       ),
     });
+    const hist = mm.history as unknown as Partial<EpochRecord>[];
+    const memo = await memorizationBlock(name, hist, mm.labelNoise);
+    if (memo) memoBlocks.push(memo);
+    const traj = await trajectoryBlock(name, hist);
+    if (traj) trajBlocks.push(traj);
     for (const e of mm.history) {
       curves.push({ x: e.epoch, y: e.trainLoss, series: `${name} train` });
       if (e.valLoss !== undefined) curves.push({ x: e.epoch, y: e.valLoss, series: `${name} val` });
@@ -438,6 +533,31 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         },
       ],
     });
+  }
+  if (memoBlocks.length) {
+    blocks.push(
+      { kind: "heading", text: "Memorisation (randomized labels)" },
+      {
+        kind: "text",
+        text: "Zhang et al. 2017: a network fits training labels replaced by random ones. " +
+          "Per epoch, in eval mode: the training set against the labels it was trained on " +
+          "(noisy) and against its original labels (clean), the relabelled samples predicted " +
+          "as their random label, and test accuracy (recorded only, never used for stopping).",
+      },
+      { kind: "row", blocks: memoBlocks },
+    );
+  }
+  if (trajBlocks.length) {
+    blocks.push(
+      { kind: "heading", text: "Trajectories" },
+      {
+        kind: "text",
+        text: "Per layer, at sampled steps: the weights before the step's update, the gradient " +
+          "the optimizer applied (data loss and penalties), and the distance from the " +
+          "weights training started from.",
+      },
+      ...trajBlocks,
+    );
   }
   if (robustPoints.length) {
     blocks.push({ kind: "heading", text: "Robustness" }, {
