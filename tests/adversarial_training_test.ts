@@ -9,7 +9,9 @@
  * - that it works: on a small problem, PGD adversarial training raises PGD accuracy well above
  *   that of the same-seed standard training, and with ε = 0 it is standard training.
  */
-import { assert, getBackend } from "./_util.ts";
+import { assert, backendUnderTest, getBackend } from "./_util.ts";
+import { main } from "../cli.ts";
+import { decodeCheckpoint } from "../src/io/checkpoint.ts";
 import { buildNet, D, makeData, SHAPE, TORCH_MODEL } from "./_attack_model.ts";
 import { f64, i32, paramInputs, relErr, torchBridge } from "./_model_bridge.ts";
 import { evaluate, train, type TrainOptions } from "../src/train/train.ts";
@@ -267,4 +269,55 @@ Deno.test("train({ adversarial: pgd }) raises PGD accuracy on an MNIST subset ov
   assert.ok(adv.loss > base.loss, `adversarial training loss ${adv.loss} vs ${base.loss}`);
   assert.equal(zero.robust, base.robust);
   zero.params.forEach((p, i) => assert.deepEqual(p, base.params[i]));
+});
+
+Deno.test("cli.ts train --adv-train records the settings in the checkpoint; bad specs exit 2", async () => {
+  const io = () => {
+    const out: string[] = [], err: string[] = [];
+    return { out, err, io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) } };
+  };
+  const dir = await Deno.makeTempDir({ prefix: "regula_adv_" });
+  try {
+    const ck = `${dir}/adv.safetensors`;
+    const base = ["train", "--model", "mlp", "--data", "mnist", "--limit", "300", "--epochs", "1"];
+    const a = io();
+    const code = await main([
+      ...base,
+      "--backend",
+      backendUnderTest(),
+      "--adv-train",
+      "pgd:eps=0.1,steps=3,random-start=false,ratio=0.5",
+      "--reg",
+      "l2:5e-4",
+      "--out",
+      ck,
+      "--json",
+    ], a.io);
+    assert.equal(code, 0, a.err.join("\n"));
+    const want = { attack: "pgd", eps: 0.1, steps: 3, alpha: 2.5 * 0.1 / 3, randomStart: false };
+    const j = JSON.parse(a.out.at(-1)!);
+    assert.deepEqual(j.adversarial, { ...want, ratio: 0.5 });
+    const meta = decodeCheckpoint(await Deno.readFile(ck)).metadata;
+    assert.deepEqual(meta.adversarial, { ...want, ratio: 0.5 });
+    assert.deepEqual((meta.regularizers as { name: string }[]).map((r) => r.name), ["l2"]);
+    // Without the flag the checkpoint says null.
+    const b = io();
+    assert.equal(await main([...base, "--backend", backendUnderTest(), "--json"], b.io), 0);
+    assert.equal(JSON.parse(b.out.at(-1)!).adversarial, null);
+    for (
+      const [spec, re] of [
+        ["pgd:eps=0.1,stesp=3", /^error: .*pgd has no option 'stesp'; valid: eps, steps, alpha/],
+        ["fgsm", /^error: Adversarial training 'fgsm' needs eps/],
+        ["apgd:eps=0.1", /^error: Unknown adversarial training attack 'apgd'/],
+      ] as const
+    ) {
+      const c = io();
+      assert.equal(await main([...base, "--adv-train", spec], c.io), 2, spec);
+      assert.equal(c.err.length, 1, c.err.join("\n"));
+      assert.match(c.err[0], re);
+      assert.equal(c.out.length, 0);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
