@@ -7,11 +7,13 @@
  *   start), PGD on half of each batch combined with L2, and FGSM adversarial training give the
  *   same per-step losses and final weights;
  * - that it works: on a small problem, PGD adversarial training raises PGD accuracy well above
- *   that of the same-seed standard training, and with ε = 0 it is standard training.
+ *   that of the same-seed standard training, and with ε = 0 it is standard training;
+ * - `cli.ts train --adv-train` and what the checkpoint and the report say of it.
  */
 import { assert, backendUnderTest, getBackend } from "./_util.ts";
 import { main } from "../cli.ts";
 import { decodeCheckpoint } from "../src/io/checkpoint.ts";
+import { trainingOf } from "../src/metrics/report.ts";
 import { buildNet, D, makeData, SHAPE, TORCH_MODEL } from "./_attack_model.ts";
 import { f64, i32, paramInputs, relErr, torchBridge } from "./_model_bridge.ts";
 import { evaluate, train, type TrainOptions } from "../src/train/train.ts";
@@ -320,4 +322,23 @@ Deno.test("cli.ts train --adv-train records the settings in the checkpoint; bad 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("trainingOf() describes a checkpoint's regularizers and adversarial training for the report", () => {
+  assert.deepEqual(
+    trainingOf({
+      regularizers: [{ name: "l2", options: { lambda: 5e-4, biases: false } }],
+      adversarial: parseAdversarialTraining("pgd:eps=0.1,steps=3,ratio=0.5"),
+    }),
+    {
+      regularizers: "l2 lambda=0.0005, biases=false",
+      adversarial: "pgd ε 0.1, 3 steps of 0.08333, random start, 50% of each batch",
+    },
+  );
+  assert.deepEqual(trainingOf({ regularizers: [], adversarial: { attack: "fgsm", eps: 0.2 } }), {
+    regularizers: "none",
+    adversarial: "fgsm ε 0.2",
+  });
+  assert.equal(trainingOf({ model: { kind: "mlp" } }), null);
+  assert.equal(trainingOf(undefined), null);
 });

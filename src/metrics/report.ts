@@ -164,6 +164,11 @@ export interface ModelMeasurement {
   toy?: ToyMaps;
   /** The checkpoint's per-epoch history (empty without one). */
   history: Record<string, number>[];
+  /**
+   * How it was trained, from the checkpoint's metadata: regularizers (`l2 lambda=0.0005`) and
+   * adversarial training (`pgd ε 0.1, 10 steps of 0.025, random start`); null without metadata.
+   */
+  training: { regularizers: string; adversarial: string } | null;
 }
 
 /** What {@linkcode measureModels} returns: plain data, for src/plot's `renderReport`. */
@@ -183,6 +188,32 @@ export interface ReportMeasurements {
   settings: ReportSettings;
   /** One entry per model, in the given order. */
   models: ModelMeasurement[];
+}
+
+/** The regularizers and adversarial training a checkpoint's metadata records, in words. */
+export function trainingOf(
+  meta?: Record<string, unknown>,
+): { regularizers: string; adversarial: string } | null {
+  if (!meta || !("regularizers" in meta || "adversarial" in meta)) return null;
+  const regs = Array.isArray(meta.regularizers)
+    ? (meta.regularizers as { name?: unknown; options?: Record<string, unknown> }[])
+    : [];
+  const regularizers = regs.map((r) => {
+    const opts = Object.entries(r.options ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return `${String(r.name)}${opts ? ` ${opts}` : ""}`;
+  }).join(" + ") || "none";
+  const a = meta.adversarial as Record<string, unknown> | null | undefined;
+  let adversarial = "none";
+  if (a && typeof a === "object") {
+    const share = typeof a.ratio === "number" && a.ratio < 1
+      ? `, ${100 * a.ratio}% of each batch`
+      : "";
+    adversarial = a.attack === "pgd"
+      ? `pgd ε ${a.eps}, ${a.steps} steps of ${Number(Number(a.alpha).toPrecision(4))}` +
+        `${a.randomStart ? ", random start" : ""}${share}`
+      : `${String(a.attack)} ε ${a.eps}${share}`;
+  }
+  return { regularizers, adversarial };
 }
 
 /** The per-epoch records in a checkpoint's metadata (`history` or `history.epochs`). */
@@ -371,6 +402,7 @@ export async function measureModels(
       weights,
       toy,
       history: historyOf(metadata),
+      training: trainingOf(metadata),
     });
   }
 

@@ -15,7 +15,8 @@
  * - `ratio` < 1 replaces only that share of each batch (its first `round(ratio · B)` samples; the
  *   batches are shuffled, so a random subset) and keeps the rest clean, all weighted alike in the
  *   mean cross-entropy: Kurakin, Goodfellow & Bengio 2017 ("Adversarial machine learning at
- *   scale") replace k of the m samples of a batch. Goodfellow et al. 2015's `α CE(x) + (1 − α)
+ *   scale") replace k of the m samples of a batch (ratio k/m, with their weight λ of the
+ *   adversarial part set to 1). Goodfellow et al. 2015's `α CE(x) + (1 − α)
  *   CE(x')` over a doubled batch is ratio 0.5 with twice the batch size, up to which samples pair.
  *   Default 1, Madry's pure adversarial batches.
  *
