@@ -26,6 +26,10 @@ import {
   type TrainOptions,
 } from "../src/train/train.ts";
 import { describeRegularizers } from "../src/regularizers/registry.ts";
+import {
+  type AdversarialTrainingResolved,
+  parseAdversarialTraining,
+} from "../src/train/adversarial.ts";
 import * as seams from "./_seams.ts";
 
 /**
@@ -189,6 +193,13 @@ const trainFlags = {
     multiple: true,
     help: "Regularizer, e.g. l2:lambda=5e-4, jacobian:lambda=0.01 (dropout: see --dropout).",
   },
+  "adv-train": {
+    type: "string",
+    metavar: "spec",
+    help: "Adversarial training: pgd:eps=E,steps=10,alpha=2.5E/steps,random-start=true,ratio=1 " +
+      "(Madry et al. 2018) or fgsm:eps=E,ratio=1 (Goodfellow et al. 2015); the attack in eval " +
+      "mode, ratio = share of each batch replaced; combines with --reg.",
+  },
   "eval-mode": {
     type: "boolean",
     help: "Train in eval mode: BatchNorm on running statistics, no dropout (lets jacobian, " +
@@ -228,6 +239,24 @@ function stoppingRules(text: string | undefined): StoppingRule[] {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/** The --adv-train spec, checked (null without the flag). */
+function adversarialFrom(text: string | undefined): AdversarialTrainingResolved | null {
+  if (text === undefined) return null;
+  try {
+    return parseAdversarialTraining(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** `pgd ε 0.3, 40 steps of 0.01, random start` and the like, for the header line. */
+export function fmtAdversarial(a: AdversarialTrainingResolved): string {
+  const share = a.ratio < 1 ? `, ${100 * a.ratio}% of each batch` : "";
+  if (a.attack === "fgsm") return `fgsm ε ${a.eps}${share}`;
+  return `pgd ε ${a.eps}, ${a.steps} steps of ${Number(a.alpha.toPrecision(6))}` +
+    `${a.randomStart ? ", random start" : ""}${share}`;
 }
 
 async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
@@ -280,6 +309,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   }
   // Parsed (and so checked) before loading data; nothing is allocated on the GPU yet.
   const regs: Regularizer[] = seams.regularizers(flags.reg as string[]);
+  const adversarial = adversarialFrom(flags["adv-train"] as string | undefined);
   const data = await seams.loadData(String(flags.data), {
     path: flags["data-path"] as string | undefined,
     limit: flags.limit as number | undefined,
@@ -312,6 +342,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
           `seed ${seed}${regs.length ? `, ${regs.map((r) => r.name).join(" + ")}` : ""}` +
           (augment ? `, augment ${JSON.stringify(augment)}` : "") +
           (labelNoise !== undefined ? `, label noise ${labelNoise}` : "") +
+          (adversarial ? `, adversarial training ${fmtAdversarial(adversarial)}` : "") +
           ` on ${rt.description}`,
       );
     }
@@ -333,6 +364,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       trainMode: !flags["eval-mode"],
       labelNoise: labelNoise !== undefined ? { fraction: labelNoise, seed } : undefined,
       trajectoryEvery,
+      adversarial: adversarial ?? undefined,
       signal: ac.signal,
       onProgress: quiet || !io.status ? undefined : (p) => io.status!(fmtProgress(p)),
       onEpoch: quiet ? undefined : (r) => io.out(fmtEpoch(r, num(flags, "epochs"))),
@@ -365,6 +397,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         labelNoise: result.labelNoise ?? null,
       },
       regularizers: regs.map((r) => ({ name: r.name, options: r.options })),
+      adversarial,
       optimizer: {
         ...optimizer,
         lr,
@@ -389,6 +422,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         model: summary.model,
         data: summary.data,
         regularizers: summary.regularizers,
+        adversarial: summary.adversarial,
         optimizer: summary.optimizer,
         history: {
           epochs: result.history,
@@ -430,6 +464,7 @@ export const trainCommand: Command = {
       "  deno run -A cli.ts train --epochs 3 --out lenet.safetensors",
       "  deno run -A cli.ts train --model mlp --data toy2d --epochs 20 --reg l2:lambda=1e-4",
       "  deno run -A cli.ts train --epochs 50 --early-stopping gl:5 --schedule step",
+      "  deno run -A cli.ts train --adv-train pgd:eps=0.3,steps=40,alpha=0.01 --reg l2:5e-4",
     ].join("\n");
   },
   run: runTrain,

@@ -94,11 +94,17 @@ train_sgd
     ``no_decay``: list of parameter-name endings (e.g. ["bias"]) excluded from
     weight decay. Optional ``jr_lambda`` with input ``v`` (S, nproj, B, C) or
     spec ``"nproj": -1`` adds ``(jr_lambda / 2) * jr``; dropout masks
-    ``mask.<name>`` get a leading S axis. Outputs ``losses`` (steps,), the
-    objective of each step's batch before its update, ``ce_losses`` (steps,),
-    and the final ``state.<name>``. With ``"trajectory": true`` also
-    ``traj.<param>`` (steps, 3), float64: ``||theta_t||^2``, ``||grad_t||^2`` and
-    ``||theta_t - theta_0||^2`` at each step, after backward and before the update.
+    ``mask.<name>`` get a leading S axis. Optional ``adv`` {"attack": "pgd" |
+    "fgsm", "eps", "alpha", "steps", "ratio"=1}: adversarial training (Madry et
+    al. 2018; regula's src/train/adversarial.ts): each step first replaces the
+    first round(ratio B) samples of its batch by tools/torch_attacks.py's
+    ``pgd`` (no random start) or ``fgsm`` against the current weights, the model
+    in eval mode for the attack, then trains on that batch. Outputs ``losses``
+    (steps,), the objective of each step's batch before its update,
+    ``ce_losses`` (steps,), and the final ``state.<name>``. With
+    ``"trajectory": true`` also ``traj.<param>`` (steps, 3), float64:
+    ``||theta_t||^2``, ``||grad_t||^2`` and ``||theta_t - theta_0||^2`` at each
+    step, after backward and before the update.
 
 Float outputs are in the spec's dtype; integer state (BatchNorm's
 ``num_batches_tracked``) is I64.
@@ -648,6 +654,11 @@ def op_train_sgd(spec, inputs, used):
         used.add("v")
         vs = _to_torch(inputs["v"], fdt)
     ls = float(spec.get("label_smoothing", 0))
+    adv = spec.get("adv")
+    if adv is not None:
+        import torch_attacks  # noqa: E402 (it imports this module: only when needed)
+        if not isinstance(adv, dict) or adv.get("attack") not in ("pgd", "fgsm"):
+            raise BridgeError(f'train_sgd: adv.attack must be "pgd" or "fgsm", got {adv!r}')
     torch.manual_seed(int(spec.get("seed", 0)))
     losses, ce_losses = [], []
     trajectory = bool(spec.get("trajectory", False))
@@ -656,9 +667,23 @@ def op_train_sgd(spec, inputs, used):
     for step in range(steps):
         i = step % xs.shape[0]
         _set_masks(model, inputs, used, fdt, step)
-        x = _to_torch(xs[i], fdt).requires_grad_(jr_lambda != 0)
+        x = _to_torch(xs[i], fdt)
+        y = _labels(ys[i])
+        if adv is not None:
+            # Python's round() halves to even, as JavaScript's Math.round does not; the
+            # tests use ratios where ratio B is not a half.
+            k = round(float(adv.get("ratio", 1)) * x.shape[0])
+            model.eval()
+            if adv["attack"] == "pgd":
+                xa = torch_attacks.pgd(model, x, y, float(adv["eps"]), float(adv["alpha"]),
+                                       int(adv["steps"]))
+            else:
+                xa = torch_attacks.fgsm(model, x, y, float(adv["eps"]))
+            _set_mode(model, spec, "train")
+            x = torch.cat([xa[:k].detach(), x[k:]])
+        x = x.requires_grad_(jr_lambda != 0)
         logits = model(x)
-        ce = F.cross_entropy(logits, _labels(ys[i]), label_smoothing=ls)
+        ce = F.cross_entropy(logits, y, label_smoothing=ls)
         loss = ce
         if jr_lambda != 0:
             v = vs[step % vs.shape[0]] if vs is not None else None

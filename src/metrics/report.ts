@@ -211,6 +211,11 @@ export interface ModelMeasurement {
   history: Record<string, number>[];
   /** The checkpoint's label-noise record (`data.labelNoise`), when it was trained with one. */
   labelNoise?: { fraction?: number; corrupted?: number; samples?: number };
+  /**
+   * How it was trained, from the checkpoint's metadata: regularizers (`l2 lambda=0.0005`) and
+   * adversarial training (`pgd ε 0.1, 10 steps of 0.025, random start`); null without metadata.
+   */
+  training: { regularizers: string; adversarial: string } | null;
 }
 
 /** What {@linkcode measureModels} returns: plain data, for src/plot's `renderReport`. */
@@ -263,6 +268,32 @@ export function pgdTarget(eps: number): string {
 
 /** The target name of the generalization gap. */
 export const GAP_TARGET = "gap (train − test acc)";
+
+/** The regularizers and adversarial training a checkpoint's metadata records, in words. */
+export function trainingOf(
+  meta?: Record<string, unknown>,
+): { regularizers: string; adversarial: string } | null {
+  if (!meta || !("regularizers" in meta || "adversarial" in meta)) return null;
+  const regs = Array.isArray(meta.regularizers)
+    ? (meta.regularizers as { name?: unknown; options?: Record<string, unknown> }[])
+    : [];
+  const regularizers = regs.map((r) => {
+    const opts = Object.entries(r.options ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return `${String(r.name)}${opts ? ` ${opts}` : ""}`;
+  }).join(" + ") || "none";
+  const a = meta.adversarial as Record<string, unknown> | null | undefined;
+  let adversarial = "none";
+  if (a && typeof a === "object") {
+    const share = typeof a.ratio === "number" && a.ratio < 1
+      ? `, ${100 * a.ratio}% of each batch`
+      : "";
+    adversarial = a.attack === "pgd"
+      ? `pgd ε ${a.eps}, ${a.steps} steps of ${Number(Number(a.alpha).toPrecision(4))}` +
+        `${a.randomStart ? ", random start" : ""}${share}`
+      : `${String(a.attack)} ε ${a.eps}${share}`;
+  }
+  return { regularizers, adversarial };
+}
 
 /** The per-epoch records in a checkpoint's metadata (`history` or `history.epochs`). */
 function historyOf(meta?: Record<string, unknown>): Record<string, number>[] {
@@ -506,6 +537,7 @@ export async function measureModels(
       toy,
       history: historyOf(metadata),
       ...labelNoiseOf(metadata),
+      training: trainingOf(metadata),
     });
   }
 

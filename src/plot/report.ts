@@ -509,6 +509,17 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     }),
   };
   const blocks: Block[] = [{ kind: "heading", text: "Comparison" }, table];
+  if (models.some((m) => m.training)) {
+    blocks.push({
+      kind: "table",
+      caption: "How each model was trained (checkpoint metadata); with adversarial training, " +
+        "the training curves are those of the adversarial batches",
+      header: ["model", "regularizers", "adversarial training"],
+      rows: models.map((
+        m,
+      ) => [m.name, m.training?.regularizers ?? "-", m.training?.adversarial ?? "-"]),
+    });
+  }
   if (s.attacksSkipped) {
     blocks.push({
       kind: "text",

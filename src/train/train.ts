@@ -10,7 +10,8 @@
  * `transformInput` -> `beforeForward` -> forward -> cross-entropy ->
  * `logitsGrad` -> backward (or a regularizer's `backward`, which shares it) -> `afterBackward` -> (gradient norm, on sampled
  * steps) -> `beforeStep` -> optimizer (which also zeroes the gradients) ->
- * `afterStep`. The dataset is uploaded once (src/data/batches.ts) and each
+ * `afterStep`. With adversarial training (src/train/adversarial.ts) the step's
+ * PGD/FGSM attack comes first, one submit per attack iteration. The dataset is uploaded once (src/data/batches.ts) and each
  * batch is gathered (and augmented) on the GPU by a dispatch of the same step. Losses, correct counts and penalty values are summed on the GPU
  * (weighted by the batch size) and read back together every `logEvery` steps
  * and at the end of each epoch, never per step; so are the per-layer trajectory samples
@@ -71,6 +72,12 @@ import { Trajectory, type TrajectoryRecord } from "./_trajectory.ts";
 
 export type { TrajectoryRecord };
 import { constantLr, cosineAnnealing, type Schedule, stepDecay } from "./schedule.ts";
+import {
+  adversarialBatch,
+  type AdversarialTraining,
+  type AdversarialTrainingResolved,
+  resolveAdversarialTraining,
+} from "./adversarial.ts";
 
 /** A labelled dataset in host memory (src/data's `Dataset`). */
 export type TrainDataset = Dataset;
@@ -164,6 +171,14 @@ export interface TrainOptions {
    * differentiate through BatchNorm (a ResNet-18), since in training mode it couples the batch.
    */
   trainMode?: boolean;
+  /**
+   * Adversarial training (src/train/adversarial.ts): each step first replaces the batch (or the
+   * share `ratio` of it) by PGD or FGSM adversarial examples against the current weights, the
+   * attack run in eval mode; the loss, the regularizers (input noise on top, penalties at the
+   * adversarial points) and the recorded training loss and accuracy are then those of that batch.
+   * Default none.
+   */
+  adversarial?: AdversarialTraining;
 }
 
 /** Where training is, for progress bars. */
@@ -200,9 +215,15 @@ export interface EpochRecord {
   epoch: number;
   /** Learning rate of the epoch's last step. */
   lr: number;
-  /** Mean data loss (cross-entropy, with label smoothing if set) over the epoch's samples. */
+  /**
+   * Mean data loss (cross-entropy, with label smoothing if set) over the epoch's samples (with
+   * adversarial training: over the batches trained on, adversarial examples included).
+   */
   trainLoss: number;
-  /** Fraction of training samples classified correctly during the epoch (train mode). */
+  /**
+   * Fraction of training samples classified correctly during the epoch (train mode; with
+   * adversarial training, of the batches trained on).
+   */
   trainAccuracy: number;
   /** Mean value of each regularizer's penalty by name (what it added to the loss). */
   penalties: Record<string, number>;
@@ -522,6 +543,7 @@ interface TrainPlan {
   logEvery: number;
   gradNormEvery: number;
   regs: readonly Regularizer[];
+  adversarial: AdversarialTrainingResolved | null;
   labelSmoothing: number | undefined;
   stepsPerEpoch: number;
   /** Steps in the run (epochs × steps per epoch, or maxSteps when fewer). */
@@ -575,6 +597,14 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
     if (names.has(r.name)) throw new Error(`train: regularizer '${r.name}' is given twice`);
     names.add(r.name);
   }
+  let adversarial: AdversarialTrainingResolved | null = null;
+  if (options.adversarial) {
+    try {
+      adversarial = resolveAdversarialTraining(options.adversarial);
+    } catch (e) {
+      throw new Error(`train: ${(e as Error).message}`);
+    }
+  }
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const totalSteps = Math.min(epochs * stepsPerEpoch, options.maxSteps ?? Infinity);
   const trajectoryEvery = options.trajectoryEvery ?? Math.max(1, Math.ceil(totalSteps / 200));
@@ -608,6 +638,7 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
     logEvery,
     gradNormEvery,
     regs,
+    adversarial,
     labelSmoothing,
     stepsPerEpoch,
     totalSteps,
@@ -816,9 +847,15 @@ function trainStep(
 ): { last: boolean; sampled: boolean } {
   const { rt, model, params, plan, sums } = run;
   const { regs, stepsPerEpoch, totalSteps } = plan;
-  const { x, y, count, index: s } = batch;
+  const { y, count, index: s } = batch;
   const step = run.step;
   run.lr = plan.schedule(step);
+  // Adversarial training: the batch is replaced before anything else sees it, so the hooks'
+  // ctx.x, the forward and the recorded loss are all at the adversarial points.
+  const adv = plan.adversarial
+    ? adversarialBatch(rt, model, batch.x, y, plan.adversarial, { seed: plan.seed, step })
+    : null;
+  const x = adv ?? batch.x;
   const ctx: StepContext = {
     rt,
     model,
@@ -865,6 +902,7 @@ function trainStep(
   run.opt.step(params, run.lr);
   for (const r of regs) r.afterStep?.(ctx);
   rt.submit();
+  adv?.dispose();
   run.step++;
   return { last, sampled };
 }
