@@ -104,7 +104,37 @@ const reportFlags = {
     default: true,
   },
   "pca-samples": { type: "number", help: "Samples in the PCA scatters (0: none).", default: 300 },
-  seed: { type: "number", help: "Seed of planes, projections, attack starts.", default: 0 },
+  seed: {
+    type: "number",
+    help: "Seed of planes, projections, attack starts, bootstrap.",
+    default: 0,
+  },
+  "train-accuracy": {
+    type: "boolean",
+    help: "Measure each model's accuracy on --limit samples of its own training split (the gap).",
+    default: true,
+  },
+  bootstrap: {
+    type: "number",
+    help: "Bootstrap resamples of the checkpoints for the rank-correlation CIs (3+ checkpoints).",
+    default: 2000,
+  },
+  level: { type: "number", help: "Confidence level of the bootstrap intervals.", default: 0.95 },
+  "predictor-eps": {
+    type: "number",
+    help: "PGD eps of the predictor scatter plots (one of --eps; default the middle one).",
+  },
+  "tsne-samples": {
+    type: "number",
+    help: "Samples in the t-SNE scatters beside PCA (0: none; at most --pca-samples).",
+    default: 300,
+  },
+  perplexity: { type: "number", help: "t-SNE perplexity (effective neighbours).", default: 30 },
+  "feature-maps": {
+    type: "number",
+    help: "Image models: test samples whose conv feature maps are drawn (0: none).",
+    default: 2,
+  },
   json: { type: "boolean", help: "Also print the table as JSON." },
   ...MODEL_FLAGS,
 } as const;
@@ -141,10 +171,31 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     pgdAlpha: pgd.alpha,
     randomStart: pgd.randomStart,
     pcaSamples: positiveInt("pca-samples", flags["pca-samples"], true),
+    tsneSamples: positiveInt("tsne-samples", flags["tsne-samples"], true),
+    perplexity: flags.perplexity as number,
+    featureMaps: positiveInt("feature-maps", flags["feature-maps"], true),
     seed: positiveInt("seed", flags.seed, true),
     progress: (s) => (io.status ? io.status(s) : io.err(s)),
   };
+  const level = flags.level as number;
+  if (!(level > 0 && level < 1)) {
+    throw new UsageError(`Flag '--level' needs a number in (0, 1), got ${level}`);
+  }
+  const pe = flags["predictor-eps"] as number | undefined;
+  if (pe !== undefined && !(attacks.includes("pgd") && opts.eps!.includes(pe))) {
+    throw new UsageError(
+      `Flag '--predictor-eps' needs one of the PGD radii --eps ${flags.eps}, got ${pe}`,
+    );
+  }
+  opts.predictors = {
+    resamples: positiveInt("bootstrap", flags.bootstrap),
+    level,
+    eps: pe,
+  };
   if (!(opts.range! > 0)) throw new UsageError(`Flag '--range' needs a positive number`);
+  if (!(typeof opts.perplexity === "number" && opts.perplexity >= 1)) {
+    throw new UsageError(`Flag '--perplexity' needs a number >= 1, got ${flags.perplexity}`);
+  }
   if (opts.resolution! < 2) throw new UsageError(`Flag '--resolution' needs at least 2`);
   const out = String(flags.out);
   // Refuse an existing report before any work (writeFileAtomic checks again at the end).
@@ -165,11 +216,36 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
   const rt = await createBackend(flags);
   const models: ReportModel[] = [];
   try {
+    // Each model's training accuracy on its own training split (the checkpoint's limit,
+    // validation fraction and seed), so that held-out validation samples do not count as
+    // training ones; loaded once per distinct split.
+    const splits = new Map<string, Promise<{ x: Float32Array; y: Int32Array } | undefined>>();
+    const trainOf = (ck: Checkpoint) => {
+      const m = ck.metadata as {
+        data?: { name?: string; path?: string | null; valFraction?: number; limit?: number | null };
+        seed?: number;
+      };
+      if (!flags["train-accuracy"] || !loaded.test || m.data?.name !== dataName) {
+        return Promise.resolve(undefined);
+      }
+      const o = {
+        path: (flags["data-path"] as string | undefined) ?? m.data.path ?? undefined,
+        limit: m.data.limit ?? undefined,
+        valFraction: m.data.valFraction ?? 0,
+        seed: m.seed ?? 0,
+      };
+      const key = JSON.stringify(o);
+      if (!splits.has(key)) {
+        splits.set(key, seams.loadData(dataName, o).then((l) => ({ x: l.train.x, y: l.train.y })));
+      }
+      return splits.get(key)!;
+    };
     for (const { path, ck, req } of cks) {
       models.push({
         name: path.split("/").pop()!.replace(/\.safetensors$/, ""),
         model: loadCheckpointModel(rt, path, ck, req, test, io.err),
         metadata: ck.metadata,
+        train: await trainOf(ck),
       });
     }
     const { html, rows } = await buildReport(rt, models, {
@@ -221,6 +297,8 @@ export const reportSubcommand: Command = {
     "Examples:",
     "  cli.ts report runs/none.safetensors runs/l2.safetensors runs/jr.safetensors --out cmp.html",
     "  cli.ts report a.safetensors --resolution 100 --images 5 --attack none",
+    "With 3 or more checkpoints the report rank-correlates (Spearman, bootstrap CI) each measured",
+    "quantity with the generalization gap and PGD accuracy.",
   ].join("\n"),
   flags: reportFlags,
   run: runReport,

@@ -26,6 +26,10 @@ import {
   type TrainOptions,
 } from "../src/train/train.ts";
 import { describeRegularizers } from "../src/regularizers/registry.ts";
+import {
+  type AdversarialTrainingResolved,
+  parseAdversarialTraining,
+} from "../src/train/adversarial.ts";
 import * as seams from "./_seams.ts";
 
 /**
@@ -74,6 +78,14 @@ export function fmtEpoch(r: EpochRecord, epochs: number): string {
   if (r.valLoss !== undefined) {
     parts.push(`val_loss ${r.valLoss.toFixed(4)}`, `val_acc ${pct(r.valAccuracy)}`);
   }
+  if (r.memorization) {
+    parts.push(
+      `noisy_acc ${pct(r.memorization.noisyAccuracy)}`,
+      `clean_acc ${pct(r.memorization.cleanAccuracy)}`,
+      `memorized ${pct(r.memorization.memorized)}`,
+    );
+  }
+  if (r.testAccuracy !== undefined) parts.push(`test_acc ${pct(r.testAccuracy)}`);
   parts.push(
     `lr ${r.lr.toPrecision(3)}`,
     `|θ| ${r.paramNorm.toPrecision(4)}`,
@@ -181,10 +193,28 @@ const trainFlags = {
     multiple: true,
     help: "Regularizer, e.g. l2:lambda=5e-4, jacobian:lambda=0.01 (dropout: see --dropout).",
   },
+  "adv-train": {
+    type: "string",
+    metavar: "spec",
+    help: "Adversarial training: pgd:eps=E,steps=10,alpha=2.5E/steps,random-start=true,ratio=1 " +
+      "(Madry et al. 2018) or fgsm:eps=E,ratio=1 (Goodfellow et al. 2015); the attack in eval " +
+      "mode, ratio = share of each batch replaced; combines with --reg.",
+  },
   "eval-mode": {
     type: "boolean",
     help: "Train in eval mode: BatchNorm on running statistics, no dropout (lets jacobian, " +
       "jacobian-det and gradient-norm through BatchNorm, e.g. resnet18).",
+  },
+  "label-noise": {
+    type: "number",
+    metavar: "p",
+    help: "Replace a seeded fraction p of the training labels by random other classes " +
+      "(Zhang et al. 2017); records the memorisation curve (noisy/clean train, test accuracy).",
+  },
+  "trajectory-every": {
+    type: "number",
+    metavar: "N",
+    help: "Record per-layer |θ|, |∇θ|, |θ-θ0| every N steps (0: off; default ~200 per run).",
   },
   augment: {
     type: "boolean",
@@ -209,6 +239,24 @@ function stoppingRules(text: string | undefined): StoppingRule[] {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/** The --adv-train spec, checked (null without the flag). */
+function adversarialFrom(text: string | undefined): AdversarialTrainingResolved | null {
+  if (text === undefined) return null;
+  try {
+    return parseAdversarialTraining(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** `pgd ε 0.3, 40 steps of 0.01, random start` and the like, for the header line. */
+export function fmtAdversarial(a: AdversarialTrainingResolved): string {
+  const share = a.ratio < 1 ? `, ${100 * a.ratio}% of each batch` : "";
+  if (a.attack === "fgsm") return `fgsm ε ${a.eps}${share}`;
+  return `pgd ε ${a.eps}, ${a.steps} steps of ${Number(a.alpha.toPrecision(6))}` +
+    `${a.randomStart ? ", random start" : ""}${share}`;
 }
 
 async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
@@ -236,6 +284,18 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   if (!(Number.isSafeInteger(seed) && seed >= 0)) {
     throw new UsageError(`Flag '--seed' needs an integer >= 0, got ${seed}`);
   }
+  const labelNoise = flags["label-noise"] as number | undefined;
+  if (labelNoise !== undefined && !(labelNoise >= 0 && labelNoise <= 1)) {
+    throw new UsageError(`Flag '--label-noise' must be in [0, 1], got ${labelNoise}`);
+  }
+  const trajectoryEvery = flags["trajectory-every"] as number | undefined;
+  if (
+    trajectoryEvery !== undefined && !(Number.isInteger(trajectoryEvery) && trajectoryEvery >= 0)
+  ) {
+    throw new UsageError(
+      `Flag '--trajectory-every' needs an integer >= 0, got ${trajectoryEvery}`,
+    );
+  }
   const out = flags.out as string | undefined;
   const force = flags.force === true;
   const json = flags.json === true, quiet = flags.quiet === true || json;
@@ -249,12 +309,16 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   }
   // Parsed (and so checked) before loading data; nothing is allocated on the GPU yet.
   const regs: Regularizer[] = seams.regularizers(flags.reg as string[]);
+  const adversarial = adversarialFrom(flags["adv-train"] as string | undefined);
   const data = await seams.loadData(String(flags.data), {
     path: flags["data-path"] as string | undefined,
     limit: flags.limit as number | undefined,
     valFraction,
     seed,
   });
+  if (labelNoise !== undefined && labelNoise > 0 && data.train.classes < 2) {
+    throw new UsageError(`--label-noise needs at least 2 classes; ${data.name} has 1`);
+  }
 
   const augment = flags.augment ? seams.augmentFor(String(flags.data), data.train) : undefined;
   let rt: Backend | null = null;
@@ -277,6 +341,8 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
           `, ${flags.epochs} epoch(s) of batch ${flags["batch-size"]}, schedule ${schedule}, ` +
           `seed ${seed}${regs.length ? `, ${regs.map((r) => r.name).join(" + ")}` : ""}` +
           (augment ? `, augment ${JSON.stringify(augment)}` : "") +
+          (labelNoise !== undefined ? `, label noise ${labelNoise}` : "") +
+          (adversarial ? `, adversarial training ${fmtAdversarial(adversarial)}` : "") +
           ` on ${rt.description}`,
       );
     }
@@ -296,13 +362,19 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       augment,
       earlyStopping: rules.length ? rules : undefined,
       trainMode: !flags["eval-mode"],
+      labelNoise: labelNoise !== undefined ? { fraction: labelNoise, seed } : undefined,
+      trajectoryEvery,
+      adversarial: adversarial ?? undefined,
       signal: ac.signal,
       onProgress: quiet || !io.status ? undefined : (p) => io.status!(fmtProgress(p)),
       onEpoch: quiet ? undefined : (r) => io.out(fmtEpoch(r, num(flags, "epochs"))),
     };
     let result;
     try {
-      result = await train(model, { train: data.train, val: data.val }, opts);
+      // The memorisation curve plots test accuracy per epoch: only then is the test set
+      // evaluated during training (recorded, never used to stop or choose weights).
+      const test = labelNoise !== undefined && flags.test ? data.test : undefined;
+      result = await train(model, { train: data.train, val: data.val, test }, opts);
     } finally {
       try {
         Deno.removeSignalListener("SIGINT", onSignal);
@@ -318,8 +390,14 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
     }
     const summary = {
       model: built.spec,
-      data: { name: data.name, path: flags["data-path"] ?? null, ...data.describe },
+      data: {
+        name: data.name,
+        path: flags["data-path"] ?? null,
+        ...data.describe,
+        labelNoise: result.labelNoise ?? null,
+      },
       regularizers: regs.map((r) => ({ name: r.name, options: r.options })),
+      adversarial,
       optimizer: {
         ...optimizer,
         lr,
@@ -329,6 +407,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         earlyStopping: rules,
         augment: augment ?? null,
         evalMode: Boolean(flags["eval-mode"]),
+        trajectoryEvery: trajectoryEvery ?? null,
       },
       seed,
       history: result.history,
@@ -343,6 +422,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
         model: summary.model,
         data: summary.data,
         regularizers: summary.regularizers,
+        adversarial: summary.adversarial,
         optimizer: summary.optimizer,
         history: {
           epochs: result.history,
@@ -384,6 +464,7 @@ export const trainCommand: Command = {
       "  deno run -A cli.ts train --epochs 3 --out lenet.safetensors",
       "  deno run -A cli.ts train --model mlp --data toy2d --epochs 20 --reg l2:lambda=1e-4",
       "  deno run -A cli.ts train --epochs 50 --early-stopping gl:5 --schedule step",
+      "  deno run -A cli.ts train --adv-train pgd:eps=0.3,steps=40,alpha=0.01 --reg l2:5e-4",
     ].join("\n");
   },
   run: runTrain,

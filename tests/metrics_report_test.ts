@@ -1,7 +1,11 @@
 import { assert, getBackend, randomArray } from "./_util.ts";
 import { buildReport, reportCommand } from "../cli/report.ts";
+import { GAP_TARGET, measureModels, pgdTarget } from "../src/metrics/report.ts";
+import { renderReport } from "../src/plot/mod.ts";
 import { buildModel } from "../src/models/mod.ts";
 import { encodeCheckpoint } from "../src/io/checkpoint.ts";
+import { logitMargins } from "../src/metrics/margin.ts";
+import { predictionStats, spearman } from "../src/metrics/mod.ts";
 
 function capture() {
   const out: string[] = [], err: string[] = [];
@@ -100,8 +104,192 @@ Deno.test("reportCommand() writes a report for toy2d checkpoints; usage errors e
   assert.equal(await reportCommand([path, "--out", `${dir}/r.html`, "--attack", "none"], c.io), 2);
   assert.equal(await reportCommand([], c.io), 2);
   assert.equal(await reportCommand([path, "--attack", "cw"], c.io), 2);
+  assert.equal(await reportCommand([path, "--force", "--level", "1"], c.io), 2);
+  assert.match(c.err.at(-1)!, /'--level' needs a number in \(0, 1\)/);
+  assert.equal(await reportCommand([path, "--force", "--predictor-eps", "0.7"], c.io), 2);
+  assert.match(c.err.at(-1)!, /'--predictor-eps' needs one of the PGD radii/);
   const h = capture();
   assert.equal(await reportCommand(["--help"], h.io), 0);
   assert.match(h.out[0], /Usage: deno run -A cli.ts report/);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("logitMargins() is f_y − max_{j≠y} f_j of the logits, positive iff correct", async () => {
+  const rt = await getBackend();
+  const spec = { kind: "mlp", inputs: 6, hidden: [5], classes: 4 };
+  const m = buildModel(rt, spec, { seed: 4 });
+  const n = 23;
+  const data = {
+    x: randomArray(n * 6, 9, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => (i * 7) % 4),
+    sampleShape: [6],
+  };
+  const got = await logitMargins(rt, m, data, { batchSize: 7 });
+  const xt = rt.upload(data.x, [n, 6]);
+  const z = (await m.forward(xt).read()) as Float32Array;
+  xt.dispose();
+  const st = await predictionStats(rt, m, data);
+  for (let i = 0; i < n; i++) {
+    const t = data.y[i];
+    const others = [0, 1, 2, 3].filter((j) => j !== t).map((j) => z[i * 4 + j]);
+    const want = z[i * 4 + t] - Math.max(...others);
+    assert.ok(Math.abs(got[i] - want) <= 1e-6 * (1 + Math.abs(want)), `sample ${i}`);
+    assert.equal(got[i] > 0, st.correct[i] === 1, `sample ${i}: sign vs correctness`);
+  }
+  await assert.rejects(
+    () => logitMargins(rt, m, { ...data, y: data.y.map(() => 9) }),
+    /label 9 outside \[0, 4\)/,
+  );
+  m.dispose();
+});
+
+Deno.test("buildReport() rank-correlates the measured quantities with the gap and PGD accuracy", async () => {
+  const rt = await getBackend();
+  const spec = { kind: "mlp", inputs: 16, hidden: [6], classes: 3, inputShape: [1, 4, 4] };
+  const models = [1, 2, 3, 4].map((seed) => buildModel(rt, spec, { seed }));
+  const n = 30;
+  const test = {
+    name: "tiny",
+    x: randomArray(n * 16, 5, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 4, 4],
+    classes: 3,
+  };
+  const train = {
+    x: randomArray(n * 16, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => (i + 1) % 3),
+  };
+  const measured = await measureModels(
+    rt,
+    models.map((model, i) => ({ name: `m${i}`, model, train: i === 3 ? undefined : train })),
+    test,
+    {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      eps: [0.05, 0.1],
+      pgdSteps: 2,
+      pcaSamples: 0,
+      jacobianSamples: 6,
+      predictors: { resamples: 300 },
+    },
+  );
+  const rows = measured.models.map((m) => m.row);
+  for (const [i, r] of rows.entries()) {
+    const w = measured.models[i].weights;
+    assert.ok(Math.abs(r.weightNorm - Math.hypot(...w.map((t) => t.l2))) < 1e-9);
+    assert.ok(
+      Math.abs(r.logSpectralProduct - w.reduce((a, t) => a + Math.log(t.spectralNorm!), 0)) < 1e-9,
+    );
+    if (i < 3) assert.ok(Math.abs(r.generalizationGap! - (r.trainAccuracy! - r.accuracy)) < 1e-12);
+    assert.ok(Number.isFinite(r.margin));
+  }
+  assert.equal(rows[3].generalizationGap, undefined);
+  const p = measured.predictors!;
+  assert.deepEqual(p.targets, [GAP_TARGET, pgdTarget(0.05), pgdTarget(0.1)]);
+  assert.equal(p.scatterTarget, pgdTarget(0.05));
+  assert.equal(p.cells.length, p.quantities.length * 3);
+  const jPgd = p.cells.find((c) => c.quantity === "‖J‖_F" && c.target === pgdTarget(0.1))!;
+  assert.equal(jPgd.n, 4);
+  assert.equal(jPgd.resamples, 300);
+  const want = spearman(
+    rows.map((r) => r.jacobianMean),
+    rows.map((r) => r.robustness!.accuracy.pgd[1]),
+  );
+  assert.ok(Object.is(jPgd.rho, want) || jPgd.rho === want);
+  assert.equal(
+    p.cells.find((c) => c.target === GAP_TARGET)!.n,
+    3,
+    "the model without train data is left out",
+  );
+  const html = await renderReport(measured);
+  assert.match(html, /What predicts robustness/);
+  assert.match(html, /B = 300 resamples/);
+  assert.match(html, /ρ with PGD accuracy ε=0\.1/);
+  for (const m of models) m.dispose();
+});
+
+Deno.test("measureModels() takes feature maps of every conv and t-SNE beside each PCA layer; renderReport() draws them", async () => {
+  const rt = await getBackend();
+  const spec = {
+    kind: "sequential",
+    inputShape: [1, 8, 8],
+    classes: 3,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: 3, kernel: 3, padding: 1 },
+      { type: "relu", name: "act1" },
+      { type: "maxpool2d", kernel: 2 },
+      { type: "conv2d", name: "conv2", in: 3, out: 4, kernel: 3 },
+      { type: "tanh", name: "act2" },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: 16, out: 3 },
+    ],
+  };
+  const model = buildModel(rt, spec, { seed: 4 });
+  const n = 30;
+  const data = {
+    name: "tiny",
+    x: randomArray(n * 64, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 8, 8],
+    classes: 3,
+  };
+  try {
+    const m = await measureModels(rt, [{ name: "conv", model }], data, {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 1,
+      attacks: [],
+      pcaSamples: 20,
+      tsneSamples: 20,
+      featureMaps: 2,
+      jacobianSamples: 4,
+    });
+    const mm = m.models[0];
+    assert.deepEqual(
+      mm.featureMaps!.map((f) => [f.layer, f.source, f.n, f.channels, f.height, f.width]),
+      [["act1 (Activation)", "conv1", 2, 3, 8, 8], ["act2 (Activation)", "conv2", 2, 4, 2, 2]],
+    );
+    assert.equal(m.featureMapLabels.length, 2);
+    // t-SNE of the three layers whose PCA is drawn, 20 samples, perplexity lowered to 6.
+    assert.deepEqual(mm.tsne!.map((t) => t.layer), mm.pca!.slice(-3).map((p) => p.layer));
+    for (const t of mm.tsne!) {
+      assert.equal(t.embedding.length, 40);
+      assert.equal(t.perplexity, 6);
+      assert.ok(Number.isFinite(t.kl) && t.kl >= 0);
+    }
+    assert.equal(m.settings.tsneSamples, 20);
+    const html = await renderReport(m);
+    assert.match(html, /<h2>Feature maps<\/h2>/);
+    assert.match(html, /conv, act1 \(Activation\): colour scale per channel .* 0: \[/);
+    assert.match(html, /act2 \(Activation\) after conv2, sample #1/);
+    assert.match(html, /PCA and t-SNE of activations/);
+    assert.equal((html.match(/exact t-SNE of 20 samples, perplexity 6/g) ?? []).length, 3);
+    const none = await measureModels(rt, [{ name: "conv", model }], data, {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      attacks: [],
+      pcaSamples: 20,
+      tsneSamples: 0,
+      featureMaps: 0,
+      jacobianSamples: 4,
+    });
+    assert.equal(none.models[0].tsne, undefined);
+    assert.equal(none.models[0].featureMaps, undefined);
+    assert.doesNotMatch(await renderReport(none), /Feature maps|t-SNE of \d+/);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("reportCommand() refuses a bad --perplexity, --tsne-samples or --feature-maps (exit 2)", async () => {
+  for (const bad of [["--perplexity", "0"], ["--tsne-samples", "-1"], ["--feature-maps", "1.5"]]) {
+    const c = capture();
+    assert.equal(await reportCommand(["x.safetensors", ...bad], c.io), 2, bad.join(" "));
+    assert.match(c.err.join("\n"), new RegExp(`Flag '${bad[0]}'`));
+  }
 });

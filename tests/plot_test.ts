@@ -11,6 +11,7 @@ import {
   lineChart,
   parseColor,
   pngDataUri,
+  predictorScatterChart,
   reliabilityChart,
   renderSvg,
   scatterChart,
@@ -81,4 +82,46 @@ Deno.test("htmlPage() is self-contained and escapes text", () => {
   assert.ok(!page.includes("<script>"));
   assert.match(page, /0\.9877/);
   assert.ok(!/(src|href)="https?:/.test(page));
+});
+
+/** The `<g>` of the chart's own marks of one type (not the axes' or legend's). */
+function markGroup(svg: string, type: string): string {
+  return svg.match(new RegExp(`<g class="mark-${type} role-mark[\\s\\S]*?</g>`))?.[0] ?? "";
+}
+
+Deno.test("lineChart() draws a one-epoch history as visible points on a widened axis", async () => {
+  const svg = await renderSvg(lineChart([
+    { x: 1, y: 0.5, series: "a train" },
+    { x: 1, y: 0.7, series: "a val" },
+  ], { xTitle: "epoch" }));
+  const pts = [...markGroup(svg, "symbol").matchAll(/translate\(([\d.]+),([\d.]+)\)/g)];
+  assert.equal(pts.length, 2);
+  // width 320, domain [0, 2]: epoch 1 in the middle, not on the frame's edge
+  for (const p of pts) assert.equal(Number(p[1]), 160);
+  assert.match(markGroup(svg, "symbol"), /opacity="1"/);
+  assert.match(svg, />1<\/text>/);
+  assert.ok(!svg.includes("1.000000"), "no collapsed-domain tick labels");
+});
+
+Deno.test("reliabilityChart() shows each bin's count and draws nothing for empty bins", async () => {
+  const svg = await renderSvg(reliabilityChart([
+    { lo: 0, hi: 1 / 3, count: 3, accuracy: 0, confidence: 0.3 },
+    { lo: 1 / 3, hi: 2 / 3, count: 0, accuracy: NaN, confidence: NaN },
+    { lo: 2 / 3, hi: 1, count: 12, accuracy: 0.75, confidence: 0.8 },
+  ]));
+  const bars = markGroup(svg, "rect").match(/aria-roledescription="rect mark"/g) ?? [];
+  assert.equal(bars.length, 2, "no bar for the empty bin");
+  const counts = [...markGroup(svg, "text").matchAll(/>(\d+)<\/text>/g)].map((m) => m[1]);
+  assert.deepEqual(counts, ["3", "12"], "a count over every non-empty bin, accuracy 0 included");
+});
+
+Deno.test("predictorScatterChart() names the checkpoints and skips non-finite points", async () => {
+  const svg = await renderSvg(predictorScatterChart([
+    { x: 1, y: 0.2, name: "none", group: "none" },
+    { x: 2, y: 0.4, name: "l2", group: "l2" },
+    { x: NaN, y: 0.1, name: "bad", group: "bad" },
+  ], { xTitle: "‖J‖_F", yTitle: "PGD" }));
+  assert.match(svg, />none<\/text>/);
+  assert.match(svg, />l2<\/text>/);
+  assert.ok(!svg.includes(">bad<"));
 });

@@ -126,6 +126,58 @@ Deno.test("cli.ts sweep collect: mean ± 95 % CI as computed by hand, failed and
     const html = await Deno.readTextFile(`${sweep}/table.html`);
     assert.match(html, /<td>93\.00 ± 8\.96<\/td>/);
     assert.match(html, /<svg/, "robustness chart");
+    assert.ok(!html.includes("What predicts robustness"), "no gap or PGD accuracy: no ρ table");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli.ts sweep collect: Spearman ρ of each measured quantity with the gap and PGD accuracy", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "regula_collect_rho_" });
+  try {
+    const runs = [];
+    for (const v of ["none", "jr"]) {
+      for (let seed = 0; seed < 3; seed++) {
+        runs.push({ id: `${v}-seed${seed}`, index: runs.length, variant: v, axes: { seed } });
+      }
+    }
+    await Deno.writeTextFile(
+      `${dir}/plan.json`,
+      JSON.stringify({ preset: "demo", budget: "quick", file: "x", grid: [], planHash: "h", runs }),
+    );
+    // ‖J‖_F falls as PGD accuracy rises (ρ = −1); the margin ties two runs.
+    const jac = [5, 4, 3.5, 2, 1.5, 1], pgd = [0.1, 0.2, 0.25, 0.4, 0.5, 0.6];
+    const margin = [1, 1, 2, 3, 4, 5], gap = [0.05, 0.04, 0.06, 0.02, 0.03, 0.01];
+    for (const [i, r] of runs.entries()) {
+      await Deno.mkdir(`${dir}/runs/${r.id}`, { recursive: true });
+      await Deno.writeTextFile(
+        `${dir}/runs/${r.id}/metrics.json`,
+        JSON.stringify({
+          ...r,
+          status: "done",
+          metrics: {
+            testAccuracy: 0.9,
+            jacobianF: jac[i],
+            margin: margin[i],
+            generalizationGap: gap[i],
+            "pgd@0.1": pgd[i],
+            "pgd@0.3": 0,
+          },
+          curves: { eps: [0.1, 0.3], accuracy: { pgd: [pgd[i], 0] } },
+        }),
+      );
+    }
+    const io = capture();
+    assert.equal(await main(["sweep", "collect", dir], io), 0, io.errs.join("\n"));
+    const html = await Deno.readTextFile(`${dir}/table.html`);
+    assert.match(html, /What predicts robustness/);
+    assert.match(html, /over 6 runs/);
+    assert.match(html, /ρ with PGD accuracy ε=0\.1/);
+    // ‖J‖_F against PGD ε=0.1: ρ = −1 and every resample of a perfect ranking gives −1.
+    assert.match(html, /<td>‖J‖_F<\/td><td>[^<]*<\/td><td>-1\.00 \[-1\.00, -1\.00\]/);
+    // constant columns have no ρ
+    assert.match(html, /– \(constant\)/);
+    assert.ok(!html.includes("TV iso"), "quantities no run measured are left out");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -71,6 +71,25 @@ def _grad(model, adv, y, targeted):
     return torch.autograd.grad(cost, [adv])[0]
 
 
+def fgsm(model, x, y, eps, targeted=False):
+    """FGSM (torchattacks' FGSM): ``clamp(x + eps sign(grad CE), 0, 1)``; targeted descends."""
+    g = _grad(model, x, y, targeted)
+    return tb.torch.clamp(x + eps * g.sign(), 0, 1)
+
+
+def pgd(model, x, y, eps, alpha, steps, targeted=False):
+    """L-inf PGD from x (torchattacks' PGD without the random start); also used by
+    torch_bridge.py's ``train_sgd`` for adversarial training."""
+    torch = tb.torch
+    adv = x.clone()
+    for _ in range(steps):
+        g = _grad(model, adv, y, targeted)
+        adv = adv + alpha * g.sign()
+        delta = torch.clamp(adv - x, min=-eps, max=eps)
+        adv = torch.clamp(x + delta, 0, 1)
+    return adv
+
+
 def _cw(model, x, y, targeted, c, kappa, steps, lr):
     torch = tb.torch
     b = x.shape[0]
@@ -221,16 +240,9 @@ def run(spec, inputs):
     targeted = bool(spec.get("targeted", False))
     b = x.shape[0]
     if attack == "fgsm":
-        g = _grad(model, x, y, targeted)
-        adv = torch.clamp(x + eps * g.sign(), 0, 1)
+        adv = fgsm(model, x, y, eps, targeted)
     elif attack == "pgd":
-        alpha, steps = float(spec["alpha"]), int(spec["steps"])
-        adv = x.clone()
-        for _ in range(steps):
-            g = _grad(model, adv, y, targeted)
-            adv = adv + alpha * g.sign()
-            delta = torch.clamp(adv - x, min=-eps, max=eps)
-            adv = torch.clamp(x + delta, 0, 1)
+        adv = pgd(model, x, y, eps, float(spec["alpha"]), int(spec["steps"]), targeted)
     elif attack == "pgdl2":
         alpha, steps = float(spec["alpha"]), int(spec["steps"])
         adv = x.clone()

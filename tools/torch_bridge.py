@@ -34,6 +34,8 @@ Spec (JSON object)::
                  initial entry is returned as "init.<name>"; if unset they are an error
     label_smoothing   cross-entropy label smoothing (PyTorch semantics), default 0
     return_state      also return the final state_dict as "state.<name>"
+    hooks             forward: submodule names (e.g. ["act1", "layer1.0"]) whose outputs are
+                      returned as "hook.<name>", caught by register_forward_hook
     param_grads       forward: also return "grad.<param>" (default true; false for
                       big models where only "grad.x" is wanted)
 
@@ -92,9 +94,17 @@ train_sgd
     ``no_decay``: list of parameter-name endings (e.g. ["bias"]) excluded from
     weight decay. Optional ``jr_lambda`` with input ``v`` (S, nproj, B, C) or
     spec ``"nproj": -1`` adds ``(jr_lambda / 2) * jr``; dropout masks
-    ``mask.<name>`` get a leading S axis. Outputs ``losses`` (steps,), the
-    objective of each step's batch before its update, ``ce_losses`` (steps,),
-    and the final ``state.<name>``.
+    ``mask.<name>`` get a leading S axis. Optional ``adv`` {"attack": "pgd" |
+    "fgsm", "eps", "alpha", "steps", "ratio"=1}: adversarial training (Madry et
+    al. 2018; regula's src/train/adversarial.ts): each step first replaces the
+    first round(ratio B) samples of its batch by tools/torch_attacks.py's
+    ``pgd`` (no random start) or ``fgsm`` against the current weights, the model
+    in eval mode for the attack, then trains on that batch. Outputs ``losses``
+    (steps,), the objective of each step's batch before its update,
+    ``ce_losses`` (steps,), and the final ``state.<name>``. With
+    ``"trajectory": true`` also ``traj.<param>`` (steps, 3), float64:
+    ``||theta_t||^2``, ``||grad_t||^2`` and ``||theta_t - theta_0||^2`` at each
+    step, after backward and before the update.
 
 Float outputs are in the spec's dtype; integer state (BatchNorm's
 ``num_batches_tracked``) is I64.
@@ -536,8 +546,19 @@ def op_forward(spec, inputs, used):
         raise BridgeError('forward needs input "x"')
     used.add("x")
     x = _to_torch(inputs["x"], fdt).requires_grad_(True)
+    handles = []
+    for name in spec.get("hooks", []):
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise BridgeError(f"hooks: the model has no submodule {name!r}") from None
+        # A forward hook sees the module's output as the model computes it.
+        handles.append(module.register_forward_hook(
+            lambda _m, _inp, out, name=name: outputs.__setitem__("hook." + name, _out(out))))
     torch.manual_seed(int(spec.get("seed", 0)))
     logits = model(x)
+    for h in handles:
+        h.remove()
     outputs["logits"] = _out(logits)
     if "y" in inputs and "dy" in inputs:
         raise BridgeError('give "y" (cross-entropy gradients) or "dy" (a VJP), not both')
@@ -633,20 +654,47 @@ def op_train_sgd(spec, inputs, used):
         used.add("v")
         vs = _to_torch(inputs["v"], fdt)
     ls = float(spec.get("label_smoothing", 0))
+    adv = spec.get("adv")
+    if adv is not None:
+        import torch_attacks  # noqa: E402 (it imports this module: only when needed)
+        if not isinstance(adv, dict) or adv.get("attack") not in ("pgd", "fgsm"):
+            raise BridgeError(f'train_sgd: adv.attack must be "pgd" or "fgsm", got {adv!r}')
     torch.manual_seed(int(spec.get("seed", 0)))
     losses, ce_losses = [], []
+    trajectory = bool(spec.get("trajectory", False))
+    theta0 = {k: p.detach().double().clone() for k, p in params}
+    traj = {k: [] for k, _ in params}
     for step in range(steps):
         i = step % xs.shape[0]
         _set_masks(model, inputs, used, fdt, step)
-        x = _to_torch(xs[i], fdt).requires_grad_(jr_lambda != 0)
+        x = _to_torch(xs[i], fdt)
+        y = _labels(ys[i])
+        if adv is not None:
+            # Python's round() halves to even, as JavaScript's Math.round does not; the
+            # tests use ratios where ratio B is not a half.
+            k = round(float(adv.get("ratio", 1)) * x.shape[0])
+            model.eval()
+            if adv["attack"] == "pgd":
+                xa = torch_attacks.pgd(model, x, y, float(adv["eps"]), float(adv["alpha"]),
+                                       int(adv["steps"]))
+            else:
+                xa = torch_attacks.fgsm(model, x, y, float(adv["eps"]))
+            _set_mode(model, spec, "train")
+            x = torch.cat([xa[:k].detach(), x[k:]])
+        x = x.requires_grad_(jr_lambda != 0)
         logits = model(x)
-        ce = F.cross_entropy(logits, _labels(ys[i]), label_smoothing=ls)
+        ce = F.cross_entropy(logits, y, label_smoothing=ls)
         loss = ce
         if jr_lambda != 0:
             v = vs[step % vs.shape[0]] if vs is not None else None
             loss = ce + jr_lambda / 2 * _jr(model, logits, x, v, spec.get("nproj")).mean()
         opt.zero_grad()
         loss.backward()
+        if trajectory:
+            for k, p in params:
+                th = p.detach().double()
+                traj[k].append([float((th * th).sum()), float((p.grad.double() ** 2).sum()),
+                                float(((th - theta0[k]) ** 2).sum())])
         opt.step()
         losses.append(loss.item())
         ce_losses.append(ce.item())
@@ -655,6 +703,9 @@ def op_train_sgd(spec, inputs, used):
     outputs["ce_losses"] = np.array(ce_losses, dtype=np_dt)
     for k, t in model.state_dict().items():
         outputs["state." + k] = _out(t)
+    if trajectory:
+        for k, rows in traj.items():
+            outputs["traj." + k] = np.array(rows, dtype=np.float64).reshape(steps, 3)
     return outputs
 
 

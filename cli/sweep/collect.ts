@@ -24,9 +24,12 @@ import {
   type Block,
   htmlPage,
   lineChart,
+  predictorBlocks,
   renderSvg,
   type SeriesPoint,
 } from "../../src/plot/mod.ts";
+import { predictorCorrelations, type PredictorPoint } from "../../src/metrics/mod.ts";
+import { GAP_TARGET, pgdTarget } from "../../src/metrics/report.ts";
 import { readJson, runDir, runState, type StateOptions } from "./store.ts";
 import type { RunResult } from "./run.ts";
 
@@ -165,7 +168,60 @@ export async function sweepHtml(
     }
     blocks.push({ kind: "heading", text: "Robustness" }, { kind: "row", blocks: charts });
   }
+  blocks.push(...await sweepPredictorBlocks(table, results));
   return htmlPage(`regula sweep: ${plan.preset} (${plan.budget})`, blocks);
+}
+
+/** Run metrics keys of the candidate predictors and their names in the report's table. */
+const SWEEP_PREDICTORS: Record<string, string> = {
+  testAccuracy: "clean accuracy",
+  testLoss: "test loss",
+  ece: "ECE",
+  mce: "MCE",
+  jacobianF: "‖J‖_F",
+  tvIso: "TV iso",
+  tvAniso: "TV aniso",
+  margin: "mean logit margin",
+  weightNorm: "‖W‖_F (all weights)",
+  logSpectralProduct: "Σ log σ_max(W)",
+};
+
+/**
+ * What predicts robustness over the sweep's runs (every seed a point; 3 or more runs): Spearman ρ
+ * with a bootstrap CI (B = 2000, 95 %, seed 0) of each measured quantity against the gap and PGD
+ * accuracy at each ε, the scatters at the middle ε.
+ */
+async function sweepPredictorBlocks(table: SweepTable, results: RunResult[]): Promise<Block[]> {
+  if (results.length < 3) return [];
+  const eps = [...new Set(results.flatMap((r) => r.curves?.accuracy.pgd ? r.curves.eps : []))]
+    .sort((a, b) => a - b);
+  const labelOf = new Map<string, string>();
+  const points: PredictorPoint[] = results.map((r) => {
+    const row = table.rows.find((t) =>
+      t.variant === r.variant &&
+      Object.entries(t.axes).every(([k, v]) => k === "seed" || r.axes[k] === v)
+    );
+    labelOf.set(r.id, row?.label ?? r.variant);
+    // Only what the run measured: absent keys are left out of the cells (and of the table when
+    // no run has them).
+    const quantities: Record<string, number> = {}, targets: Record<string, number> = {};
+    for (const [k, label] of Object.entries(SWEEP_PREDICTORS)) {
+      if (k in r.metrics) quantities[label] = r.metrics[k];
+    }
+    if ("generalizationGap" in r.metrics) targets[GAP_TARGET] = r.metrics.generalizationGap;
+    for (const e of eps) {
+      if (`pgd@${e}` in r.metrics) targets[pgdTarget(e)] = r.metrics[`pgd@${e}`];
+    }
+    return { name: r.id, quantities, targets };
+  });
+  const a = predictorCorrelations(points, { resamples: 2000, level: 0.95, seed: 0 });
+  if (!a.targets.length || !a.quantities.length) return [];
+  const mid = eps[Math.floor((eps.length - 1) / 2)];
+  return await predictorBlocks(a, {
+    scatterTarget: mid === undefined ? GAP_TARGET : pgdTarget(mid),
+    groupOf: (id) => labelOf.get(id) ?? id,
+    what: "runs",
+  });
 }
 
 /**

@@ -16,7 +16,8 @@ import * as seams from "../_seams.ts";
 import { createBackend } from "../backend.ts";
 import type { Sequential } from "../../src/layers/sequential.ts";
 import { decodeCheckpoint, loadStateDict } from "../../src/io/checkpoint.ts";
-import { evaluateMetrics, jacobianFrobenius, planeTv } from "../../src/metrics/mod.ts";
+import { evaluateMetrics, jacobianFrobenius, planeTv, weightStats } from "../../src/metrics/mod.ts";
+import { logitMargins } from "../../src/metrics/margin.ts";
 import { type RunSpec, trainArgv } from "../../src/sweep/grid.ts";
 import { type Claim, previousErrors, readJson, writeJson } from "./store.ts";
 import { exists } from "../fs.ts";
@@ -232,6 +233,17 @@ export async function executeRun(
       mce: mt.mce,
     });
     details.samples = { test: testSamples.length, train: trainSamples.length };
+    // Candidate predictors of robustness for `sweep collect` (src/metrics/rank_correlation.ts).
+    const margins = await logitMargins(rt, model, testSamples);
+    const weights = await weightStats(model.params());
+    Object.assign(metrics, {
+      margin: margins.reduce((a, v) => a + v, 0) / margins.length,
+      weightNorm: Math.hypot(...weights.map((w) => w.l2)),
+      logSpectralProduct: weights.reduce(
+        (a, w) => a + (w.spectralNorm === undefined ? NaN : Math.log(w.spectralNorm)),
+        0,
+      ),
+    });
     await claim.check();
     const jn = Math.min(ev.jacobianSamples ?? 200, testSamples.length);
     const jac = await jacobianFrobenius(rt, model, head(test, jn), {

@@ -13,7 +13,7 @@
 import type { Backend } from "../backend.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import { argmax, argmin } from "../ops/reduce.ts";
-import { randomUniform } from "../ops/random.ts";
+import { randomUniform, type Seed } from "../ops/random.ts";
 import { runAttackKernel } from "./_kernels.ts";
 
 /**
@@ -44,8 +44,11 @@ export interface LabelOptions {
    * when `y` is null.
    */
   usePredictions?: boolean;
-  /** Seed of every random draw of the attack (random start, random targets). Default 0. */
-  seed?: number;
+  /**
+   * Seed of every random draw of the attack (random start, random targets): an integer, or the
+   * two 32-bit Philox key words (adversarial training keys each step's attack apart). Default 0.
+   */
+  seed?: Seed;
 }
 
 /** Labels resolved by {@linkcode resolveLabels}. */

@@ -21,3 +21,4 @@ export * from "./cifar.ts";
 export * from "./toy.ts";
 export * from "./batches.ts";
 export * from "./augment.ts";
+export * from "./label_noise.ts";

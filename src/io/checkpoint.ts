@@ -55,6 +55,11 @@ export interface CheckpointMetadata {
   data?: unknown;
   /** Regularizers as `{name, options}`. */
   regularizers?: unknown;
+  /**
+   * Adversarial training (src/train/adversarial.ts, defaults filled in: attack, eps, steps,
+   * alpha, randomStart, ratio), or null for none.
+   */
+  adversarial?: unknown;
   /** Optimizer algorithm and hyperparameters, schedule, epochs, batch size. */
   optimizer?: unknown;
   /** Per-epoch history (src/train `EpochRecord[]`) and how training ended. */

@@ -1,7 +1,8 @@
 /**
  * Metrics of trained classifiers, batched on the GPU: accuracy, loss, confusion, calibration
  * (ECE/MCE, reliability, confidence histogram), Jacobian Frobenius norms, decision-boundary
- * planes and their total variation, saliency and occlusion, PCA of activations, weight
+ * planes and their total variation, saliency and occlusion, feature maps, PCA and t-SNE of
+ * activations, weight
  * statistics, the 2-D toy problem's maps, and all of these for a side-by-side report of several
  * models ({@linkcode measureModels}).
  *
@@ -75,6 +76,22 @@ export {
   saliency,
 } from "./saliency.ts";
 export { activationPca, type LayerPca, pca, type PcaResult } from "./pca.ts";
+export {
+  activationTsne,
+  type Affinities,
+  affinitiesFromDistances,
+  type AffinityOptions,
+  type LayerTsne,
+  squaredDistances,
+  tsne,
+  tsneAffinities,
+  tsneFromAffinities,
+  tsneGradient,
+  tsneKl,
+  type TsneOptions,
+  type TsneResult,
+} from "./tsne.ts";
+export { featureMaps, type LayerFeatureMaps } from "./feature_maps.ts";
 export { type WeightStats, weightStats, type WeightStatsOptions } from "./weights.ts";
 export { type ToyMapOptions, type ToyMaps, toyMaps } from "./toy.ts";
 export {
@@ -87,3 +104,14 @@ export {
   type ReportRow,
   type ReportSettings,
 } from "./report.ts";
+export {
+  averageRanks,
+  type BootstrapOptions,
+  type PredictorAnalysis,
+  type PredictorCell,
+  predictorCorrelations,
+  type PredictorPoint,
+  spearman,
+  spearmanBootstrap,
+  type SpearmanCi,
+} from "./rank_correlation.ts";

@@ -9,11 +9,11 @@
  */
 
 import type { Backend } from "../backend.ts";
-import type { Tensor } from "../backend.ts";
 import type { Layer } from "../layers/layer.ts";
 import { matmul } from "../ops/matmul.ts";
 import { topEigen } from "./_linalg.ts";
-import { inEval, type MetricModel, type Samples, sampleSizeOf } from "./_common.ts";
+import type { MetricModel, Samples } from "./_common.ts";
+import { forEachLayerOutput } from "./_activations.ts";
 
 /** Principal components of N samples of dimension D. */
 export interface PcaResult {
@@ -129,6 +129,8 @@ export async function pca(
 export interface LayerPca extends PcaResult {
   /** Layer name (module path) and class. */
   layer: string;
+  /** Position of the layer in `model.layers`. */
+  index: number;
   /** Labels of the samples, for colouring. */
   labels?: Int32Array;
 }
@@ -143,45 +145,21 @@ export interface LayerPca extends PcaResult {
  *   its input or is the last), `maxSamples` (default 500), `components` (default 2)
  * @returns one result per chosen layer
  */
-export function activationPca(
+export async function activationPca(
   rt: Backend,
   model: MetricModel & { layers: readonly Layer[] },
   data: Samples,
   opts: { layers?: (string | number)[]; maxSamples?: number; components?: number } = {},
 ): Promise<LayerPca[]> {
-  return inEval(model, async () => {
-    const d0 = sampleSizeOf(data.sampleShape);
-    const n = Math.min(opts.maxSamples ?? 500, data.length ?? data.x.length / d0);
-    const x = rt.upload(data.x.subarray(0, n * d0), [n, ...data.sampleShape]);
-    const out: LayerPca[] = [];
-    try {
-      let h: Tensor = x;
-      const layers = model.layers;
-      for (const [i, l] of layers.entries()) {
-        const y = l.forward(h);
-        const want = opts.layers
-          ? opts.layers.includes(i) || opts.layers.includes(l.name)
-          : i === layers.length - 1 || y.size !== h.size || !isElementwise(l);
-        h = y;
-        if (!want) continue;
-        const d = y.size / n;
-        const acts = await y.read();
-        const r = await pca(rt, acts, n, d, { components: Math.min(opts.components ?? 2, d) });
-        out.push({
-          ...r,
-          layer: `${l.name || i} (${l.constructor.name})`,
-          labels: data.y ? Int32Array.from(data.y.subarray(0, n)) : undefined,
-        });
-      }
-    } finally {
-      x.dispose();
-    }
-    return out;
+  const out: LayerPca[] = [];
+  await forEachLayerOutput(rt, model, data, opts, async ({ index, layer, acts, n, d }) => {
+    const r = await pca(rt, acts, n, d, { components: Math.min(opts.components ?? 2, d) });
+    out.push({
+      ...r,
+      layer,
+      index,
+      labels: data.y ? Int32Array.from(data.y.subarray(0, n)) : undefined,
+    });
   });
-}
-
-function isElementwise(l: Layer): boolean {
-  // Activations, dropout and flatten keep the size; report their outputs only where the
-  // representation changes (after each activation of a conv/linear layer).
-  return /Dropout|Flatten|Normalize/.test(l.constructor.name);
+  return out;
 }

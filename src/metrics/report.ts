@@ -3,7 +3,8 @@
  * and the same directions (seeded), so that differences come from the models — clean accuracy,
  * loss, ECE/MCE, the Jacobian Frobenius norm, decision-plane TV (mean ± standard error), the
  * radius of the centre's cell, FGSM/PGD accuracy at chosen ε, the drawn planes (random and
- * toward an FGSM example), saliency and occlusion maps, PCA of layer activations, weight
+ * toward an FGSM example), saliency and occlusion maps, feature maps of every convolution, PCA
+ * and t-SNE of layer activations, weight
  * statistics, and for 2-input models the decision map and Jacobian area factor of the input
  * plane. The result is plain data (numbers and typed arrays); src/plot/report.ts draws it.
  *
@@ -21,7 +22,7 @@ import type { Backend } from "../backend.ts";
 import type { Sequential } from "../layers/sequential.ts";
 import { fgsm } from "../attacks/fgsm.ts";
 import { robustness, type RobustnessResult } from "../attacks/robustness.ts";
-import { histogram } from "./_common.ts";
+import { histogram, quantile } from "./_common.ts";
 import { evaluateMetrics, type EvaluationReport } from "./calibration.ts";
 import { jacobianFrobenius } from "./jacobian.ts";
 import {
@@ -34,8 +35,12 @@ import {
 import { planeTv } from "./tv.ts";
 import { occlusion, type OcclusionMap, saliency } from "./saliency.ts";
 import { activationPca, type LayerPca } from "./pca.ts";
+import { activationTsne, type LayerTsne } from "./tsne.ts";
+import { featureMaps, type LayerFeatureMaps } from "./feature_maps.ts";
 import { type WeightStats, weightStats } from "./weights.ts";
 import { type ToyMaps, toyMaps } from "./toy.ts";
+import { logitMargins } from "./margin.ts";
+import { type PredictorAnalysis, predictorCorrelations } from "./rank_correlation.ts";
 
 /** A model to put in the report. */
 export interface ReportModel {
@@ -44,6 +49,11 @@ export interface ReportModel {
   model: Sequential;
   /** Checkpoint metadata (for the training history). */
   metadata?: Record<string, unknown>;
+  /**
+   * The model's own training samples (same sample shape as the data; the first `limit` are used)
+   * for its training accuracy and generalization gap (train − test accuracy); none: no gap.
+   */
+  train?: { x: Float32Array; y: Int32Array | Uint32Array };
 }
 
 /** Labelled samples in [0, 1]. */
@@ -86,8 +96,23 @@ export interface ReportOptions {
   randomStart?: boolean;
   /** Samples for the PCA scatters (0 = none). Default 300. */
   pcaSamples?: number;
+  /**
+   * Samples for the t-SNE scatters of the last three PCA layers (0 = none; at most
+   * `pcaSamples`). Default 300.
+   */
+  tsneSamples?: number;
+  /** t-SNE perplexity (lowered to ⌊(N − 2) / 3⌋ for few samples). Default 30. */
+  perplexity?: number;
+  /** Image models: samples whose feature maps are drawn (the first shown ones; 0 = none). Default 2. */
+  featureMaps?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
   seed?: number;
+  /**
+   * What predicts robustness (with at least 3 models): bootstrap resamples of the checkpoints
+   * (default 2000), level (0.95), and the PGD ε of the scatter plots (default the middle of
+   * `eps`, `eps[⌊(k−1)/2⌋]`). The seed is `seed`.
+   */
+  predictors?: { resamples?: number; level?: number; eps?: number };
   /** Progress messages. */
   progress?: (line: string) => void;
 }
@@ -109,6 +134,15 @@ export interface ReportRow {
   discRadius: number;
   /** True when some shown plane had no other class in its square (radius counted as range). */
   discCensored: boolean;
+  /** Mean and median over the samples of the logit margin `f_y − max_{j≠y} f_j`. */
+  margin: number;
+  marginMedian: number;
+  /** ‖W‖_F over all weight tensors together (biases excluded), and Σ log σ_max(W) over them. */
+  weightNorm: number;
+  logSpectralProduct: number;
+  /** Accuracy on the training samples, and train − test accuracy (absent without them). */
+  trainAccuracy?: number;
+  generalizationGap?: number;
   robustness?: RobustnessResult;
 }
 
@@ -139,6 +173,13 @@ export interface ReportSettings {
   pgdAlpha?: number;
   /** Whether PGD started at a random point of the ball. */
   randomStart: boolean;
+  /** Most training samples any model's training accuracy used (0: none given). */
+  trainSamples: number;
+  /** Samples of the t-SNE scatters (0: none) and their perplexity. */
+  tsneSamples: number;
+  perplexity: number;
+  /** Samples whose feature maps were taken (0: none, or not an image model). */
+  featureMaps: number;
 }
 
 /** Everything measured of one model. */
@@ -158,12 +199,23 @@ export interface ModelMeasurement {
   attribution?: { saliency: Float32Array; occlusion: OcclusionMap[] };
   /** PCA of layer activations (absent with fewer than 3 PCA samples). */
   pca?: LayerPca[];
+  /** 2-D t-SNE of the last three PCA layers' activations (absent when not asked for). */
+  tsne?: LayerTsne[];
+  /** Image models: the feature maps of every convolution for the first samples. */
+  featureMaps?: LayerFeatureMaps[];
   /** Statistics of every parameter tensor. */
   weights: WeightStats[];
   /** 2-input models: the decision map and area factor over [-2, 2]² at 150×150. */
   toy?: ToyMaps;
   /** The checkpoint's per-epoch history (empty without one). */
   history: Record<string, number>[];
+  /** The checkpoint's label-noise record (`data.labelNoise`), when it was trained with one. */
+  labelNoise?: { fraction?: number; corrupted?: number; samples?: number };
+  /**
+   * How it was trained, from the checkpoint's metadata: regularizers (`l2 lambda=0.0005`) and
+   * adversarial training (`pgd ε 0.1, 10 steps of 0.025, random start`); null without metadata.
+   */
+  training: { regularizers: string; adversarial: string } | null;
 }
 
 /** What {@linkcode measureModels} returns: plain data, for src/plot's `renderReport`. */
@@ -176,6 +228,9 @@ export interface ReportMeasurements {
   /** `(show, ...sampleShape)` inputs and `(show,)` labels of the shown centres. */
   shownInputs: Float32Array;
   shownLabels: Int32Array;
+  /** `(featureMaps, ...sampleShape)` inputs and labels of the feature-map samples. */
+  featureMapInputs: Float32Array;
+  featureMapLabels: Int32Array;
   /** Per shown centre, the L2 distance to the first model's FGSM example (null: none). */
   adversarial: ({ distance: number } | null)[];
   /** Largest ε (of the FGSM example the adversarial planes point toward). */
@@ -183,6 +238,61 @@ export interface ReportMeasurements {
   settings: ReportSettings;
   /** One entry per model, in the given order. */
   models: ModelMeasurement[];
+  /**
+   * With 3 or more models: Spearman ρ (bootstrap CI over the models) of each measured quantity
+   * against the generalization gap and PGD accuracy at each ε; `scatterTarget` is the target of
+   * the scatter plots.
+   */
+  predictors?: PredictorAnalysis & { scatterTarget?: string };
+}
+
+/** Column titles of the predictor table, by `ReportRow` field. */
+export const PREDICTOR_QUANTITIES: Record<string, string> = {
+  accuracy: "clean accuracy",
+  loss: "test loss",
+  ece: "ECE",
+  mce: "MCE",
+  jacobianMean: "‖J‖_F",
+  tvIso: "TV iso",
+  tvAniso: "TV aniso",
+  discRadius: "cell radius",
+  margin: "mean logit margin",
+  weightNorm: "‖W‖_F (all weights)",
+  logSpectralProduct: "Σ log σ_max(W)",
+};
+
+/** The target name of PGD accuracy at `eps` in {@linkcode ReportMeasurements.predictors}. */
+export function pgdTarget(eps: number): string {
+  return `PGD accuracy ε=${eps}`;
+}
+
+/** The target name of the generalization gap. */
+export const GAP_TARGET = "gap (train − test acc)";
+
+/** The regularizers and adversarial training a checkpoint's metadata records, in words. */
+export function trainingOf(
+  meta?: Record<string, unknown>,
+): { regularizers: string; adversarial: string } | null {
+  if (!meta || !("regularizers" in meta || "adversarial" in meta)) return null;
+  const regs = Array.isArray(meta.regularizers)
+    ? (meta.regularizers as { name?: unknown; options?: Record<string, unknown> }[])
+    : [];
+  const regularizers = regs.map((r) => {
+    const opts = Object.entries(r.options ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return `${String(r.name)}${opts ? ` ${opts}` : ""}`;
+  }).join(" + ") || "none";
+  const a = meta.adversarial as Record<string, unknown> | null | undefined;
+  let adversarial = "none";
+  if (a && typeof a === "object") {
+    const share = typeof a.ratio === "number" && a.ratio < 1
+      ? `, ${100 * a.ratio}% of each batch`
+      : "";
+    adversarial = a.attack === "pgd"
+      ? `pgd ε ${a.eps}, ${a.steps} steps of ${Number(Number(a.alpha).toPrecision(4))}` +
+        `${a.randomStart ? ", random start" : ""}${share}`
+      : `${String(a.attack)} ε ${a.eps}${share}`;
+  }
+  return { regularizers, adversarial };
 }
 
 /** The per-epoch records in a checkpoint's metadata (`history` or `history.epochs`). */
@@ -190,6 +300,12 @@ function historyOf(meta?: Record<string, unknown>): Record<string, number>[] {
   const h = meta?.history as unknown;
   const list = Array.isArray(h) ? h : (h as { epochs?: unknown })?.epochs;
   return Array.isArray(list) ? (list as Record<string, number>[]) : [];
+}
+
+/** `{ labelNoise }` from a checkpoint's `data.labelNoise`, or `{}`. */
+function labelNoiseOf(meta?: Record<string, unknown>): Pick<ModelMeasurement, "labelNoise"> {
+  const n = (meta?.data as { labelNoise?: unknown } | undefined)?.labelNoise;
+  return n && typeof n === "object" ? { labelNoise: n as ModelMeasurement["labelNoise"] } : {};
 }
 
 /**
@@ -233,7 +349,16 @@ export async function measureModels(
   const attacks = inBox ? asked : [];
   const eps = opts.eps ?? [0.05, 0.1, 0.2, 0.3];
   const isImage = data.sampleShape.length === 3;
+  const pe = opts.predictors?.eps;
+  if (pe !== undefined && !eps.includes(pe)) {
+    throw new Error(`measureModels: predictors.eps ${pe} is not among the attack radii ${eps}`);
+  }
+  let trainMax = 0;
   const isToy = d === 2;
+  const fmN = isImage ? Math.min(opts.featureMaps ?? 2, n) : 0;
+  const pn = Math.min(n, opts.pcaSamples ?? 300);
+  const tn = pn >= 3 ? Math.min(pn, opts.tsneSamples ?? 300) : 0;
+  const perplexity = opts.perplexity ?? 30;
 
   // Planes toward an FGSM example of the first model (at the largest ε), the same planes for
   // every model: the first axis points at that adversarial example, the second is random.
@@ -258,7 +383,7 @@ export async function measureModels(
   }
 
   const measured: ModelMeasurement[] = [];
-  for (const { name, model, metadata } of models) {
+  for (const { name, model, metadata, train } of models) {
     log(`${name}: accuracy and calibration on ${n} samples`);
     const m = await evaluateMetrics(rt, model, samples);
     log(`${name}: Jacobian norm on ${jn} samples`);
@@ -312,6 +437,25 @@ export async function measureModels(
         sanityChecks: false,
       });
     }
+    const margins = await logitMargins(rt, model, samples);
+    const sortedMargins = Float64Array.from(margins).sort();
+    let trainAccuracy: number | undefined;
+    if (train && train.y.length > 0) {
+      const k = Math.min(n, train.y.length);
+      trainMax = Math.max(trainMax, k);
+      log(`${name}: accuracy on ${k} training samples`);
+      trainAccuracy = (await evaluateMetrics(rt, model, {
+        x: train.x.subarray(0, k * d),
+        y: train.y.subarray(0, k),
+        sampleShape: data.sampleShape,
+      })).accuracy;
+    }
+    const weights = await weightStats(model.params());
+    let ww = 0, logSpec = 0;
+    for (const w of weights) {
+      ww += w.l2 * w.l2;
+      logSpec += w.spectralNorm === undefined ? NaN : Math.log(w.spectralNorm);
+    }
     const row: ReportRow = {
       name,
       accuracy: m.accuracy,
@@ -326,6 +470,12 @@ export async function measureModels(
       tvAnisoSe: tv.anisoSe,
       discRadius: radius,
       discCensored: censored,
+      margin: margins.reduce((a, v) => a + v, 0) / margins.length,
+      marginMedian: quantile(sortedMargins, 0.5),
+      weightNorm: Math.sqrt(ww),
+      logSpectralProduct: weights.length ? logSpec : NaN,
+      trainAccuracy,
+      generalizationGap: trainAccuracy === undefined ? undefined : trainAccuracy - m.accuracy,
       robustness: rob,
     };
     // Saliency and occlusion of the shown centres.
@@ -351,13 +501,26 @@ export async function measureModels(
       }
       attribution = { saliency: maps, occlusion: occ };
     }
-    const pn = Math.min(n, opts.pcaSamples ?? 300);
     let pcs: LayerPca[] | undefined;
     if (pn >= 3) {
       log(`${name}: PCA of activations`);
       pcs = await activationPca(rt, model, { ...samples, length: pn }, { maxSamples: pn });
     }
-    const weights = await weightStats(model.params());
+    let tsnes: LayerTsne[] | undefined;
+    if (pcs && tn >= 3) {
+      log(`${name}: t-SNE of activations (${tn} samples, perplexity ${perplexity})`);
+      tsnes = await activationTsne(rt, model, { ...samples, length: tn }, {
+        maxSamples: tn,
+        layers: pcs.slice(-3).map((p) => p.index),
+        perplexity,
+        seed,
+      });
+    }
+    let maps: LayerFeatureMaps[] | undefined;
+    if (fmN > 0) {
+      log(`${name}: feature maps of ${fmN} samples`);
+      maps = await featureMaps(rt, model, { ...samples, length: fmN }, { maxSamples: fmN });
+    }
     const toy = isToy ? await toyMaps(rt, model, { resolution: 150 }) : undefined;
     measured.push({
       name,
@@ -368,9 +531,13 @@ export async function measureModels(
       adversarialPlanes,
       attribution,
       pca: pcs,
+      tsne: tsnes,
+      featureMaps: maps,
       weights,
       toy,
       history: historyOf(metadata),
+      ...labelNoiseOf(metadata),
+      training: trainingOf(metadata),
     });
   }
 
@@ -384,6 +551,8 @@ export async function measureModels(
     sampleShape: data.sampleShape,
     shownInputs: samples.x.slice(0, show * d),
     shownLabels: samples.y.slice(0, show),
+    featureMapInputs: samples.x.slice(0, fmN * d),
+    featureMapLabels: samples.y.slice(0, fmN),
     adversarial: advDirs.map((a) => (a ? { distance: a.dist } : null)),
     adversarialEps: eps.length ? Math.max(...eps) : NaN,
     settings: {
@@ -401,7 +570,39 @@ export async function measureModels(
       pgdSteps,
       pgdAlpha,
       randomStart,
+      trainSamples: trainMax,
+      tsneSamples: tn,
+      perplexity,
+      featureMaps: fmN,
     },
     models: measured,
+    predictors: measured.length >= 3
+      ? predictorsOf(measured.map((m) => m.row), attacks.includes("pgd") ? eps : [], seed, opts)
+      : undefined,
+  };
+}
+
+/** ρ of every quantity in {@linkcode PREDICTOR_QUANTITIES} against the gap and PGD accuracy. */
+function predictorsOf(
+  rows: ReportRow[],
+  eps: number[],
+  seed: number,
+  opts: ReportOptions,
+): PredictorAnalysis & { scatterTarget?: string } {
+  const points = rows.map((r) => {
+    const quantities: Record<string, number> = {};
+    for (const [k, label] of Object.entries(PREDICTOR_QUANTITIES)) {
+      quantities[label] = r[k as keyof ReportRow] as number;
+    }
+    const targets: Record<string, number> = {};
+    if (r.generalizationGap !== undefined) targets[GAP_TARGET] = r.generalizationGap;
+    eps.forEach((e, i) => (targets[pgdTarget(e)] = r.robustness?.accuracy.pgd?.[i] ?? NaN));
+    return { name: r.name, quantities, targets };
+  });
+  const p = opts.predictors ?? {};
+  const scatterEps = p.eps ?? eps[Math.floor((eps.length - 1) / 2)];
+  return {
+    ...predictorCorrelations(points, { resamples: p.resamples, level: p.level, seed }),
+    scatterTarget: scatterEps === undefined ? undefined : pgdTarget(scatterEps),
   };
 }

@@ -51,7 +51,8 @@ export interface SeriesPoint {
 /**
  * Curves, e.g. loss/accuracy per epoch or accuracy vs ε (robustness).
  * @param points the points (one curve per `series`)
- * @param opts titles, `yDomain`, `points` (draw markers)
+ * @param opts titles, `yDomain`, `points` (draw markers), `logY` (log y axis; points with
+ *   y <= 0 are left out)
  */
 export function lineChart(
   points: SeriesPoint[],
@@ -61,19 +62,44 @@ export function lineChart(
     yTitle?: string;
     yDomain?: [number, number];
     points?: boolean;
+    logY?: boolean;
   } = {},
 ): VegaLiteSpec {
+  const scale = {
+    ...(opts.yDomain ? { domain: opts.yDomain } : {}),
+    ...(opts.logY ? { type: "log" } : {}),
+  };
+  const values = points.filter((p) =>
+    Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0)
+  );
+  // One x value (e.g. a one-epoch run) draws no line segment and collapses the x scale to a
+  // point: draw large markers and widen the domain around it so the point is visible.
+  const xs = new Set(values.map((p) => p.x));
+  const single = xs.size === 1;
+  const x0 = single ? [...xs][0] : 0;
   return {
     ...base(opts.title),
-    data: { values: points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)) },
-    mark: { type: "line", point: opts.points ?? true },
+    data: { values },
+    mark: single
+      ? { type: "point", filled: true, size: 90, opacity: 1 }
+      : { type: "line", point: opts.points ?? true },
     encoding: {
-      x: { field: "x", type: "quantitative", title: opts.xTitle ?? "x" },
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: opts.xTitle ?? "x",
+        ...(single
+          ? {
+            scale: { domain: [x0 - Math.max(1, Math.abs(x0)), x0 + Math.max(1, Math.abs(x0))] },
+            axis: { values: [x0] },
+          }
+          : {}),
+      },
       y: {
         field: "y",
         type: "quantitative",
         title: opts.yTitle ?? "y",
-        ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : {}),
+        ...(Object.keys(scale).length ? { scale } : {}),
       },
       color: { field: "series", type: "nominal", title: null },
     },
@@ -82,7 +108,9 @@ export function lineChart(
 
 /**
  * Reliability diagram (Guo et al. 2017, fig. 1): accuracy per confidence bin as bars, the
- * diagonal of perfect calibration, and each bin's mean confidence as a tick.
+ * diagonal of perfect calibration, each bin's mean confidence as a tick, and its sample count
+ * above the bar. Empty bins have no accuracy and draw nothing (no bar, no count), so they are not
+ * mistaken for bins at accuracy 0; a bin with samples and accuracy 0 still shows its count.
  * @param bins reliability bins (src/metrics `calibration().bins`)
  * @param opts title
  */
@@ -130,8 +158,66 @@ export function reliabilityChart(
         mark: { type: "line", color: "#888", strokeDash: [4, 4] },
         encoding: { x: { field: "a", ...x }, y: { field: "a", type: "quantitative" } },
       },
+      {
+        data: { values: values.map((v) => ({ ...v, mid: (v.lo + v.hi) / 2 })) },
+        mark: { type: "text", baseline: "bottom", dy: -2, fontSize: 8, color: "#333" },
+        encoding: {
+          x: { field: "mid", ...x },
+          y: { field: "accuracy", type: "quantitative" },
+          text: { field: "count", type: "quantitative" },
+        },
+      },
     ],
   };
+}
+
+/** One checkpoint in a {@linkcode predictorScatterChart}. */
+export interface PredictorScatterPoint {
+  x: number;
+  y: number;
+  /** Checkpoint name (a text label when there are few points). */
+  name: string;
+  /** Colour group (the checkpoint, or a sweep's variant). */
+  group: string;
+}
+
+/**
+ * One measured quantity against an outcome over checkpoints (what-predicts-robustness plots):
+ * a point per checkpoint, coloured by group, named beside it when there are at most 12.
+ * @param points the checkpoints (non-finite ones are left out)
+ * @param opts title, axis titles
+ */
+export function predictorScatterChart(
+  points: PredictorScatterPoint[],
+  opts: { title?: string; xTitle?: string; yTitle?: string } = {},
+): VegaLiteSpec {
+  const values = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const groups = [...new Set(values.map((p) => p.group))];
+  const enc = {
+    x: { field: "x", type: "quantitative", title: opts.xTitle ?? "x", scale: { zero: false } },
+    y: { field: "y", type: "quantitative", title: opts.yTitle ?? "y", scale: { zero: false } },
+  };
+  const layer: VegaLiteSpec[] = [{
+    mark: { type: "point", filled: true, size: 60, opacity: 0.85 },
+    encoding: {
+      ...enc,
+      color: {
+        field: "group",
+        type: "nominal",
+        title: null,
+        scale: { domain: groups, range: classPalette(Math.max(1, groups.length)) },
+        legend: groups.length <= 12 && values.length > 12 ? {} : null,
+      },
+      tooltip: [{ field: "name" }, { field: "x" }, { field: "y" }],
+    },
+  }];
+  if (values.length <= 12) {
+    layer.push({
+      mark: { type: "text", align: "left", dx: 5, dy: -4, fontSize: 9, color: "#333" },
+      encoding: { ...enc, text: { field: "name" } },
+    });
+  }
+  return { ...base(opts.title, 240, 190), data: { values }, layer };
 }
 
 /**

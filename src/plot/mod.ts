@@ -19,6 +19,7 @@
 
 export { classPalette, colorMap, parseColor, type Rgb } from "./colors.ts";
 export {
+  channelGridImage,
   classMapImage,
   decodePng,
   encodePng,
@@ -31,6 +32,8 @@ export {
   barChart,
   histogramChart,
   lineChart,
+  predictorScatterChart,
+  type PredictorScatterPoint,
   reliabilityChart,
   renderSvg,
   scatterChart,
@@ -38,4 +41,4 @@ export {
   type VegaLiteSpec,
 } from "./charts.ts";
 export { type Block, escapeHtml, htmlPage } from "./html.ts";
-export { formatMeanSe, formatPercent, renderReport } from "./report.ts";
+export { formatMeanSe, formatPercent, predictorBlocks, renderReport } from "./report.ts";

@@ -183,3 +183,66 @@ export function imageWithOverlay(
     return [0, 1, 2].map((k) => Math.round((1 - a) * base[k] + a * col[k])) as Rgb;
   });
 }
+
+/**
+ * The channels of one feature map as a grid of tiles, each through a continuous colour map with
+ * its own range (`min[c]` → the map's low end, `max[c]` → its high end), separated by a gap.
+ * @param values (C·H·W,) one sample's map, channel-major
+ * @param shape [C, H, W]
+ * @param opts `min`/`max` (C,) per-channel ranges (default each channel's own), `columns`
+ *   (default ⌈√C⌉), `scale` (tile upscaling), `gap` (pixels between tiles, default 1), `scheme`
+ *   (default "viridis")
+ * @returns the grid image (gaps white)
+ * @example
+ * ```ts
+ * const img = channelGridImage(maps.values.subarray(0, 6 * 28 * 28), [6, 28, 28], { scale: 2 });
+ * ```
+ */
+export function channelGridImage(
+  values: ArrayLike<number>,
+  shape: readonly [number, number, number] | readonly number[],
+  opts: {
+    min?: ArrayLike<number>;
+    max?: ArrayLike<number>;
+    columns?: number;
+    scale?: number;
+    gap?: number;
+    scheme?: string;
+  } = {},
+): RgbaImage {
+  const [c, h, w] = shape;
+  if (values.length < c * h * w) {
+    throw new Error(`channelGridImage: ${values.length} values for shape [${c}, ${h}, ${w}]`);
+  }
+  const cols = opts.columns ?? Math.ceil(Math.sqrt(c));
+  const rows = Math.ceil(c / cols);
+  const scale = opts.scale ?? 1, gap = opts.gap ?? 1;
+  if (!(Number.isInteger(scale) && scale >= 1 && Number.isInteger(gap) && gap >= 0)) {
+    throw new Error(`channelGridImage: scale and gap must be integers >= 1 and >= 0`);
+  }
+  const tw = w * scale, th = h * scale;
+  const W = cols * tw + (cols - 1) * gap, H = rows * th + (rows - 1) * gap;
+  const data = new Uint8Array(W * H * 4).fill(255);
+  const cm = colorMap(opts.scheme ?? "viridis");
+  for (let ch = 0; ch < c; ch++) {
+    const o = ch * h * w;
+    let lo = opts.min?.[ch] ?? Infinity, hi = opts.max?.[ch] ?? -Infinity;
+    if (opts.min === undefined || opts.max === undefined) {
+      for (let i = 0; i < h * w; i++) {
+        lo = Math.min(lo, values[o + i]);
+        hi = Math.max(hi, values[o + i]);
+      }
+    }
+    // A constant channel is drawn at the low end of the map.
+    const span = hi > lo ? hi - lo : 1;
+    const x0 = (ch % cols) * (tw + gap), y0 = Math.floor(ch / cols) * (th + gap);
+    for (let r = 0; r < th; r++) {
+      for (let q = 0; q < tw; q++) {
+        const v = values[o + Math.floor(r / scale) * w + Math.floor(q / scale)];
+        const [R, G, B] = cm(Math.max(0, Math.min(1, (v - lo) / span)));
+        data.set([R, G, B, 255], ((y0 + r) * W + x0 + q) * 4);
+      }
+    }
+  }
+  return { width: W, height: H, data };
+}

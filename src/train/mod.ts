@@ -1,6 +1,7 @@
 /**
  * Training: the loop ({@linkcode train}) with regularizers plugged in through
- * their hooks, {@linkcode evaluate}, optimizers (SGD with momentum and
+ * their hooks, adversarial training (PGD/FGSM, {@linkcode parseAdversarialTraining}),
+ * {@linkcode evaluate}, optimizers (SGD with momentum and
  * Nesterov, Adam, AdamW), learning-rate schedules and early stopping
  * (Prechelt 1998).
  *
@@ -27,3 +28,4 @@ export * from "./optim.ts";
 export * from "./schedule.ts";
 export * from "./train.ts";
 export * from "./early_stopping.ts";
+export * from "./adversarial.ts";

@@ -10,10 +10,12 @@
  * `transformInput` -> `beforeForward` -> forward -> cross-entropy ->
  * `logitsGrad` -> backward (or a regularizer's `backward`, which shares it) -> `afterBackward` -> (gradient norm, on sampled
  * steps) -> `beforeStep` -> optimizer (which also zeroes the gradients) ->
- * `afterStep`. The dataset is uploaded once (src/data/batches.ts) and each
+ * `afterStep`. With adversarial training (src/train/adversarial.ts) the step's
+ * PGD/FGSM attack comes first, one submit per attack iteration. The dataset is uploaded once (src/data/batches.ts) and each
  * batch is gathered (and augmented) on the GPU by a dispatch of the same step. Losses, correct counts and penalty values are summed on the GPU
  * (weighted by the batch size) and read back together every `logEvery` steps
- * and at the end of each epoch, never per step.
+ * and at the end of each epoch, never per step; so are the per-layer trajectory samples
+ * (src/train/_trajectory.ts), packed into the same read.
  *
  * Randomness is explicit: the shuffle and augmentation of epoch `e` are
  * functions of `(seed, e)` (src/data/batches.ts), and dropout and the regularizers' streams are keyed by the
@@ -63,9 +65,19 @@ import { accuracyCount } from "../losses/accuracy.ts";
 import { type CrossEntropyResult, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { createOptimizer, type Optimizer, type OptimizerSpec } from "./optim.ts";
 import type { AugmentSpec } from "../data/augment.ts";
-import { type Batch, Batches } from "../data/batches.ts";
+import { type Batch, Batches, DeviceDataset } from "../data/batches.ts";
 import { checkDataset, type Dataset, subset } from "../data/dataset.ts";
+import { type LabelNoiseOptions, randomizeLabels } from "../data/label_noise.ts";
+import { Trajectory, type TrajectoryRecord } from "./_trajectory.ts";
+
+export type { TrajectoryRecord };
 import { constantLr, cosineAnnealing, type Schedule, stepDecay } from "./schedule.ts";
+import {
+  adversarialBatch,
+  type AdversarialTraining,
+  type AdversarialTrainingResolved,
+  resolveAdversarialTraining,
+} from "./adversarial.ts";
 
 /** A labelled dataset in host memory (src/data's `Dataset`). */
 export type TrainDataset = Dataset;
@@ -76,6 +88,11 @@ export interface TrainData {
   train: TrainDataset;
   /** Held-out samples for the per-epoch validation loss, early stopping and best weights. */
   val?: TrainDataset;
+  /**
+   * Test samples, evaluated after every epoch and only recorded (`testLoss`, `testAccuracy`:
+   * the memorisation curve of `labelNoise` runs); never used for stopping or best weights.
+   */
+  test?: TrainDataset;
 }
 
 /** Learning-rate schedule by name, in steps over the whole run. */
@@ -127,6 +144,20 @@ export interface TrainOptions {
   augment?: AugmentSpec;
   /** Stop after this many steps in all (for smoke tests). Default no limit. */
   maxSteps?: number;
+  /**
+   * Randomized labels (Zhang et al. 2017): this fraction of the training set's labels replaced
+   * by seeded uniformly random other classes before training (src/data/label_noise.ts; `seed`
+   * defaults to the run's). `data.val` and `data.test` keep their labels. Each epoch then also
+   * records the `memorization` curve. Default none.
+   */
+  labelNoise?: LabelNoiseOptions;
+  /**
+   * Global steps between samples of the per-layer trajectory (‖θ‖, ‖∇θ‖, ‖θ − θ_0‖; 1: every
+   * step, 0: none). Each sample costs three reductions per parameter tensor, read back with
+   * the running sums; the run keeps a copy of θ_0 (and one scratch per distinct tensor size).
+   * Default: about 200 samples per run, `max(1, ceil(totalSteps / 200))`.
+   */
+  trajectoryEvery?: number;
   /** Called every `logEvery` steps and at the end of each epoch. */
   onProgress?: (p: Progress) => void;
   /** Called after each epoch with its record. */
@@ -140,6 +171,14 @@ export interface TrainOptions {
    * differentiate through BatchNorm (a ResNet-18), since in training mode it couples the batch.
    */
   trainMode?: boolean;
+  /**
+   * Adversarial training (src/train/adversarial.ts): each step first replaces the batch (or the
+   * share `ratio` of it) by PGD or FGSM adversarial examples against the current weights, the
+   * attack run in eval mode; the loss, the regularizers (input noise on top, penalties at the
+   * adversarial points) and the recorded training loss and accuracy are then those of that batch.
+   * Default none.
+   */
+  adversarial?: AdversarialTraining;
 }
 
 /** Where training is, for progress bars. */
@@ -176,9 +215,15 @@ export interface EpochRecord {
   epoch: number;
   /** Learning rate of the epoch's last step. */
   lr: number;
-  /** Mean data loss (cross-entropy, with label smoothing if set) over the epoch's samples. */
+  /**
+   * Mean data loss (cross-entropy, with label smoothing if set) over the epoch's samples (with
+   * adversarial training: over the batches trained on, adversarial examples included).
+   */
   trainLoss: number;
-  /** Fraction of training samples classified correctly during the epoch (train mode). */
+  /**
+   * Fraction of training samples classified correctly during the epoch (train mode; with
+   * adversarial training, of the batches trained on).
+   */
   trainAccuracy: number;
   /** Mean value of each regularizer's penalty by name (what it added to the loss). */
   penalties: Record<string, number>;
@@ -193,12 +238,51 @@ export interface EpochRecord {
    * gradient (data loss plus penalties) before the optimizer step.
    */
   gradNorm: number;
+  /** Test cross-entropy and accuracy in eval mode after the epoch (with `data.test`). */
+  testLoss?: number;
+  /** See `testLoss`. */
+  testAccuracy?: number;
+  /**
+   * With `labelNoise`: the training set evaluated in eval mode after the epoch, against the
+   * labels it is trained on (noisy) and against the original ones (clean).
+   */
+  memorization?: MemorizationRecord;
+  /** Per-layer norms at the epoch's sampled steps (absent with `trajectoryEvery: 0`). */
+  trajectory?: TrajectoryRecord;
   /** Wall-clock seconds of the epoch (training and validation). */
   seconds: number;
   /** Training samples per second (training steps only). */
   samplesPerSecond: number;
   /** Steps taken in the epoch. */
   steps: number;
+}
+
+/** The memorisation curve's point of one epoch (Zhang et al. 2017, fig. 1). */
+export interface MemorizationRecord {
+  /** Cross-entropy on the training set against the noisy labels it is trained on. */
+  noisyLoss: number;
+  /** Accuracy on the training set against the noisy labels. */
+  noisyAccuracy: number;
+  /** Accuracy on the training set against the original (clean) labels. */
+  cleanAccuracy: number;
+  /** Of the samples whose label was replaced, the fraction predicted as the replacement. */
+  memorized: number;
+  /** Of the samples whose label was replaced, the fraction predicted as their true class. */
+  corruptedClean: number;
+}
+
+/** What {@linkcode train} did to the labels with `labelNoise` (for checkpoint metadata). */
+export interface LabelNoiseRecord {
+  /** The fraction asked for. */
+  fraction: number;
+  /** Seed of the draws. */
+  seed: number;
+  /** Samples relabelled (`round(fraction · N)`), and N. */
+  corrupted: number;
+  /** See `corrupted`. */
+  samples: number;
+  /** The rule (src/data/label_noise.ts `LABEL_NOISE_RULE`). */
+  rule: string;
 }
 
 /** Result of {@linkcode train}. */
@@ -215,6 +299,8 @@ export interface TrainResult {
   restoredBest: boolean;
   /** Seconds in all. */
   seconds: number;
+  /** With `labelNoise`: how many labels were replaced, by which rule and seed. */
+  labelNoise?: LabelNoiseRecord;
 }
 
 /** Result of {@linkcode evaluate}. */
@@ -279,10 +365,14 @@ class GpuSums {
   readonly correct: Tensor;
   #packed: Tensor;
 
-  constructor(readonly rt: Backend, n: number) {
+  /**
+   * @param n f32 sums
+   * @param extra room for floats of another tensor read with the sums (the trajectory ring)
+   */
+  constructor(readonly rt: Backend, n: number, extra = 0) {
     this.f = Array.from({ length: n }, (_, i) => rt.zeros([1], "f32", `sum ${i}`));
     this.correct = rt.zeros([], "u32", "correct");
-    this.#packed = rt.empty([n + 1], "f32", "sums packed");
+    this.#packed = rt.empty([n + 1 + extra], "f32", "sums packed");
   }
 
   clear(): void {
@@ -290,14 +380,24 @@ class GpuSums {
     this.rt.fill0(this.correct);
   }
 
-  /** @returns the f32 sums, then the counter */
-  async read(): Promise<{ f: number[]; correct: number }> {
+  /**
+   * @param extra the first `count` floats of `src` to read in the same read-back
+   * @returns the f32 sums, the counter, and the extra floats
+   */
+  async read(
+    extra?: { src: Tensor; count: number },
+  ): Promise<{ f: number[]; correct: number; extra: Float32Array }> {
     const n = this.f.length;
     this.f.forEach((t, i) => this.rt.copy(t, this.#packed, 1, 0, i));
     this.rt.copy(this.correct, this.#packed, 1, 0, n);
+    if (extra?.count) this.rt.copy(extra.src, this.#packed, extra.count, 0, n + 1);
     const data = await this.#packed.read() as Float32Array;
     const correct = new Uint32Array(data.buffer, data.byteOffset, n + 1)[n];
-    return { f: Array.from(data.subarray(0, n)), correct };
+    return {
+      f: Array.from(data.subarray(0, n)),
+      correct,
+      extra: data.slice(n + 1, n + 1 + (extra?.count ?? 0)),
+    };
   }
 
   dispose(): void {
@@ -443,11 +543,16 @@ interface TrainPlan {
   logEvery: number;
   gradNormEvery: number;
   regs: readonly Regularizer[];
+  adversarial: AdversarialTrainingResolved | null;
   labelSmoothing: number | undefined;
   stepsPerEpoch: number;
   /** Steps in the run (epochs × steps per epoch, or maxSteps when fewer). */
   totalSteps: number;
   schedule: Schedule;
+  /** Global steps between trajectory samples; 0: none. */
+  trajectoryEvery: number;
+  /** The label noise to apply, with its seed filled in; null: none. */
+  labelNoise: { fraction: number; seed: number } | null;
 }
 
 /** Checks the data and options of {@linkcode train} and fills in the defaults. */
@@ -492,8 +597,37 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
     if (names.has(r.name)) throw new Error(`train: regularizer '${r.name}' is given twice`);
     names.add(r.name);
   }
+  let adversarial: AdversarialTrainingResolved | null = null;
+  if (options.adversarial) {
+    try {
+      adversarial = resolveAdversarialTraining(options.adversarial);
+    } catch (e) {
+      throw new Error(`train: ${(e as Error).message}`);
+    }
+  }
   const stepsPerEpoch = Math.ceil(trainSet.length / batchSize);
   const totalSteps = Math.min(epochs * stepsPerEpoch, options.maxSteps ?? Infinity);
+  const trajectoryEvery = options.trajectoryEvery ?? Math.max(1, Math.ceil(totalSteps / 200));
+  if (!(Number.isInteger(trajectoryEvery) && trajectoryEvery >= 0)) {
+    throw new Error(`train: trajectoryEvery must be an integer >= 0, got ${trajectoryEvery}`);
+  }
+  let labelNoise: TrainPlan["labelNoise"] = null;
+  if (options.labelNoise) {
+    const { fraction, seed: noiseSeed = seed } = options.labelNoise;
+    if (!(fraction >= 0 && fraction <= 1)) {
+      throw new Error(`train: labelNoise.fraction must be in [0, 1], got ${fraction}`);
+    }
+    labelNoise = { fraction, seed: noiseSeed };
+  }
+  if (data.test) {
+    checkData("test", data.test, model);
+    if (data.test.classes !== trainSet.classes) {
+      throw new Error(
+        `train: the test set has ${data.test.classes} classes, the training set ` +
+          `${trainSet.classes}`,
+      );
+    }
+  }
   return {
     epochs,
     batchSize,
@@ -504,10 +638,13 @@ function planTraining(model: Sequential, data: TrainData, options: TrainOptions)
     logEvery,
     gradNormEvery,
     regs,
+    adversarial,
     labelSmoothing,
     stepsPerEpoch,
     totalSteps,
     schedule: makeSchedule(options.schedule, lr0, totalSteps),
+    trajectoryEvery,
+    labelNoise,
   };
 }
 
@@ -530,6 +667,25 @@ interface TrainRun {
   readonly best: Tensor[] | null;
   readonly loader: Batches;
   readonly valLoader: Batches | null;
+  readonly testSet?: TrainDataset;
+  readonly testLoader: Batches | null;
+  /**
+   * With label noise: the training set as trained on (noisy labels), its clean labels and
+   * corrupted indices, and an unshuffled loader over it for the memorisation curve.
+   */
+  readonly noise: {
+    data: TrainDataset;
+    clean: Int32Array;
+    corrupted: Uint32Array;
+    loader: Batches;
+    record: LabelNoiseRecord;
+  } | null;
+  /** The noisy training set on the device, shared by `loader` and `noise.loader`. */
+  readonly device: DeviceDataset | null;
+  /** Per-layer trajectory sampler (null with `trajectoryEvery: 0`). */
+  readonly trajectory: Trajectory | null;
+  /** The current epoch's trajectory samples, filled at each read-back. */
+  trajectoryRecord: TrajectoryRecord;
   /** Cross-entropy outputs by batch size, reused across steps. */
   readonly ces: Map<number, CrossEntropyResult>;
   readonly history: EpochRecord[];
@@ -561,12 +717,46 @@ function openRun(
     ...(options.optimizer ?? { algorithm: "sgd", momentum: 0.9 }),
     zeroGrad: true,
   } as OptimizerSpec);
-  const sums = new GpuSums(rt, 3 + plan.regs.length);
+  const trained = params.filter((p) => p.kind !== "buffer" && p.grad);
+  // Enough ring for the samples between two read-backs (every logEvery steps and at epoch
+  // ends); trainEpoch reads early should it fill anyway.
+  const trajectory = plan.trajectoryEvery > 0
+    ? new Trajectory(rt, trained, Math.ceil(plan.logEvery / plan.trajectoryEvery) + 1)
+    : null;
+  const sums = new GpuSums(
+    rt,
+    3 + plan.regs.length,
+    trajectory ? trajectory.capacity * trajectory.width : 0,
+  );
   const scratch = rt.empty([1], "f32", "norm scratch");
   const best = plan.restoreBest
     ? params.map((p) => rt.empty(p.value.shape, p.value.dtype, `best ${p.name}`))
     : null;
-  const loader = new Batches(rt, data.train, {
+  let trainSet = data.train;
+  let noise: TrainRun["noise"] = null;
+  let device: DeviceDataset | null = null;
+  if (plan.labelNoise) {
+    const r = randomizeLabels(trainSet, plan.labelNoise);
+    trainSet = r.dataset;
+    // One upload shared by the training loader and the memorisation pass, when it fits.
+    if (DeviceDataset.fits(rt, trainSet)) device = DeviceDataset.upload(rt, trainSet);
+    noise = {
+      data: trainSet,
+      clean: r.cleanLabels,
+      corrupted: r.corrupted,
+      loader: new Batches(rt, device ?? trainSet, {
+        batchSize: Math.min(options.evalBatchSize ?? 500, trainSet.length),
+        shuffle: false,
+      }),
+      record: {
+        ...plan.labelNoise,
+        corrupted: r.corrupted.length,
+        samples: trainSet.length,
+        rule: r.rule,
+      },
+    };
+  }
+  const loader = new Batches(rt, device ?? trainSet, {
     batchSize: plan.batchSize,
     seed: plan.seed,
     augment: options.augment,
@@ -578,6 +768,13 @@ function openRun(
       shuffle: false,
     })
     : null;
+  const testSet = data.test;
+  const testLoader = testSet
+    ? new Batches(rt, testSet, {
+      batchSize: Math.min(options.evalBatchSize ?? 500, testSet.length),
+      shuffle: false,
+    })
+    : null;
   return {
     rt,
     model,
@@ -585,13 +782,19 @@ function openRun(
     plan,
     valSet,
     params,
-    trained: params.filter((p) => p.kind !== "buffer" && p.grad),
+    trained,
     opt,
     sums,
     scratch,
     best,
     loader,
     valLoader,
+    testSet,
+    testLoader,
+    noise,
+    device,
+    trajectory,
+    trajectoryRecord: { steps: [], layers: {} },
     ces: new Map(),
     history: [],
     t0,
@@ -608,6 +811,10 @@ function closeRun(run: TrainRun): void {
   run.best?.forEach((t) => t.dispose());
   run.loader.dispose();
   run.valLoader?.dispose();
+  run.testLoader?.dispose();
+  run.noise?.loader.dispose();
+  run.device?.dispose();
+  run.trajectory?.dispose();
   run.sums.dispose();
   run.scratch.dispose();
   run.opt.dispose();
@@ -640,9 +847,15 @@ function trainStep(
 ): { last: boolean; sampled: boolean } {
   const { rt, model, params, plan, sums } = run;
   const { regs, stepsPerEpoch, totalSteps } = plan;
-  const { x, y, count, index: s } = batch;
+  const { y, count, index: s } = batch;
   const step = run.step;
   run.lr = plan.schedule(step);
+  // Adversarial training: the batch is replaced before anything else sees it, so the hooks'
+  // ctx.x, the forward and the recorded loss are all at the adversarial points.
+  const adv = plan.adversarial
+    ? adversarialBatch(rt, model, batch.x, y, plan.adversarial, { seed: plan.seed, step })
+    : null;
+  const x = adv ?? batch.x;
   const ctx: StepContext = {
     rt,
     model,
@@ -683,9 +896,13 @@ function trainStep(
   const sampled = s % plan.gradNormEvery === 0 || last;
   if (sampled) addSq(run, run.trained, "grad", sums.f[1]);
   for (const r of regs) r.beforeStep?.(ctx);
+  // After beforeStep (weight noise has put the clean weights back): the weights and gradient
+  // the optimizer is about to combine.
+  if (run.trajectory && step % plan.trajectoryEvery === 0) run.trajectory.record(step);
   run.opt.step(params, run.lr);
   for (const r of regs) r.afterStep?.(ctx);
   rt.submit();
+  adv?.dispose();
   run.step++;
   return { last, sampled };
 }
@@ -711,12 +928,13 @@ async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochRecord | u
       run.stopReason = "aborted";
       break;
     }
+    if (run.trajectory?.full) await readSums(run);
     const done = trainStep(run, batch, epoch);
     if (done.sampled) sampled++;
     stepsThisEpoch++;
     seen += batch.count;
     if (!done.last && run.step % plan.logEvery === 0) {
-      const got = await sums.read();
+      const got = await readSums(run);
       run.running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
       if (!Number.isFinite(run.running.loss)) {
         run.stopReason = `the training loss became ${run.running.loss} at step ${run.step}`;
@@ -728,7 +946,7 @@ async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochRecord | u
   const trainSeconds = now() - te;
   if (stepsThisEpoch === 0) return undefined;
   addSq(run, run.trained, "value", sums.f[2]);
-  const got = await sums.read();
+  const got = await readSums(run);
   const trainSecondsSynced = now() - te;
   run.running = { loss: got.f[0] / seen, accuracy: got.correct / seen, seen, since: te };
   const penalties: Record<string, number> = {};
@@ -745,9 +963,56 @@ async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochRecord | u
     samplesPerSecond: seen / Math.max(trainSecondsSynced, trainSeconds, 1e-9),
     steps: stepsThisEpoch,
   };
+  if (run.trajectory) {
+    rec.trajectory = run.trajectoryRecord;
+    run.trajectoryRecord = { steps: [], layers: {} };
+  }
   await validateEpoch(run, rec);
+  await observeEpoch(run, rec);
   rec.seconds = now() - te;
   return rec;
+}
+
+/**
+ * Reads the running sums back, and with them the trajectory samples taken since the last
+ * read-back (one read in all), which go into the epoch's trajectory record.
+ */
+async function readSums(run: TrainRun): Promise<{ f: number[]; correct: number }> {
+  const tr = run.trajectory;
+  const got = await run.sums.read(tr ? { src: tr.ring, count: tr.pendingFloats } : undefined);
+  tr?.take(got.extra, run.trajectoryRecord);
+  return got;
+}
+
+/**
+ * What is only recorded after an epoch: the test set's loss and accuracy, and with label noise
+ * the memorisation curve (the training set in eval mode against its noisy and clean labels).
+ */
+async function observeEpoch(run: TrainRun, rec: EpochRecord): Promise<void> {
+  if (run.noise) {
+    const { data, clean, corrupted, loader } = run.noise;
+    const r = await evaluateBatches(run.model, loader, data, true);
+    const p = r.predictions!;
+    let hitClean = 0, memorized = 0, corruptedClean = 0;
+    for (let i = 0; i < p.length; i++) if (p[i] === clean[i]) hitClean++;
+    for (const i of corrupted) {
+      if (p[i] === data.y[i]) memorized++;
+      else if (p[i] === clean[i]) corruptedClean++;
+    }
+    const nc = Math.max(corrupted.length, 1);
+    rec.memorization = {
+      noisyLoss: r.loss,
+      noisyAccuracy: r.accuracy,
+      cleanAccuracy: hitClean / p.length,
+      memorized: corrupted.length ? memorized / nc : NaN,
+      corruptedClean: corrupted.length ? corruptedClean / nc : NaN,
+    };
+  }
+  if (run.testSet) {
+    const t = await evaluateBatches(run.model, run.testLoader!, run.testSet, false);
+    rec.testLoss = t.loss;
+    rec.testAccuracy = t.accuracy;
+  }
 }
 
 /** Validation loss and accuracy (eval mode) into the epoch's record, when there is a val set. */
@@ -863,6 +1128,7 @@ export async function train(
       bestEpoch: run.bestAt,
       restoredBest: restored,
       seconds: now() - t0,
+      ...(run.noise ? { labelNoise: run.noise.record } : {}),
     };
   } finally {
     model.eval();
