@@ -1,4 +1,5 @@
 import { assert } from "./_util.ts";
+import { pythonJob } from "./_torch.ts";
 import {
   averageRanks,
   predictorCorrelations,
@@ -8,26 +9,11 @@ import {
 import { randomNormal, randomUniform } from "../src/init/philox.ts";
 
 /** Jobs through tools/scipy_stats.py (Debian's /usr/bin/python3 with python3-scipy). */
-async function scipy(jobs: unknown[]): Promise<Record<string, unknown>[]> {
-  const cmd = new Deno.Command(Deno.env.get("REGULA_SCIPY_PYTHON") ?? "/usr/bin/python3", {
-    args: [new URL("../tools/scipy_stats.py", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
+function scipy(jobs: unknown[]): Promise<Record<string, unknown>[]> {
+  return pythonJob("scipy_stats.py", jobs, {
+    pythonEnv: "REGULA_SCIPY_PYTHON",
+    hint: "apt-get install -y python3-scipy",
   });
-  const child = cmd.spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify(jobs)));
-  await w.close();
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) {
-    throw new Error(
-      `tools/scipy_stats.py failed (apt-get install -y python3-scipy): ${
-        new TextDecoder().decode(stderr)
-      }`,
-    );
-  }
-  return JSON.parse(new TextDecoder().decode(stdout));
 }
 
 /** Seeded values rounded to `levels` distinct values, so that ties are common. */

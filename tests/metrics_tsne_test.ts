@@ -8,30 +8,11 @@
 import { assert, assertClose } from "./_util.ts";
 import { randomNormal } from "../src/init/philox.ts";
 import { tsne, tsneAffinities, tsneGradient, tsneKl } from "../src/metrics/tsne.ts";
-
-const PYTHON = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
+import { pythonJob } from "./_torch.ts";
 
 /** Runs tools/sklearn_tsne.py on one job. */
-async function sklearn(job: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const script = new URL("../tools/sklearn_tsne.py", import.meta.url).pathname;
-  const child = new Deno.Command(PYTHON, {
-    args: [script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(JSON.stringify(job)));
-  await w.close();
-  const { success, stdout, stderr } = await child.output();
-  if (!success) {
-    throw new Error(
-      `sklearn_tsne.py failed (needs apt-get install -y python3-sklearn):\n${
-        new TextDecoder().decode(stderr)
-      }`,
-    );
-  }
-  return JSON.parse(new TextDecoder().decode(stdout));
+function sklearn(job: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return pythonJob("sklearn_tsne.py", job, { hint: "needs apt-get install -y python3-sklearn" });
 }
 
 const rows = (a: ArrayLike<number>, n: number, d: number): number[][] =>
