@@ -12,14 +12,27 @@ import type { Backend } from "../src/backend.ts";
 /** The backends `--backend` accepts. */
 export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "webgpu", "wasm"];
 
+/**
+ * The default of `--backend`: the environment variable `REGULA_BACKEND` when it is set (the
+ * test suite sets it for each of its two passes), else "auto".
+ */
+function defaultBackend(): string {
+  try {
+    return Deno.env.get("REGULA_BACKEND") || "auto";
+  } catch {
+    return "auto"; // no --allow-env
+  }
+}
+
 /** `--backend` and `--threads`. */
 export const BACKEND_FLAGS: Record<string, FlagSpec> = {
   backend: {
     type: "string",
-    default: "auto",
+    default: defaultBackend(),
     metavar: "auto|webgpu|wasm",
     help: "Where to compute: auto (a hardware GPU if there is one, else the WebAssembly CPU " +
-      "backend), webgpu (any WebGPU adapter, software ones included) or wasm.",
+      "backend), webgpu (any WebGPU adapter, software ones included) or wasm. Default: " +
+      "$REGULA_BACKEND, else auto.",
   },
   threads: {
     type: "number",
@@ -37,10 +50,11 @@ export const BACKEND_FLAGS: Record<string, FlagSpec> = {
 export function backendFlags(
   flags: ParsedArgs["flags"],
 ): { backend: BackendChoice; threads: number | undefined } {
-  const backend = String(flags.backend ?? "auto");
+  const backend = String(flags.backend ?? defaultBackend());
   if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
     throw new UsageError(
-      `Unknown backend '${backend}' for '--backend': use ${BACKEND_CHOICES.join(", ")}`,
+      `Unknown backend '${backend}' for '--backend' (or $REGULA_BACKEND): use ` +
+        `${BACKEND_CHOICES.join(", ")}`,
     );
   }
   const threads = flags.threads as number | undefined;

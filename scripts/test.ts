@@ -2,8 +2,9 @@
  * `deno task test`: the suite on both backends. Pass 1 runs every file of tests/ (the WebGPU
  * backend, the Wasm-specific tests, the browser and CLI tests); pass 2 runs again, with
  * `REGULA_BACKEND=wasm`, every file whose tests take their runtime from `getBackend()`
- * (tests/_util.ts): the layer, loss, optimizer, regularizer, attack, metric, training and
- * PyTorch-parity tests, on the WebAssembly backend. Ends with one line in Deno's format adding
+ * (tests/_util.ts) or run the command line (whose `--backend` defaults to `$REGULA_BACKEND`): the
+ * layer, loss, optimizer, regularizer, attack, metric, training, CLI and PyTorch-parity tests,
+ * on the WebAssembly backend. Ends with one line in Deno's format adding
  * both passes up (`ok | N passed | N failed | N ignored`), which .ci/run reads.
  *
  * `deno task test tests/loss_test.ts ...` runs the named files only (in both passes where they
@@ -29,12 +30,15 @@ function argsOf(argv: string[]): { files: string[]; passes: ("webgpu" | "wasm")[
   return { files: argv, passes };
 }
 
-/** Test files under tests/ whose tests use `getBackend()`. */
+/**
+ * Test files under tests/ whose tests use `getBackend()`, or run the command line (`runMain`,
+ * `runCli`: its `--backend` defaults to `$REGULA_BACKEND`, cli/backend.ts).
+ */
 function backendFiles(files: string[]): string[] {
   const all = files.length ? files : [...Deno.readDirSync("tests")]
     .filter((e) => e.isFile && e.name.endsWith("_test.ts"))
     .map((e) => `tests/${e.name}`).sort();
-  return all.filter((f) => /\bgetBackend\(/.test(Deno.readTextFileSync(f)));
+  return all.filter((f) => /\bgetBackend\(|\brunMain\(|\brunCli\(/.test(Deno.readTextFileSync(f)));
 }
 
 interface Summary {

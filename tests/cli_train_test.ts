@@ -217,6 +217,7 @@ Deno.test("cli.ts train --backend wasm trains LeNet with no WebGPU adapter at al
   // auto picks the Wasm backend there too, and --backend webgpu says plainly what is missing
   const auto = await runCli(["train", "--limit", "64", "--val-fraction", "0", "--no-test"], {
     DENO_WEBGPU_BACKEND: "dx12",
+    REGULA_BACKEND: "auto", // the suite sets it for its passes; this run checks auto's pick
   });
   assert.equal(auto.code, 0, auto.err);
   assert.match(auto.out, / on WebAssembly SIMD, \d+ threads?/);
