@@ -135,6 +135,11 @@ const reportFlags = {
     help: "Image models: test samples whose conv feature maps are drawn (0: none).",
     default: 2,
   },
+  "feature-map-channels": {
+    type: "number",
+    help: "Feature maps: the first channels drawn per convolution (0: all).",
+    default: 16,
+  },
   json: { type: "boolean", help: "Also print the table as JSON." },
   ...MODEL_FLAGS,
 } as const;
@@ -174,6 +179,7 @@ async function runReport({ flags, positionals }: ParsedArgs, io: Io): Promise<nu
     tsneSamples: positiveInt("tsne-samples", flags["tsne-samples"], true),
     perplexity: flags.perplexity as number,
     featureMaps: positiveInt("feature-maps", flags["feature-maps"], true),
+    featureMapChannels: positiveInt("feature-map-channels", flags["feature-map-channels"], true),
     seed: positiveInt("seed", flags.seed, true),
     progress: (s) => (io.status ? io.status(s) : io.err(s)),
   };

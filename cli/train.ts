@@ -9,7 +9,7 @@
 
 import type { Command, Io, ParsedArgs } from "./args.ts";
 import { didYouMean, UsageError } from "./args.ts";
-import { checkWritable, writeFileAtomic } from "./fs.ts";
+import { checkWritable, readFileOrFail, writeFileAtomic } from "./fs.ts";
 import type { Backend } from "../src/backend.ts";
 import { BACKEND_FLAGS, createBackend } from "./backend.ts";
 import type { Sequential } from "../src/layers/sequential.ts";
@@ -141,7 +141,8 @@ const trainFlags = {
   ...BACKEND_FLAGS,
   model: {
     type: "string",
-    help: "Model: lenet, lenet-relu, ddnet, resnet18, mlp, or a JSON model spec.",
+    help:
+      "Model: lenet, lenet-relu, ddnet, resnet18, mlp, or a JSON model spec (inline or a .json file).",
     default: TRAIN_DEFAULTS.model,
   },
   dropout: {
@@ -301,7 +302,14 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
   const json = flags.json === true, quiet = flags.quiet === true || json;
   // Fail before any work: a bad output path, model, dataset or regularizer.
   if (out !== undefined) await checkWritable(out, force);
-  const modelArg = String(flags.model);
+  const modelName = String(flags.model);
+  // A .json file holding a model spec, as `report --model spec.json` reads one.
+  const modelArg = !modelName.trim().startsWith("{") && modelName.endsWith(".json")
+    ? new TextDecoder().decode(await readFileOrFail(modelName, "model spec file"))
+    : modelName;
+  if (modelArg !== modelName && !modelArg.trim().startsWith("{")) {
+    throw new UsageError(`--model ${modelName}: not a JSON model spec (an object {...})`);
+  }
   seams.checkModelName(modelArg);
   const dropout = flags.dropout as number | undefined;
   if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) {
@@ -331,7 +339,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       .reduce((a, p) => a + p.value.size, 0);
     if (!quiet) {
       io.out(
-        `train ${modelArg} (${nParams} parameters) on ${data.name}: ${data.train.length} ` +
+        `train ${modelName} (${nParams} parameters) on ${data.name}: ${data.train.length} ` +
           `train${data.val ? ` / ${data.val.length} val` : ""}` +
           `${data.test ? ` / ${data.test.length} test` : ""} samples`,
       );

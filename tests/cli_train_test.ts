@@ -71,6 +71,47 @@ Deno.test("cli.ts train writes a checkpoint that cli.ts eval reads", async () =>
   }
 });
 
+Deno.test("cli.ts train --model spec.json reads a JSON model spec from a file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = {
+      kind: "sequential",
+      inputShape: [2],
+      classes: 4,
+      layers: [
+        { type: "linear", name: "fc1", in: 2, out: 8 },
+        { type: "layernorm", name: "ln1", shape: [8] },
+        { type: "tanh" },
+        { type: "linear", name: "fc2", in: 8, out: 4 },
+      ],
+    };
+    await Deno.writeTextFile(`${dir}/spec.json`, JSON.stringify(spec));
+    const ck = `${dir}/m.safetensors`;
+    const r = await runMain([
+      "train",
+      "--model",
+      `${dir}/spec.json`,
+      "--data",
+      "toy2d",
+      "--out",
+      ck,
+      "--reg",
+      "jacobian",
+    ]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    assert.match(r.out[0], /^train .*spec\.json \(\d+ parameters\) on toy2d/);
+    const meta = decodeCheckpoint(await Deno.readFile(ck)).metadata;
+    assert.deepEqual((meta.model as { layers: { name: string }[] }).layers.map((l) => l.name), [
+      "fc1",
+      "ln1",
+      "2",
+      "fc2",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli.ts train prints plain epoch lines when not on a terminal", async () => {
   const r = await runMain([
     "train",
@@ -97,6 +138,7 @@ Deno.test("cli.ts train and eval report mistakes in one line with exit code 2", 
   const dir = await Deno.makeTempDir();
   const bad = `${dir}/bad.safetensors`;
   await Deno.writeFile(bad, new TextEncoder().encode("definitely not a checkpoint"));
+  await Deno.writeTextFile(`${dir}/list.json`, "[1, 2]");
   try {
     for (
       const [argv, msg] of [
@@ -133,6 +175,8 @@ Deno.test("cli.ts train and eval report mistakes in one line with exit code 2", 
           /^error: No such checkpoint: .*missing\.safetensors$/,
         ],
         [["eval", bad], /^error: .*bad\.safetensors: Not a valid checkpoint: /],
+        [["train", "--model", `${dir}/missing.json`], /^error: No such model spec file: /],
+        [["train", "--model", `${dir}/list.json`], /list\.json: not a JSON model spec \(an object/],
       ] as const
     ) {
       const r = await runMain([...argv]);
@@ -143,7 +187,7 @@ Deno.test("cli.ts train and eval report mistakes in one line with exit code 2", 
     }
     const left = [];
     for await (const e of Deno.readDir(dir)) left.push(e.name);
-    assert.deepEqual(left, ["bad.safetensors"], "nothing half-written");
+    assert.deepEqual(left.sort(), ["bad.safetensors", "list.json"], "nothing half-written");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

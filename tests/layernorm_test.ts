@@ -8,6 +8,9 @@ import { assertDotProduct, jvpFD, numel } from "./_layer_check.ts";
 import { assertLayerPass, f64, paramInputs, torchBridge, upload } from "./_model_bridge.ts";
 import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
 import type { Backend } from "../src/backend.ts";
+import { buildModel } from "../src/models/mod.ts";
+import { selectParams } from "../src/regularizers/_params.ts";
+import { weightStats } from "../src/metrics/weights.ts";
 
 interface Case {
   what: string;
@@ -179,5 +182,45 @@ Deno.test("LayerNorm and GroupNorm refuse bad shapes and passes out of order", a
     x.dispose();
     ln.dispose();
     gn.dispose();
+  }
+});
+
+Deno.test("LayerNorm over (C, H, W) in a model spec starts at γ = 1, β = 0 as PyTorch's, and counts as a norm scale, not a matrix", async () => {
+  const rt = await getBackend();
+  const spec = {
+    kind: "sequential",
+    inputShape: [1, 6, 6],
+    classes: 2,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: 3, kernel: 3 },
+      { type: "layernorm", name: "ln1", shape: [3, 4, 4] },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: 48, out: 2 },
+    ],
+  };
+  const model = buildModel(rt, spec, { seed: 1 });
+  try {
+    const ps = model.params();
+    const g = ps.find((p) => p.name === "ln1.weight")!, b = ps.find((p) => p.name === "ln1.bias")!;
+    assert.deepEqual(g.value.shape, [3, 4, 4]);
+    assert.ok((await g.value.read()).every((v) => v === 1));
+    assert.ok((await b.value.read()).every((v) => v === 0));
+    // torch.nn.LayerNorm([3, 4, 4]) initialises the same (reset_parameters: ones_, zeros_).
+    assert.deepEqual(
+      selectParams(ps).map((p) => p.name),
+      ["conv1.weight", "fc.weight"],
+    );
+    assert.deepEqual(
+      selectParams(ps, { norms: true }).map((p) => p.name),
+      ["conv1.weight", "ln1.weight", "fc.weight"],
+    );
+    assert.deepEqual(selectParams(ps, { norms: true }, true).map((p) => p.name), [
+      "conv1.weight",
+      "fc.weight",
+    ]);
+    const stats = await weightStats(ps);
+    assert.equal(stats.find((s) => s.name === "ln1.weight")!.spectralNorm, undefined);
+  } finally {
+    model.dispose();
   }
 });

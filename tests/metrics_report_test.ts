@@ -286,8 +286,86 @@ Deno.test("measureModels() takes feature maps of every conv and t-SNE beside eac
   }
 });
 
-Deno.test("reportCommand() refuses a bad --perplexity, --tsne-samples or --feature-maps (exit 2)", async () => {
-  for (const bad of [["--perplexity", "0"], ["--tsne-samples", "-1"], ["--feature-maps", "1.5"]]) {
+Deno.test("renderReport() folds the feature maps inside a residual block under its output and draws at most featureMapChannels channels", async () => {
+  const rt = await getBackend();
+  const spec = {
+    kind: "sequential",
+    inputShape: [1, 8, 8],
+    classes: 3,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: 6, kernel: 3, padding: 1 },
+      { type: "relu", name: "act1" },
+      { type: "basic_block", name: "layer1.0", in: 6, out: 3, stride: 2 },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: 48, out: 3 },
+    ],
+  };
+  const model = buildModel(rt, spec, { seed: 4 });
+  const n = 12;
+  const data = {
+    name: "tiny",
+    x: randomArray(n * 64, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 8, 8],
+    classes: 3,
+  };
+  try {
+    const m = await measureModels(rt, [{ name: "res", model }], data, {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      attacks: [],
+      pcaSamples: 0,
+      tsneSamples: 0,
+      featureMaps: 1,
+      featureMapChannels: 4,
+      jacobianSamples: 4,
+    });
+    const fm = m.models[0].featureMaps!;
+    assert.deepEqual(fm.map((f) => [f.source, f.block, f.channels, f.totalChannels]), [
+      ["conv1", undefined, 4, 6],
+      ["layer1.0.conv1", "layer1.0", 3, 3],
+      ["layer1.0.conv2", "layer1.0", 3, 3],
+      ["layer1.0.downsample.0", "layer1.0", 3, 3],
+      ["layer1.0", undefined, 3, 3],
+    ]);
+    assert.equal(m.settings.featureMapChannels, 4);
+    const html = await renderReport(m);
+    assert.match(
+      html,
+      /res: act1 \(Activation\) after conv1, sample #0 \(label 0\), channels 0–3 of 6 8×8/,
+    );
+    assert.match(html, /At most the first 4 channels of each layer are drawn/);
+    const folded = html.match(/<details><summary>([^<]*)<\/summary>([\s\S]*?)<\/details>/);
+    assert.ok(folded, "a <details> section");
+    assert.equal(folded[1], "layer1.0: the 3 convolutions inside the block");
+    for (
+      const inner of [
+        "layer1.0.relu (Activation) after layer1.0.conv1",
+        "layer1.0.bn2 (BatchNorm) after layer1.0.conv2",
+        "layer1.0.downsample.1 (BatchNorm) after layer1.0.downsample.0",
+      ]
+    ) {
+      assert.ok(folded[2].includes(`res: ${inner}, sample #0`), inner);
+    }
+    // The block's own output comes before the fold, outside it.
+    const out = html.indexOf("res: layer1.0 (BasicBlock) output, sample #0");
+    assert.ok(out > 0 && out < html.indexOf("<details>"));
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("reportCommand() refuses a bad --perplexity, --tsne-samples, --feature-maps or --feature-map-channels (exit 2)", async () => {
+  for (
+    const bad of [
+      ["--perplexity", "0"],
+      ["--tsne-samples", "-1"],
+      ["--feature-maps", "1.5"],
+      ["--feature-map-channels", "-2"],
+    ]
+  ) {
     const c = capture();
     assert.equal(await reportCommand(["x.safetensors", ...bad], c.io), 2, bad.join(" "));
     assert.match(c.err.join("\n"), new RegExp(`Flag '${bad[0]}'`));

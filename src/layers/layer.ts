@@ -40,6 +40,12 @@ export interface Param {
    * matrix, by the regularizers; initialized to the row norms of the matching `weight_v`.
    */
   scale?: boolean;
+  /**
+   * An elementwise affine scale of a normalization layer (LayerNorm's γ, shaped like its
+   * `normalized_shape`, possibly several dimensions): selected like a one-dimensional weight
+   * (BatchNorm γ), not as a matrix, by the regularizers, and initialized to 1 (its bias to 0).
+   */
+  elementwise?: boolean;
 }
 
 /**

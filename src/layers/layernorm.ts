@@ -238,7 +238,13 @@ abstract class RowNorm implements Layer {
     if (!this.weight) return [];
     const n = this.name ? `${this.name}.` : "";
     return [
-      { name: `${n}weight`, value: this.weight, grad: this.dWeight!, kind: "weight" },
+      {
+        name: `${n}weight`,
+        value: this.weight,
+        grad: this.dWeight!,
+        kind: "weight",
+        elementwise: true,
+      },
       { name: `${n}bias`, value: this.bias!, grad: this.dBias!, kind: "bias" },
     ];
   }

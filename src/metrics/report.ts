@@ -105,6 +105,8 @@ export interface ReportOptions {
   perplexity?: number;
   /** Image models: samples whose feature maps are drawn (the first shown ones; 0 = none). Default 2. */
   featureMaps?: number;
+  /** Feature maps: the first channels drawn per layer (default 16; 0 = all). */
+  featureMapChannels?: number;
   /** Seed of planes, projections and attack starts. Default 0. */
   seed?: number;
   /**
@@ -180,6 +182,8 @@ export interface ReportSettings {
   perplexity: number;
   /** Samples whose feature maps were taken (0: none, or not an image model). */
   featureMaps: number;
+  /** The first channels of each feature map kept (0: all). */
+  featureMapChannels: number;
 }
 
 /** Everything measured of one model. */
@@ -356,6 +360,7 @@ export async function measureModels(
   let trainMax = 0;
   const isToy = d === 2;
   const fmN = isImage ? Math.min(opts.featureMaps ?? 2, n) : 0;
+  const fmC = opts.featureMapChannels ?? 16;
   const pn = Math.min(n, opts.pcaSamples ?? 300);
   const tn = pn >= 3 ? Math.min(pn, opts.tsneSamples ?? 300) : 0;
   const perplexity = opts.perplexity ?? 30;
@@ -519,7 +524,10 @@ export async function measureModels(
     let maps: LayerFeatureMaps[] | undefined;
     if (fmN > 0) {
       log(`${name}: feature maps of ${fmN} samples`);
-      maps = await featureMaps(rt, model, { ...samples, length: fmN }, { maxSamples: fmN });
+      maps = await featureMaps(rt, model, { ...samples, length: fmN }, {
+        maxSamples: fmN,
+        maxChannels: fmC || Infinity,
+      });
     }
     const toy = isToy ? await toyMaps(rt, model, { resolution: 150 }) : undefined;
     measured.push({
@@ -574,6 +582,7 @@ export async function measureModels(
       tsneSamples: tn,
       perplexity,
       featureMaps: fmN,
+      featureMapChannels: fmC,
     },
     models: measured,
     predictors: measured.length >= 3

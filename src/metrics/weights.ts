@@ -84,7 +84,7 @@ export async function weightStats(
       threshold: thr,
       histogram: histogram(w, opts.bins ?? 50),
     };
-    if (shape.length >= 2) {
+    if (shape.length >= 2 && !p.elementwise) {
       const m = shape[0], n = w.length / m;
       if (Math.min(m, n) <= (opts.maxSvdSize ?? 512)) {
         const sv = Array.from(singularValues(w, m, n));

@@ -76,8 +76,8 @@ export function initializeParams(
       if (p.name.endsWith("running_var")) data = constant(shape, 1);
       else if (p.value.dtype === "f32") data = zeros(shape);
       else data = new Int32Array(p.value.size);
-    } else if (p.kind === "weight" && shape.length === 1) {
-      data = constant(shape, 1); // BatchNorm gamma
+    } else if (p.kind === "weight" && (shape.length === 1 || p.elementwise)) {
+      data = constant(shape, 1); // BatchNorm, GroupNorm, LayerNorm gamma
     } else if (p.kind === "weight") {
       if (scheme === "default") {
         data = opts.resnetConvs && shape.length === 4
@@ -89,7 +89,7 @@ export function initializeParams(
     } else {
       const w = byName.get(p.name.replace(/bias$/, "weight")) ??
         byName.get(p.name.replace(/bias$/, "weight_v"));
-      data = scheme === "default" && w && w.value.shape.length >= 2
+      data = scheme === "default" && w && w.value.shape.length >= 2 && !w.elementwise
         ? defaultBias(w.value.shape, src)
         : zeros(shape);
     }

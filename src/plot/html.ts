@@ -23,7 +23,9 @@ export type Block =
   | { kind: "svg"; svg: string; caption?: string }
   | { kind: "png"; uri: string; caption?: string; width?: number }
   | { kind: "legend"; classNames: readonly string[] }
-  | { kind: "row"; blocks: Block[] };
+  | { kind: "row"; blocks: Block[] }
+  /** A collapsible section, closed unless `open`. */
+  | { kind: "details"; summary: string; blocks: Block[]; open?: boolean };
 
 function cell(v: string | number): string {
   if (typeof v === "number") {
@@ -65,6 +67,10 @@ function render(b: Block): string {
     }
     case "row":
       return `<div class="row">${b.blocks.map(render).join("")}</div>`;
+    case "details":
+      return `<details${b.open ? " open" : ""}><summary>${escapeHtml(b.summary)}</summary>${
+        b.blocks.map(render).join("\n")
+      }</details>`;
   }
 }
 
@@ -73,6 +79,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}caption{text-align:left;color:#555}
 figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:300px}
 .row{display:flex;flex-wrap:wrap;align-items:flex-start}
+details{margin:.3em 0 .8em 1.5em}summary{cursor:pointer;color:#555}
 .legend span{display:inline-block;margin:0 .8em .3em 0;font-size:.9em}
 .legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em;border:1px solid #0003}`;
 

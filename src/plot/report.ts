@@ -395,9 +395,14 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         pcaBlocks.push({ kind: "row", blocks });
       }
     }
+    /** The maps inside the residual block being drawn, shown folded under its output. */
+    let inside: Block[] = [];
     for (const fm of mm.featureMaps ?? []) {
       const scale = Math.max(1, Math.round(56 / fm.width));
       const chw = fm.channels * fm.height * fm.width;
+      const shown = fm.channels < fm.totalChannels
+        ? `channels 0–${fm.channels - 1} of ${fm.totalChannels}`
+        : `${fm.channels} channels`;
       const row: Block[] = [];
       for (let i = 0; i < fm.n; i++) {
         row.push({
@@ -407,22 +412,40 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
             fm.height,
             fm.width,
           ], { min: fm.min, max: fm.max, scale })),
-          caption:
-            `${name}: ${fm.layer}${
-              fm.kind === "activation" ? ` after ${fm.source}` : ""
-            }, sample #${i} (label ${names[r.featureMapLabels[i]]}), ${fm.channels} channels ` +
-            `${fm.height}×${fm.width}`,
+          caption: `${name}: ${fm.layer}${
+            fm.kind === "block"
+              ? " output"
+              : fm.layer.startsWith(`${fm.source} `)
+              ? ""
+              : ` after ${fm.source}`
+          }, sample #${i} (label ${
+            names[r.featureMapLabels[i]]
+          }), ${shown} ${fm.height}×${fm.width}`,
         });
       }
       const ranges = Array.from(
         { length: fm.channels },
         (_, c) => `${c}: [${fm.min[c].toPrecision(2)}, ${fm.max[c].toPrecision(2)}]`,
       ).join(" · ");
-      mapBlocks.push({ kind: "row", blocks: row }, {
+      const layerBlocks: Block[] = [{ kind: "row", blocks: row }, {
         kind: "text",
         text: `${name}, ${fm.layer}: colour scale per channel (viridis, dark = min, yellow = ` +
           `max over the ${fm.n} samples), channel: [min, max] — ${ranges}`,
-      });
+      }];
+      if (fm.block !== undefined) {
+        inside.push(...layerBlocks);
+        continue;
+      }
+      mapBlocks.push(...layerBlocks);
+      if (fm.kind === "block" && inside.length) {
+        const n = inside.length / 2;
+        mapBlocks.push({
+          kind: "details",
+          summary: `${fm.source}: the ${n} convolution${n === 1 ? "" : "s"} inside the block`,
+          blocks: inside,
+        });
+      }
+      inside = [];
     }
     for (const w of mm.weights) {
       weightRows.push([
@@ -655,10 +678,17 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       { kind: "heading", text: "Feature maps" },
       {
         kind: "text",
-        text: "Each tile is one channel of a convolution's output after its activation (a " +
-          "residual block: after the block's final ReLU), in eval mode. Every channel has its " +
-          "own colour scale, from its smallest (dark) to its largest value (yellow) over the " +
-          "samples shown; the ranges follow each row.",
+        text: "Each tile is one channel of a convolution's output after its activation (or " +
+          "after its normalization where no activation follows), in eval mode. A residual " +
+          "block shows its output (after the block's final ReLU); the convolutions inside it " +
+          "(conv1 after bn1 and ReLU, conv2 after bn2 before the residual add, the projection " +
+          "shortcut after its BatchNorm) fold out under it. " +
+          (s.featureMapChannels
+            ? `At most the first ${s.featureMapChannels} channels of each layer are drawn ` +
+              "(--feature-map-channels). "
+            : "") +
+          "Every channel has its own colour scale, from its smallest (dark) to its largest " +
+          "value (yellow) over the samples shown; the ranges follow each row.",
       },
       { kind: "row", blocks: inputs },
       ...mapBlocks,

@@ -59,7 +59,8 @@ export interface ParamSelection {
   /** Also biases (`kind: "bias"`: Linear, Conv2d and BatchNorm β). Default false. */
   biases?: boolean;
   /**
-   * Also one-dimensional weights (BatchNorm γ, `kind: "weight"` with one dimension). Default
+   * Also the normalization layers' scales (BatchNorm and GroupNorm γ, `kind: "weight"` with one
+   * dimension; LayerNorm γ of any shape, `elementwise`; weight normalization's g). Default
    * false: "weights" means the matrices and kernels of Linear and Conv2d layers.
    */
   norms?: boolean;
@@ -80,7 +81,8 @@ export function selectParams(
   return params.filter((p) => {
     if (p.value.dtype !== "f32") return false;
     if (p.kind === "weight") {
-      return (p.value.shape.length >= 2 && !p.scale) || (!matricesOnly && (sel.norms ?? false));
+      const matrix = p.value.shape.length >= 2 && !p.scale && !p.elementwise;
+      return matrix || (!matricesOnly && (sel.norms ?? false));
     }
     if (p.kind === "bias") return !matricesOnly && (sel.biases ?? false);
     return false;
