@@ -45,9 +45,9 @@
 //   - APACK (TY = 1, RM % 4 = 0): the A operand (W, or dy in mode 2) is first repacked by
 //     shaders/conv2d_pack.wgsl as ap[k][m] with rows padded to 4, so the RM values of a depth
 //     are RM / 4 aligned vec4 loads instead of RM gathers;
-//   - RUN3 (kw = 3, unit stride along x): in modes 0 and 1 a column group is a run of four
-//     neighbouring x positions, and the three kx steps of one (c, ky) share six B loads
-//     (run_main); in mode 2 it is a (c, ky) triple of kx columns whose inputs slide by one
+//   - RUN3 (kw = 3, or 5 in modes 0 and 1 (RUNW), unit stride along x): in modes 0 and 1 a
+//     column group is a run of four neighbouring x positions, and the kw kx steps of one
+//     (c, ky) share 4 + kw - 1 B loads (run_main); in mode 2 it is a (c, ky) triple of kx columns whose inputs slide by one
 //     position per depth step, one B load per step (tri_main).
 //   Measured on llvmpipe (2 cores, interleaved, per dispatch incl. the packing): DDNet's 64- and
 //   128-channel 3×3 layers, batch 64, forward 1.2-1.5x, input gradient 1.35-1.5x, weight
@@ -83,7 +83,8 @@ override HAS_BIAS: bool = false;
 override UNIT_STRIDE: bool = false; // sh = sw = 1: mode 1 skips its divisibility tests
 override NO_PAD: bool = false; // ph = pw = 0: modes 0, 2 (!SHARED) skip their bounds tests
 override CN: u32 = 1u; // groups of four columns per thread, 1..4 (!SHARED only)
-override RUN3: bool = false; // runs of 4 columns along x, kw = 3 (modes 0, 1; !SHARED; see below)
+override RUN3: bool = false; // runs of 4 columns along x, kw = 3 (modes 0, 1: kw = RUNW; !SHARED)
+override RUNW: u32 = 3u; // modes 0, 1 with RUN3: the kernel width kw, 3 or 5
 override APACK: bool = false; // !SHARED, TY = 1, RM % 4 = 0: A rows as vec4s from `ap`
 // Mode 0: the activation of the next layer applied in the epilogue, y = σ(conv + bias): 0 none,
 // 1 ReLU, 2 Tanh, 3 Sigmoid, by the formulas of shaders/elementwise.wgsl (relu, tanh_s,
@@ -460,13 +461,14 @@ fn store_group(g: u32, m0: u32, col: u32, z: u32, v0: vec4f, v1: vec4f, v2: vec4
 }
 
 
-// RUN3 (CPU adapters, modes 0 and 1, kw = 3 and unit stride along x): each column group of a
-// thread is a run of four neighbouring x positions of one output row (dx row in mode 1), and
-// the depth loop walks (c or o, ky) with the three kx steps unrolled. For a fixed (c, ky) the
-// run needs the 4 + 2 neighbouring input values x0 .. x0 + 5 (mode 1: ox0 - 2 .. ox0 + 3), and
-// kx selects a window of four of them: 6 loads per 12 rank-1 columns instead of 12 gathers.
+// RUN3 (CPU adapters, modes 0 and 1, kw = RUNW = 3 or 5 and unit stride along x): each column
+// group of a thread is a run of four neighbouring x positions of one output row (dx row in
+// mode 1), and the depth loop walks (c or o, ky) with the kw kx steps unrolled. For a fixed
+// (c, ky) the run needs the 4 + kw - 1 neighbouring input values x0 .. x0 + kw + 2 (mode 1:
+// ox0 - kw + 1 .. ox0 + 3), and kx selects a window of four of them: 6 loads per 12 rank-1
+// columns instead of 12 gathers for kw = 3, 8 per 20 for kw = 5 (LeNet's 5×5 layers).
 // Loads, not FMAs, bound the !SHARED path on llvmpipe (each is a scalar loop over the lanes),
-// so this removes half of the B loads. Columns are (b, y, xr) with xr < XR = ceil(W' / 4);
+// so this removes half (kw = 3) or 60 % (kw = 5) of the B loads. Columns are (b, y, xr) with xr < XR = ceil(W' / 4);
 // positions past W' are computed from in-bounds or zero reads and never stored.
 struct Run { src: i32, y: i32, x: i32, ok: bool, out: u32, xlim: u32 }
 
@@ -478,8 +480,9 @@ fn run_loc(rn: u32) -> Run {
     let q = min(rn, p.n - 1u) % per;
     let iy = q / xr;
     let ix = 4u * (q % xr);
-    // ox = ix + pw - kx, first needed ox (kx = 2): ix + pw - 2.
-    return Run(i32(b * p.cout * p.oh * p.ow), i32(iy + p.ph), i32(ix + p.pw) - 2, rn < p.n,
+    // ox = ix + pw - kx, first needed ox (kx = kw - 1): ix + pw - kw + 1.
+    return Run(i32(b * p.cout * p.oh * p.ow), i32(iy + p.ph), i32(ix + p.pw) - i32(RUNW - 1u),
+               rn < p.n,
                (b * p.cin * p.h + iy) * p.w + ix, p.w - ix);
   }
   let xr = (p.ow + 3u) / 4u;
@@ -492,7 +495,7 @@ fn run_loc(rn: u32) -> Run {
              (b * p.cout * p.oh + oy) * p.ow + ox, p.ow - ox);
 }
 
-// Input value t (0..5) of run `r` at depth row base `rb` and row offset `ry` (ky, mode 0; -ky,
+// Input value t (0..kw + 2) of run `r` at depth row base `rb` and row offset `ry` (ky, mode 0; -ky,
 // mode 1, already folded into the caller's y); 0 outside the image.
 fn run_ld(r: Run, rb: i32, y: i32, t: i32) -> f32 {
   let x = r.x + t;
@@ -540,21 +543,28 @@ fn store_run_group(r: Run, m0: u32, v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, 
   if (RM > 15u) { store_run(v15, m0 + 15u * TY, r); }
 }
 
-// The six input values of a run at one (c or o, ky).
-struct Six { v0: f32, v1: f32, v2: f32, v3: f32, v4: f32, v5: f32 }
+// The 4 + kw - 1 input values of a run at one (c or o, ky) (v6, v7: kw = 5 only).
+struct Six { v0: f32, v1: f32, v2: f32, v3: f32, v4: f32, v5: f32, v6: f32, v7: f32 }
 
 fn run_six(r: Run, rb: i32, y: i32) -> Six {
-  return Six(run_ld(r, rb, y, 0), run_ld(r, rb, y, 1), run_ld(r, rb, y, 2), run_ld(r, rb, y, 3),
-             run_ld(r, rb, y, 4), run_ld(r, rb, y, 5));
+  var s = Six(run_ld(r, rb, y, 0), run_ld(r, rb, y, 1), run_ld(r, rb, y, 2), run_ld(r, rb, y, 3),
+              run_ld(r, rb, y, 4), run_ld(r, rb, y, 5), 0.0, 0.0);
+  if (RUNW > 3u) {
+    s.v6 = run_ld(r, rb, y, 6);
+    s.v7 = run_ld(r, rb, y, 7);
+  }
+  return s;
 }
 
 // The window of four of `s` that kx selects.
 fn win(s: Six, kx: u32) -> vec4f {
   var o = kx;
-  if (MODE == 1u) { o = 2u - kx; }
+  if (MODE == 1u) { o = RUNW - 1u - kx; }
   switch o {
     case 1u: { return vec4f(s.v1, s.v2, s.v3, s.v4); }
     case 2u: { return vec4f(s.v2, s.v3, s.v4, s.v5); }
+    case 3u: { return vec4f(s.v3, s.v4, s.v5, s.v6); }
+    case 4u: { return vec4f(s.v4, s.v5, s.v6, s.v7); }
     default: { return vec4f(s.v0, s.v1, s.v2, s.v3); }
   }
 }
@@ -613,9 +623,9 @@ fn run_main(wid: vec3u, lid: vec3u) {
   let ms = a_mstride();
   let row = wid.y * BM + lid.y;
   let st = row_steps();
-  let z = Six(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  let z = Six(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
   // Depth (q0, ky): q0 = c (mode 0, row base c·H·W) or o (mode 1, row base o·OH·OW).
-  let nq0 = p.k / (p.kh * 3u);
+  let nq0 = p.k / (p.kh * RUNW);
   for (var q0 = 0u; q0 < nq0; q0++) {
     let rb = i32(q0 * st.bs0);
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -629,10 +639,14 @@ fn run_main(wid: vec3u, lid: vec3u) {
       if (CN > 2u) { s2 = run_six(r2, rb, r2.y + dy); }
       if (CN > 3u) { s3 = run_six(r3, rb, r3.y + dy); }
       let ko = q0 * st.as0 + ky * st.a1;
-      let kp = (q0 * p.kh + ky) * 3u;
+      let kp = (q0 * p.kh + ky) * RUNW;
       run_step(row, ms, ko, kp, s0, s1, s2, s3, 0u);
       run_step(row, ms, ko + 1u, kp + 1u, s0, s1, s2, s3, 1u);
       run_step(row, ms, ko + 2u, kp + 2u, s0, s1, s2, s3, 2u);
+      if (RUNW > 3u) {
+        run_step(row, ms, ko + 3u, kp + 3u, s0, s1, s2, s3, 3u);
+        run_step(row, ms, ko + 4u, kp + 4u, s0, s1, s2, s3, 4u);
+      }
     }
   }
   let m0 = wid.y * BM + lid.y;

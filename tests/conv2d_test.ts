@@ -168,12 +168,16 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
   const rt = await getBackend();
   // 3-wide kernels with unit x stride take the run path (modes 0, 1; mode 2 with tx 2, cn 1,
   // where C·kh >= 8), with and without packed A; rm 4 and 16 with ty 1 take the packed-A path
-  // (all modes), with M not a multiple of 4 or 16.
+  // (all modes), with M not a multiple of 4 or 16. 5-wide kernels with unit stride take it in
+  // mode 1, and in mode 0 where padded (LeNet's conv1 and both input gradients).
   const cases: typeof CASES = [
     [[2, 5, 6, 13], 17, [3, 3], [1, 1], [0, 0]],
     [[3, 3, 9, 10], 6, [3, 3], [1, 1], [1, 1]],
     [[2, 4, 11, 7], 3, [3, 3], [2, 1], [1, 1]],
     [[1, 2, 5, 9], 9, [5, 3], [1, 1], [2, 0]],
+    [[2, 1, 9, 11], 6, [5, 5], [1, 1], [2, 2]],
+    [[3, 6, 10, 13], 5, [3, 5], [1, 1], [0, 1]],
+    [[1, 3, 8, 7], 17, [5, 5], [1, 1], [0, 0]],
   ];
   const tilings: Partial<Conv2dTiling>[] = [
     { shared: false, tx: 8, ty: 1, rm: 16, cn: 4 },

@@ -99,7 +99,9 @@ export interface JacobianRole {
    * that the final backward carries down (curved activations: `σ''(a) ⊙ b ⊙ r`), or null.
    * @param b (like the output) f32 backward signal
    * @param r (like the input) f32 tangent
-   * @returns layer-owned tensor shaped like the input, valid until the next call; or null
+   * @returns layer-owned tensor shaped like the input, valid until the next call of `tangent`
+   *   (the chain reads it after the layer's final `backward`, so no other method may write it);
+   *   or null
    */
   tangent?(b: Tensor, r: Tensor): Tensor | null;
 }

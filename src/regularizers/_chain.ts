@@ -176,6 +176,12 @@ class Segment {
   /** Summed injections at the input of each step (null: none yet). */
   #inject: (Tensor | null)[];
   #injected: boolean[];
+  /**
+   * The injection of a step's only call so far, in the role's own buffer (not copied: one
+   * projection, the common case, needs no accumulator); moved into `#inject` before a second
+   * call would overwrite it.
+   */
+  #held: (Tensor | null)[];
 
   constructor(readonly rt: Backend, readonly op: string, layers: readonly Layer[], leaves: Leaf[]) {
     const steps: Step[] = [];
@@ -184,6 +190,7 @@ class Segment {
     this.lowest = steps.findIndex((s) => s.trained);
     this.#inject = steps.map(() => null);
     this.#injected = steps.map(() => false);
+    this.#held = steps.map(() => null);
   }
 
   /** `out ← Σ parts` into a fork's own buffer `fork.sums[slot]`; null when there are no parts. */
@@ -226,21 +233,28 @@ class Segment {
         if (need) r = this.#sum(step, 1, parts as Tensor[])!;
         continue;
       }
+      const held = this.#held[i];
+      if (held && step.role.tangent) {
+        this.rt.copy(held, this.#accumulator(i, held.shape));
+        this.#injected[i] = true;
+        this.#held[i] = null;
+      }
       const s = step.role.tangent?.(this.#b[i], r) ?? null;
       if (s) {
-        let acc = this.#inject[i];
-        if (!acc || acc.disposed || acc.shape.join() !== s.shape.join()) {
-          acc?.dispose();
-          acc = this.#inject[i] = this.rt.empty(s.shape, "f32", `${this.op} injection`);
-          this.#injected[i] = false;
-        }
-        if (this.#injected[i]) axpy(this.rt, 1, s, acc);
-        else this.rt.copy(s, acc);
-        this.#injected[i] = true;
+        if (this.#injected[i]) axpy(this.rt, 1, s, this.#accumulator(i, s.shape));
+        else this.#held[i] = s;
       }
       if (need) r = step.layer.jvp(r);
     }
     return output ? r : null;
+  }
+
+  /** The owned injection accumulator of step `i`, (re)allocated for `shape`. */
+  #accumulator(i: number, shape: readonly number[]): Tensor {
+    const acc = this.#inject[i];
+    if (acc && !acc.disposed && acc.shape.join() === shape.join()) return acc;
+    acc?.dispose();
+    return this.#inject[i] = this.rt.empty(shape, "f32", `${this.op} injection`);
   }
 
   /**
@@ -272,8 +286,8 @@ class Segment {
         }
         // A batchnorm's backward in eval mode accumulates dγ = Σ g x̂ and dβ = Σ g, as wanted.
         if (g) g = step.layer.backward(g);
-        if (this.#injected[i]) {
-          const acc = this.#inject[i]!;
+        const acc = this.#held[i] ?? (this.#injected[i] ? this.#inject[i]! : null);
+        if (acc) {
           // g, when set, is the layer's own backward buffer: adding in place is safe.
           if (g) axpy(this.rt, 1, acc, g);
           else g = acc;
@@ -281,12 +295,14 @@ class Segment {
       }
     }
     this.#injected.fill(false);
+    this.#held.fill(null);
     return full ? g : null;
   }
 
   dispose(): void {
     for (const t of this.#inject) t?.dispose();
     this.#inject.fill(null);
+    this.#held.fill(null);
     this.#b = [];
     for (const step of this.steps) {
       if (!("branches" in step)) continue;
