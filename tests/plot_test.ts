@@ -125,3 +125,37 @@ Deno.test("predictorScatterChart() names the checkpoints and skips non-finite po
   assert.match(svg, />l2<\/text>/);
   assert.ok(!svg.includes(">bad<"));
 });
+
+/** The tick labels Vega shows (opacity 1, not those hidden for overlap) on the X or Y axis. */
+function axisLabels(svg: string, axis: "X" | "Y"): string[] {
+  const at = svg.indexOf(`aria-label="${axis}-axis`);
+  assert.ok(at >= 0, `${axis} axis in the SVG`);
+  const group = svg.slice(at).match(/<g class="mark-text role-axis-label"[\s\S]*?<\/g>/)![0];
+  return [...group.matchAll(/opacity="1">([^<]*)<\/text>/g)].map((m) => m[1]);
+}
+
+Deno.test("lineChart() with integerX and histogramChart() counts put ticks on whole numbers only", async () => {
+  for (const epochs of [3, 7, 200]) {
+    const svg = await renderSvg(lineChart(
+      Array.from({ length: epochs }, (_, i) => ({ x: i + 1, y: 1 / (i + 1), series: "a" })),
+      { xTitle: "epoch", integerX: true },
+    ));
+    const ticks = axisLabels(svg, "X");
+    assert.ok(ticks.length >= 2 && ticks.length <= 12, `${epochs} epochs: ${ticks}`);
+    for (const t of ticks) assert.match(t, /^\d+$/, `${epochs} epochs: tick ${t}`);
+  }
+  // Without integerX a continuous axis keeps its fractional ticks (ε, say).
+  const eps = await renderSvg(
+    lineChart([{ x: 0, y: 1, series: "a" }, { x: 1, y: 0, series: "a" }]),
+  );
+  assert.ok(axisLabels(eps, "X").some((t) => t.includes(".")));
+  // Counts of 0 and 1 would get ticks 0, 0.2, … or 0.5 without the integer axis.
+  for (const logY of [false, true]) {
+    const hist = await renderSvg(
+      histogramChart({ edges: [0, 1, 2, 3], counts: [1, 0, 1] }, { logY }),
+    );
+    const ticks = axisLabels(hist, "Y");
+    assert.ok(ticks.length >= 2, `${ticks}`);
+    for (const t of ticks) assert.match(t, /^\d+$/, `logY ${logY}: count tick ${t}`);
+  }
+});

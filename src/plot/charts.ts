@@ -40,6 +40,12 @@ const base = (title: string | undefined, w = 320, h = 220): VegaLiteSpec => ({
   background: "white",
 });
 
+/**
+ * Axis of a count (epochs, steps, samples): ticks at whole numbers only (Vega picks how many fit,
+ * so 200 epochs get 0, 50, 100, …, not 200 ticks), labelled without decimals.
+ */
+const INTEGER_AXIS = { tickMinStep: 1, format: "d" };
+
 /** One point of a line chart. */
 export interface SeriesPoint {
   x: number;
@@ -52,7 +58,8 @@ export interface SeriesPoint {
  * Curves, e.g. loss/accuracy per epoch or accuracy vs ε (robustness).
  * @param points the points (one curve per `series`)
  * @param opts titles, `yDomain`, `points` (draw markers), `logY` (log y axis; points with
- *   y <= 0 are left out)
+ *   y <= 0 are left out), `integerX` (x counts something, e.g. epochs or steps: ticks only at
+ *   whole numbers, as many as fit)
  */
 export function lineChart(
   points: SeriesPoint[],
@@ -63,6 +70,7 @@ export function lineChart(
     yDomain?: [number, number];
     points?: boolean;
     logY?: boolean;
+    integerX?: boolean;
   } = {},
 ): VegaLiteSpec {
   const scale = {
@@ -93,6 +101,8 @@ export function lineChart(
             scale: { domain: [x0 - Math.max(1, Math.abs(x0)), x0 + Math.max(1, Math.abs(x0))] },
             axis: { values: [x0] },
           }
+          : opts.integerX
+          ? { axis: INTEGER_AXIS }
           : {}),
       },
       y: {
@@ -241,6 +251,7 @@ export function histogramChart(
         field: "count",
         type: "quantitative",
         title: opts.logY ? "count (symlog scale)" : "count",
+        axis: INTEGER_AXIS,
         ...(opts.logY ? { scale: { type: "symlog" } } : {}),
       },
       tooltip: [{ field: "lo", title: "from" }, { field: "hi", title: "to" }, { field: "count" }],

@@ -183,6 +183,7 @@ async function memorizationBlock(
       yTitle: "accuracy (eval mode)",
       yDomain: [0, 1],
       points: history.length < 30,
+      integerX: true,
     })),
     caption: noise?.corrupted === undefined
       ? undefined
@@ -222,6 +223,7 @@ async function trajectoryBlock(
         yTitle: title,
         logY,
         points: false,
+        integerX: true,
       }),
     ),
   });
@@ -556,13 +558,18 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         {
           kind: "svg",
           svg: await renderSvg(
-            lineChart(curves, { title: "loss", xTitle: "epoch", yTitle: "loss" }),
+            lineChart(curves, { title: "loss", xTitle: "epoch", yTitle: "loss", integerX: true }),
           ),
         },
         {
           kind: "svg",
           svg: await renderSvg(
-            lineChart(accCurves, { title: "accuracy", xTitle: "epoch", yTitle: "accuracy" }),
+            lineChart(accCurves, {
+              title: "accuracy",
+              xTitle: "epoch",
+              yTitle: "accuracy",
+              integerX: true,
+            }),
           ),
         },
       ],
