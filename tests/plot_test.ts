@@ -11,11 +11,13 @@ import {
   lineChart,
   parseColor,
   pngDataUri,
+  predictorBlocks,
   predictorScatterChart,
   reliabilityChart,
   renderSvg,
   scatterChart,
 } from "../src/plot/mod.ts";
+import { predictorCorrelations } from "../src/metrics/rank_correlation.ts";
 
 Deno.test("encodePng() output decodes back to the same pixels", () => {
   const classes = Uint32Array.from({ length: 6 * 4 }, (_, i) => i % 3);
@@ -126,6 +128,70 @@ Deno.test("predictorScatterChart() names the checkpoints and skips non-finite po
   assert.ok(!svg.includes(">bad<"));
 });
 
+/** The text marks of a chart's label layer: position (translate) and text. */
+function textMarks(svg: string): { x: number; y: number; text: string }[] {
+  return [...markGroup(svg, "text").matchAll(/translate\(([-\d.e]+),([-\d.e]+)\)[^>]*>([^<]*)</g)]
+    .map((m) => ({ x: Number(m[1]), y: Number(m[2]), text: m[3] }));
+}
+
+Deno.test("predictorScatterChart() labels never overlap; coinciding points share one label", async () => {
+  // Twelve runs along a line, 0.1 apart on a 240 px axis: names beside each would collide.
+  const pts = Array.from({ length: 12 }, (_, i) => ({
+    x: i * 0.1,
+    y: 0.5 + 0.001 * (i % 2),
+    name: `hard-svb-seed${i}-86dc5d1d5c`,
+    group: i < 6 ? "hard-svb" : "none",
+  }));
+  // Two more exactly on top of the first.
+  pts.push({ ...pts[0], name: "dup-a" }, { ...pts[0], name: "dup-b" });
+  const svg = await renderSvg(predictorScatterChart(pts, { xTitle: "‖J‖_F", yTitle: "PGD" }));
+  const marks = textMarks(svg);
+  assert.ok(marks.length >= 2, "some labels drawn");
+  // 9 px sans-serif, at most 0.6 em a character, left-aligned, vertically centred (as drawn).
+  const box = (
+    m: { x: number; y: number; text: string },
+  ) => [m.x, m.y - 5, m.x + 0.6 * 9 * m.text.length, m.y + 5];
+  for (let i = 0; i < marks.length; i++) {
+    for (let j = i + 1; j < marks.length; j++) {
+      const [a, b] = [box(marks[i]), box(marks[j])];
+      const hit = a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+      assert.ok(!hit, `labels "${marks[i].text}" and "${marks[j].text}" overlap`);
+    }
+  }
+  // Short labels: one per cluster, the coinciding three in one label.
+  const short = await renderSvg(predictorScatterChart(
+    pts.map((p, i) => ({ ...p, label: String(i + 1) })),
+    { xTitle: "‖J‖_F", yTitle: "PGD" },
+  ));
+  const texts = textMarks(short).map((m) => m.text);
+  assert.ok(texts.includes("1,13,14"), `coinciding points share a label: ${texts}`);
+  assert.equal(texts.filter((t) => t.split(",").includes("13")).length, 1);
+  assert.ok(texts.length >= 8, `most points labelled: ${texts}`);
+  // Groups holding several points get a colour legend.
+  assert.match(short, /aria-label="Symbol legend/);
+});
+
+Deno.test("predictorScatterChart() draws a constant axis around its value, marked constant", async () => {
+  const svg = await renderSvg(predictorScatterChart([
+    { x: 1, y: 0, name: "a", group: "a" },
+    { x: 2, y: 0, name: "b", group: "b" },
+    { x: 4, y: 0, name: "c", group: "c" },
+  ], { xTitle: "‖J‖_F", yTitle: "gap" }));
+  assert.deepEqual(axisLabels(svg, "Y"), ["0"]);
+  assert.match(svg, />gap \(constant\)</);
+  assert.ok(!svg.includes("0.000000"));
+  // The points sit on the middle of the plot's height (190 px), not on its frame.
+  const ys = [...markGroup(svg, "symbol").matchAll(/translate\(([-\d.]+),([-\d.]+)\)/g)]
+    .map((m) => Number(m[2]));
+  assert.deepEqual(ys, [95, 95, 95]);
+  const acc = await renderSvg(predictorScatterChart([
+    { x: 1, y: 0.2, name: "a", group: "a" },
+    { x: 1, y: 0.4, name: "b", group: "b" },
+  ], { xTitle: "accuracy" }));
+  assert.deepEqual(axisLabels(acc, "X"), ["1"]);
+  assert.match(acc, />accuracy \(constant\)</);
+});
+
 /** The tick labels Vega shows (opacity 1, not those hidden for overlap) on the X or Y axis. */
 function axisLabels(svg: string, axis: "X" | "Y"): string[] {
   const at = svg.indexOf(`aria-label="${axis}-axis`);
@@ -158,4 +224,32 @@ Deno.test("lineChart() with integerX and histogramChart() counts put ticks on wh
     assert.ok(ticks.length >= 2, `${ticks}`);
     for (const t of ticks) assert.match(t, /^\d+$/, `logY ${logY}: count tick ${t}`);
   }
+});
+
+Deno.test("predictorBlocks() numbers long run ids with a key, names short ones, and titles a constant ρ", async () => {
+  const runs = ["none-seed0-be255b3552", "none-seed1-07b2c51c5e", "hard-svb-seed0-86dc5d1d5c"];
+  const analysis = (names: string[], gap: number[]) =>
+    predictorCorrelations(
+      names.map((name, i) => ({
+        name,
+        quantities: { "‖J‖_F": [5, 4, 1.5][i] },
+        targets: { gap: gap[i] },
+      })),
+      { resamples: 50, seed: 0 },
+    );
+  const page = htmlPage("p", await predictorBlocks(analysis(runs, [0, 0, 0]), { what: "runs" }));
+  assert.match(
+    page,
+    /1: none-seed0-be255b3552 · 2: none-seed1-07b2c51c5e · 3: hard-svb-seed0-86dc5d1d5c/,
+  );
+  assert.ok(!page.includes(">none-seed0-be255b3552</text>"), "no run id drawn in the plot");
+  assert.match(page, />ρ: – \(a constant variable\)</);
+  assert.match(page, />gap \(constant\)</);
+  const named = htmlPage(
+    "p",
+    await predictorBlocks(analysis(["none", "l2", "jr"], [0.1, 0.05, 0.02])),
+  );
+  assert.match(named, />jr<\/text>/);
+  assert.ok(!named.includes("1: none"), "no key for short names");
+  assert.match(named, />ρ = \+1\.00 \[/);
 });

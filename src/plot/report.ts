@@ -116,20 +116,28 @@ export async function predictorBlocks(
   ];
   const target = opts.scatterTarget ?? a.targets.at(-1);
   if (!target) return blocks;
+  // Names up to 10 characters label their points; longer ones (a sweep's run ids) are numbered,
+  // with the key under the plots.
+  const numbered = a.points.some((p) => p.name.length > 10);
   const charts: Block[] = [];
   for (const q of a.quantities) {
     const c = a.cells.find((c) => c.quantity === q && c.target === target)!;
-    const pts = a.points.map((p) => ({
+    const pts = a.points.map((p, i) => ({
       x: p.quantities[q],
       y: p.targets[target],
       name: p.name,
       group: opts.groupOf?.(p.name) ?? p.name,
+      label: numbered ? String(i + 1) : p.name,
     }));
     if (!pts.some((p) => Number.isFinite(p.x) && Number.isFinite(p.y))) continue;
     charts.push({
       kind: "svg",
       svg: await renderSvg(predictorScatterChart(pts, {
-        title: `ρ = ${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]`,
+        title: c.n < 3
+          ? `ρ: – (n = ${c.n})`
+          : Number.isNaN(c.rho)
+          ? "ρ: – (a constant variable)"
+          : `ρ = ${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]`,
         xTitle: q,
         yTitle: target,
       })),
@@ -138,11 +146,20 @@ export async function predictorBlocks(
   if (charts.length) {
     blocks.push({
       kind: "text",
-      text: `Each measured quantity against ${target}, one point per ${what.replace(/s$/, "")}.`,
+      text: `Each measured quantity against ${target}, one point per ${what.replace(/s$/, "")}` +
+        (numbered ? ", numbered as listed below the plots" : "") +
+        "; points that coincide share a label, and a label with no free place beside its " +
+        "point is left out.",
     }, {
       kind: "row",
       blocks: charts,
     });
+    if (numbered) {
+      blocks.push({
+        kind: "text",
+        text: a.points.map((p, i) => `${i + 1}: ${p.name}`).join(" · "),
+      });
+    }
   }
   return blocks;
 }
