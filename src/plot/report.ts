@@ -416,6 +416,8 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     }
     /** The maps inside the residual block being drawn, shown folded under its output. */
     let inside: Block[] = [];
+    /** This model's maps: one fold per model when there are several (the first open). */
+    const modelMaps: Block[] = [];
     for (const fm of mm.featureMaps ?? []) {
       const scale = Math.max(1, Math.round(56 / fm.width));
       const chw = fm.channels * fm.height * fm.width;
@@ -455,10 +457,10 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         inside.push(...layerBlocks);
         continue;
       }
-      mapBlocks.push(...layerBlocks);
+      modelMaps.push(...layerBlocks);
       if (fm.kind === "block" && inside.length) {
         const n = inside.length / 2;
-        mapBlocks.push({
+        modelMaps.push({
           kind: "details",
           summary: `${fm.source}: the ${n} convolution${n === 1 ? "" : "s"} inside the block`,
           blocks: inside,
@@ -466,6 +468,15 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       }
       inside = [];
     }
+    if (modelMaps.length && models.length > 1) {
+      const layers = (mm.featureMaps ?? []).filter((f) => f.block === undefined).length;
+      mapBlocks.push({
+        kind: "details",
+        summary: `${name}: ${layers} layer${layers === 1 ? "" : "s"}`,
+        blocks: modelMaps,
+        open: mapBlocks.length === 0,
+      });
+    } else mapBlocks.push(...modelMaps);
     for (const w of mm.weights) {
       weightRows.push([
         name,
@@ -712,7 +723,8 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
               "(--feature-map-channels). "
             : "") +
           "Every channel has its own colour scale, from its smallest (dark) to its largest " +
-          "value (yellow) over the samples shown; the ranges follow each row.",
+          "value (yellow) over the samples shown; the ranges follow each row." +
+          (models.length > 1 ? " One fold per model, the first open." : ""),
       },
       { kind: "row", blocks: inputs },
       ...mapBlocks,
