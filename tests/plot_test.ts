@@ -253,3 +253,21 @@ Deno.test("predictorBlocks() numbers long run ids with a key, names short ones, 
   assert.ok(!named.includes("1: none"), "no key for short names");
   assert.match(named, />ρ = \+1\.00 \[/);
 });
+
+Deno.test("lineChart() keeps one colour per series and draws `dash` groups (train/val) as dashes", async () => {
+  const pts = ["a", "b"].flatMap((series) =>
+    [1, 2, 3].flatMap((x) => [
+      { x, y: x, series, dash: "train" },
+      { x, y: x + 1, series, dash: "val" },
+    ])
+  );
+  const svg = await renderSvg(lineChart(pts, { xTitle: "epoch", integerX: true }));
+  const lines = [...svg.matchAll(/<path [^>]*aria-roledescription="line mark"[^>]*>/g)]
+    .map((m) => m[0]);
+  assert.equal(lines.length, 4);
+  const stroke = (l: string) => l.match(/stroke="([^"]+)"/)![1];
+  assert.equal(new Set(lines.map(stroke)).size, 2, "a colour per series");
+  const dashed = lines.filter((l) => /stroke-dasharray="6,3"/.test(l));
+  assert.equal(dashed.length, 2, "val dashed");
+  assert.equal(new Set(dashed.map(stroke)).size, 2, "one dashed curve per series");
+});

@@ -52,7 +52,15 @@ export interface SeriesPoint {
   y: number;
   /** Curve name (colour). */
   series: string;
+  /**
+   * A second grouping drawn as the line's dash (markers' shape for a single x), e.g. train/val
+   * or the attack, so that one colour stays one model.
+   */
+  dash?: string;
 }
+
+/** Dash patterns in the order the `dash` values first appear: solid, dashed, dotted, dash-dot. */
+const DASHES = [[1, 0], [6, 3], [2, 2], [6, 2, 2, 2]];
 
 /**
  * Curves, e.g. loss/accuracy per epoch or accuracy vs ε (robustness).
@@ -85,6 +93,7 @@ export function lineChart(
   const xs = new Set(values.map((p) => p.x));
   const single = xs.size === 1;
   const x0 = single ? [...xs][0] : 0;
+  const dashes = [...new Set(values.flatMap((p) => p.dash === undefined ? [] : [p.dash]))];
   return {
     ...base(opts.title),
     data: { values },
@@ -111,7 +120,17 @@ export function lineChart(
         title: opts.yTitle ?? "y",
         ...(Object.keys(scale).length ? { scale } : {}),
       },
-      color: { field: "series", type: "nominal", title: null },
+      color: { field: "series", type: "nominal", title: null, legend: { labelLimit: 260 } },
+      ...(dashes.length
+        ? single ? { shape: { field: "dash", type: "nominal", title: null } } : {
+          strokeDash: {
+            field: "dash",
+            type: "nominal",
+            title: null,
+            scale: { domain: dashes, range: dashes.map((_, i) => DASHES[i % DASHES.length]) },
+          },
+        }
+        : {}),
     },
   };
 }

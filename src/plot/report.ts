@@ -302,7 +302,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       });
     });
     for (const [a, accs] of Object.entries(mm.row.robustness?.accuracy ?? {})) {
-      accs.forEach((acc, i) => robustPoints.push({ x: eps[i], y: acc, series: `${name} ${a}` }));
+      accs.forEach((acc, i) => robustPoints.push({ x: eps[i], y: acc, series: name, dash: a }));
     }
     reliability.push({
       kind: "svg",
@@ -326,11 +326,13 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     const traj = await trajectoryBlock(name, hist);
     if (traj) trajBlocks.push(traj);
     for (const e of mm.history) {
-      curves.push({ x: e.epoch, y: e.trainLoss, series: `${name} train` });
-      if (e.valLoss !== undefined) curves.push({ x: e.epoch, y: e.valLoss, series: `${name} val` });
-      accCurves.push({ x: e.epoch, y: e.trainAccuracy, series: `${name} train` });
+      curves.push({ x: e.epoch, y: e.trainLoss, series: name, dash: "train" });
+      if (e.valLoss !== undefined) {
+        curves.push({ x: e.epoch, y: e.valLoss, series: name, dash: "val" });
+      }
+      accCurves.push({ x: e.epoch, y: e.trainAccuracy, series: name, dash: "train" });
       if (e.valAccuracy !== undefined) {
-        accCurves.push({ x: e.epoch, y: e.valAccuracy, series: `${name} val` });
+        accCurves.push({ x: e.epoch, y: e.valAccuracy, series: name, dash: "val" });
       }
     }
     if (mm.attribution) {
@@ -358,9 +360,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
               scale,
             }),
           ),
-          caption: `${name}: occlusion #${i} (red: occluding lowers the ${
-            names[occ.target]
-          } logit)`,
+          caption: `${name}: occlusion #${i}, ${names[occ.target]} logit`,
         });
       }
       attribution.push({ kind: "row", blocks: row });
@@ -695,7 +695,12 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     }
   }
   if (attribution.length) {
-    blocks.push({ kind: "heading", text: "Saliency and occlusion" }, ...attribution);
+    blocks.push({ kind: "heading", text: "Saliency and occlusion" }, {
+      kind: "text",
+      text: "Per sample: saliency over the input (max over channels of |∂ logit / ∂x|, " +
+        "Simonyan et al. 2013; bright = large) and occlusion (Zeiler & Fergus 2014; red: " +
+        "covering the region with black lowers the named logit, blue: raises it).",
+    }, ...attribution);
   }
   if (mapBlocks.length) {
     const inputs: Block[] = [];
