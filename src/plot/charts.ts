@@ -221,8 +221,8 @@ const overlaps = (a: Box, b: Box): boolean =>
 /**
  * The scale domain of one scatter axis, set here rather than by Vega so that label positions can
  * be computed in pixels: the data range padded by 8 % each side, or around a constant value a
- * range of ±10 % of it (±1 at 0) with a single tick at the value (Vega's own domain collapses to
- * a point and labels it "0.000000").
+ * range of ±10 % of it (±1 at 0) with a single tick at the value, labelled "v (constant)"
+ * (Vega's own domain collapses to a point and labels it "0.000000").
  */
 function scatterAxis(vs: number[], title: string): {
   domain: [number, number];
@@ -239,9 +239,10 @@ function scatterAxis(vs: number[], title: string): {
   return {
     domain,
     encoding: {
-      title: `${title} (constant)`,
+      title,
       scale: { domain, nice: false, zero: false },
-      axis: { values: [v], format: "~g" },
+      // The note on the tick, not in the title: a long y title already fills the plot's height.
+      axis: { values: [v], format: "~g", labelExpr: "datum.label + ' (constant)'" },
     },
   };
 }
@@ -252,7 +253,7 @@ function scatterAxis(vs: number[], title: string): {
  * a short label beside it. Points closer than 3 px share one label ("1,3"); a label goes right,
  * left, above or below its point, wherever it overlaps no other label, marker or the frame, and
  * is left out when no place is free (its name stays in the tooltip). A constant axis is drawn
- * around its value with one tick and "(constant)" in its title.
+ * around its value with one tick, labelled "v (constant)".
  * @param points the checkpoints (non-finite ones are left out)
  * @param opts title, axis titles, `width` and `height` of the plot area (default 240 × 190)
  */
