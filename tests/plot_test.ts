@@ -268,4 +268,6 @@ Deno.test("lineChart() keeps one colour per series and draws `dash` groups (trai
   const dashed = lines.filter((l) => /stroke-dasharray="6,3"/.test(l));
   assert.equal(dashed.length, 2, "val dashed");
   assert.equal(new Set(dashed.map(stroke)).size, 2, "one dashed curve per series");
+  // The legend shows the dash as a drawn line.
+  assert.match(svg, /role-legend-symbol[^>]*><path [^>]*stroke="#555"[^>]*stroke-dasharray="6,3"/);
 });

@@ -128,6 +128,14 @@ export function lineChart(
             type: "nominal",
             title: null,
             scale: { domain: dashes, range: dashes.map((_, i) => DASHES[i % DASHES.length]) },
+            // A line, not the point markers' circle, so the dash shows in the legend.
+            legend: {
+              symbolType: "stroke",
+              symbolSize: 300,
+              encode: {
+                symbols: { update: { stroke: { value: "#555" }, strokeWidth: { value: 2 } } },
+              },
+            },
           },
         }
         : {}),
