@@ -357,6 +357,67 @@ Deno.test("renderReport() folds the feature maps inside a residual block under i
   }
 });
 
+Deno.test("renderReport() folds the feature maps per model when there are several, the first open", async () => {
+  const rt = await getBackend();
+  const spec = {
+    kind: "sequential",
+    inputShape: [1, 8, 8],
+    classes: 3,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: 2, kernel: 3, padding: 1 },
+      { type: "relu", name: "act1" },
+      { type: "basic_block", name: "layer1.0", in: 2, out: 2, stride: 2 },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: 32, out: 3 },
+    ],
+  };
+  const models = [1, 2, 3].map((seed) => buildModel(rt, spec, { seed }));
+  const n = 12;
+  const data = {
+    name: "tiny",
+    x: randomArray(n * 64, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 8, 8],
+    classes: 3,
+  };
+  try {
+    const opts = {
+      images: 1,
+      planesPerImage: 1,
+      resolution: 8,
+      show: 0,
+      attacks: [],
+      pcaSamples: 0,
+      tsneSamples: 0,
+      featureMaps: 1,
+      jacobianSamples: 4,
+    };
+    const named = models.map((model, i) => ({ name: `r${i}`, model }));
+    const html = await renderReport(await measureModels(rt, named, data, opts));
+    const section = html.slice(html.indexOf("<h2>Feature maps</h2>"));
+    const folds = [...section.matchAll(/<details( open)?><summary>(r\d: [^<]*)<\/summary>/g)];
+    assert.deepEqual(folds.map((m) => [m[2], m[1] ?? ""]), [
+      ["r0: 2 layers", " open"],
+      ["r1: 2 layers", ""],
+      ["r2: 2 layers", ""],
+    ]);
+    // Each model's tiles, and its block's inner fold, lie inside its own fold.
+    for (let i = 0; i < 3; i++) {
+      const from = folds[i].index!, to = folds[i + 1]?.index ?? section.length;
+      const part = section.slice(from, to);
+      assert.ok(part.includes(`r${i}: act1 (Activation) after conv1, sample #0`));
+      assert.ok(part.includes("<summary>layer1.0: the 3 convolutions inside the block"));
+      assert.ok(!part.includes(`r${(i + 1) % 3}: act1`));
+    }
+    // One model: no per-model fold.
+    const one = await renderReport(await measureModels(rt, named.slice(0, 1), data, opts));
+    assert.doesNotMatch(one, /<summary>r0: /);
+    assert.match(one, /r0: act1 \(Activation\) after conv1, sample #0/);
+  } finally {
+    for (const m of models) m.dispose();
+  }
+});
+
 Deno.test("reportCommand() refuses a bad --perplexity, --tsne-samples, --feature-maps or --feature-map-channels (exit 2)", async () => {
   for (
     const bad of [

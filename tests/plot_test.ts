@@ -11,11 +11,13 @@ import {
   lineChart,
   parseColor,
   pngDataUri,
+  predictorBlocks,
   predictorScatterChart,
   reliabilityChart,
   renderSvg,
   scatterChart,
 } from "../src/plot/mod.ts";
+import { predictorCorrelations } from "../src/metrics/rank_correlation.ts";
 
 Deno.test("encodePng() output decodes back to the same pixels", () => {
   const classes = Uint32Array.from({ length: 6 * 4 }, (_, i) => i % 3);
@@ -124,4 +126,148 @@ Deno.test("predictorScatterChart() names the checkpoints and skips non-finite po
   assert.match(svg, />none<\/text>/);
   assert.match(svg, />l2<\/text>/);
   assert.ok(!svg.includes(">bad<"));
+});
+
+/** The text marks of a chart's label layer: position (translate) and text. */
+function textMarks(svg: string): { x: number; y: number; text: string }[] {
+  return [...markGroup(svg, "text").matchAll(/translate\(([-\d.e]+),([-\d.e]+)\)[^>]*>([^<]*)</g)]
+    .map((m) => ({ x: Number(m[1]), y: Number(m[2]), text: m[3] }));
+}
+
+Deno.test("predictorScatterChart() labels never overlap; coinciding points share one label", async () => {
+  // Twelve runs along a line, 0.1 apart on a 240 px axis: names beside each would collide.
+  const pts = Array.from({ length: 12 }, (_, i) => ({
+    x: i * 0.1,
+    y: 0.5 + 0.001 * (i % 2),
+    name: `hard-svb-seed${i}-86dc5d1d5c`,
+    group: i < 6 ? "hard-svb" : "none",
+  }));
+  // Two more exactly on top of the first.
+  pts.push({ ...pts[0], name: "dup-a" }, { ...pts[0], name: "dup-b" });
+  const svg = await renderSvg(predictorScatterChart(pts, { xTitle: "‖J‖_F", yTitle: "PGD" }));
+  const marks = textMarks(svg);
+  assert.ok(marks.length >= 2, "some labels drawn");
+  // 9 px sans-serif, at most 0.6 em a character, left-aligned, vertically centred (as drawn).
+  const box = (
+    m: { x: number; y: number; text: string },
+  ) => [m.x, m.y - 5, m.x + 0.6 * 9 * m.text.length, m.y + 5];
+  for (let i = 0; i < marks.length; i++) {
+    for (let j = i + 1; j < marks.length; j++) {
+      const [a, b] = [box(marks[i]), box(marks[j])];
+      const hit = a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+      assert.ok(!hit, `labels "${marks[i].text}" and "${marks[j].text}" overlap`);
+    }
+  }
+  // Short labels: one per cluster, the coinciding three in one label.
+  const short = await renderSvg(predictorScatterChart(
+    pts.map((p, i) => ({ ...p, label: String(i + 1) })),
+    { xTitle: "‖J‖_F", yTitle: "PGD" },
+  ));
+  const texts = textMarks(short).map((m) => m.text);
+  assert.ok(texts.includes("1,13,14"), `coinciding points share a label: ${texts}`);
+  assert.equal(texts.filter((t) => t.split(",").includes("13")).length, 1);
+  assert.ok(texts.length >= 8, `most points labelled: ${texts}`);
+  // Groups holding several points get a colour legend.
+  assert.match(short, /aria-label="Symbol legend/);
+});
+
+Deno.test("predictorScatterChart() draws a constant axis around its value, marked constant", async () => {
+  const svg = await renderSvg(predictorScatterChart([
+    { x: 1, y: 0, name: "a", group: "a" },
+    { x: 2, y: 0, name: "b", group: "b" },
+    { x: 4, y: 0, name: "c", group: "c" },
+  ], { xTitle: "‖J‖_F", yTitle: "gap" }));
+  assert.deepEqual(axisLabels(svg, "Y"), ["0 (constant)"]);
+  assert.ok(!svg.includes("0.000000"));
+  // The points sit on the middle of the plot's height (190 px), not on its frame.
+  const ys = [...markGroup(svg, "symbol").matchAll(/translate\(([-\d.]+),([-\d.]+)\)/g)]
+    .map((m) => Number(m[2]));
+  assert.deepEqual(ys, [95, 95, 95]);
+  const acc = await renderSvg(predictorScatterChart([
+    { x: 1, y: 0.2, name: "a", group: "a" },
+    { x: 1, y: 0.4, name: "b", group: "b" },
+  ], { xTitle: "accuracy" }));
+  assert.deepEqual(axisLabels(acc, "X"), ["1 (constant)"]);
+});
+
+/** The tick labels Vega shows (opacity 1, not those hidden for overlap) on the X or Y axis. */
+function axisLabels(svg: string, axis: "X" | "Y"): string[] {
+  const at = svg.indexOf(`aria-label="${axis}-axis`);
+  assert.ok(at >= 0, `${axis} axis in the SVG`);
+  const group = svg.slice(at).match(/<g class="mark-text role-axis-label"[\s\S]*?<\/g>/)![0];
+  return [...group.matchAll(/opacity="1">([^<]*)<\/text>/g)].map((m) => m[1]);
+}
+
+Deno.test("lineChart() with integerX and histogramChart() counts put ticks on whole numbers only", async () => {
+  for (const epochs of [3, 7, 200]) {
+    const svg = await renderSvg(lineChart(
+      Array.from({ length: epochs }, (_, i) => ({ x: i + 1, y: 1 / (i + 1), series: "a" })),
+      { xTitle: "epoch", integerX: true },
+    ));
+    const ticks = axisLabels(svg, "X");
+    assert.ok(ticks.length >= 2 && ticks.length <= 12, `${epochs} epochs: ${ticks}`);
+    for (const t of ticks) assert.match(t, /^\d+$/, `${epochs} epochs: tick ${t}`);
+  }
+  // Without integerX a continuous axis keeps its fractional ticks (ε, say).
+  const eps = await renderSvg(
+    lineChart([{ x: 0, y: 1, series: "a" }, { x: 1, y: 0, series: "a" }]),
+  );
+  assert.ok(axisLabels(eps, "X").some((t) => t.includes(".")));
+  // Counts of 0 and 1 would get ticks 0, 0.2, … or 0.5 without the integer axis.
+  for (const logY of [false, true]) {
+    const hist = await renderSvg(
+      histogramChart({ edges: [0, 1, 2, 3], counts: [1, 0, 1] }, { logY }),
+    );
+    const ticks = axisLabels(hist, "Y");
+    assert.ok(ticks.length >= 2, `${ticks}`);
+    for (const t of ticks) assert.match(t, /^\d+$/, `logY ${logY}: count tick ${t}`);
+  }
+});
+
+Deno.test("predictorBlocks() numbers long run ids with a key, names short ones, and titles a constant ρ", async () => {
+  const runs = ["none-seed0-be255b3552", "none-seed1-07b2c51c5e", "hard-svb-seed0-86dc5d1d5c"];
+  const analysis = (names: string[], gap: number[]) =>
+    predictorCorrelations(
+      names.map((name, i) => ({
+        name,
+        quantities: { "‖J‖_F": [5, 4, 1.5][i] },
+        targets: { gap: gap[i] },
+      })),
+      { resamples: 50, seed: 0 },
+    );
+  const page = htmlPage("p", await predictorBlocks(analysis(runs, [0, 0, 0]), { what: "runs" }));
+  assert.match(
+    page,
+    /1: none-seed0-be255b3552 · 2: none-seed1-07b2c51c5e · 3: hard-svb-seed0-86dc5d1d5c/,
+  );
+  assert.ok(!page.includes(">none-seed0-be255b3552</text>"), "no run id drawn in the plot");
+  assert.match(page, />ρ: – \(a constant variable\)</);
+  assert.match(page, />0 \(constant\)</);
+  const named = htmlPage(
+    "p",
+    await predictorBlocks(analysis(["none", "l2", "jr"], [0.1, 0.05, 0.02])),
+  );
+  assert.match(named, />jr<\/text>/);
+  assert.ok(!named.includes("1: none"), "no key for short names");
+  assert.match(named, />ρ = \+1\.00 \[/);
+});
+
+Deno.test("lineChart() keeps one colour per series and draws `dash` groups (train/val) as dashes", async () => {
+  const pts = ["a", "b"].flatMap((series) =>
+    [1, 2, 3].flatMap((x) => [
+      { x, y: x, series, dash: "train" },
+      { x, y: x + 1, series, dash: "val" },
+    ])
+  );
+  const svg = await renderSvg(lineChart(pts, { xTitle: "epoch", integerX: true }));
+  const lines = [...svg.matchAll(/<path [^>]*aria-roledescription="line mark"[^>]*>/g)]
+    .map((m) => m[0]);
+  assert.equal(lines.length, 4);
+  const stroke = (l: string) => l.match(/stroke="([^"]+)"/)![1];
+  assert.equal(new Set(lines.map(stroke)).size, 2, "a colour per series");
+  const dashed = lines.filter((l) => /stroke-dasharray="6,3"/.test(l));
+  assert.equal(dashed.length, 2, "val dashed");
+  assert.equal(new Set(dashed.map(stroke)).size, 2, "one dashed curve per series");
+  // The legend shows the dash as a drawn line.
+  assert.match(svg, /role-legend-symbol[^>]*><path [^>]*stroke="#555"[^>]*stroke-dasharray="6,3"/);
 });

@@ -116,20 +116,28 @@ export async function predictorBlocks(
   ];
   const target = opts.scatterTarget ?? a.targets.at(-1);
   if (!target) return blocks;
+  // Names up to 10 characters label their points; longer ones (a sweep's run ids) are numbered,
+  // with the key under the plots.
+  const numbered = a.points.some((p) => p.name.length > 10);
   const charts: Block[] = [];
   for (const q of a.quantities) {
     const c = a.cells.find((c) => c.quantity === q && c.target === target)!;
-    const pts = a.points.map((p) => ({
+    const pts = a.points.map((p, i) => ({
       x: p.quantities[q],
       y: p.targets[target],
       name: p.name,
       group: opts.groupOf?.(p.name) ?? p.name,
+      label: numbered ? String(i + 1) : p.name,
     }));
     if (!pts.some((p) => Number.isFinite(p.x) && Number.isFinite(p.y))) continue;
     charts.push({
       kind: "svg",
       svg: await renderSvg(predictorScatterChart(pts, {
-        title: `ρ = ${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]`,
+        title: c.n < 3
+          ? `ρ: – (n = ${c.n})`
+          : Number.isNaN(c.rho)
+          ? "ρ: – (a constant variable)"
+          : `ρ = ${signed(c.rho)} [${signed(c.lo)}, ${signed(c.hi)}]`,
         xTitle: q,
         yTitle: target,
       })),
@@ -138,11 +146,20 @@ export async function predictorBlocks(
   if (charts.length) {
     blocks.push({
       kind: "text",
-      text: `Each measured quantity against ${target}, one point per ${what.replace(/s$/, "")}.`,
+      text: `Each measured quantity against ${target}, one point per ${what.replace(/s$/, "")}` +
+        (numbered ? ", numbered as listed below the plots" : "") +
+        "; points that coincide share a label, and a label with no free place beside its " +
+        "point is left out.",
     }, {
       kind: "row",
       blocks: charts,
     });
+    if (numbered) {
+      blocks.push({
+        kind: "text",
+        text: a.points.map((p, i) => `${i + 1}: ${p.name}`).join(" · "),
+      });
+    }
   }
   return blocks;
 }
@@ -183,6 +200,7 @@ async function memorizationBlock(
       yTitle: "accuracy (eval mode)",
       yDomain: [0, 1],
       points: history.length < 30,
+      integerX: true,
     })),
     caption: noise?.corrupted === undefined
       ? undefined
@@ -222,6 +240,7 @@ async function trajectoryBlock(
         yTitle: title,
         logY,
         points: false,
+        integerX: true,
       }),
     ),
   });
@@ -283,7 +302,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       });
     });
     for (const [a, accs] of Object.entries(mm.row.robustness?.accuracy ?? {})) {
-      accs.forEach((acc, i) => robustPoints.push({ x: eps[i], y: acc, series: `${name} ${a}` }));
+      accs.forEach((acc, i) => robustPoints.push({ x: eps[i], y: acc, series: name, dash: a }));
     }
     reliability.push({
       kind: "svg",
@@ -307,11 +326,13 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     const traj = await trajectoryBlock(name, hist);
     if (traj) trajBlocks.push(traj);
     for (const e of mm.history) {
-      curves.push({ x: e.epoch, y: e.trainLoss, series: `${name} train` });
-      if (e.valLoss !== undefined) curves.push({ x: e.epoch, y: e.valLoss, series: `${name} val` });
-      accCurves.push({ x: e.epoch, y: e.trainAccuracy, series: `${name} train` });
+      curves.push({ x: e.epoch, y: e.trainLoss, series: name, dash: "train" });
+      if (e.valLoss !== undefined) {
+        curves.push({ x: e.epoch, y: e.valLoss, series: name, dash: "val" });
+      }
+      accCurves.push({ x: e.epoch, y: e.trainAccuracy, series: name, dash: "train" });
       if (e.valAccuracy !== undefined) {
-        accCurves.push({ x: e.epoch, y: e.valAccuracy, series: `${name} val` });
+        accCurves.push({ x: e.epoch, y: e.valAccuracy, series: name, dash: "val" });
       }
     }
     if (mm.attribution) {
@@ -339,9 +360,7 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
               scale,
             }),
           ),
-          caption: `${name}: occlusion #${i} (red: occluding lowers the ${
-            names[occ.target]
-          } logit)`,
+          caption: `${name}: occlusion #${i}, ${names[occ.target]} logit`,
         });
       }
       attribution.push({ kind: "row", blocks: row });
@@ -397,6 +416,8 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     }
     /** The maps inside the residual block being drawn, shown folded under its output. */
     let inside: Block[] = [];
+    /** This model's maps: one fold per model when there are several (the first open). */
+    const modelMaps: Block[] = [];
     for (const fm of mm.featureMaps ?? []) {
       const scale = Math.max(1, Math.round(56 / fm.width));
       const chw = fm.channels * fm.height * fm.width;
@@ -436,10 +457,10 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         inside.push(...layerBlocks);
         continue;
       }
-      mapBlocks.push(...layerBlocks);
+      modelMaps.push(...layerBlocks);
       if (fm.kind === "block" && inside.length) {
         const n = inside.length / 2;
-        mapBlocks.push({
+        modelMaps.push({
           kind: "details",
           summary: `${fm.source}: the ${n} convolution${n === 1 ? "" : "s"} inside the block`,
           blocks: inside,
@@ -447,6 +468,15 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
       }
       inside = [];
     }
+    if (modelMaps.length && models.length > 1) {
+      const layers = (mm.featureMaps ?? []).filter((f) => f.block === undefined).length;
+      mapBlocks.push({
+        kind: "details",
+        summary: `${name}: ${layers} layer${layers === 1 ? "" : "s"}`,
+        blocks: modelMaps,
+        open: mapBlocks.length === 0,
+      });
+    } else mapBlocks.push(...modelMaps);
     for (const w of mm.weights) {
       weightRows.push([
         name,
@@ -556,13 +586,18 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
         {
           kind: "svg",
           svg: await renderSvg(
-            lineChart(curves, { title: "loss", xTitle: "epoch", yTitle: "loss" }),
+            lineChart(curves, { title: "loss", xTitle: "epoch", yTitle: "loss", integerX: true }),
           ),
         },
         {
           kind: "svg",
           svg: await renderSvg(
-            lineChart(accCurves, { title: "accuracy", xTitle: "epoch", yTitle: "accuracy" }),
+            lineChart(accCurves, {
+              title: "accuracy",
+              xTitle: "epoch",
+              yTitle: "accuracy",
+              integerX: true,
+            }),
           ),
         },
       ],
@@ -660,7 +695,12 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
     }
   }
   if (attribution.length) {
-    blocks.push({ kind: "heading", text: "Saliency and occlusion" }, ...attribution);
+    blocks.push({ kind: "heading", text: "Saliency and occlusion" }, {
+      kind: "text",
+      text: "Per sample: saliency over the input (max over channels of |∂ logit / ∂x|, " +
+        "Simonyan et al. 2013; bright = large) and occlusion (Zeiler & Fergus 2014; red: " +
+        "covering the region with black lowers the named logit, blue: raises it).",
+    }, ...attribution);
   }
   if (mapBlocks.length) {
     const inputs: Block[] = [];
@@ -688,7 +728,8 @@ export async function renderReport(r: ReportMeasurements): Promise<string> {
               "(--feature-map-channels). "
             : "") +
           "Every channel has its own colour scale, from its smallest (dark) to its largest " +
-          "value (yellow) over the samples shown; the ranges follow each row.",
+          "value (yellow) over the samples shown; the ranges follow each row." +
+          (models.length > 1 ? " One fold per model, the first open." : ""),
       },
       { kind: "row", blocks: inputs },
       ...mapBlocks,
