@@ -14,6 +14,7 @@ import {
   readGrads,
   relErr,
   stateInputs,
+  TINY_RESNET,
   torchJacobian,
   type TorchJob,
   upload,
@@ -25,23 +26,6 @@ import type { PenaltyResult } from "../src/regularizers/_engine.ts";
 import { buildModel as buildSpecModel } from "../src/models/model.ts";
 import { modelSpecFromName } from "../src/models/spec.ts";
 import { train } from "../src/train/train.ts";
-
-/**
- * Stem conv + eval BatchNorm, an identity-shortcut block, a projection-shortcut block (stride 2,
- * 4 -> 6 channels), then a softplus so that an injection (σ'' ≠ 0) travels back through both
- * branch points.
- */
-const TINY_RESNET: LayerDesc[] = [
-  { type: "conv2d", name: "conv1", in: 2, out: 4, kernel: 3, padding: 1, bias: false },
-  { type: "batchnorm2d", name: "bn1", channels: 4 },
-  { type: "relu" },
-  { type: "basic_block", name: "layer1.0", in: 4, out: 4 },
-  { type: "basic_block", name: "layer2.0", in: 4, out: 6, stride: 2 },
-  { type: "softplus" },
-  { type: "avgpool2d", kernel: 3 },
-  { type: "flatten" },
-  { type: "linear", name: "fc", in: 6, out: 3 },
-];
 
 type Op = "jacobian" | "determinant" | "gradient_norm";
 

@@ -133,7 +133,7 @@ def run(spec, inputs):
     for (k, p), g in zip(params, gs):
         outputs["grad." + k] = tb._out(g if g is not None else torch.zeros_like(p))
     for k, t in model.named_buffers():
-        outputs["state." + k] = tb._out(t)
+        outputs["state." + k] = tb._out(t.to(torch.float64))
     unused = sorted(set(inputs) - used)
     if unused:
         raise JobError(f"unused inputs {unused}")
