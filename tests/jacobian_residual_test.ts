@@ -11,7 +11,6 @@ import {
   buildModel,
   f64,
   initParams,
-  type LayerDesc,
   readGrads,
   relErr,
   stateInputs,
