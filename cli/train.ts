@@ -203,8 +203,8 @@ const trainFlags = {
   },
   "eval-mode": {
     type: "boolean",
-    help: "Train in eval mode: BatchNorm on running statistics, no dropout (lets jacobian, " +
-      "jacobian-det and gradient-norm through BatchNorm, e.g. resnet18).",
+    help: "Train in eval mode: BatchNorm on running statistics, no dropout (the penalties on " +
+      "the function then see per-sample Jacobians instead of the batch-coupled ones).",
   },
   "label-noise": {
     type: "number",

@@ -534,7 +534,7 @@ export interface ModelResult {
   dx: Flat;
   grads: Record<string, Flat>;
   buffers: Record<string, Flat>;
-  jvp: Flat | null;
+  jvp: Flat;
   margin: number | null;
   eval: { y: Flat; jvp: Flat; margin: number | null } | null;
   /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */

@@ -38,6 +38,23 @@ export const MLP_TANH: LayerDesc[] = [
   { type: "linear", name: "fc3", in: 8, out: 4 },
 ];
 
+/**
+ * A small ResNet: stem conv + BatchNorm, an identity-shortcut block, a projection-shortcut block (stride 2,
+ * 4 -> 6 channels), then a softplus so that an injection (σ'' ≠ 0) travels back through both
+ * branch points.
+ */
+export const TINY_RESNET: LayerDesc[] = [
+  { type: "conv2d", name: "conv1", in: 2, out: 4, kernel: 3, padding: 1, bias: false },
+  { type: "batchnorm2d", name: "bn1", channels: 4 },
+  { type: "relu" },
+  { type: "basic_block", name: "layer1.0", in: 4, out: 4 },
+  { type: "basic_block", name: "layer2.0", in: 4, out: 6, stride: 2 },
+  { type: "softplus" },
+  { type: "avgpool2d", kernel: 3 },
+  { type: "flatten" },
+  { type: "linear", name: "fc", in: 6, out: 3 },
+];
+
 /** LeNet-5 as in SEED-NOTES (28x28x1, tanh or relu, dropout after fc1 and fc2). */
 export function lenet(act: "tanh" | "relu", dropout: number | null): LayerDesc[] {
   const drop = (name: string): LayerDesc[] =>

@@ -115,7 +115,23 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
         { what: "jvp" },
       );
     } else {
-      assert.throws(() => bn.jvp(rt.upload(v, [b, c, s])), /training mode/);
+      // Batch-coupled: γ·invstd·(v - mean v - x̂ mean(x̂ v)) per channel, and ⟨u, J v⟩ as above.
+      const ty = await bn.jvp(rt.upload(v, [b, c, s])).read();
+      const sv = new Float64Array(c), sxv = new Float64Array(c);
+      const xh = (k: number, ch: number) => (xs[k] - ref.mean[ch]) * ref.invstd[ch];
+      for (let k = 0; k < xs.length; k++) {
+        const ch = Math.floor(k / s) % c;
+        sv[ch] += v[k] / (b * s);
+        sxv[ch] += xh(k, ch) * v[k] / (b * s);
+      }
+      const want = Float64Array.from(v, (val, k) => {
+        const ch = Math.floor(k / s) % c;
+        return gamma[ch] * ref.invstd[ch] * (val - sv[ch] - xh(k, ch) * sxv[ch]);
+      });
+      assertClose(ty, want, { atol: 1e-5, what: "jvp (training)" });
+      let uTy = 0;
+      for (let k = 0; k < xs.length; k++) uTy += u[k] * ty[k];
+      assertClose([uTy], [uJv], { rtol: 2e-3, atol: 2e-3, what: "<u, jvp v> (training)" });
     }
     x.dispose();
     dy.dispose();

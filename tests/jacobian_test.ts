@@ -311,17 +311,12 @@ Deno.test("jacobianRegularizer() backward = the model's backward of dLogits + af
   model.dispose();
 });
 
-Deno.test("jacobianPenalty() refuses BatchNorm in training mode, unknown layers and bad v", async () => {
+Deno.test("jacobianPenalty() refuses unknown layers and bad v", async () => {
   const rt = await getBackend();
   const model = buildModel(rt, ZOO);
   initParams(rt, model, 41);
-  model.train();
-  const x = upload(rt, randomArray(2 * 2 * 81, 42, 0, 1), [2, 2, 9, 9]);
-  assert.throws(
-    () => jacobianPenalty(rt, model, x),
-    /BatchNorm 'features.bn1' is in training mode/,
-  );
   model.eval();
+  const x = upload(rt, randomArray(2 * 2 * 81, 42, 0, 1), [2, 2, 9, 9]);
   assert.throws(
     () => jacobianPenalty(rt, model, x, { v: rt.zeros([1, 2, 4]) }),
     /v must be \(nproj, 2, 3\)/,

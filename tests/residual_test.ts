@@ -245,7 +245,7 @@ Deno.test("BasicBlock.inputGrad() leaves the convolution gradients alone", async
   }
 });
 
-Deno.test("BasicBlock refuses bad input, jvp in training mode, and passes out of order", async () => {
+Deno.test("BasicBlock refuses bad input and passes out of order", async () => {
   const rt = await getBackend();
   const block = new BasicBlock(rt, "layer2.0", 3, 4, { stride: 2 });
   const wrong = rt.zeros([2, 5, 6, 6]);
@@ -268,9 +268,7 @@ Deno.test("BasicBlock refuses bad input, jvp in training mode, and passes out of
       () => new BasicBlock(rt, "b", 3, 4, { stride: 0 }),
       /stride must be a positive integer/,
     );
-    block.training = true;
-    block.forward(x);
-    assert.throws(() => block.jvp(x), /BatchNorm.*training mode.*eval/);
+    // (In training mode its jvp is the batch-coupled one: tests/fuzz_torch_test.ts.)
     block.training = false;
     block.forward(x);
     assert.throws(

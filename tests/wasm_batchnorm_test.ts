@@ -3,7 +3,8 @@
  * (src/wasm/kernels/batchnorm.ts), and of layers.bn_gamma as BatchNorm's Jacobian term uses it: a
  * BatchNorm's training and eval passes (stats, affine, backward reduce and dx, running-stat update,
  * eval stats, gradient accumulation, jvp), recorded on the WebGPU runtime and replayed on Wasm
- * runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts. The layer
+ * runtimes of 1 and 2 threads, compared with the GPU and bitwise between thread counts; likewise
+ * the twins of shaders/batchnorm_jr.wgsl (training-mode BatchNorm's Jacobian terms). The layer
  * also runs on both backends through `onBothBackends`.
  */
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
@@ -82,6 +83,55 @@ Deno.test("batchnorm twins replay BatchNorm train and eval passes, 1 and 2 threa
   }
   console.log(
     `batchnorm twins vs WebGPU: largest abs ${worst.abs}, tolerance used ${worst.used} at ${worst.where}`,
+  );
+});
+
+Deno.test("batchnorm twins replay training-mode BatchNorm's Jacobian passes (batchnorm_jr), 1 and 2 threads", async () => {
+  const gpu = await getRuntime();
+  const wasm = await wasmPair();
+  let worst: ReplayErrors = { abs: 0, used: 0, where: "" };
+  try {
+    for (const [ci, { dims, shape, eps }] of CASES.entries()) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const c = shape[1];
+      const inputs = [
+        gpu.upload(randomArray(n, 10 * ci + 1, -1, 3), shape),
+        gpu.upload(randomArray(n, 10 * ci + 2), shape),
+        gpu.upload(randomArray(n, 10 * ci + 3), shape),
+      ];
+      const [x, b, r] = inputs;
+      const what = `BatchNorm${dims}d ${JSON.stringify(shape)} (Jacobian, training mode)`;
+      const result = await replay(gpu, wasm, inputs, () => {
+        const bn = new BatchNorm(gpu, "bn", c, { dims, eps });
+        gpu.write(bn.weight, randomArray(c, 10 * ci + 6, 0.5, 1.5));
+        const keep = (y: Tensor) => gpu.copy(y, gpu.empty(y.shape));
+        bn.training = true;
+        keep(bn.forward(x));
+        keep(bn.jacobian.vjp!(b));
+        keep(bn.jacobian.tangent!(b, r)!);
+        keep(bn.jvp(r));
+      });
+      assert.deepEqual(
+        new Set(result.dispatches),
+        new Set([
+          "batchnorm.stats/stats_main",
+          "batchnorm.update_running/update_running_main",
+          "batchnorm.affine/affine_main",
+          "batchnorm.bwd_reduce/bwd_reduce_main",
+          "batchnorm.bwd_dx/bwd_dx_main",
+          "batchnorm.jr_sums/sums_main",
+          "batchnorm.jr_inject/inject_main",
+        ]),
+        what,
+      );
+      worst = worse(worst, assertReplayed(result, { atol: 1e-5, rtol: 1e-4 }, what));
+      for (const i of inputs) i.dispose();
+    }
+  } finally {
+    for (const rt of wasm) rt.destroy();
+  }
+  console.log(
+    `batchnorm_jr twins vs WebGPU: largest abs ${worst.abs}, tolerance used ${worst.used} at ${worst.where}`,
   );
 });
 

@@ -86,7 +86,7 @@ jacobian_penalty
     (``torch.autograd.grad(..., create_graph=True)``). With ``y`` also ``ce``,
     ``loss = ce + (lambda / 2) * jr`` (spec ``"lambda"``, default 0) and its
     gradients ``grad.x``, ``grad.<param>``. BatchNorm in train mode couples the
-    samples of a batch and is refused.
+    samples of a batch: ``J`` is then plain autograd's batch-coupled one.
 train_sgd
     ``x`` (S, B, ...) and ``y`` (S, B) hold S batches; runs ``steps`` (default
     S, cycling through the batches) steps of ``torch.optim.SGD`` with ``lr``,
@@ -506,9 +506,6 @@ def _named_params(model):
 def _jr(model, logits, x, v, nproj_spec):
     """Per-sample Hoffman R(x) = (C / nproj) sum_mu ||v_mu^T J(x)||^2, differentiable."""
     b, c = logits.shape
-    if model.has_train_batchnorm():
-        raise BridgeError("jacobian_penalty: BatchNorm in train mode couples the samples of a "
-                          "batch; use mode eval")
     if nproj_spec == -1:
         vs = torch.eye(c, dtype=logits.dtype).unsqueeze(1).expand(c, b, c)
     else:

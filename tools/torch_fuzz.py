@@ -20,7 +20,7 @@ Model job:
   Layer i is module "i" of a torch.nn.Sequential, so parameter names are "i.weight", ...
   Dropout is always in eval mode; each BatchNorm and BasicBlock in the mode its "training" says.
   -> {y, y_shape, dx, grads: {name: flat}, buffers: {name: flat} (BatchNorm state after the
-     forward), jvp: flat | null (null when a BatchNorm is in training mode), margin,
+     forward), jvp: flat (batch-coupled through a training-mode BatchNorm), margin,
      eval: {y, jvp, margin} | null, noise, sums: {param name: Σ|terms| of its gradient}}
   "margin" is the smallest distance of the forward to a kink where float32 rounding could flip
   a derivative: min |a| at ReLU/LeakyReLU inputs, and the smallest gap between a max-pool
@@ -252,7 +252,16 @@ def model_pass(job):
         _, ty = torch.autograd.functional.jvp(lambda v: model(v), point.detach(), tx)
         return flat(ty)
 
-    out["jvp"] = None if any_train else jvp_at(x)
+    if any_train:
+        # The batch-coupled jvp through the batch statistics; its forward must not update the
+        # running statistics a second time (the eval pass below reads them).
+        saved = {n: b.clone() for n, b in model.named_buffers()}
+        out["jvp"] = jvp_at(x)
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(saved[n])
+    else:
+        out["jvp"] = jvp_at(x)
     out["eval"] = None
     if job.get("x2") is not None:
         set_modes(model, layers, False)

@@ -17,7 +17,10 @@ Spec::
 
     op      "jacobian" | "determinant" | "gradient_norm" | "confidence"
     model   {"layers": [...]}  (torch_bridge's format)
-    mode    "eval" (default) | "train" (dropout with the given masks)
+    mode    "eval" (default) | "train" (dropout with the given masks; BatchNorm on the batch
+            statistics, which couple the samples: J_b below is then the batch's
+            d(sum_j v_j . logits_j)/dx_b, as plain autograd gives it, and the one forward updates
+            the running statistics once, as a training step does)
     lambda  coefficient (jacobian: the loss term is lambda/2 * mean R; determinant and
             gradient_norm: lambda * mean R), default 1
     beta, gamma   confidence: R = -beta H(p), or beta * max(0, gamma - H) when gamma is given
@@ -35,7 +38,8 @@ gradient_norm  R_b = ||d CE_b / d x_b||^2 (CE_b the per-sample loss)   value = l
 confidence     R_b = -beta H(p_b) or beta max(0, gamma - H(p_b))         value = mean R
 
 Outputs: ``value`` [1], ``per_sample`` (B,), ``logits``, ``grad.<param>`` for every
-parameter (zeros where unused).
+parameter (zeros where unused), and ``state.<buffer>`` for every buffer after the forward
+(BatchNorm running statistics).
 """
 
 import json
@@ -118,8 +122,6 @@ def run(spec, inputs):
     tb._set_mode(model, spec, "eval")
     fdt = tb._float_dtype(spec)
     tb._set_masks(model, inputs, used, fdt)
-    if model.has_train_batchnorm():
-        raise JobError("BatchNorm in train mode couples the samples of a batch; use mode eval")
     used.add("x")
     x = tb._to_torch(inputs["x"], fdt).requires_grad_(True)
     logits = model(x)
@@ -130,6 +132,8 @@ def run(spec, inputs):
     gs = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
     for (k, p), g in zip(params, gs):
         outputs["grad." + k] = tb._out(g if g is not None else torch.zeros_like(p))
+    for k, t in model.named_buffers():
+        outputs["state." + k] = tb._out(t.to(torch.float64))
     unused = sorted(set(inputs) - used)
     if unused:
         raise JobError(f"unused inputs {unused}")

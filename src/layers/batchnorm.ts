@@ -5,8 +5,10 @@
  * eval mode. `state_dict` names: `weight`, `bias`, `running_mean`,
  * `running_var`, `num_batches_tracked` (i32 here, int64 in PyTorch).
  *
- * `jvp` is defined in eval mode only: in training mode the layer couples the
- * samples of a batch, and the Jacobian regularizer refuses it (DESIGN.md).
+ * In training mode the layer couples the samples of a batch (the batch statistics depend on
+ * every sample), and `jvp` is the batch-coupled one, `γ P r` per channel (P the Jacobian of
+ * x ↦ x̂ over the channel's B·H·W values, shaders/batchnorm_jr.wgsl), as PyTorch's autograd
+ * computes it for the whole batch; the Jacobian penalties go through both modes.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { cachedInput } from "./_check.ts";
 import { batchnormGammaTerm } from "./_util.ts";
 import bnSrc from "../../shaders/batchnorm.wgsl" with { type: "text" };
 import bnStateSrc from "../../shaders/batchnorm_state.wgsl" with { type: "text" };
+import bnJrSrc from "../../shaders/batchnorm_jr.wgsl" with { type: "text" };
 
 const STATS: Kernel = { name: "batchnorm.stats", code: bnSrc, entry: "stats_main" };
 const AFFINE: Kernel = { name: "batchnorm.affine", code: bnSrc, entry: "affine_main" };
@@ -34,6 +37,8 @@ const EVAL_STATS: Kernel = {
   code: bnStateSrc,
   entry: "eval_stats_main",
 };
+const JR_SUMS: Kernel = { name: "batchnorm.jr_sums", code: bnJrSrc, entry: "sums_main" };
+const JR_INJECT: Kernel = { name: "batchnorm.jr_inject", code: bnJrSrc, entry: "inject_main" };
 const ACCUM_GRADS: Kernel = {
   name: "batchnorm.accum_grads",
   code: bnStateSrc,
@@ -70,24 +75,26 @@ export class BatchNorm implements Layer {
   #dx: Tensor | null = null;
   #ty: Tensor | null = null;
   #vjp: Tensor | null = null;
+  #inj: Tensor | null = null;
+  #jrSums: Tensor | null = null;
 
   /**
-   * In the Jacobian recipe, eval mode only (`check` refuses training mode, where the layer
-   * couples the samples of a batch): the Jacobian is diagonal, so the VJP is the jvp's kernel
-   * (into its own buffer: the tangent pass reuses jvp's), and `dγ += Σ b r / σ` per channel.
-   * The final backward's eval-mode `backward` then adds `dγ += Σ g x̂` and `dβ += Σ g`.
+   * In the Jacobian recipe, in the mode of the cached forward. Eval mode: the Jacobian is
+   * diagonal, so the VJP is the jvp's kernel (into its own buffer: the tangent pass reuses
+   * jvp's), and `dγ += Σ b r / σ` per channel. Training mode (PyTorch's double backprop through
+   * the batch statistics, which couple the samples): the VJP is the input half of the training
+   * backward, `P(γ b)`; the tangent terms are `dγ += Σ b ⊙ P r` and the injection
+   * `∇_x ⟨γ b, P(x) r⟩` at the input (shaders/batchnorm_jr.wgsl has the formula and its
+   * derivation). The final backward's `backward` in the same mode then adds `dγ += Σ g x̂` and
+   * `dβ += Σ g` and carries `g` through the batch statistics.
    */
   readonly jacobian: JacobianRole = {
-    check: (op) => {
-      if (!this.training) return;
-      throw new Error(
-        `${op}: BatchNorm '${this.name || "batchnorm"}' is in training mode, where it couples ` +
-          `the samples of a batch and the per-sample Jacobian is not defined; put the model in ` +
-          `eval mode (model.eval()) or use a model without BatchNorm`,
-      );
-    },
-    vjp: (b) => this.#vjp = this.#diagonal(b, this.#vjp),
+    vjp: (b) =>
+      this.#vjp = this.#inputMode === "train"
+        ? this.#coupled(b, this.#vjp)
+        : this.#diagonal(b, this.#vjp),
     tangent: (b, r) => {
+      if (this.#inputMode === "train") return this.#trainTangent(b, r);
       this.outputShape(r.shape);
       batchnormGammaTerm(this.rt, b, r, this.runningVar, this.eps, this.dWeight);
       return null;
@@ -254,19 +261,71 @@ export class BatchNorm implements Layer {
     return this.#dx;
   }
 
-  /** @param tx (B, C, ...) tangent; @returns layer-owned gamma·invstd·tx (eval mode only) */
+  /**
+   * @param tx (B, C, ...) tangent; @returns layer-owned `γ·invstd·tx` (eval mode) or the
+   * batch-coupled `γ P tx` (training mode), at the cached forward
+   */
   jvp(tx: Tensor): Tensor {
-    return this.#ty = this.#diagonal(tx, this.#ty);
+    return this.#ty = this.#inputMode === "train"
+      ? this.#coupled(tx, this.#ty)
+      : this.#diagonal(tx, this.#ty);
   }
 
-  /** `gamma·invstd·t` into `slot` (reused when it fits); eval mode only. */
-  #diagonal(t: Tensor, slot: Tensor | null): Tensor {
-    if (this.#inputMode === "train") {
+  /** The cached input, checked against a signal `t` shaped like it. */
+  #point(t: Tensor, what: string): Tensor {
+    const x = cachedInput(this.#describe(), this.#input, what);
+    if (t.shape.join() !== x.shape.join()) {
       throw new Error(
-        `${this.#describe()}: jvp in training mode couples the batch and is not supported; ` +
-          `put the model in eval mode (model.eval()) for Jacobian penalties`,
+        `${this.#describe()}: ${what} shape ${fmtShape(t.shape)} does not match the input ${
+          fmtShape(x.shape)
+        }`,
       );
     }
+    return x;
+  }
+
+  /**
+   * Training mode: `γ P t = γ·invstd·(t - Σt/M - x̂ Σt·x̂/M)` per channel into `slot` — the input
+   * half of the training backward (P is symmetric, so the VJP and the JVP are the same map);
+   * uses stats rows 3 and 4 as scratch, touches no gradient.
+   */
+  #coupled(t: Tensor, slot: Tensor | null): Tensor {
+    const x = this.#point(t, "jvp");
+    const { b, c, s } = this.#bcs(x.shape);
+    const params = { b, c, s, eps: this.eps, mode: 0 };
+    this.rt.dispatch(BWD_REDUCE, {
+      bindings: this.#dataBindings(t, x, this.#scratchOut()),
+      params,
+      workgroups: [c],
+    });
+    const out = this.#owned(slot, x.shape);
+    this.rt.dispatch(BWD_DX, {
+      bindings: this.#dataBindings(t, x, out),
+      params,
+      workgroups: this.rt.grid(b * c * s, 256),
+    });
+    return out;
+  }
+
+  /** Training mode: `dγ += Σ b ⊙ P r`; @returns the layer-owned injection (batchnorm_jr.wgsl). */
+  #trainTangent(bsig: Tensor, r: Tensor): Tensor {
+    const x = this.#point(r, "tangent");
+    this.#point(bsig, "tangent");
+    const { b, c, s } = this.#bcs(x.shape);
+    const sums = this.#jrSums = this.#owned(this.#jrSums, [5, c]);
+    const inj = this.#inj = this.#owned(this.#inj, x.shape);
+    const bindings = [x, bsig, r, this.weight, this.#stats, sums, this.dWeight, inj];
+    this.rt.dispatch(JR_SUMS, { bindings, params: { b, c, s }, workgroups: [c] });
+    this.rt.dispatch(JR_INJECT, {
+      bindings,
+      params: { b, c, s },
+      workgroups: this.rt.grid(b * c * s, 256),
+    });
+    return inj;
+  }
+
+  /** `gamma·invstd·t` into `slot` (reused when it fits); eval mode. */
+  #diagonal(t: Tensor, slot: Tensor | null): Tensor {
     this.outputShape(t.shape);
     const { b, c, s } = this.#bcs(t.shape);
     const out = this.#owned(slot, t.shape);
@@ -305,6 +364,8 @@ export class BatchNorm implements Layer {
         this.#dx,
         this.#ty,
         this.#vjp,
+        this.#inj,
+        this.#jrSums,
         this.#scratch,
       ]
     ) t?.dispose();

@@ -76,9 +76,8 @@ export interface JacobianRole {
    */
   readonly branches?: readonly Layer[];
   /**
-   * Throws, naming the layer and what to do, where its per-sample Jacobian is not defined at the
-   * point the next forward will take (BatchNorm in training mode couples the samples of a batch).
-   * Called before every evaluation of a penalty.
+   * Throws, naming the layer and what to do, where the layer cannot take part at the point the
+   * next forward will take. Called before every evaluation of a penalty.
    * @param op the penalty's name, to start the message with
    */
   check?(op: string): void;
@@ -94,7 +93,8 @@ export interface JacobianRole {
    * The terms that need both signals, called once per tangent pass with `b = b_k` (from the last
    * `vjp` pass) and `r = r_{k-1}`, before `jvp(r)`. Adds into the parameter gradients what
    * depends on the parameters through `A_k` itself (Linear, Conv2d: `dW += b ⊗ r`, the ordinary
-   * weight-gradient kernel without the bias term; eval-mode BatchNorm: `dγ += Σ b r / σ`), and
+   * weight-gradient kernel without the bias term; eval-mode BatchNorm: `dγ += Σ b r / σ`;
+   * training-mode BatchNorm: `dγ += Σ b ⊙ P r`), and
    * returns what depends on the primal input through `A_k`, as a gradient at the layer's input
    * that the final backward carries down (curved activations: `σ''(a) ⊙ b ⊙ r`), or null.
    * @param b (like the output) f32 backward signal

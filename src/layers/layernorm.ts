@@ -7,7 +7,7 @@
  * shifted elementwise (LayerNorm: `weight` and `bias` shaped like `normalized_shape`) or per
  * channel (GroupNorm: `weight`, `bias` (C,)). Training and eval mode are the same.
  *
- * Unlike BatchNorm in training mode nothing couples the samples, so the Jacobian penalties go
+ * Unlike BatchNorm in training mode nothing couples the samples; the Jacobian penalties go
  * through both layers; the Jacobian `γ P(x)` depends on the input, and the layer's
  * {@linkcode JacobianRole} adds the second-order injection derived in shaders/layernorm.wgsl
  * (as the curved activations add `σ''(a) ⊙ b ⊙ r`).

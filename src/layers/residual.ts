@@ -13,8 +13,8 @@
  * ```
  *
  * The three passes follow the graph: `backward` sends the gradient after the final ReLU down
- * both branches and adds what arrives at `x`; `jvp` does the same forwards (it needs the
- * BatchNorms in eval mode: in training mode they couple the batch and refuse). The graph is
+ * both branches and adds what arrives at `x`; `jvp` does the same forwards (in training mode
+ * through the BatchNorms' batch statistics, which couple the batch). The graph is
  * `relu(Branches([main, shortcut]))` ({@linkcode Branches}), which is also how the block takes
  * part in the Jacobian penalties: a chain of the merge (a branch point) and the final ReLU.
  *
@@ -68,7 +68,7 @@ export class BasicBlock implements Layer {
   #inputShape: number[] | null = null;
   /**
    * In the Jacobian recipe: the merge of the two paths (a branch point whose paths hold the
-   * convolutions and the eval-mode BatchNorms), then the final ReLU.
+   * convolutions and the BatchNorms), then the final ReLU.
    */
   readonly jacobian: JacobianRole;
 
@@ -204,7 +204,7 @@ export class BasicBlock implements Layer {
 
   /**
    * @param tx (B, in, H, W) tangent of the input
-   * @returns block-owned tangent of the output (eval mode only: BatchNorm refuses in training)
+   * @returns block-owned tangent of the output (in training mode through the batch statistics)
    */
   jvp(tx: Tensor): Tensor {
     this.#check("jvp", tx);

@@ -14,8 +14,10 @@
  *    added in place (`∂R/∂W_k += b_k ⊗ r_{k-1}` for Linear/Conv2d, `∂R/∂γ += Σ b_k r_{k-1} / σ`
  *    for an eval-mode BatchNorm), and injections at a layer's input (`σ''(a) ⊙ b_k ⊙ r_{k-1}` at
  *    the pre-activation `a` of every curved activation: Tanh, Sigmoid, Softplus; and the
- *    second-order term of LayerNorm and GroupNorm, whose Jacobian depends on their input: see
- *    shaders/layernorm.wgsl), summed over all calls.
+ *    second-order term of LayerNorm, GroupNorm and training-mode BatchNorm, whose Jacobian
+ *    depends on their input: see shaders/layernorm.wgsl and batchnorm_jr.wgsl), summed over all
+ *    calls. A training-mode BatchNorm couples the samples of the batch: every pass runs on the
+ *    whole batch, so `u` is the batch's `∂(Σ_i v_i·z_i)/∂x`, as autograd computes it.
  * 3. {@linkcode LayerChain.backpropInjections}: one ordinary backward (accumulating parameter
  *    gradients) that starts from an optional gradient at the output and picks up the summed
  *    injections on its way down, i.e. the dependence of `A_k` on the primal activations.
@@ -131,7 +133,7 @@ interface Fork {
 type Step = Leaf | Fork;
 
 const SUPPORTED = "Linear, Conv2d, activations, MaxPool2d, AvgPool2d, Dropout, Flatten, " +
-  "Normalize, BatchNorm (eval mode), LayerNorm, GroupNorm, weight-normalized Linear and " +
+  "Normalize, BatchNorm, LayerNorm, GroupNorm, weight-normalized Linear and " +
   "Conv2d, ResNet BasicBlock (Branches) and nested Sequential";
 
 function flatten(op: string, layer: Layer, out: Step[], rt: Backend, leaves: Leaf[]): void {
@@ -328,7 +330,7 @@ export class LayerChain {
    *   last forward is the point
    * @param op name for error messages ("jacobianPenalty")
    * @throws Error naming the layer for a layer without a Jacobian role, or one whose check
-   *   refuses (a BatchNorm in training mode)
+   *   refuses
    */
   constructor(readonly rt: Backend, readonly model: Layer, readonly op: string) {
     this.#root = new Segment(rt, op, [model], this.#leaves);

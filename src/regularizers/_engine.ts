@@ -100,8 +100,8 @@ export class ChainEngine {
    * @param model the model
    * @param x (B, ...) f32 input batch
    * @returns the chain and B, C, D
-   * @throws Error for a disposed input, an unsupported layer, a BatchNorm in training mode or
-   *   an output that is not (B, C)
+   * @throws Error for a disposed input, an unsupported layer, a layer whose role's check
+   *   refuses, or an output that is not (B, C)
    */
   begin(model: Layer, x: Tensor): ChainPoint {
     const op = this.op;

@@ -129,7 +129,8 @@ class JacobianEngine extends ChainEngine {
 /**
  * The Jacobian penalty `(λ/2) · mean_batch R(x)` and, unless `grad: false`, its exact gradient
  * added into every parameter's `grad` (a Sequential of Linear, Conv2d, activations, pools,
- * Dropout — with the masks of the cached forward —, Flatten, Normalize, eval-mode BatchNorm).
+ * Dropout — with the masks of the cached forward —, Flatten, Normalize, BatchNorm — in training
+ * mode batch-coupled, as PyTorch's double backprop —, LayerNorm, GroupNorm, BasicBlock).
  *
  * @param rt runtime
  * @param model the model (logits (B, C))
@@ -137,7 +138,7 @@ class JacobianEngine extends ChainEngine {
  * @param opts nproj (default 1; -1 exact), seed and step of the projections, given `v`, lambda
  *   (default 0.01), grad (default true), forward (default true)
  * @returns value [1] f32 and perSample R (B,) f32; the caller disposes them
- * @throws Error for an unsupported layer, a BatchNorm in training mode, or bad options
+ * @throws Error for an unsupported layer or bad options
  * @example
  * ```ts
  * import { buildModel, jacobianPenalty, modelSpecFromName, Runtime } from "@regula/regula";

@@ -18,7 +18,7 @@
 
 import { at } from "./_common";
 import { BN_DX, CENTER, channelMap, SCALE } from "./_channels";
-import { CENTERED, channel, channels4, SQ_DEV, SUM } from "./_sums";
+import { CENTERED, channel, channels4, DOT, SQ_DEV, SUM } from "./_sums";
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
   const fm = <f32>m;
@@ -234,5 +234,155 @@ export function batchnorm_accumGrads(
     const pb = at(dbeta, c);
     store<f32>(pg, load<f32>(pg) + load<f32>(at(stats, 4 * <usize>stride + c)));
     store<f32>(pb, load<f32>(pb) + load<f32>(at(stats, 3 * <usize>stride + c)));
+  }
+}
+
+// shaders/batchnorm_jr.wgsl: training-mode BatchNorm in the exact gradient of the Jacobian
+// penalties (see there for the math). sums is (5, C): B0 = Σb, B1 = Σb·x̂, R0 = Σr, R1 = Σr·x̂,
+// BR = Σb·r per channel.
+
+@inline function putJrSums(
+  sums: usize, dgamma: usize, channels: usize, c: usize, s: f32, fm: f32,
+  b0: f32, b1: f32, r0: f32, r1: f32, br: f32,
+): void {
+  store<f32>(at(sums, c), b0);
+  store<f32>(at(sums, channels + c), b1);
+  store<f32>(at(sums, 2 * channels + c), r0);
+  store<f32>(at(sums, 3 * channels + c), r1);
+  store<f32>(at(sums, 4 * channels + c), br);
+  const pg = at(dgamma, c);
+  store<f32>(pg, load<f32>(pg) + s * (br - b0 * r0 / fm - b1 * r1 / fm));
+}
+
+/**
+ * sums_main on channels [c0, c0 + count): the five sums of b and r into sums, and
+ * dgamma[c] += s·(BR - B0·R0/M - B1·R1/M), M = B·S (x̂ = (x - mean)·s from stats rows 0, 1).
+ * @param x (B, C, S) f32 the cached input
+ * @param bs (B, C, S) f32 the backward signal at the output
+ * @param r (B, C, S) f32 the tangent at the input
+ * @param stats (5, C) f32 (rows 0 and 1)
+ * @param sums (5, C) f32
+ * @param dgamma (C,) f32
+ */
+export function batchnorm_jrSums(
+  c0: i32,
+  count: i32,
+  b: i32,
+  channels: i32,
+  s: i32,
+  x: usize,
+  bs: usize,
+  r: usize,
+  stats: usize,
+  sums: usize,
+  dgamma: usize,
+): void {
+  const end = c0 + count;
+  const fm = <f32>(b * s);
+  const ch = <usize>channels;
+  let c = c0;
+  if (s == 1) {
+    const step = ch << 2;
+    const zero = f32x4.splat(0);
+    for (; c + 4 <= end; c += 4) {
+      const mean = v128.load(at(stats, c));
+      const inv = v128.load(at(stats, ch + c));
+      const pb = at(bs, c), pr = at(r, c), px = at(x, c);
+      const b0 = channels4(SUM, pb, 0, b, step, zero, zero);
+      const b1 = channels4(CENTERED, pb, px, b, step, mean, inv);
+      const r0 = channels4(SUM, pr, 0, b, step, zero, zero);
+      const r1 = channels4(CENTERED, pr, px, b, step, mean, inv);
+      const br = channels4(DOT, pb, pr, b, step, zero, zero);
+      putJrSums(sums, dgamma, ch, c, f32x4.extract_lane(inv, 0), fm, f32x4.extract_lane(b0, 0),
+        f32x4.extract_lane(b1, 0), f32x4.extract_lane(r0, 0), f32x4.extract_lane(r1, 0),
+        f32x4.extract_lane(br, 0));
+      putJrSums(sums, dgamma, ch, c + 1, f32x4.extract_lane(inv, 1), fm, f32x4.extract_lane(b0, 1),
+        f32x4.extract_lane(b1, 1), f32x4.extract_lane(r0, 1), f32x4.extract_lane(r1, 1),
+        f32x4.extract_lane(br, 1));
+      putJrSums(sums, dgamma, ch, c + 2, f32x4.extract_lane(inv, 2), fm, f32x4.extract_lane(b0, 2),
+        f32x4.extract_lane(b1, 2), f32x4.extract_lane(r0, 2), f32x4.extract_lane(r1, 2),
+        f32x4.extract_lane(br, 2));
+      putJrSums(sums, dgamma, ch, c + 3, f32x4.extract_lane(inv, 3), fm, f32x4.extract_lane(b0, 3),
+        f32x4.extract_lane(b1, 3), f32x4.extract_lane(r0, 3), f32x4.extract_lane(r1, 3),
+        f32x4.extract_lane(br, 3));
+    }
+  }
+  const rowBytes = (ch * s) << 2;
+  for (; c < end; c++) {
+    const mean = load<f32>(at(stats, c));
+    const inv = load<f32>(at(stats, ch + c));
+    const off = <usize>c * s;
+    const pb = at(bs, off), pr = at(r, off), px = at(x, off);
+    putJrSums(sums, dgamma, ch, c, inv, fm,
+      channel(SUM, pb, 0, b, rowBytes, s, 0, 0),
+      channel(CENTERED, pb, px, b, rowBytes, s, mean, inv),
+      channel(SUM, pr, 0, b, rowBytes, s, 0, 0),
+      channel(CENTERED, pr, px, b, rowBytes, s, mean, inv),
+      channel(DOT, pb, pr, b, rowBytes, s, 0, 0));
+  }
+}
+
+/**
+ * inject_main on elements [i0, i0 + count): with per-channel γ, s = invstd, x̂ = (x - mean)·s
+ * and the sums, out = -(s/M)·(f·x̂ + R1·γ·Pb + γ·B1·Pr), Pb = s·(b - B0/M - x̂·B1/M),
+ * Pr = s·(r - R0/M - x̂·R1/M), f = γ·s·(BR - B0·R0/M - B1·R1/M); c = (i / S) % C.
+ * @param x (B, C, S) f32 the cached input
+ * @param bs (B, C, S) f32
+ * @param r (B, C, S) f32
+ * @param gamma (C,) f32
+ * @param stats (5, C) f32 (rows 0 and 1)
+ * @param sums (5, C) f32 from batchnorm_jrSums
+ * @param out (B, C, S) f32
+ */
+export function batchnorm_jrInject(
+  i0: u32,
+  count: u32,
+  b: u32,
+  channels: u32,
+  s: u32,
+  x: usize,
+  bs: usize,
+  r: usize,
+  gamma: usize,
+  stats: usize,
+  sums: usize,
+  out: usize,
+): void {
+  const fm = <f32>(b * s);
+  const ch = <usize>channels;
+  const end = i0 + count;
+  let i = i0;
+  while (i < end) {
+    // One run of equal c: the rest of the current row of s elements.
+    const row = i / s;
+    const c = <usize>(row % channels);
+    const stop = min<u32>(end, (row + 1) * s);
+    const sc = load<f32>(at(stats, ch + c));
+    const mean = load<f32>(at(stats, c));
+    const gm = load<f32>(at(gamma, c));
+    const b0 = load<f32>(at(sums, c)), b1 = load<f32>(at(sums, ch + c));
+    const r0 = load<f32>(at(sums, 2 * ch + c)), r1 = load<f32>(at(sums, 3 * ch + c));
+    const br = load<f32>(at(sums, 4 * ch + c));
+    const f = gm * sc * (br - b0 * r0 / fm - b1 * r1 / fm);
+    const k = -(sc / fm);
+    const cb = r1 * gm, cr = gm * b1;
+    const tb0 = b0 / fm, tb1 = b1 / fm, tr0 = r0 / fm, tr1 = r1 / fm;
+    const vs = f32x4.splat(sc), vmean = f32x4.splat(mean), vf = f32x4.splat(f), vk = f32x4.splat(k);
+    const vcb = f32x4.splat(cb), vcr = f32x4.splat(cr);
+    const vtb0 = f32x4.splat(tb0), vtb1 = f32x4.splat(tb1);
+    const vtr0 = f32x4.splat(tr0), vtr1 = f32x4.splat(tr1);
+    for (; i + 4 <= stop; i += 4) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(x, i)), vmean), vs);
+      const pb = f32x4.mul(vs, f32x4.sub(f32x4.sub(v128.load(at(bs, i)), vtb0), f32x4.mul(xh, vtb1)));
+      const pr = f32x4.mul(vs, f32x4.sub(f32x4.sub(v128.load(at(r, i)), vtr0), f32x4.mul(xh, vtr1)));
+      const t = f32x4.add(f32x4.add(f32x4.mul(vf, xh), f32x4.mul(vcb, pb)), f32x4.mul(vcr, pr));
+      v128.store(at(out, i), f32x4.mul(vk, t));
+    }
+    for (; i < stop; i++) {
+      const xh = (load<f32>(at(x, i)) - mean) * sc;
+      const pb = sc * (load<f32>(at(bs, i)) - tb0 - xh * tb1);
+      const pr = sc * (load<f32>(at(r, i)) - tr0 - xh * tr1);
+      store<f32>(at(out, i), k * (f * xh + cb * pb + cr * pr));
+    }
   }
 }

@@ -4,7 +4,8 @@
  * (`stats_main`), `batchnorm.affine` (`affine_main`), `batchnorm.bwd_reduce`
  * (`bwd_reduce_main`), `batchnorm.bwd_dx` (`bwd_dx_main`), `batchnorm.update_running`
  * (`update_running_main`), `batchnorm.eval_stats` (`eval_stats_main`), `batchnorm.accum_grads`
- * (`accum_grads_main`).
+ * (`accum_grads_main`); and of shaders/batchnorm_jr.wgsl (training-mode BatchNorm in the
+ * Jacobian penalties): `batchnorm.jr_sums` (`sums_main`), `batchnorm.jr_inject` (`inject_main`).
  *
  * Threading plan: the per-channel reductions (stats, bwd_reduce) split the channels across
  * threads, each channel summed whole by one thread; the elementwise passes (affine, bwd_dx) split
@@ -136,6 +137,51 @@ const accumGrads: Twin = (rt, [st, _mean, _var, dg, db], p, _c, workgroups) => {
   rt.kernels.batchnorm_accumGrads(channels, c, st.ptr, dg.ptr, db.ptr);
 };
 
+/** (b, c, s) of the batchnorm_jr kernels, checked against the bindings. */
+function jrDims(
+  kernel: string,
+  p: Readonly<Record<string, number>>,
+  data: readonly WasmTensor[],
+  perChannel: readonly [WasmTensor, number][],
+): { b: number; c: number; s: number } {
+  const b = param(kernel, p, "b"), c = param(kernel, p, "c"), s = param(kernel, p, "s");
+  if (!(c >= 1 && s >= 1)) throw new Error(`Kernel '${kernel}': c and s must be >= 1`);
+  for (const t of data) {
+    if (t.size < b * c * s) {
+      throw new Error(`Kernel '${kernel}': ${t.describe()} holds fewer than (${b}, ${c}, ${s})`);
+    }
+  }
+  for (const [t, rows] of perChannel) {
+    if (t.size < rows * c) {
+      throw new Error(`Kernel '${kernel}': ${t.describe()} < (${rows}, ${c})`);
+    }
+  }
+  return { b, c, s };
+}
+
+const jrSums: Twin = (rt, [x, bs, r, _gamma, st, sums, dg], p, _c, workgroups) => {
+  const kernel = "batchnorm.jr_sums";
+  const { b, c, s } = jrDims(kernel, p, [x, bs, r], [[st, 2], [sums, 5], [dg, 1]]);
+  const channels = gridChannels(kernel, workgroups, c);
+  rt.parallel(
+    "batchnorm_jrSums",
+    splitWork(rt, channels, 5 * b * s)
+      .map(([c0, c1]) => [c0, c1 - c0, b, c, s, x.ptr, bs.ptr, r.ptr, st.ptr, sums.ptr, dg.ptr]),
+  );
+};
+
+const jrInject: Twin = (rt, [x, bs, r, gamma, st, sums, _dg, out], p, _c, workgroups) => {
+  const kernel = "batchnorm.jr_inject";
+  const { b, c, s } = jrDims(kernel, p, [x, bs, r, out], [[gamma, 1], [st, 2], [sums, 5]]);
+  const n = gridItems(b * c * s, workgroups);
+  rt.parallel(
+    "batchnorm_jrInject",
+    splitWork(rt, n, 1, MIN_WORK, 4).map((
+      [i0, i1],
+    ) => [i0, i1 - i0, b, c, s, x.ptr, bs.ptr, r.ptr, gamma.ptr, st.ptr, sums.ptr, out.ptr]),
+  );
+};
+
 /** Twins by kernel name, then entry point. */
 export const BATCHNORM_TWINS: TwinFamily = {
   "batchnorm.stats": { stats_main: stats },
@@ -145,4 +191,6 @@ export const BATCHNORM_TWINS: TwinFamily = {
   "batchnorm.update_running": { update_running_main: updateRunning },
   "batchnorm.eval_stats": { eval_stats_main: evalStats },
   "batchnorm.accum_grads": { accum_grads_main: accumGrads },
+  "batchnorm.jr_sums": { sums_main: jrSums },
+  "batchnorm.jr_inject": { inject_main: jrInject },
 };
