@@ -9,6 +9,7 @@
  * @module
  */
 
+import { fittingBatchSize } from "../src/layers/memory.ts";
 import { type Command, didYouMean, type Io, type ParsedArgs, UsageError } from "./args.ts";
 import { checkWritable, writeFileAtomic } from "./fs.ts";
 import { CONSOLE_IO, runCommand } from "./_run.ts";
@@ -63,7 +64,11 @@ const attackFlags = {
   "data-path": { type: "string", help: "Directory holding the dataset's files." },
   split: { type: "string", help: "test, train or val.", default: "test" },
   limit: { type: "number", help: "Attack only the first N samples.", default: 1000 },
-  "batch-size": { type: "number", help: "Samples per attack batch.", default: 256 },
+  "batch-size": {
+    type: "number",
+    help: "Samples per attack batch (default 256, or fewer where the WebAssembly backend's " +
+      "memory cap needs it).",
+  },
   "no-checks": { type: "boolean", help: "Skip the sanity checks (they run extra attacks)." },
   out: { type: "string", help: "JSON report path (default <checkpoint>.attack.json)." },
   force: { type: "boolean", help: "Overwrite an existing report." },
@@ -204,7 +209,7 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   const steps = positiveInt("steps", flags.steps);
   const restarts = positiveInt("restarts", flags.restarts)!;
   const limit = positiveInt("limit", flags.limit);
-  const batchSize = positiveInt("batch-size", flags["batch-size"])!;
+  const wantedBatch = positiveInt("batch-size", flags["batch-size"]);
   const split = String(flags.split);
   if (!["test", "train", "val"].includes(split)) {
     throw new UsageError(`Flag '--split' must be test, train or val, got '${split}'`);
@@ -230,6 +235,8 @@ async function runAttackCli({ flags, positionals }: ParsedArgs, io: Io): Promise
   try {
     model = loadCheckpointModel(rt, path, ck, req, set, io.err);
     model.eval();
+    const batchSize = wantedBatch ??
+      fittingBatchSize(rt, model, set.sampleShape, 256, { backward: true });
     const t0 = performance.now();
     const r = await robustness(rt, model, set, {
       attacks: attacks as AttackName[],

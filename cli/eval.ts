@@ -27,7 +27,11 @@ const evalFlags = {
   "data-path": { type: "string", help: "Directory holding the dataset's files." },
   split: { type: "string", help: "test, train or val.", default: "test" },
   limit: { type: "number", help: "Evaluate only the first N samples." },
-  "batch-size": { type: "number", help: "Samples per forward pass.", default: 500 },
+  "batch-size": {
+    type: "number",
+    help: "Samples per forward pass (default 500, or fewer where the WebAssembly backend's " +
+      "memory cap needs it).",
+  },
   "per-class": { type: "boolean", help: "Also print the accuracy of each class." },
   json: { type: "boolean", help: "Print one JSON object." },
   ...MODEL_FLAGS,
@@ -35,8 +39,8 @@ const evalFlags = {
 
 async function runEval({ flags, positionals }: ParsedArgs, io: Io): Promise<number> {
   const path = seams.checkpointArg("eval", positionals);
-  const bs = flags["batch-size"] as number;
-  if (!(Number.isInteger(bs) && bs >= 1)) {
+  const bs = flags["batch-size"] as number | undefined;
+  if (bs !== undefined && !(Number.isInteger(bs) && bs >= 1)) {
     throw new UsageError(`Flag '--batch-size' needs a positive integer, got ${bs}`);
   }
   const lim = flags.limit as number | undefined;

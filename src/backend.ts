@@ -131,6 +131,11 @@ export interface BackendMemory {
    * served by a freed one): constant over the steps of a loop that does not grow.
    */
   created: number;
+  /**
+   * The most bytes tensors may take, where the backend has a fixed cap (the WebAssembly
+   * backend's memory limit); absent where it has none it knows of (WebGPU).
+   */
+  limitBytes?: number;
 }
 
 /** A runtime that owns tensors and runs kernels on them. */

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { fittingBatchSize } from "../layers/memory.ts";
 import type { Backend } from "../backend.ts";
 import type { Tensor } from "../backend.ts";
 import { type AttackModel, checkInt } from "./common.ts";
@@ -254,7 +255,8 @@ export async function robustness(
   if (total < 1 || data.x.length < total * d) {
     throw new Error(`${op}: data holds ${data.y.length} samples of ${d} values; need at least 1`);
   }
-  const bs = opts.batchSize ?? 256;
+  const bs = opts.batchSize ??
+    fittingBatchSize(rt, model, data.sampleShape, 256, { backward: true });
   checkInt(op, "batchSize", bs, 1);
   const attacks = opts.attacks;
   const robust: Record<string, boolean[][]> = {}; // [attack][eps][sample]

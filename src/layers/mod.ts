@@ -39,3 +39,4 @@ export * from "./residual.ts";
 export * from "./branches.ts";
 export * from "./layernorm.ts";
 export * from "./weight_norm.ts";
+export { fittingBatchSize, forwardBytesPerSample } from "./memory.ts";

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { fittingBatchSize } from "../layers/memory.ts";
 import type { Backend } from "../backend.ts";
 import type { Tensor } from "../backend.ts";
 import { runMetricsKernel } from "./_kernels.ts";
@@ -108,13 +109,19 @@ export function predictionStats(
   return inEval(model, async () => {
     const parts: { start: number; v: Float32Array }[] = [];
     let classes = 0;
-    await forBatches(rt, data, opts.batchSize ?? 500, async (x, y, start) => {
-      const logits = model.forward(x);
-      classes = logits.shape[1];
-      const s = predictionStatsGpu(rt, logits, y);
-      parts.push({ start, v: (await s.read()) as Float32Array });
-      s.dispose();
-    }, "predictionStats");
+    await forBatches(
+      rt,
+      data,
+      opts.batchSize ?? fittingBatchSize(rt, model, data.sampleShape, 500),
+      async (x, y, start) => {
+        const logits = model.forward(x);
+        classes = logits.shape[1];
+        const s = predictionStatsGpu(rt, logits, y);
+        parts.push({ start, v: (await s.read()) as Float32Array });
+        s.dispose();
+      },
+      "predictionStats",
+    );
     const n = parts.reduce((a, p) => a + p.v.length / 4, 0);
     const r: PredictionStats = {
       confidence: new Float32Array(n),

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { fittingBatchSize } from "../layers/memory.ts";
 import type { Backend } from "../backend.ts";
 import type { Tensor } from "../backend.ts";
 import { randomNormal } from "../init/philox.ts";
@@ -146,16 +147,23 @@ export function jacobianFrobenius(
     const n = data.length ?? data.x.length / d;
     const norms = new Float64Array(n);
     let batch = 0;
-    await forBatches(rt, { ...data, y: undefined }, opts.batchSize ?? 250, async (x, _y, start) => {
-      const sq = jacobianFrobeniusSq(rt, model, x, {
-        nproj: opts.nproj,
-        seed: opts.seed,
-        stream: batch++,
-      });
-      const v = await sq.read();
-      sq.dispose();
-      for (let i = 0; i < v.length; i++) norms[start + i] = Math.sqrt(Math.max(0, v[i]));
-    }, "jacobianFrobenius");
+    await forBatches(
+      rt,
+      { ...data, y: undefined },
+      opts.batchSize ??
+        fittingBatchSize(rt, model, data.sampleShape, 250, { backward: true }),
+      async (x, _y, start) => {
+        const sq = jacobianFrobeniusSq(rt, model, x, {
+          nproj: opts.nproj,
+          seed: opts.seed,
+          stream: batch++,
+        });
+        const v = await sq.read();
+        sq.dispose();
+        for (let i = 0; i < v.length; i++) norms[start + i] = Math.sqrt(Math.max(0, v[i]));
+      },
+      "jacobianFrobenius",
+    );
     const sorted = Float64Array.from(norms).sort();
     const { mean, std, se } = meanStd(norms);
     let ms = 0;

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { fittingBatchSize } from "../layers/memory.ts";
 import type { Backend } from "../backend.ts";
 import { forBatches, inEval, type MetricModel, type Samples } from "./_common.ts";
 
@@ -38,24 +39,32 @@ export function logitMargins(
   return inEval(model, async () => {
     const parts: { start: number; v: Float64Array }[] = [];
     let total = 0;
-    await forBatches(rt, { ...data, y: undefined }, opts.batchSize ?? 500, async (x, _y, start) => {
-      const out = model.forward(x);
-      const [b, k] = out.shape;
-      if (out.shape.length !== 2 || k < 2) {
-        throw new Error(`logitMargins: the model must output (B, K ≥ 2) logits, got ${out.shape}`);
-      }
-      const z = (await out.read()) as Float32Array;
-      const v = new Float64Array(b);
-      for (let i = 0; i < b; i++) {
-        const t = labels[start + i];
-        if (!(t >= 0 && t < k)) throw new Error(`logitMargins: label ${t} outside [0, ${k})`);
-        let other = -Infinity;
-        for (let j = 0; j < k; j++) if (j !== t) other = Math.max(other, z[i * k + j]);
-        v[i] = z[i * k + t] - other;
-      }
-      parts.push({ start, v });
-      total += b;
-    }, "logitMargins");
+    await forBatches(
+      rt,
+      { ...data, y: undefined },
+      opts.batchSize ?? fittingBatchSize(rt, model, data.sampleShape, 500),
+      async (x, _y, start) => {
+        const out = model.forward(x);
+        const [b, k] = out.shape;
+        if (out.shape.length !== 2 || k < 2) {
+          throw new Error(
+            `logitMargins: the model must output (B, K ≥ 2) logits, got ${out.shape}`,
+          );
+        }
+        const z = (await out.read()) as Float32Array;
+        const v = new Float64Array(b);
+        for (let i = 0; i < b; i++) {
+          const t = labels[start + i];
+          if (!(t >= 0 && t < k)) throw new Error(`logitMargins: label ${t} outside [0, ${k})`);
+          let other = -Infinity;
+          for (let j = 0; j < k; j++) if (j !== t) other = Math.max(other, z[i * k + j]);
+          v[i] = z[i * k + t] - other;
+        }
+        parts.push({ start, v });
+        total += b;
+      },
+      "logitMargins",
+    );
     const r = new Float64Array(total);
     for (const { start, v } of parts) r.set(v, start);
     return r;

@@ -56,6 +56,7 @@ import type { Backend } from "../backend.ts";
 import { fmtShape, type Tensor } from "../backend.ts";
 import type { Param } from "../layers/layer.ts";
 import type { Sequential } from "../layers/sequential.ts";
+import { fittingBatchSize } from "../layers/memory.ts";
 import { axpy } from "../ops/elementwise.ts";
 import { argmax, reduce } from "../ops/reduce.ts";
 import type { Regularizer, StepContext } from "../hooks/step.ts";
@@ -138,7 +139,10 @@ export interface TrainOptions {
   logEvery?: number;
   /** Steps between samples of the gradient norm (each costs a reduction per tensor). Default 10. */
   gradNormEvery?: number;
-  /** Batch size of the validation pass. Default 500. */
+  /**
+   * Batch size of the validation, test and memorisation passes. Default 500, or fewer where the
+   * backend's memory cap needs it (`fittingBatchSize`, src/layers/memory.ts).
+   */
   evalBatchSize?: number;
   /** Random augmentation of image batches (src/data/augment.ts), drawn per epoch. Default none. */
   augment?: AugmentSpec;
@@ -319,7 +323,7 @@ export interface EvalResult {
 
 /** Options of {@linkcode evaluate}. */
 export interface EvalOptions {
-  /** Samples per forward pass. Default 500. */
+  /** Samples per forward pass. Default 500, or fewer where the memory cap needs it (`fittingBatchSize`). */
   batchSize?: number;
   /** Also return per-class accuracy and the predictions (one extra read-back). Default false. */
   perClass?: boolean;
@@ -438,7 +442,13 @@ export async function evaluate(
     }
     data = subset(data, Array.from({ length: opts.limit }, (_, i) => i));
   }
-  const bs = Math.max(1, Math.min(opts.batchSize ?? 500, data.length));
+  const bs = Math.max(
+    1,
+    Math.min(
+      opts.batchSize ?? fittingBatchSize(model.rt, model, data.sampleShape, 500),
+      data.length,
+    ),
+  );
   const loader = new Batches(model.rt, data, { batchSize: bs, shuffle: false });
   try {
     return await evaluateBatches(model, loader, data, opts.perClass ?? false);
@@ -732,6 +742,10 @@ function openRun(
   const best = plan.restoreBest
     ? params.map((p) => rt.empty(p.value.shape, p.value.dtype, `best ${p.name}`))
     : null;
+  // Evaluation batches: 500 samples, or what fits under the backend's memory cap (Wasm) beside
+  // the parameters, the optimizer state and the data already there.
+  const evalBatch = options.evalBatchSize ??
+    fittingBatchSize(rt, model, data.train.sampleShape, 500);
   let trainSet = data.train;
   let noise: TrainRun["noise"] = null;
   let device: DeviceDataset | null = null;
@@ -745,7 +759,7 @@ function openRun(
       clean: r.cleanLabels,
       corrupted: r.corrupted,
       loader: new Batches(rt, device ?? trainSet, {
-        batchSize: Math.min(options.evalBatchSize ?? 500, trainSet.length),
+        batchSize: Math.min(evalBatch, trainSet.length),
         shuffle: false,
       }),
       record: {
@@ -764,14 +778,14 @@ function openRun(
   const valSet = data.val;
   const valLoader = valSet
     ? new Batches(rt, valSet, {
-      batchSize: Math.min(options.evalBatchSize ?? 500, valSet.length),
+      batchSize: Math.min(evalBatch, valSet.length),
       shuffle: false,
     })
     : null;
   const testSet = data.test;
   const testLoader = testSet
     ? new Batches(rt, testSet, {
-      batchSize: Math.min(options.evalBatchSize ?? 500, testSet.length),
+      batchSize: Math.min(evalBatch, testSet.length),
       shuffle: false,
     })
     : null;
