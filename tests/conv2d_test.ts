@@ -208,6 +208,39 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
   }
 });
 
+Deno.test("conv2dForward() four-row runs give the bits of one-row runs and match the reference", async () => {
+  const rt = await getBackend();
+  // 3×3, unit stride, cn 4 takes ROWS (shaders/conv2d.wgsl): output heights a multiple of 4 and
+  // not (rows past OH clamped without padding, zero-padded with), one block, odd widths, M not a
+  // multiple of 16; a row stride of 2 stays on one-row runs.
+  const cases: typeof CASES = [
+    [[2, 5, 6, 13], 17, [3, 3], [1, 1], [0, 0]],
+    [[2, 3, 11, 9], 5, [3, 3], [1, 1], [0, 0]],
+    [[3, 4, 9, 10], 6, [3, 3], [1, 1], [1, 1]],
+    [[1, 2, 7, 5], 20, [3, 3], [1, 1], [0, 1]],
+    [[2, 4, 11, 7], 3, [3, 3], [2, 1], [1, 1]],
+  ];
+  for (const c of cases) {
+    const [xs, o, k, stride, padding] = c;
+    const xa = randomArray(numel(xs), 31), wa = randomArray(o * xs[1] * k[0] * k[1], 32);
+    const ba = randomArray(o, 33);
+    const x = rt.upload(xa, xs), w = rt.upload(wa, [o, xs[1], ...k]), b = rt.upload(ba, [o]);
+    const ref = conv2dRef(xa, xs, wa, o, ba, { kernel: k, stride, padding });
+    const tiling = { shared: false, tx: 8, ty: 1, rm: 16, cn: 4 };
+    const four = conv2dForward(rt, x, w, { bias: b, stride, padding, tiling });
+    const one = conv2dForward(rt, x, w, {
+      bias: b,
+      stride,
+      padding,
+      tiling: { ...tiling, rows: false },
+    });
+    const got = await four.read();
+    assertClose(got, ref.y, { what: `y ${label(c)}` });
+    assert.deepStrictEqual(got, await one.read(), `${label(c)}: four-row and one-row runs differ`);
+    for (const t of [x, w, b, four, one]) t.dispose();
+  }
+});
+
 Deno.test("conv2dForward() with an activation gives the bits of the convolution then the activation kernel", async () => {
   const rt = await getBackend();
   for (const [ci, c] of CASES.entries()) {
