@@ -63,6 +63,13 @@ export interface Conv2dTiling {
    */
   rows?: boolean;
   /**
+   * With `run` in the weight gradient, packed dy, ty 1 and rm 16 (default: on where it
+   * applies): the vec4 lanes run over four output channels instead of the three kx columns, so
+   * no lane multiplies a zero, and each thread takes five (c, ky) triples instead of four
+   * (TRIO in shaders/conv2d.wgsl).
+   */
+  trio?: boolean;
+  /**
    * With `run`, 1 row per workgroup row and rm a multiple of 4 (default: on where it applies):
    * the weights are first packed (transposed, rows padded to 4) so that four rows of A are one
    * vec4 load (APACK in shaders/conv2d.wgsl).
@@ -216,6 +223,9 @@ function launch(
   const { m, n, k, splits, kchunk } = gemm;
   const run = runPath(g, mode, t);
   const rows = run && rowsPath(g, mode, t);
+  const pack = !t.shared && (t.pack ?? true) && t.ty === 1 && t.rm % 4 === 0;
+  // Mode 2 on the run path with packed dy, 16 rows and cn 4: five triples per thread (TRIO).
+  const trio = run && mode === 2 && pack && t.rm === 16 && cn === 4 && (t.trio ?? true);
   // Column units of the grid: runs of 4 x positions (modes 0, 1) or (c, ky) triples (mode 2).
   const cols = !run
     ? n
@@ -229,7 +239,6 @@ function launch(
     ? g.batch * g.h * Math.ceil(g.w / 4)
     : g.cin * g.kh;
   if (m === 0 || n === 0) return;
-  const pack = !t.shared && (t.pack ?? true) && t.ty === 1 && t.rm % 4 === 0;
   let packed: Tensor | null = null;
   if (pack) {
     const mPad = Math.ceil(m / 4) * 4;
@@ -250,7 +259,11 @@ function launch(
   rt.dispatch(CONV, {
     bindings: [a, src, out, bias ?? a, ap],
     params: { ...g, m, n: run && mode !== 2 ? cols : n, k, kchunk, beta },
-    workgroups: [Math.ceil(cols / (rows ? t.tx : run ? cn * t.tx : bn)), Math.ceil(m / bm), splits],
+    workgroups: [
+      Math.ceil(cols / (rows ? t.tx : trio ? 5 * t.tx : run ? cn * t.tx : bn)),
+      Math.ceil(m / bm),
+      splits,
+    ],
     constants: {
       MODE: mode,
       SHARED: t.shared ? 1 : 0,
@@ -266,6 +279,7 @@ function launch(
       RUNW: run && mode !== 2 ? g.kw : 3,
       APACK: pack ? 1 : 0,
       ROWS: rows ? 1 : 0,
+      TRIO: trio ? 1 : 0,
       ACT: act,
     },
   });
