@@ -51,7 +51,8 @@
 //     position per depth step, one B load per step (tri_main).
 //   - ROWS (mode 0 on the run path, 3×3, unit stride, CN = 4): a thread's four runs are the same
 //     x positions in four neighbouring output rows, which read six input rows per channel
-//     instead of twelve (run_rows_main); DDNet's forward 1.2-1.5x faster again.
+//     instead of twelve (run_rows_main); DDNet's forward 1.1-1.2x faster where OH is a multiple
+//     of 4.
 //   - TRIO (mode 2 on the run path, APACK, RM = 16, CN = 4): the vec4 lanes run over four rows o
 //     instead of the three kx columns (no lane multiplies a zero), which frees enough
 //     accumulators for a fifth triple per thread (tri4_main); DDNet's 3×3 weight gradients

@@ -210,7 +210,7 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
 
 Deno.test("conv2dForward() four-row runs give the bits of one-row runs and match the reference", async () => {
   const rt = await getBackend();
-  // 3×3, unit stride, cn 4 takes ROWS (shaders/conv2d.wgsl): output heights a multiple of 4 and
+  // 3×3, unit stride, cn 4 takes ROWS (shaders/conv2d.wgsl) when asked: output heights a multiple of 4 and
   // not (rows past OH clamped without padding, zero-padded with), one block, odd widths, M not a
   // multiple of 16; a row stride of 2 stays on one-row runs.
   const cases: typeof CASES = [
@@ -226,7 +226,7 @@ Deno.test("conv2dForward() four-row runs give the bits of one-row runs and match
     const ba = randomArray(o, 33);
     const x = rt.upload(xa, xs), w = rt.upload(wa, [o, xs[1], ...k]), b = rt.upload(ba, [o]);
     const ref = conv2dRef(xa, xs, wa, o, ba, { kernel: k, stride, padding });
-    const tiling = { shared: false, tx: 8, ty: 1, rm: 16, cn: 4 };
+    const tiling = { shared: false, tx: 8, ty: 1, rm: 16, cn: 4, rows: true };
     const four = conv2dForward(rt, x, w, { bias: b, stride, padding, tiling });
     const one = conv2dForward(rt, x, w, {
       bias: b,

@@ -56,8 +56,8 @@ export interface Conv2dTiling {
    */
   run?: boolean;
   /**
-   * With `run` in the forward, a 3×3 kernel, unit stride and cn 4 (default:
-   * on where it applies): a thread's four column groups are one run of x positions in four
+   * With `run` in the forward, a 3×3 kernel, unit stride and cn 4 (default: on where the
+   * output height is a multiple of 4): a thread's four column groups are one run of x positions in four
    * neighbouring rows, which share their input rows, 6 row loads per channel instead of 12
    * (ROWS in shaders/conv2d.wgsl).
    */
@@ -187,11 +187,13 @@ function runPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
  * shaders/conv2d.wgsl)?
  */
 function rowsPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
-  // Measured on llvmpipe (DDNet b64, GPU time per dispatch, interleaved): forward 1.3-1.5x
-  // (64-128 channels; 1.2x with 10 output rows, two of every twelve computed for nothing). The
-  // input gradient (bounds-tested loads) gained 0-4 % where H is a multiple of 4 and lost up
-  // to 10 % where it is not, so it keeps one row per group.
-  return (t.rows ?? true) && mode === 0 && g.kh === 3 && g.kw === 3 && g.sh === 1 &&
+  // Measured on llvmpipe (DDNet b64, GPU time per dispatch), one process per code version,
+  // alternated, machine loaded: forward 1.1-1.2x with 28 and 12 output rows, 0.9-1.1x with 10
+  // (two rows of every twelve computed for nothing), so by default only where OH is a multiple
+  // of 4. (Interleaved in one process the gain read 1.3-1.5x; the separate runs are what the
+  // training bench sees.) The input gradient (bounds-tested loads) gained 0-4 % where H is a
+  // multiple of 4 and lost up to 10 % where it is not, so it keeps one row per group.
+  return (t.rows ?? g.oh % 4 === 0) && mode === 0 && g.kh === 3 && g.kw === 3 && g.sh === 1 &&
     g.sw === 1 && (t.cn ?? 1) === 4;
 }
 
