@@ -10,6 +10,7 @@
  * Flags: `--json` prints every table as JSON at the end;
  * `--only matmul,train,epoch,attacks,planes,wasm` picks benchmarks; the training
  * benchmark's own flags (`--memory-steps 1000`, `--configs lenet64,ddnet64`, `--no-jr`,
+ * `--peers tfjs,jax`,
  * `--profile lenet64`: the per-kernel profile of regula's plain and JR steps instead,
  * `--rounds N`) and the epoch benchmark's (`--quick`, `--epoch-steps N`,
  * `--epoch-rounds N`, `--epoch-peers tfjs,jax,torch`) pass through;

@@ -234,13 +234,15 @@ function argValue(args: string[], flag: string): string | undefined {
 
 /**
  * Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`,
- * `--no-jr`).
+ * `--no-jr`, `--peers tfjs,jax`: which peers to run, `--peers none` for regula alone).
  */
 export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
   const only = argValue(args, "--configs")?.split(",");
   const memorySteps = Number(argValue(args, "--memory-steps") ?? 0);
   const rounds = argValue(args, "--rounds");
+  const peers = argValue(args, "--peers")?.split(",").filter((p) => p === "tfjs" || p === "jax");
   return {
+    peers: peers as BenchTrainOptions["peers"],
     only,
     memorySteps,
     rounds: rounds ? Number(rounds) : undefined,

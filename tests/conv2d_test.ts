@@ -208,6 +208,84 @@ Deno.test("conv2dForward() / InputGrad / WeightGrad direct-load runs and packed 
   }
 });
 
+Deno.test("conv2dForward() four-row runs give the bits of one-row runs and match the reference", async () => {
+  const rt = await getBackend();
+  // 3×3, unit stride, cn 4 takes ROWS (shaders/conv2d.wgsl) when asked: output heights a multiple of 4 and
+  // not (rows past OH clamped without padding, zero-padded with), one block, odd widths, M not a
+  // multiple of 16; a row stride of 2 stays on one-row runs.
+  const cases: typeof CASES = [
+    [[2, 5, 6, 13], 17, [3, 3], [1, 1], [0, 0]],
+    [[2, 3, 11, 9], 5, [3, 3], [1, 1], [0, 0]],
+    [[3, 4, 9, 10], 6, [3, 3], [1, 1], [1, 1]],
+    [[1, 2, 7, 5], 20, [3, 3], [1, 1], [0, 1]],
+    [[2, 4, 11, 7], 3, [3, 3], [2, 1], [1, 1]],
+  ];
+  for (const c of cases) {
+    const [xs, o, k, stride, padding] = c;
+    const xa = randomArray(numel(xs), 31), wa = randomArray(o * xs[1] * k[0] * k[1], 32);
+    const ba = randomArray(o, 33);
+    const x = rt.upload(xa, xs), w = rt.upload(wa, [o, xs[1], ...k]), b = rt.upload(ba, [o]);
+    const ref = conv2dRef(xa, xs, wa, o, ba, { kernel: k, stride, padding });
+    const tiling = { shared: false, tx: 8, ty: 1, rm: 16, cn: 4, rows: true };
+    const four = conv2dForward(rt, x, w, { bias: b, stride, padding, tiling });
+    const one = conv2dForward(rt, x, w, {
+      bias: b,
+      stride,
+      padding,
+      tiling: { ...tiling, rows: false },
+    });
+    const got = await four.read();
+    assertClose(got, ref.y, { what: `y ${label(c)}` });
+    assert.deepStrictEqual(got, await one.read(), `${label(c)}: four-row and one-row runs differ`);
+    for (const t of [x, w, b, four, one]) t.dispose();
+  }
+});
+
+Deno.test("conv2dWeightGrad() five triples per thread over four-channel lanes give the bits of the triple path", async () => {
+  const rt = await getBackend();
+  // The run path of the weight gradient (3-wide, sw 1, C·kh >= 4·tx·cn) with packed dy, rm 16
+  // and cn 4 takes TRIO (shaders/conv2d.wgsl): five (c, ky) triples per thread, the last block
+  // of triples and rows part empty (33 and 39 triples, 17 and 5 channels), padding, a row
+  // stride of 2, one and three K splits.
+  const cases: typeof CASES = [
+    [[2, 11, 7, 9], 17, [3, 3], [1, 1], [0, 0]],
+    [[3, 13, 6, 5], 5, [3, 3], [2, 1], [1, 1]],
+    [[1, 11, 5, 8], 20, [3, 3], [1, 1], [1, 0]],
+  ];
+  const tiling = { shared: false, tx: 2, ty: 1, rm: 16, cn: 4 };
+  for (const c of cases) {
+    const [xs, o, k, stride, padding] = c;
+    const xa = randomArray(numel(xs), 41), wa = randomArray(o * xs[1] * k[0] * k[1], 42);
+    const x = rt.upload(xa, xs);
+    const ref = conv2dRef(xa, xs, wa, o, new Float32Array(o), { kernel: k, stride, padding });
+    const dy = rt.upload(randomArray(ref.y.length, 43), ref.shape);
+    const bref = conv2dBackwardRef(xa, xs, wa, o, await dy.read() as Float32Array, {
+      kernel: k,
+      stride,
+      padding,
+    });
+    for (const splits of [1, 3]) {
+      const got = [];
+      for (const trio of [true, false]) {
+        const dw = rt.upload(new Float32Array(wa.length).fill(0.5), [o, xs[1], ...k]);
+        conv2dWeightGrad(rt, dy, x, {
+          dWeight: dw,
+          stride,
+          padding,
+          tiling: { ...tiling, trio },
+          splits,
+        });
+        got.push(await dw.read());
+        dw.dispose();
+      }
+      const what = `${label(c)} splits ${splits}`;
+      assertClose(got[0], bref.dw.map((t) => t + 0.5), { atol: 1e-4, what: `dW ${what}` });
+      assert.deepStrictEqual(got[0], got[1], `${what}: five-triple and triple paths differ`);
+    }
+    for (const t of [x, dy]) t.dispose();
+  }
+});
+
 Deno.test("conv2dForward() with an activation gives the bits of the convolution then the activation kernel", async () => {
   const rt = await getBackend();
   for (const [ci, c] of CASES.entries()) {

@@ -56,6 +56,20 @@ export interface Conv2dTiling {
    */
   run?: boolean;
   /**
+   * With `run` in the forward, a 3×3 kernel, unit stride and cn 4 (default: on where the
+   * output height is a multiple of 4): a thread's four column groups are one run of x positions in four
+   * neighbouring rows, which share their input rows, 6 row loads per channel instead of 12
+   * (ROWS in shaders/conv2d.wgsl).
+   */
+  rows?: boolean;
+  /**
+   * With `run` in the weight gradient, packed dy, ty 1 and rm 16 (default: on where it
+   * applies): the vec4 lanes run over four output channels instead of the three kx columns, so
+   * no lane multiplies a zero, and each thread takes five (c, ky) triples instead of four
+   * (TRIO in shaders/conv2d.wgsl).
+   */
+  trio?: boolean;
+  /**
    * With `run`, 1 row per workgroup row and rm a multiple of 4 (default: on where it applies):
    * the weights are first packed (transposed, rows padded to 4) so that four rows of A are one
    * vec4 load (APACK in shaders/conv2d.wgsl).
@@ -168,6 +182,21 @@ function runPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
     (mode !== 2 || g.cin * g.kh >= 4 * t.tx * (t.cn ?? 1));
 }
 
+/**
+ * Does a run-path forward take its runs four rows at a time (ROWS in
+ * shaders/conv2d.wgsl)?
+ */
+function rowsPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
+  // Measured on llvmpipe (DDNet b64, GPU time per dispatch), one process per code version,
+  // alternated, machine loaded: forward 1.1-1.2x with 28 and 12 output rows, 0.9-1.1x with 10
+  // (two rows of every twelve computed for nothing), so by default only where OH is a multiple
+  // of 4. (Interleaved in one process the gain read 1.3-1.5x; the separate runs are what the
+  // training bench sees.) The input gradient (bounds-tested loads) gained 0-4 % where H is a
+  // multiple of 4 and lost up to 10 % where it is not, so it keeps one row per group.
+  return (t.rows ?? g.oh % 4 === 0) && mode === 0 && g.kh === 3 && g.kw === 3 && g.sh === 1 &&
+    g.sw === 1 && (t.cn ?? 1) === 4;
+}
+
 function launch(
   rt: Backend,
   mode: 0 | 1 | 2,
@@ -195,16 +224,23 @@ function launch(
   }
   const { m, n, k, splits, kchunk } = gemm;
   const run = runPath(g, mode, t);
+  const rows = run && rowsPath(g, mode, t);
+  const pack = !t.shared && (t.pack ?? true) && t.ty === 1 && t.rm % 4 === 0;
+  // Mode 2 on the run path with packed dy, 16 rows and cn 4: five triples per thread (TRIO).
+  const trio = run && mode === 2 && pack && t.rm === 16 && cn === 4 && (t.trio ?? true);
   // Column units of the grid: runs of 4 x positions (modes 0, 1) or (c, ky) triples (mode 2).
   const cols = !run
     ? n
+    : rows
+    ? g.batch * (mode === 0
+      ? Math.ceil(g.oh / 4) * Math.ceil(g.ow / 4)
+      : Math.ceil(g.h / 4) * Math.ceil(g.w / 4))
     : mode === 0
     ? g.batch * g.oh * Math.ceil(g.ow / 4)
     : mode === 1
     ? g.batch * g.h * Math.ceil(g.w / 4)
     : g.cin * g.kh;
   if (m === 0 || n === 0) return;
-  const pack = !t.shared && (t.pack ?? true) && t.ty === 1 && t.rm % 4 === 0;
   let packed: Tensor | null = null;
   if (pack) {
     const mPad = Math.ceil(m / 4) * 4;
@@ -225,7 +261,11 @@ function launch(
   rt.dispatch(CONV, {
     bindings: [a, src, out, bias ?? a, ap],
     params: { ...g, m, n: run && mode !== 2 ? cols : n, k, kchunk, beta },
-    workgroups: [Math.ceil(cols / (run ? cn * t.tx : bn)), Math.ceil(m / bm), splits],
+    workgroups: [
+      Math.ceil(cols / (rows ? t.tx : trio ? 5 * t.tx : run ? cn * t.tx : bn)),
+      Math.ceil(m / bm),
+      splits,
+    ],
     constants: {
       MODE: mode,
       SHARED: t.shared ? 1 : 0,
@@ -240,6 +280,8 @@ function launch(
       RUN3: run ? 1 : 0,
       RUNW: run && mode !== 2 ? g.kw : 3,
       APACK: pack ? 1 : 0,
+      ROWS: rows ? 1 : 0,
+      TRIO: trio ? 1 : 0,
       ACT: act,
     },
   });

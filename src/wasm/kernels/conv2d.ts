@@ -6,9 +6,10 @@
  * `conv2d` computes what the WGSL's MODE computes (forward with bias and the fused activation,
  * input gradient, weight gradient into one split-K slab per grid z) by im2col + the packed
  * `sgemm` (wasm/assembly/conv2d.ts). The tiling constants (SHARED, TX, TY, RM, BK, CN, RUN3,
- * APACK, NO_PAD, UNIT_STRIDE) choose how the GPU computes, not what, and are ignored; so is the
- * packed copy of A (binding 4), which the WGSL reads only as another layout of binding 0. The
- * GEMM sizes are taken from the geometry params, since RUN3 replaces `n` by a count of runs.
+ * ROWS, TRIO, APACK, NO_PAD, UNIT_STRIDE) choose how the GPU computes, not what, and are ignored;
+ * so is the packed copy of A (binding 4), which the WGSL reads only as another layout of binding
+ * 0. The GEMM sizes are taken from the geometry params, since RUN3 replaces `n` by a count of
+ * runs.
  *
  * Threading plan: the batch is split by images across threads; with fewer images than threads,
  * mode 0 splits the output positions (multiples of 8) and mode 1 the input channels. Mode 2
