@@ -63,6 +63,11 @@ export interface Conv2dTiling {
    */
   rows?: boolean;
   /**
+   * With `run` in the forward (padded) and the input gradient, 5-wide kernels too (default: on
+   * where it applies): `RUNW` = 5 in shaders/conv2d.wgsl.
+   */
+  wide?: boolean;
+  /**
    * With `run` in the weight gradient, packed dy, ty 1 and rm 16 (default: on where it
    * applies): the vec4 lanes run over four output channels instead of the three kx columns, so
    * no lane multiplies a zero, and each thread takes five (c, ky) triples instead of four
@@ -106,7 +111,20 @@ export function conv2dTiling(rt: Backend, m: number, n = Infinity): Conv2dTiling
     // Few distinct variants (each is a pipeline compiled on first use, ~0.5-1.5 s on llvmpipe).
     const rm = [2, 4, 6, 8].find((r) => m <= r) ?? 16;
     const cn = n >= 128 ? 4 : n >= 64 ? 2 : 1;
-    return { shared: false, tx: 8, ty: 1, rm, bk: 16, cn };
+    // The wider run-path variants (5-wide kernels, four-row runs, five triples) were measured and
+    // tested on Mesa's llvmpipe/lavapipe; Chromium's SwiftShader loses the device on the 5-wide
+    // one (its GPU process drops the instance: tests/demo_test.ts, the MNIST page), so other CPU
+    // adapters keep the 3-wide run path of before.
+    const mesa = /llvmpipe|lavapipe/i.test(rt.description);
+    return {
+      shared: false,
+      tx: 8,
+      ty: 1,
+      rm,
+      bk: 16,
+      cn,
+      ...(mesa ? {} : { wide: false, rows: false, trio: false }),
+    };
   }
   if (m <= 8) return { shared: true, tx: 32, ty: 8, rm: 1, bk: 16 };
   if (m <= 16) return { shared: true, tx: 32, ty: 8, rm: 2, bk: 16 };
@@ -177,7 +195,8 @@ function runPath(g: Conv2dGeometry, mode: 0 | 1 | 2, t: Conv2dTiling): boolean {
   // kw = 5, measured on llvmpipe with LeNet's layers (interleaved, GPU time per dispatch): input
   // gradient 2.2x (conv1, 1 channel) and 1.4x (conv2) faster, padded forward 1.4x (conv1); the
   // unpadded forward (conv2, 16 rows, APACK) 1.6x slower, so it keeps the gathers.
-  const width = g.kw === 3 || (g.kw === 5 && (mode === 1 || (mode === 0 && g.ph + g.pw > 0)));
+  const width = g.kw === 3 ||
+    (g.kw === 5 && (t.wide ?? true) && (mode === 1 || (mode === 0 && g.ph + g.pw > 0)));
   return !t.shared && (t.run ?? true) && width && g.sw === 1 && (mode !== 1 || g.sh === 1) &&
     (mode !== 2 || g.cin * g.kh >= 4 * t.tx * (t.cn ?? 1));
 }
