@@ -158,6 +158,32 @@ Deno.test("LayerNorm and GroupNorm backward pass the dot-product test, jvp finit
   }
 });
 
+Deno.test("LayerNorm and GroupNorm inputGrad() is backward's dx and leaves dγ, dβ alone", async () => {
+  const rt = await getBackend();
+  for (const [ci, c] of CASES.entries()) {
+    const layer = c.make(rt);
+    const n = numel(c.x);
+    const x = upload(rt, randomArray(n, 130 + ci, -1, 2), c.x);
+    const dy = upload(rt, randomArray(n, 140 + ci), c.x);
+    try {
+      layer.forward(x);
+      const dx = Float32Array.from(await layer.backward(dy).read());
+      const grads = await Promise.all(layer.params().map((p) => p.grad!.read()));
+      assert.deepStrictEqual(Array.from(await layer.inputGrad(dy).read()), Array.from(dx));
+      for (const [i, p] of layer.params().entries()) {
+        assert.deepStrictEqual(
+          Array.from(await p.grad!.read()),
+          Array.from(grads[i]),
+          `${c.what}: ${p.name} changed by inputGrad()`,
+        );
+      }
+    } finally {
+      for (const t of [x, dy]) t.dispose();
+      layer.dispose();
+    }
+  }
+});
+
 Deno.test("LayerNorm and GroupNorm refuse bad shapes and passes out of order", async () => {
   const rt = await getBackend();
   const ln = new LayerNorm(rt, "ln1", [4]);

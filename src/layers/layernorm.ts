@@ -211,6 +211,15 @@ abstract class RowNorm implements Layer {
     return this.#dx;
   }
 
+  /**
+   * The input gradient alone, `P(γ ⊙ dy)`, leaving dγ and dβ as they are (attacks, saliency:
+   * `Sequential.inputGrad` otherwise runs `backward`, which adds to them).
+   * @param dy like the output; @returns layer-owned dx (the buffer `backward` returns)
+   */
+  inputGrad(dy: Tensor): Tensor {
+    return this.#dx = this.#project(dy, this.#dx, "backward", true, false);
+  }
+
   /** @param tx like the input; @returns layer-owned γ ⊙ P tx */
   jvp(tx: Tensor): Tensor {
     return this.#ty = this.#project(tx, this.#ty, "jvp", false, true);

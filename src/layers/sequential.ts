@@ -167,7 +167,8 @@ export class Sequential implements Layer {
 
   /**
    * The input gradient `Jᵀ dy` without touching parameter gradients: layers that offer
-   * `inputGrad` (Linear, Conv2d, nested Sequential) use it, the others' `backward` has no
+   * `inputGrad` (Linear, Conv2d, weight-normalized ones, LayerNorm, GroupNorm, nested
+   * Sequential) use it, the others' `backward` has no
    * parameters to accumulate — except BatchNorm, whose backward still adds to its own grads.
    * For attacks and for the vector-Jacobian pass of the Jacobian regularizer.
    * @param dy gradient of the output
