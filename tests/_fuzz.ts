@@ -19,6 +19,8 @@ import { Dropout } from "../src/layers/dropout.ts";
 import { Flatten } from "../src/layers/flatten.ts";
 import { Sequential } from "../src/layers/sequential.ts";
 import { BasicBlock } from "../src/layers/residual.ts";
+import { GroupNorm, LayerNorm } from "../src/layers/layernorm.ts";
+import { WeightNorm } from "../src/layers/weight_norm.ts";
 
 /** Seeds of the default run (CI); REGULA_FUZZ_SEEDS replaces them. */
 export const DEFAULT_SEEDS: readonly number[] = Array.from({ length: 14 }, (_, i) => i + 1);
@@ -107,6 +109,8 @@ export type LayerSpec =
     stride: [number, number];
     padding: [number, number];
     bias: boolean;
+    /** torch.nn.utils.weight_norm(dim=0): parameters weight_g, weight_v instead of weight. */
+    weight_norm: boolean;
   }
   | {
     type: "maxpool2d";
@@ -125,7 +129,9 @@ export type LayerSpec =
   | { type: "leaky_relu"; slope: number }
   | { type: "softplus"; beta: number; threshold: number }
   | { type: "dropout"; p: number }
-  | { type: "linear"; cin: number; cout: number; bias: boolean }
+  | { type: "linear"; cin: number; cout: number; bias: boolean; weight_norm: boolean }
+  | { type: "layernorm"; shape: number[]; eps: number; affine: boolean }
+  | { type: "groupnorm"; groups: number; channels: number; eps: number; affine: boolean }
   | { type: "basicblock"; cin: number; cout: number; stride: number; training: boolean }
   | {
     type: "batchnorm";
@@ -186,6 +192,25 @@ function bnParams(r: Rng, params: Record<string, Float32Array>, name: string, c:
   params[`${name}.running_var`] = r.array(c, 0.5, 2);
 }
 
+/** eps of the LayerNorm and GroupNorm draws: torch's default, and larger ones that matter. */
+const NORM_EPS = [1e-5, 1e-3, 0.1];
+
+/**
+ * A random LayerNorm over the trailing 1..all dimensions of a per-sample shape (`dims`, batch
+ * excluded), or, for a (C, H, W) shape, half the time a GroupNorm whose groups divide C; eps and
+ * the affine map random.
+ */
+function rowNorm(q: Rng, dims: number[]): LayerSpec {
+  const eps = q.pick(NORM_EPS), affine = q.bool(0.7);
+  if (dims.length === 3 && q.bool(0.5)) {
+    const c = dims[0];
+    const groups = q.pick(Array.from({ length: c }, (_, i) => i + 1).filter((g) => c % g === 0));
+    return { type: "groupnorm", groups, channels: c, eps, affine };
+  }
+  const k = q.int(1, dims.length);
+  return { type: "layernorm", shape: dims.slice(dims.length - k), eps, affine };
+}
+
 /**
  * Appends a random MaxPool2d or AvgPool2d for an (h, w) input when one fits.
  * @returns the output size
@@ -226,13 +251,18 @@ function outSize(n: number, k: number, s: number, p: number): number {
 }
 
 /**
- * A random architecture for `seed`: a CNN (Normalize?, pool?, 1-2 blocks of either Conv2d,
- * BatchNorm2d?, activation?, pool? or a ResNet BasicBlock; Flatten) or an MLP input
- * (Normalize?), then Dropout?, 0-2 hidden Linear layers with BatchNorm1d? and activation?, and
- * a Linear head; parameters, input x (distinct values), output gradient dy and tangent tx.
+ * A random architecture for `seed`: a CNN (Normalize?, pool?, LayerNorm/GroupNorm?, 1-2 blocks
+ * of either Conv2d, BatchNorm2d?, LayerNorm/GroupNorm?, activation?, pool? or a ResNet
+ * BasicBlock; Flatten) or an MLP input (Normalize?, LayerNorm?), then Dropout?, 0-2 hidden
+ * Linear layers with BatchNorm1d?, LayerNorm? and activation?, and a Linear head; each Conv2d
+ * and Linear now and then weight-normalized; parameters, input x (distinct values), output
+ * gradient dy and tangent tx.
  */
 export function genModel(seed: number): ModelCase {
   const r = new Rng(seed);
+  // LayerNorm, GroupNorm and weight normalization draw from their own stream, so that they join
+  // the architectures (and inputs) the other draws of a seed gave before they were added.
+  const q = new Rng(seed * 48271 + 11);
   const layers: LayerSpec[] = [];
   const cnn = r.bool(0.75);
   // Mostly tiny batches; now and then one large enough for multi-pass reductions and tiles.
@@ -252,6 +282,7 @@ export function genModel(seed: number): ModelCase {
     }
     // Now and then a pool straight on the (tie-free) input.
     if (r.bool(0.15)) [h, w] = pool(r, layers, h, w);
+    if (q.bool(0.1)) layers.push(rowNorm(q, [c, h, w]));
     let ch = c;
     const blocks = r.int(1, 2);
     for (let i = 0; i < blocks; i++) {
@@ -273,11 +304,22 @@ export function genModel(seed: number): ModelCase {
       const stride: [number, number] = r.bool(0.4) ? [1, 1] : [r.int(1, 3), r.int(1, 3)];
       // Mostly few channels; now and then enough for the larger GEMM tilings.
       const cout = r.bool(0.85) ? r.int(1, 6) : r.pick([8, 12, 17]);
-      layers.push({ type: "conv2d", cin: ch, cout, kernel, stride, padding, bias: r.bool(0.7) });
+      const bias = r.bool(0.7);
+      layers.push({
+        type: "conv2d",
+        cin: ch,
+        cout,
+        kernel,
+        stride,
+        padding,
+        bias,
+        weight_norm: q.bool(0.25),
+      });
       ch = cout;
       h = outSize(h, kernel[0], stride[0], padding[0]);
       w = outSize(w, kernel[1], stride[1], padding[1]);
       if (r.bool(0.35)) layers.push(batchnorm(r, 2, ch, b * h * w));
+      if (q.bool(0.3)) layers.push(rowNorm(q, [ch, h, w]));
       const act = activation(r);
       if (act) layers.push(act);
       if (r.bool(0.6)) [h, w] = pool(r, layers, h, w);
@@ -294,19 +336,33 @@ export function genModel(seed: number): ModelCase {
         std: Array.from({ length: features }, () => r.uniform(0.2, 2)),
       });
     }
+    if (q.bool(0.15)) layers.push(rowNorm(q, [features]));
   }
   if (r.bool(0.35)) layers.push({ type: "dropout", p: r.pick([0.5, r.uniform(0, 0.9)]) });
   const hidden = r.int(0, 2);
   for (let i = 0; i < hidden; i++) {
     const width = r.pick([1, 3, 5, 7, 9, 13, 17, 33, 65, r.int(1, 24)]);
-    layers.push({ type: "linear", cin: features, cout: width, bias: r.bool(0.8) });
+    layers.push({
+      type: "linear",
+      cin: features,
+      cout: width,
+      bias: r.bool(0.8),
+      weight_norm: q.bool(0.25),
+    });
     features = width;
     if (r.bool(0.35)) layers.push(batchnorm(r, 1, width, b));
+    if (q.bool(0.25)) layers.push(rowNorm(q, [width]));
     const act = activation(r);
     if (act) layers.push(act);
   }
   const classes = r.int(1, 10);
-  layers.push({ type: "linear", cin: features, cout: classes, bias: r.bool(0.8) });
+  layers.push({
+    type: "linear",
+    cin: features,
+    cout: classes,
+    bias: r.bool(0.8),
+    weight_norm: q.bool(0.25),
+  });
 
   const params: Record<string, Float32Array> = {};
   for (const [i, l] of layers.entries()) {
@@ -315,8 +371,17 @@ export function genModel(seed: number): ModelCase {
       const wSize = l.type === "conv2d" ? l.cout * fanIn : l.cout * l.cin;
       // Unit-variance-preserving scale keeps activations O(1) through the net.
       const bound = Math.sqrt(3 / fanIn);
-      params[`${i}.weight`] = r.array(wSize, -bound, bound);
+      const weight = r.array(wSize, -bound, bound);
+      if (l.weight_norm) {
+        // w = g v / ‖v‖ per output unit: rows of norm g, about what the plain draw gives.
+        params[`${i}.weight_v`] = weight;
+        params[`${i}.weight_g`] = q.array(l.cout, 0.5, 1.5);
+      } else params[`${i}.weight`] = weight;
       if (l.bias) params[`${i}.bias`] = r.array(l.cout, -0.5, 0.5);
+    } else if ((l.type === "layernorm" || l.type === "groupnorm") && l.affine) {
+      const n = l.type === "layernorm" ? l.shape.reduce((a, v) => a * v, 1) : l.channels;
+      params[`${i}.weight`] = q.array(n, 0.5, 1.5);
+      params[`${i}.bias`] = q.array(n, -0.5, 0.5);
     } else if (l.type === "batchnorm") {
       bnParams(r, params, `${i}`, l.channels);
     } else if (l.type === "basicblock") {
@@ -350,12 +415,14 @@ function buildLayer(rt: Backend, spec: LayerSpec, name: string): Layer {
   switch (spec.type) {
     case "normalize":
       return new Normalize(rt, name, spec.mean, spec.std);
-    case "conv2d":
-      return new Conv2d(rt, name, spec.cin, spec.cout, spec.kernel, {
+    case "conv2d": {
+      const conv = new Conv2d(rt, name, spec.cin, spec.cout, spec.kernel, {
         stride: spec.stride,
         padding: spec.padding,
         bias: spec.bias,
       });
+      return spec.weight_norm ? new WeightNorm(rt, conv) : conv;
+    }
     case "maxpool2d":
       return new MaxPool2d(rt, name, spec.kernel, { stride: spec.stride, padding: spec.padding });
     case "avgpool2d":
@@ -376,8 +443,20 @@ function buildLayer(rt: Backend, spec: LayerSpec, name: string): Layer {
       return new Flatten(name);
     case "dropout":
       return new Dropout(rt, name, spec.p);
-    case "linear":
-      return new Linear(rt, name, spec.cin, spec.cout, { bias: spec.bias });
+    case "linear": {
+      const fc = new Linear(rt, name, spec.cin, spec.cout, { bias: spec.bias });
+      return spec.weight_norm ? new WeightNorm(rt, fc) : fc;
+    }
+    case "layernorm":
+      return new LayerNorm(rt, name, spec.shape, {
+        eps: spec.eps,
+        elementwiseAffine: spec.affine,
+      });
+    case "groupnorm":
+      return new GroupNorm(rt, name, spec.groups, spec.channels, {
+        eps: spec.eps,
+        affine: spec.affine,
+      });
     case "basicblock":
       return new BasicBlock(rt, name, spec.cin, spec.cout, { stride: spec.stride });
     case "batchnorm":
@@ -537,6 +616,8 @@ export interface ModelResult {
   jvp: Flat;
   margin: number | null;
   eval: { y: Flat; jvp: Flat; margin: number | null } | null;
+  /** The penalties on the function at x, when the job asked for them. */
+  penalty: PenaltyResult | null;
   /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */
   sums: Record<string, number>;
   /** Largest |float32 torch - float64 torch| per tensor: the case's own rounding noise. */
@@ -549,6 +630,26 @@ export interface ModelResult {
     eval_y: number;
     eval_jvp: number;
   };
+}
+
+/** The oracle's answer for one penalty on the function: value, per-sample R, every gradient. */
+export interface PenaltyRef {
+  value: number | null;
+  per_sample: Flat;
+  grads: Record<string, Flat>;
+}
+
+/** tools/torch_fuzz.py's answer for the penalties of a model job (see {@linkcode PenaltyCase}). */
+export interface PenaltyResult {
+  jacobian: PenaltyRef;
+  gradient_norm: PenaltyRef;
+  /** `cond`: the largest ratio of extreme singular values of a sample's Jacobian. */
+  determinant: PenaltyRef & { cond: number | null };
+  /** Largest |float32 torch - float64 torch| per penalty and tensor. */
+  noise: Record<
+    "jacobian" | "gradient_norm" | "determinant",
+    { value: number; per_sample: number; grads: Record<string, number> }
+  >;
 }
 
 /** tools/torch_fuzz.py's answer for a cross-entropy job. */
@@ -611,6 +712,38 @@ export function genTrain(model: ModelCase): TrainCase {
     torch,
     lr: algorithm === "sgd" ? r.pick([0.1, 0.05]) : r.pick([0.01, 0.003]),
     steps: 3,
+  };
+}
+
+/**
+ * The penalties on the function (src/regularizers: jacobian.ts, gradient_norm.ts,
+ * determinant.ts) on a model case, at its input x, with every layer in the mode of the case's
+ * first pass.
+ */
+export interface PenaltyCase {
+  seed: number;
+  lambda: number;
+  /** Jacobian penalty: projections per sample, or -1 for the exact norm (C one-hot vectors). */
+  nproj: number;
+  /** (nproj, B, C) projections used as given (not normalized); null for nproj -1. */
+  v: Float32Array | null;
+  /** Input-gradient norm: labels (B,) and cross-entropy label smoothing. */
+  labels: Int32Array;
+  labelSmoothing: number;
+}
+
+/** Random λ, projections (or the exact norm), labels and label smoothing for `model`. */
+export function genPenalty(model: ModelCase): PenaltyCase {
+  const r = new Rng(model.seed * 7727 + 3);
+  const b = model.inputShape[0], classes = model.dy.length / b;
+  const nproj = r.pick([1, 1, 2, 3, -1]);
+  return {
+    seed: model.seed,
+    lambda: r.pick([1, 0.01, r.uniform(0.1, 2)]),
+    nproj,
+    v: nproj === -1 ? null : r.array(nproj * b * classes, -1, 1),
+    labels: Int32Array.from({ length: b }, () => r.int(0, classes - 1)),
+    labelSmoothing: r.pick([0, 0, 0.1, r.uniform(0, 0.5)]),
   };
 }
 

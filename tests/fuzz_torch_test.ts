@@ -2,10 +2,14 @@
  * Randomized parity with PyTorch 1.13 (oracle tools/torch_fuzz.py, generators tests/_fuzz.ts).
  * Per seed:
  * - one random small model (Conv2d of random geometry, MaxPool2d/AvgPool2d, the five
- *   activations, BatchNorm1d/2d in training and eval mode, ResNet BasicBlock, Normalize, Dropout
- *   in eval mode, Flatten, Linear), checked for forward, input gradient, every parameter
- *   gradient, BatchNorm running statistics, jvp, `inputGrad`, and, after a training-mode
- *   forward, eval-mode forward and jvp with the updated running statistics;
+ *   activations, BatchNorm1d/2d in training and eval mode, ResNet BasicBlock, LayerNorm over
+ *   random trailing dimensions, GroupNorm, weight-normalized Conv2d and Linear, Normalize,
+ *   Dropout in eval mode, Flatten, Linear), checked for forward, input gradient, every
+ *   parameter gradient, BatchNorm running statistics, jvp, `inputGrad`, and, after a
+ *   training-mode forward, eval-mode forward and jvp with the updated running statistics;
+ * - the penalties on the function on that model (Jacobian with given projections or exact,
+ *   input-gradient norm, Jacobian determinant where the Jacobian is well conditioned): value,
+ *   per-sample values and every parameter gradient against PyTorch double backprop;
  * - 3 training steps of that model (cross-entropy, backward, SGD/Adam/AdamW);
  * - one softmaxCrossEntropy case (hard or soft targets, smoothing, logits up to ±300);
  * - one SGD/Adam/AdamW run of 5 steps with random hyperparameters.
@@ -34,11 +38,14 @@ import {
   genCe,
   genModel,
   genOptim,
+  genPenalty,
   genTrain,
   mismatch,
   type ModelCase,
   type ModelResult,
   type OptimCase,
+  type PenaltyCase,
+  type PenaltyRef,
   torchFuzz,
   type TrainCase,
   type TrainResult,
@@ -47,6 +54,10 @@ import type { Backend } from "../src/backend.ts";
 import type { Param } from "../src/layers/layer.ts";
 import { softmaxCrossEntropy } from "../src/losses/cross_entropy.ts";
 import { createOptimizer, type OptimizerSpec } from "../src/train/optim.ts";
+import { jacobianPenalty } from "../src/regularizers/jacobian.ts";
+import { gradientNormPenalty } from "../src/regularizers/gradient_norm.ts";
+import { jacobianDeterminantPenalty } from "../src/regularizers/determinant.ts";
+import type { PenaltyResult as Penalty } from "../src/regularizers/_engine.ts";
 
 const SEEDS = fuzzSeeds(Deno.env.get("REGULA_FUZZ_SEEDS"));
 const VERBOSE = !!Deno.env.get("REGULA_FUZZ_VERBOSE");
@@ -64,12 +75,18 @@ const TINY_GRAD = 1e-4;
 /** The same for the (exactly 0) gradient of a bias feeding a training-mode BatchNorm. */
 const DEAD_SUM_EPS = 1e-4;
 
-/** Names of the biases of Conv2d/Linear layers followed by a training-mode BatchNorm. */
+/**
+ * Names of the biases of Conv2d/Linear layers followed by a normalization that removes a
+ * per-channel constant: a training-mode BatchNorm, a GroupNorm of one channel per group, a
+ * LayerNorm over trailing dimensions that leave the channels out.
+ */
 function deadBiases(c: ModelCase): Set<string> {
   return new Set(c.layers.flatMap((l, i) => {
     const next = c.layers[i + 1];
-    const bn = next?.type === "batchnorm" && next.training;
-    return bn && (l.type === "conv2d" || l.type === "linear") && l.bias ? [`${i}.bias`] : [];
+    const dead = (next?.type === "batchnorm" && next.training) ||
+      (next?.type === "groupnorm" && next.groups === next.channels) ||
+      (next?.type === "layernorm" && l.type === "conv2d" && next.shape.length < 3);
+    return dead && (l.type === "conv2d" || l.type === "linear") && l.bias ? [`${i}.bias`] : [];
   }));
 }
 
@@ -80,21 +97,32 @@ const models: ModelCase[] = SEEDS.map(genModel);
 const ces: CeCase[] = SEEDS.map(genCe);
 const optims: OptimCase[] = SEEDS.map(genOptim);
 const trains: TrainCase[] = models.map(genTrain);
+const penalties: PenaltyCase[] = models.map(genPenalty);
 
 let oracle: Promise<FuzzResults> | null = null;
 
 /** The one python run behind every test of this file. */
 function results(): Promise<FuzzResults> {
   oracle ??= torchFuzz({
-    models: models.map((c) => ({
-      input_shape: c.inputShape,
-      layers: c.layers,
-      params: Object.fromEntries(Object.entries(c.params).map(([k, v]) => [k, Array.from(v)])),
-      x: Array.from(c.x),
-      dy: Array.from(c.dy),
-      tx: Array.from(c.tx),
-      x2: c.x2 && Array.from(c.x2),
-    })),
+    models: models.map((c, i) => {
+      const p = penalties[i];
+      return {
+        input_shape: c.inputShape,
+        layers: c.layers,
+        params: Object.fromEntries(Object.entries(c.params).map(([k, v]) => [k, Array.from(v)])),
+        x: Array.from(c.x),
+        dy: Array.from(c.dy),
+        tx: Array.from(c.tx),
+        x2: c.x2 && Array.from(c.x2),
+        penalty: {
+          lambda: p.lambda,
+          nproj: p.nproj,
+          v: p.v && Array.from(p.v),
+          labels: Array.from(p.labels),
+          label_smoothing: p.labelSmoothing,
+        },
+      };
+    }),
     ce: ces.map((c) => ({
       shape: [c.b, c.k],
       logits: Array.from(c.logits),
@@ -136,13 +164,19 @@ function describe(c: ModelCase): string {
     switch (l.type) {
       case "conv2d":
         return `conv2d(${l.cin}->${l.cout} k${l.kernel.join("x")} s${l.stride.join("x")} ` +
-          `p${l.padding.join("x")}${l.bias ? " bias" : ""})`;
+          `p${l.padding.join("x")}${l.bias ? " bias" : ""}${l.weight_norm ? " wn" : ""})`;
       case "maxpool2d":
       case "avgpool2d":
         return `${l.type}(k${l.kernel.join("x")} s${l.stride.join("x")} p${l.padding.join("x")}` +
           `${l.type === "avgpool2d" && !l.count_include_pad ? " exclude-pad" : ""})`;
       case "linear":
-        return `linear(${l.cin}->${l.cout}${l.bias ? " bias" : ""})`;
+        return `linear(${l.cin}->${l.cout}${l.bias ? " bias" : ""}${l.weight_norm ? " wn" : ""})`;
+      case "layernorm":
+        return `layernorm([${l.shape}] eps ${l.eps}${l.affine ? "" : " no-affine"})`;
+      case "groupnorm":
+        return `groupnorm(${l.groups} of ${l.channels} eps ${l.eps}${
+          l.affine ? "" : " no-affine"
+        })`;
       case "batchnorm":
         return `bn${l.dims}d(${l.channels} eps ${l.eps} mom ${l.momentum.toPrecision(3)} ` +
           `${l.training ? "train" : "eval"})`;
@@ -239,7 +273,7 @@ async function checkModel(
     }
     // Through a training-mode BatchNorm the batch-coupled jvp (the batch statistics' tangent).
     deriv(mismatch(await model.jvp(tx).read(), r.jvp, "jvp", { noise: n.jvp }));
-    // Conv/Linear inputGrad leaves parameter gradients alone (BatchNorm's does not: skipped).
+    // inputGrad leaves parameter gradients alone (BatchNorm's does not: skipped).
     if (!c.layers.some((l) => l.type === "batchnorm" || l.type === "basicblock")) {
       const before = await Promise.all(params.map((p) => p.grad!.read()));
       const tol = { abs: 5e-5, noise: n.dx };
@@ -284,6 +318,118 @@ Deno.test("Sequential forward, backward, param grads and jvp match PyTorch on fu
     if (errs.length) failures.push(`seed ${c.seed}: ${describe(c)}\n  ${errs.join("\n  ")}`);
   }
   report(failures, models.length, "model");
+});
+
+/**
+ * Largest ratio of a sample's extreme Jacobian singular values for which the determinant penalty
+ * is compared: its gradient grows like the inverse Gram matrix, so near-singular Jacobians (a
+ * ReLU-dead or narrow layer, more classes than a bottleneck's width) amplify float32 rounding
+ * without bound.
+ */
+const MAX_DET_COND = 1e3;
+
+/** `atol` of the penalties' parameter gradients, against each gradient's largest entry. */
+const PENALTY_ABS = 1e-4;
+
+/**
+ * Checks the penalties on the function of one model case against the oracle's double backprop;
+ * mismatches near a kink are forgiven as in {@linkcode checkModel} (the penalties are made of
+ * derivatives: their values jump there too).
+ */
+async function checkPenalties(
+  rt: Backend,
+  c: ModelCase,
+  p: PenaltyCase,
+  r: ModelResult,
+): Promise<string[]> {
+  const pr = r.penalty!;
+  const errs: (string | null)[] = [];
+  const forgiven: string[] = [];
+  const smooth = r.margin === null || r.margin >= MIN_MARGIN;
+  const deriv = (e: string | null) => {
+    if (e && !smooth) forgiven.push(e);
+    else errs.push(e);
+  };
+  const model = buildModel(rt, c);
+  const b = c.inputShape[0], classes = c.dy.length / b;
+  const x = rt.upload(c.x, c.inputShape);
+  const v = p.v && rt.upload(p.v, [p.nproj, b, classes]);
+  const y = rt.upload(p.labels, [b]);
+  const { lambda } = p;
+  const check = async (
+    what: "jacobian" | "gradient_norm" | "determinant",
+    run: () => Penalty,
+    ref: PenaltyRef,
+  ) => {
+    const noise = pr.noise[what];
+    model.zeroGrad();
+    const res = run();
+    try {
+      deriv(mismatch(await res.value.read(), [ref.value], `${what} value`, { noise: noise.value }));
+      const tol = { noise: noise.per_sample };
+      deriv(mismatch(await res.perSample.read(), ref.per_sample, `${what} perSample`, tol));
+      for (const q of model.params()) {
+        if (q.kind === "buffer") continue;
+        const want = ref.grads[q.name];
+        if (!want) {
+          errs.push(`${what}: ${q.name}: torch has no such parameter`);
+          continue;
+        }
+        const tol = { abs: PENALTY_ABS, noise: noise.grads[q.name] };
+        deriv(mismatch(await q.grad!.read(), want, `${what} ${q.name}.grad`, tol));
+      }
+    } finally {
+      res.dispose();
+    }
+  };
+  try {
+    await check(
+      "jacobian",
+      () => jacobianPenalty(rt, model, x, v ? { v, lambda } : { nproj: -1, lambda }),
+      pr.jacobian,
+    );
+    await check(
+      "gradient_norm",
+      () => gradientNormPenalty(rt, model, x, y, { lambda, labelSmoothing: p.labelSmoothing }),
+      pr.gradient_norm,
+    );
+    const cond = pr.determinant.cond;
+    if (cond !== null && cond < MAX_DET_COND) {
+      await check(
+        "determinant",
+        () => jacobianDeterminantPenalty(rt, model, x, { lambda }),
+        pr.determinant,
+      );
+    }
+  } finally {
+    for (const t of [x, v, y]) t?.dispose();
+    model.dispose();
+  }
+  if (VERBOSE) {
+    const cond = pr.determinant.cond?.toExponential(1);
+    console.log(`penalty seed ${c.seed} (nproj ${p.nproj}, det cond ${cond})`);
+    for (const e of forgiven) console.log(`  forgiven near a kink: ${e}`);
+  }
+  return errs.filter((e): e is string => e !== null);
+}
+
+Deno.test("jacobianPenalty(), gradientNormPenalty(), jacobianDeterminantPenalty() match PyTorch double backprop on fuzzed models", async () => {
+  const rt = await getBackend();
+  const res = await results();
+  const failures: string[] = [];
+  for (const [i, c] of models.entries()) {
+    let errs: string[];
+    try {
+      errs = await checkPenalties(rt, c, penalties[i], res.models[i]);
+    } catch (e) {
+      errs = [`threw ${(e as Error).stack ?? e}`];
+    }
+    const p = penalties[i];
+    const what = `${describe(c)}; λ ${p.lambda.toPrecision(3)} nproj ${p.nproj} ` +
+      `smoothing ${p.labelSmoothing.toPrecision(3)}`;
+    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
+  }
+  report(failures, models.length, "penalty");
 });
 
 function describeCe(c: CeCase): string {

@@ -111,6 +111,14 @@ class BasicBlock(torch.nn.Module):
 
 
 def module(spec):
+    m = plain_module(spec)
+    if spec.get("weight_norm"):
+        # Parameters weight_g (O, 1, ...) and weight_v; the weight is recomputed every forward.
+        m = torch.nn.utils.weight_norm(m, name="weight", dim=0)
+    return m
+
+
+def plain_module(spec):
     t = spec["type"]
     if t == "basicblock":
         return BasicBlock(spec["cin"], spec["cout"], spec["stride"])
@@ -143,6 +151,12 @@ def module(spec):
         return torch.nn.Dropout(spec["p"])
     if t == "linear":
         return torch.nn.Linear(spec["cin"], spec["cout"], bias=spec["bias"])
+    if t == "layernorm":
+        return torch.nn.LayerNorm(spec["shape"], eps=spec["eps"],
+                                  elementwise_affine=spec["affine"])
+    if t == "groupnorm":
+        return torch.nn.GroupNorm(spec["groups"], spec["channels"], eps=spec["eps"],
+                                  affine=spec["affine"])
     if t == "batchnorm":
         cls = torch.nn.BatchNorm1d if spec["dims"] == 1 else torch.nn.BatchNorm2d
         return cls(spec["channels"], eps=spec["eps"], momentum=spec["momentum"])
@@ -178,10 +192,19 @@ def margins(model, layers):
         gap = (top.squeeze(-1) - rest)
         found.append(gap.min().item() / scale)
 
+    def softplus_hook(m, inputs, _out):
+        # Softplus switches to the identity where beta a > threshold: a jump of its derivative
+        # from sigmoid(threshold) to 1 (and of the second derivative to 0).
+        a = inputs[0].detach() * m.beta
+        scale = max(a.abs().max().item(), m.threshold, 1e-30)
+        found.append((a - m.threshold).abs().min().item() / scale)
+
     handles = []
     for m, spec in zip(model, layers):
         if spec["type"] in ("relu", "leaky_relu"):
             handles.append(m.register_forward_hook(act_hook))
+        elif spec["type"] == "softplus":
+            handles.append(m.register_forward_hook(softplus_hook))
         elif spec["type"] == "basicblock":
             handles.append(m.relu.register_forward_hook(act_hook))
         elif spec["type"] == "maxpool2d":
@@ -211,13 +234,19 @@ def term_sums(model):
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            def hook(_m, inputs, out, name=name):
+            def hook(mod, inputs, out, name=name):
                 xmax = inputs[0].detach().abs().max().item()
 
                 def on_grad(g):
                     total = g.detach().abs().sum().item()
                     sums[f"{name}.weight"] = total * xmax
                     sums[f"{name}.bias"] = total
+                    if hasattr(mod, "weight_g"):
+                        # dv = g/‖v‖ (dw - (dw·v̂) v̂), dg = dw·v̂: sums of the same terms, scaled.
+                        v = mod.weight_v.detach().flatten(1)
+                        ratio = (mod.weight_g.detach().flatten() / v.norm(dim=1)).max().item()
+                        sums[f"{name}.weight_g"] = total * xmax
+                        sums[f"{name}.weight_v"] = 2 * ratio * total * xmax
 
                 out.register_hook(on_grad)
 
@@ -276,6 +305,79 @@ def model_pass(job):
     return out
 
 
+def penalty_pass(job):
+    """The penalties on the function of src/regularizers (jacobian.ts, gradient_norm.ts,
+    determinant.ts; formulas as tools/torch_jacobian.py states them) on the model of a job, in
+    the modes of its first pass: value, per-sample values and every parameter gradient by double
+    backprop. Through a training-mode BatchNorm the batch statistics couple the samples: the
+    input gradients are then those of the whole batch, as plain autograd gives them."""
+    pen = job["penalty"]
+    model = make_model(job)
+    shape = job["input_shape"]
+    x = f64(job["x"]).reshape(shape).requires_grad_()
+    logits = model(x)
+    b, c = logits.shape
+    lam = pen["lambda"]
+    params = list(model.named_parameters())
+    out = {}
+
+    def finish(key, r, value):
+        if value.requires_grad:
+            gs = torch.autograd.grad(value, [p for _, p in params], retain_graph=True,
+                                     allow_unused=True)
+        else:
+            gs = [None] * len(params)
+        out[key] = {
+            "value": num(value.item()),
+            "per_sample": flat(r),
+            "grads": {n: flat(g if g is not None else torch.zeros_like(p))
+                      for (n, p), g in zip(params, gs)},
+        }
+
+    def input_grad(y, weights):
+        (u,) = torch.autograd.grad(y, x, grad_outputs=weights, create_graph=True)
+        return u.reshape(b, -1)
+
+    # Jacobian (Hoffman et al. 2019): R_b = C / nproj sum_mu ||v_mu,b^T J_b||^2, lambda/2 mean R.
+    if pen["nproj"] == -1:
+        vs = torch.eye(c, dtype=logits.dtype).unsqueeze(1).expand(c, b, c)
+    else:
+        vs = f64(pen["v"]).reshape(pen["nproj"], b, c)
+    r = torch.zeros(b, dtype=logits.dtype)
+    for mu in range(vs.shape[0]):
+        r = r + input_grad(logits, vs[mu]).pow(2).sum(1)
+    r = r * (c / vs.shape[0])
+    finish("jacobian", r, lam / 2 * r.mean())
+
+    # Input-gradient norm (Drucker & LeCun 1992): R_b = ||d CE_b / d x_b||^2, lambda mean R.
+    labels = torch.tensor(pen["labels"], dtype=torch.int64)
+    ce = F.cross_entropy(logits, labels, reduction="sum", label_smoothing=pen["label_smoothing"])
+    (g,) = torch.autograd.grad(ce, x, create_graph=True)
+    r = g.reshape(b, -1).pow(2).sum(1)
+    finish("gradient_norm", r, lam * r.mean())
+
+    # Determinant: R_b = (det J_b - 1)^2 for a square J, else (sqrt(det G_b) - 1)^2 with G_b the
+    # smaller Gram matrix; lambda mean R. "cond" (largest over the batch of the ratio of J_b's
+    # extreme singular values) says how far from singular, where the gradient blows up, it is.
+    rows = []
+    for i in range(c):
+        e = torch.zeros_like(logits)
+        e[:, i] = 1
+        rows.append(input_grad(logits, e))
+    j = torch.stack(rows, 1)  # (B, C, D)
+    d = j.shape[2]
+    if c == d:
+        r = (torch.linalg.det(j) - 1) ** 2
+    else:
+        gram = j @ j.transpose(1, 2) if c < d else j.transpose(1, 2) @ j
+        r = (torch.sqrt(torch.linalg.det(gram)) - 1) ** 2
+    finish("determinant", r, lam * r.mean())
+    sv = torch.linalg.svdvals(j.detach())
+    cond = (sv[:, 0] / sv[:, -1]).max().item()
+    out["determinant"]["cond"] = num(cond)
+    return out
+
+
 def diff(a, b):
     """Largest |a - b| over the entries finite in both (0 for missing tensors)."""
     if a is None or b is None:
@@ -284,13 +386,26 @@ def diff(a, b):
                default=0.0)
 
 
+def penalty_noise(out, low):
+    return {key: {
+        "value": diff([out[key]["value"]], [low[key]["value"]]),
+        "per_sample": diff(out[key]["per_sample"], low[key]["per_sample"]),
+        "grads": {n: diff(g, low[key]["grads"][n]) for n, g in out[key]["grads"].items()},
+    } for key in out if isinstance(out[key], dict)}
+
+
 def run_model(job):
     out = model_pass(job)
+    pen = penalty_pass(job) if job.get("penalty") else None
     torch.set_default_dtype(torch.float32)
     try:
         low = model_pass(job)
+        low_pen = penalty_pass(job) if pen else None
     finally:
         torch.set_default_dtype(torch.float64)
+    out["penalty"] = pen
+    if pen:
+        pen["noise"] = penalty_noise(pen, low_pen)
     out["noise"] = {
         "y": diff(out["y"], low["y"]),
         "dx": diff(out["dx"], low["dx"]),
