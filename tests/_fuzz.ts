@@ -637,6 +637,8 @@ export interface PenaltyRef {
   value: number | null;
   per_sample: Flat;
   grads: Record<string, Flat>;
+  /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */
+  sums: Record<string, number>;
 }
 
 /** tools/torch_fuzz.py's answer for the penalties of a model job (see {@linkcode PenaltyCase}). */

@@ -34,6 +34,10 @@ Model job:
   "sums" holds, per Conv2d/Linear weight and bias, the sum of |terms| its gradient adds up
   (its float32 rounding scales with it even where the gradient itself is 0, as for a bias
   before a training-mode BatchNorm).
+  With "penalty": {lambda, nproj, v | null, labels, label_smoothing} in the job, the result's
+  "penalty" holds the penalties on the function at x (penalty_pass below), each
+  {value, per_sample, grads: {name: flat}, sums: {name: Σ|terms|}}, under "jacobian",
+  "gradient_norm" and "determinant" (with "cond"), and their "noise" as above.
 CE job: {shape: [B, K], logits, labels | soft, label_smoothing, reduction}
   -> {loss, per_sample, grad}
 Optim job: {algorithm, options (torch names), shapes, init: [flat], grads: [[flat] per step],
@@ -315,7 +319,17 @@ def penalty_pass(job):
     model = make_model(job)
     shape = job["input_shape"]
     x = f64(job["x"]).reshape(shape).requires_grad_()
+    # The outputs of the Conv2d/Linear layers (with their largest |input|), for "sums" below.
+    outs = []
+    handles = [
+        m.register_forward_hook(lambda _m, i, o, name=name: outs.append(
+            (name, i[0].detach().abs().max().item(), o)))
+        for name, m in model.named_modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     logits = model(x)
+    for h in handles:
+        h.remove()
     b, c = logits.shape
     lam = pen["lambda"]
     params = list(model.named_parameters())
@@ -323,15 +337,24 @@ def penalty_pass(job):
 
     def finish(key, r, value):
         if value.requires_grad:
-            gs = torch.autograd.grad(value, [p for _, p in params], retain_graph=True,
-                                     allow_unused=True)
+            gs = torch.autograd.grad(value, [p for _, p in params] + [o for _, _, o in outs],
+                                     retain_graph=True, allow_unused=True)
         else:
-            gs = [None] * len(params)
+            gs = [None] * (len(params) + len(outs))
+        # As for a model job: per Conv2d/Linear weight and bias, the sum of |terms| its gradient
+        # adds up, here from the penalty's whole gradient at the layer's output.
+        sums = {}
+        for (name, xmax, _), g in zip(outs, gs[len(params):]):
+            total = 0.0 if g is None else g.abs().sum().item()
+            sums[f"{name}.bias"] = num(total)
+            for w in ("weight", "weight_g", "weight_v"):
+                sums[f"{name}.{w}"] = num(total * xmax)
         out[key] = {
             "value": num(value.item()),
             "per_sample": flat(r),
             "grads": {n: flat(g if g is not None else torch.zeros_like(p))
                       for (n, p), g in zip(params, gs)},
+            "sums": sums,
         }
 
     def input_grad(y, weights):
@@ -357,8 +380,10 @@ def penalty_pass(job):
     finish("gradient_norm", r, lam * r.mean())
 
     # Determinant: R_b = (det J_b - 1)^2 for a square J, else (sqrt(det G_b) - 1)^2 with G_b the
-    # smaller Gram matrix; lambda mean R. "cond" (largest over the batch of the ratio of J_b's
-    # extreme singular values) says how far from singular, where the gradient blows up, it is.
+    # smaller Gram matrix; lambda mean R. "cond", the largest over the batch of
+    # max(sigma_max, 1) / sigma_min of J_b, says how far from singular J is: the gradient
+    # 2 (vol - 1) vol G^-1 J is 0 * inf at a singular J (undefined for C = 1 at J = 0), and
+    # float32 rounding of G^-1 grows like 1 / sigma_min^2.
     rows = []
     for i in range(c):
         e = torch.zeros_like(logits)
@@ -373,7 +398,7 @@ def penalty_pass(job):
         r = (torch.sqrt(torch.linalg.det(gram)) - 1) ** 2
     finish("determinant", r, lam * r.mean())
     sv = torch.linalg.svdvals(j.detach())
-    cond = (sv[:, 0] / sv[:, -1]).max().item()
+    cond = (sv[:, 0].clamp(min=1) / sv[:, -1]).max().item()
     out["determinant"]["cond"] = num(cond)
     return out
 
