@@ -203,9 +203,13 @@ const NORM_EPS = [1e-5, 1e-3, 0.1];
 function rowNorm(q: Rng, dims: number[]): LayerSpec {
   const eps = q.pick(NORM_EPS), affine = q.bool(0.7);
   if (dims.length === 3 && q.bool(0.5)) {
-    const c = dims[0];
-    const groups = q.pick(Array.from({ length: c }, (_, i) => i + 1).filter((g) => c % g === 0));
-    return { type: "groupnorm", groups, channels: c, eps, affine };
+    const [c, h, w] = dims;
+    // torch refuses a group of one value (a batch of 1, "more than 1 value per channel").
+    const divisors = Array.from({ length: c }, (_, i) => i + 1)
+      .filter((g) => c % g === 0 && (c / g) * h * w > 1);
+    if (divisors.length) {
+      return { type: "groupnorm", groups: q.pick(divisors), channels: c, eps, affine };
+    }
   }
   const k = q.int(1, dims.length);
   return { type: "layernorm", shape: dims.slice(dims.length - k), eps, affine };
@@ -290,10 +294,13 @@ export function genModel(seed: number): ModelCase {
         // A ResNet BasicBlock (3x3 convs, pad 1; projection shortcut when the shape changes).
         const stride = r.int(1, 2);
         const cout = r.bool(0.5) ? ch : r.int(1, 6);
-        layers.push({ type: "basicblock", cin: ch, cout, stride, training: r.bool(0.5) });
+        const oh = outSize(h, 3, stride, 1), ow = outSize(w, 3, stride, 1);
+        // torch refuses training mode with one value per channel.
+        const training = b * oh * ow >= 2 && r.bool(0.5);
+        layers.push({ type: "basicblock", cin: ch, cout, stride, training });
         ch = cout;
-        h = outSize(h, 3, stride, 1);
-        w = outSize(w, 3, stride, 1);
+        h = oh;
+        w = ow;
         continue;
       }
       const padding: [number, number] = [r.int(0, 2), r.int(0, 2)];

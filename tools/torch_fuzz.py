@@ -255,7 +255,27 @@ def term_sums(model):
                 out.register_hook(on_grad)
 
             handles.append(m.register_forward_hook(hook))
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            handles.append(m.register_forward_hook(
+                lambda mod, inputs, out, name=name: bn_sums(sums, name, mod, inputs[0], out)))
     return sums, handles
+
+
+def bn_sums(sums, name, bn, x, out):
+    """BatchNorm's weight gradient is sum dy x̂ per channel, x̂ = (x - mean) / sqrt(var + eps):
+    a float32 mean off by a few ulp of max|x| moves x̂ by that over sqrt(var + eps), which is
+    large for a channel of (nearly) equal values (a conv seeing only padding), whose x̂ is 0
+    exactly in float64. Records sum |dy| max|x| / sqrt(var + eps), the largest over the
+    channels, as the sum of |terms| of that gradient."""
+    x = x.detach()
+    dims = [0] + list(range(2, x.dim()))
+    var = x.var(dim=dims, unbiased=False) if bn.training else bn.running_var.detach()
+    scale = x.abs().amax(dim=dims) / (var + bn.eps).sqrt()
+
+    def on_grad(g):
+        sums[f"{name}.weight"] = (g.detach().abs().sum(dim=dims) * scale).max().item()
+
+    out.register_hook(on_grad)
 
 
 def model_pass(job):
@@ -486,7 +506,9 @@ def run_optim(job):
     return {"trajectory": trajectory}
 
 
-def train_pass(job):
+def train_pass(job, drop_unresolved=False):
+    """One training run; with drop_unresolved, each gradient entry below float32 resolution
+    (|g| < 1e-6 max|g| of its tensor, or 1e-12) is zeroed before the step."""
     model = make_model(job)
     x = f64(job["x"]).reshape(job["input_shape"])
     labels = torch.tensor(job["labels"], dtype=torch.int64)
@@ -499,6 +521,9 @@ def train_pass(job):
         loss.backward()
         for n, p in model.named_parameters():
             gmin[n] = torch.minimum(gmin[n], p.grad.abs())
+            if drop_unresolved:
+                tiny = max(1e-6 * p.grad.abs().max().item(), 1e-12)
+                p.grad[p.grad.abs() < tiny] = 0
         opt.step()
         losses.append(num(loss.item()))
     return {
@@ -521,6 +546,19 @@ def run_train(job):
         "params": {n: diff(g, low["params"][n]) for n, g in out["params"].items()},
         "buffers": {n: diff(g, low["buffers"][n]) for n, g in out["buffers"].items()},
     }
+    if job["algorithm"] != "sgd":
+        # Adam normalizes each entry's gradient: an entry whose gradient float32 cannot resolve
+        # (|g| ~ 1e-9 where the row's terms are ~0.1, as a weight_v entry nearly orthogonal to
+        # the projection) steps by up to lr on rounding noise, and every later step of every
+        # tensor follows from there (a max-pool may even switch its pick). The run again with
+        # those entries' gradients zeroed measures how much that moves the results; it is added
+        # to the noise.
+        alt = train_pass(job, drop_unresolved=True)
+        noise = out["noise"]
+        noise["losses"] += diff(out["losses"], alt["losses"])
+        for kind in ("params", "buffers"):
+            for n, g in out[kind].items():
+                noise[kind][n] += diff(g, alt[kind][n])
     return out
 
 
