@@ -47,7 +47,8 @@ Train job: a model job's {input_shape, layers, params, x} plus {labels, label_sm
   backward, optimizer step (model in float64 too, modes as for a model job)
   -> {losses, params: {name: flat}, buffers: {name: flat}, gmin: {name: flat} (the smallest
   |gradient| over the steps, per element), noise: {losses, params: {name}, buffers: {name}}}
-  (noise as for a model job).
+  (noise as for a model job; for Adam and AdamW plus how far a run that zeroes the gradient
+  entries float32 cannot resolve ends from this one, see run_train).
 
 Usage: /usr/bin/python3 tools/torch_fuzz.py < jobs.json > results.json
 (REGULA_FUZZ_DUMP=jobs.json makes tests/fuzz_torch_test.ts write its jobs there.)
