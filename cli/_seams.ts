@@ -69,6 +69,20 @@ export async function loadData(
     // Missing or corrupt files: one line, exit code 2.
     throw new UsageError((e as Error).message.split("\n").join(" "));
   }
+  // A test split that the model trained on the training split cannot take: refused now, not
+  // after training (where the final evaluation would fail).
+  if (test && test.sampleShape.join("x") !== full.sampleShape.join("x")) {
+    throw new UsageError(
+      `${name}: the test split's samples are [${test.sampleShape}] but the training split's ` +
+        `are [${full.sampleShape}]; give matching train and test files`,
+    );
+  }
+  if (test && test.classes > full.classes) {
+    throw new UsageError(
+      `${name}: the test split has ${test.classes} classes but the training split ` +
+        `${full.classes}; give matching train and test files`,
+    );
+  }
   if (opts.limit !== undefined && opts.limit < full.length) {
     full = subset(
       full,

@@ -390,7 +390,16 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
     }
     if (!quiet && result.stopReason) io.out(`stopped: ${result.stopReason}`);
     if (!quiet && result.restoredBest) io.out(`restored the weights of epoch ${result.bestEpoch}`);
-    const test = data.test && flags.test ? await evaluate(model, data.test) : undefined;
+    // The final test evaluation may still fail (out of memory, a lost device): the trained
+    // model is saved all the same, and the error reported after it.
+    let test: Awaited<ReturnType<typeof evaluate>> | undefined, testError: Error | undefined;
+    if (data.test && flags.test) {
+      try {
+        test = await evaluate(model, data.test);
+      } catch (e) {
+        testError = e instanceof Error ? e : new Error(String(e));
+      }
+    }
     if (test && !quiet) {
       io.out(
         `test  loss ${test.loss.toFixed(4)}  acc ${pct(test.accuracy)}  (${test.count} samples)`,
@@ -423,6 +432,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       bestEpoch: result.bestEpoch,
       restoredBest: result.restoredBest,
       test: test ? { loss: test.loss, accuracy: test.accuracy, count: test.count } : null,
+      testError: testError?.message ?? null,
       seconds: result.seconds,
     };
     if (out !== undefined) {
@@ -438,6 +448,7 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
           bestEpoch: result.bestEpoch,
           restoredBest: result.restoredBest,
           test: summary.test,
+          ...(testError ? { testError: testError.message } : {}),
         },
         seed,
         created: new Date().toISOString(),
@@ -445,6 +456,12 @@ async function runTrain({ flags }: ParsedArgs, io: Io): Promise<number> {
       await writeFileAtomic(out, bytes, { force });
       if (!quiet) io.out(`saved ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
     } else if (!quiet) io.out("not saved (use --out PATH to write a checkpoint)");
+    if (testError) {
+      throw new Error(
+        `the final test evaluation failed: ${testError.message} (the trained model ` +
+          (out !== undefined ? `was saved to ${out}` : "was not saved: no --out") + ")",
+      );
+    }
     if (json) {
       io.out(JSON.stringify(
         { ...summary, checkpoint: out ?? null, adapter: rt.description },

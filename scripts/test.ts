@@ -10,12 +10,30 @@
  * `deno task test tests/loss_test.ts ...` runs the named files only (in both passes where they
  * use `getBackend()`); `--backend webgpu|wasm` runs one pass only.
  *
+ * Two test files run at a time (`deno test --parallel`, `DENO_JOBS`): on the 2-core machine the
+ * suite kept one core busy on average (the software adapter's compute dispatches, PyTorch's and
+ * Chromium's start-up), and 8 of its heavier files took 114 s two at a time against 235 s one
+ * after another. `--jobs N` (or `REGULA_TEST_JOBS=N`) sets the count; `--jobs 1` runs them
+ * one after another, each file's output in one piece.
+ *
  * @module
  */
 
 const FLAGS = ["test", "-A", "--no-check=remote", "--config", "deno.dev.json"];
 
-function argsOf(argv: string[]): { files: string[]; passes: ("webgpu" | "wasm")[] } {
+function argsOf(
+  argv: string[],
+): { files: string[]; passes: ("webgpu" | "wasm")[]; jobs: number } {
+  let jobs = Number(Deno.env.get("REGULA_TEST_JOBS") ?? 2);
+  const j = argv.indexOf("--jobs");
+  if (j >= 0) {
+    jobs = Number(argv[j + 1]);
+    argv = [...argv.slice(0, j), ...argv.slice(j + 2)];
+  }
+  if (!(Number.isInteger(jobs) && jobs >= 1)) {
+    console.error(`error: --jobs (or REGULA_TEST_JOBS) takes an integer >= 1, got '${jobs}'`);
+    Deno.exit(2);
+  }
   const i = argv.indexOf("--backend");
   let passes: ("webgpu" | "wasm")[] = ["webgpu", "wasm"];
   if (i >= 0) {
@@ -27,7 +45,7 @@ function argsOf(argv: string[]): { files: string[]; passes: ("webgpu" | "wasm")[
     passes = [b];
     argv = [...argv.slice(0, i), ...argv.slice(i + 2)];
   }
-  return { files: argv, passes };
+  return { files: argv, passes, jobs };
 }
 
 /**
@@ -48,11 +66,18 @@ interface Summary {
   ok: boolean;
 }
 
-async function pass(backend: "webgpu" | "wasm", files: string[]): Promise<Summary> {
-  console.log(`\n=== deno test on the ${backend} backend (${files.length || "all"} files) ===`);
+async function pass(
+  backend: "webgpu" | "wasm",
+  files: string[],
+  jobs: number,
+): Promise<Summary> {
+  console.log(
+    `\n=== deno test on the ${backend} backend (${files.length || "all"} files, ` +
+      `${jobs} at a time) ===`,
+  );
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: [...FLAGS, ...(files.length ? files : ["tests/"])],
-    env: { REGULA_BACKEND: backend, NO_COLOR: "1" },
+    args: [...FLAGS, ...(jobs > 1 ? ["--parallel"] : []), ...(files.length ? files : ["tests/"])],
+    env: { REGULA_BACKEND: backend, NO_COLOR: "1", DENO_JOBS: String(jobs) },
     stdout: "piped",
     stderr: "inherit",
   });
@@ -82,12 +107,12 @@ async function pass(backend: "webgpu" | "wasm", files: string[]): Promise<Summar
   };
 }
 
-const { files, passes } = argsOf(Deno.args);
+const { files, passes, jobs } = argsOf(Deno.args);
 const total: Summary = { passed: 0, failed: 0, ignored: 0, ok: true };
 for (const backend of passes) {
   const list = backend === "wasm" ? backendFiles(files) : files;
   if (backend === "wasm" && list.length === 0) continue;
-  const s = await pass(backend, list);
+  const s = await pass(backend, list, jobs);
   total.passed += s.passed;
   total.failed += s.failed;
   total.ignored += s.ignored;

@@ -6,6 +6,7 @@
 import { assert } from "./_util.ts";
 import { main } from "../cli.ts";
 import { decodeCheckpoint } from "../src/io/checkpoint.ts";
+import { encodeIdx } from "../src/io/idx.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -188,6 +189,45 @@ Deno.test("cli.ts train and eval report mistakes in one line with exit code 2", 
     const left = [];
     for await (const e of Deno.readDir(dir)) left.push(e.name);
     assert.deepEqual(left.sort(), ["bad.safetensors", "list.json"], "nothing half-written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli.ts train refuses train and test files of different sample shapes before training", async () => {
+  // Found as a user: an IDX folder whose t10k files held 6x6 images beside 8x8 training images
+  // trained for the full budget, then failed in the final test evaluation and lost the model.
+  const dir = await Deno.makeTempDir();
+  const idx = (n: number, hw: number) => {
+    const px = new Uint8Array(n * hw * hw).map((_, i) => (i * 37) % 256);
+    const lb = new Uint8Array(n).map((_, i) => i % 10);
+    return [encodeIdx([n, hw, hw], "u8", px), encodeIdx([n], "u8", lb)];
+  };
+  try {
+    const [tri, trl] = idx(40, 8), [tei, tel] = idx(10, 6);
+    await Deno.writeFile(`${dir}/train-images-idx3-ubyte`, tri);
+    await Deno.writeFile(`${dir}/train-labels-idx1-ubyte`, trl);
+    await Deno.writeFile(`${dir}/t10k-images-idx3-ubyte`, tei);
+    await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, tel);
+    const out = `${dir}/m.safetensors`;
+    const argv = ["train", "--model", "mlp", "--data", "idx", "--data-path", dir, "--out", out];
+    const r = await runMain(argv);
+    assert.equal(r.code, 2, r.err.join("\n"));
+    assert.equal(r.err.length, 1);
+    assert.match(
+      r.err[0],
+      /^error: idx: the test split's samples are \[1,6,6\] but the training split's are \[1,8,8\]/,
+    );
+    assert.equal(r.out.length, 0, "refused before training");
+    await assert.rejects(() => Deno.stat(out), Deno.errors.NotFound);
+    // The same folder with matching test files trains and saves.
+    const [tei8, tel8] = idx(10, 8);
+    await Deno.writeFile(`${dir}/t10k-images-idx3-ubyte`, tei8);
+    await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, tel8);
+    const ok = await runMain([...argv, "--json"]);
+    assert.equal(ok.code, 0, ok.err.join("\n"));
+    assert.equal(JSON.parse(ok.out.at(-1)!).test.count, 10);
+    assert.ok((await Deno.stat(out)).size > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

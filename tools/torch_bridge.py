@@ -410,10 +410,6 @@ class Net(nn.Module if torch is not None else object):
                                   f"{str(e).splitlines()[0]}") from None
         return x
 
-    def has_train_batchnorm(self):
-        return any((k.startswith("batchnorm") or k == "basic_block") and m.training
-                   for k, _, m in self.chain)
-
 
 # ---------------------------------------------------------------------------
 

@@ -111,10 +111,6 @@ class _Chain(nn.Module):
             x = getattr(self, name)(x)
         return x
 
-    def has_train_batchnorm(self):
-        return self.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                     for m in self.modules())
-
 
 def _normalize(spec):
     n = spec.get("normalize")
