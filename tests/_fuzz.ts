@@ -689,6 +689,8 @@ export interface FuzzResults {
   ce: CeResult[];
   optim: OptimResult[];
   train: TrainResult[];
+  regtrain: RegTrainResult[];
+  attack: AttackResult[];
 }
 
 /** A fuzzed training run on a model case: cross-entropy and an optimizer, a few steps. */
@@ -756,9 +758,202 @@ export function genPenalty(model: ModelCase): PenaltyCase {
   };
 }
 
+/** A regularizer of a fuzzed `train()` run: its registry name and every option, explicit. */
+export interface RegSpec {
+  name: string;
+  options: Record<string, number | boolean>;
+}
+
+/**
+ * A fuzzed `train()` run with regularizers on a model case: the case's batch as a one-batch
+ * dataset, `steps` epochs of one step each, an optimizer, and 1-3 regularizers of the registry
+ * whose effect PyTorch can reproduce exactly (no random streams: the Jacobian penalty exact,
+ * no noise injection, no spectral norm).
+ */
+export interface RegTrainCase {
+  seed: number;
+  labels: Int32Array;
+  algorithm: "sgd" | "adam" | "adamw";
+  /** Options in regula's names. */
+  opts: Record<string, unknown>;
+  /** The same in torch's names. */
+  torch: Record<string, unknown>;
+  lr: number;
+  steps: number;
+  /**
+   * `train`'s trainMode: true only where every BatchNorm of the case may train (its spec says
+   * training) and there is no Dropout (its mask is regula's random stream); else every layer in
+   * eval mode.
+   */
+  trainMode: boolean;
+  regs: RegSpec[];
+}
+
+/** The regularizers {@linkcode genRegTrain} draws from. */
+export const FUZZ_REGULARIZERS = [
+  "l1",
+  "l2",
+  "elastic-net",
+  "soft-svb",
+  "hard-svb",
+  "max-norm",
+  "label-smoothing",
+  "confidence",
+  "jacobian",
+  "gradient-norm",
+] as const;
+
+function regSpec(r: Rng, name: typeof FUZZ_REGULARIZERS[number], classes: number): RegSpec {
+  const sel = () => ({ biases: r.bool(0.3), norms: r.bool(0.3) });
+  switch (name) {
+    case "l1":
+      return { name, options: { lambda: r.pick([1e-3, 0.01, r.uniform(0, 0.05)]), ...sel() } };
+    case "l2":
+      return { name, options: { lambda: r.pick([5e-4, 0.01, r.uniform(0, 0.2)]), ...sel() } };
+    case "elastic-net":
+      return {
+        name,
+        options: { l1: r.pick([1e-3, r.uniform(0, 0.05)]), l2: r.uniform(0, 0.2), ...sel() },
+      };
+    case "soft-svb":
+      return { name, options: { lambda: r.pick([1e-3, 0.01, r.uniform(0, 0.05)]) } };
+    case "hard-svb":
+      return {
+        name,
+        options: { eps: r.pick([0.05, 0.5, r.uniform(0.01, 1)]), every: r.int(1, 3), sweeps: 12 },
+      };
+    case "max-norm":
+      return { name, options: { c: r.pick([0.5, 1, r.uniform(0.3, 2)]) } };
+    case "label-smoothing":
+      return { name, options: { eps: r.pick([0.1, r.uniform(0, 1)]) } };
+    case "confidence": {
+      const beta = r.pick([0.1, r.uniform(0, 1)]);
+      // Γ around the entropies that occur (0 .. log K), so that the hinge is both on and off.
+      return r.bool(0.5)
+        ? { name, options: { beta } }
+        : { name, options: { beta, hinge: r.uniform(0, Math.log(Math.max(classes, 2)) + 0.3) } };
+    }
+    case "jacobian":
+      return { name, options: { lambda: r.pick([0.01, r.uniform(0, 1)]), nproj: -1 } };
+    case "gradient-norm":
+      return {
+        name,
+        options: { lambda: r.pick([0.01, r.uniform(0, 1)]), labelSmoothing: r.pick([0, 0.1]) },
+      };
+  }
+}
+
+/** Labels, optimizer and 1-3 distinct regularizers for a `train()` run on `model`. */
+export function genRegTrain(model: ModelCase): RegTrainCase {
+  const r = new Rng(model.seed * 60013 + 17);
+  const last = model.layers[model.layers.length - 1];
+  const classes = last.type === "linear" ? last.cout : 1;
+  const labels = Int32Array.from({ length: model.inputShape[0] }, () => r.int(0, classes - 1));
+  const { algorithm, opts, torch } = genOptim(model.seed * 5 + 2);
+  const pool = [...FUZZ_REGULARIZERS];
+  const regs: RegSpec[] = [];
+  for (let k = r.int(1, 3); k > 0; k--) {
+    const i = r.int(0, pool.length - 1);
+    regs.push(regSpec(r, pool.splice(i, 1)[0], classes));
+  }
+  const stateful = model.layers.filter((l) => l.type === "batchnorm" || l.type === "basicblock");
+  const trainMode = !model.layers.some((l) => l.type === "dropout") &&
+    stateful.every((l) => (l as { training: boolean }).training);
+  return {
+    seed: model.seed,
+    labels,
+    algorithm,
+    opts,
+    torch,
+    lr: algorithm === "sgd" ? r.pick([0.1, 0.05]) : r.pick([0.01, 0.003]),
+    steps: 3,
+    trainMode,
+    regs,
+  };
+}
+
+/** `name:key=value,...`, the command-line form `parseRegularizers` reads. */
+export function regSpecString(s: RegSpec): string {
+  return `${s.name}:${Object.entries(s.options).map(([k, v]) => `${k}=${v}`).join(",")}`;
+}
+
+/** tools/torch_fuzz.py's answer for a regularized training job. */
+export interface RegTrainResult extends Omit<TrainResult, "noise"> {
+  /** Per regularizer name, its penalty value at each step (0 for those without one). */
+  penalties: Record<string, Flat>;
+  noise: TrainResult["noise"] & { penalties: Record<string, number> };
+}
+
+/** A fuzzed attack on a model case, in eval mode, inputs in [0, 1]. */
+export interface AttackCase {
+  seed: number;
+  /** (B, ...) float32-exact inputs in [0, 1]. */
+  x: Float32Array;
+  attack: "fgsm" | "pgd" | "pgdl2";
+  eps: number;
+  alpha: number;
+  steps: number;
+  /** "labels": untargeted on `labels`; "target": targeted at `labels`; "predictions": y null. */
+  mode: "labels" | "target" | "predictions";
+  labels: Int32Array;
+}
+
+/** A random FGSM, L∞ PGD or L2 PGD (no random start) on `model`'s architecture. */
+export function genAttack(model: ModelCase): AttackCase {
+  const r = new Rng(model.seed * 15485863 + 29);
+  const b = model.inputShape[0], classes = model.dy.length / b;
+  // The case's input, in [0, 1], with now and then pixels at the box's edges.
+  const x = Float32Array.from(model.x, (v) => Math.fround((v + 1) / 2));
+  for (let i = 0; i < x.length; i++) if (r.bool(0.05)) x[i] = r.pick([0, 1]);
+  const attack = r.pick(["fgsm", "pgd", "pgd", "pgdl2"] as const);
+  const d = x.length / b;
+  const eps = attack === "pgdl2"
+    ? r.pick([0.5, r.uniform(0.05, 2)]) * Math.sqrt(d) / 4
+    : r.pick([8 / 255, 0.1, r.uniform(0.01, 0.5)]);
+  const steps = attack === "fgsm" ? 1 : r.int(1, 5);
+  const alpha = attack === "fgsm" ? eps : r.pick([eps / 4, 2.5 * eps / steps, r.uniform(0, eps)]);
+  return {
+    seed: model.seed,
+    x,
+    attack,
+    eps,
+    alpha: Math.fround(alpha),
+    steps,
+    mode: r.pick(["labels", "labels", "target", "predictions"] as const),
+    labels: Int32Array.from({ length: b }, () => r.int(0, classes - 1)),
+  };
+}
+
+/** tools/torch_fuzz.py's answer for an attack job. */
+export interface AttackResult {
+  /** Adversarial examples of the float64 run. */
+  adv: Flat;
+  /** |float32 run - float64 run| per element. */
+  noise: Flat;
+  /** Per sample: predicted class at `adv`, and whether its top-2 logits nearly tie. */
+  pred: number[];
+  pred_tie: boolean[];
+  /**
+   * Per sample: a decision float32 may legitimately take the other way before the last step (a
+   * near-zero gradient entry for the sign, a ReLU kink, near-tied clean logits when attacking
+   * the predictions): the sample's path may part from the float64 one, so only the ball and
+   * the box are checked.
+   */
+  fragile: boolean[];
+  /** Per element: a near-zero gradient entry at the last step (its sign may flip). */
+  tie: boolean[];
+}
+
 /** Runs tools/torch_fuzz.py once on every job (and writes them to REGULA_FUZZ_DUMP if set). */
 export async function torchFuzz(
-  jobs: { models: unknown[]; ce: unknown[]; optim: unknown[]; train: unknown[] },
+  jobs: {
+    models: unknown[];
+    ce: unknown[];
+    optim: unknown[];
+    train: unknown[];
+    regtrain?: unknown[];
+    attack?: unknown[];
+  },
 ): Promise<FuzzResults> {
   const python = Deno.env.get("REGULA_TORCH_PYTHON") ?? "/usr/bin/python3";
   const script = new URL("../tools/torch_fuzz.py", import.meta.url).pathname;

@@ -11,6 +11,12 @@
  *   input-gradient norm, Jacobian determinant where the Jacobian is well conditioned): value,
  *   per-sample values and every parameter gradient against PyTorch double backprop;
  * - 3 training steps of that model (cross-entropy, backward, SGD/Adam/AdamW);
+ * - 3 steps of `train()` on that model with 1-3 regularizers of the registry (L1, L2, elastic
+ *   net, soft and hard SVB, max-norm, label smoothing, confidence penalty, exact Jacobian,
+ *   input-gradient norm) and an optimizer with or without weight decay: per-step data loss and
+ *   penalties, parameters and running statistics after the steps;
+ * - FGSM, L∞ PGD or L2 PGD (no random start) on that model in eval mode, untargeted, targeted
+ *   or on its predictions: the adversarial examples and the predictions there;
  * - one softmaxCrossEntropy case (hard or soft targets, smoothing, logits up to ±300);
  * - one SGD/Adam/AdamW run of 5 steps with random hyperparameters.
  *
@@ -30,15 +36,19 @@
  */
 import { assert, getBackend } from "./_util.ts";
 import {
+  type AttackCase,
+  type AttackResult,
   buildModel,
   type CeCase,
   type Flat,
   type FuzzResults,
   fuzzSeeds,
+  genAttack,
   genCe,
   genModel,
   genOptim,
   genPenalty,
+  genRegTrain,
   genTrain,
   mismatch,
   type ModelCase,
@@ -46,6 +56,9 @@ import {
   type OptimCase,
   type PenaltyCase,
   type PenaltyRef,
+  regSpecString,
+  type RegTrainCase,
+  type RegTrainResult,
   torchFuzz,
   type TrainCase,
   type TrainResult,
@@ -58,6 +71,11 @@ import { jacobianPenalty } from "../src/regularizers/jacobian.ts";
 import { gradientNormPenalty } from "../src/regularizers/gradient_norm.ts";
 import { jacobianDeterminantPenalty } from "../src/regularizers/determinant.ts";
 import type { PenaltyResult as Penalty } from "../src/regularizers/_engine.ts";
+import { parseRegularizers } from "../src/regularizers/registry.ts";
+import { train } from "../src/train/train.ts";
+import { fgsm } from "../src/attacks/fgsm.ts";
+import { pgd, pgdL2 } from "../src/attacks/pgd.ts";
+import { argmax } from "../src/ops/reduce.ts";
 
 const SEEDS = fuzzSeeds(Deno.env.get("REGULA_FUZZ_SEEDS"));
 const VERBOSE = !!Deno.env.get("REGULA_FUZZ_VERBOSE");
@@ -98,6 +116,18 @@ const ces: CeCase[] = SEEDS.map(genCe);
 const optims: OptimCase[] = SEEDS.map(genOptim);
 const trains: TrainCase[] = models.map(genTrain);
 const penalties: PenaltyCase[] = models.map(genPenalty);
+const regTrains: RegTrainCase[] = models.map(genRegTrain);
+const attacks: AttackCase[] = models.map(genAttack);
+
+/** A model job's architecture, parameters and input, as the oracle reads them. */
+function modelJob(c: ModelCase) {
+  return {
+    input_shape: c.inputShape,
+    layers: c.layers,
+    params: Object.fromEntries(Object.entries(c.params).map(([k, v]) => [k, Array.from(v)])),
+    x: Array.from(c.x),
+  };
+}
 
 let oracle: Promise<FuzzResults> | null = null;
 
@@ -154,6 +184,26 @@ function results(): Promise<FuzzResults> {
         steps: t.steps,
       };
     }),
+    regtrain: regTrains.map((t, i) => ({
+      ...modelJob(models[i]),
+      labels: Array.from(t.labels),
+      algorithm: t.algorithm,
+      options: t.torch,
+      lr: t.lr,
+      steps: t.steps,
+      train_mode: t.trainMode,
+      regs: t.regs,
+    })),
+    attack: attacks.map((a, i) => ({
+      ...modelJob(models[i]),
+      x: Array.from(a.x),
+      attack: a.attack,
+      eps: a.eps,
+      alpha: a.alpha,
+      steps: a.steps,
+      mode: a.mode,
+      labels: Array.from(a.labels),
+    })),
   });
   return oracle;
 }
@@ -586,4 +636,177 @@ Deno.test("Sequential training steps (cross-entropy, backward, optimizer) match 
     if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
   }
   report(failures, models.length, "training");
+});
+
+/**
+ * `train()` with the case's regularizers (parsed from their command-line specs) on the case's
+ * batch, one step per epoch, against the oracle's run of the same loss, penalties, optimizer
+ * and projections.
+ */
+async function checkRegTrain(rt: Backend, c: ModelCase, t: RegTrainCase, r: RegTrainResult) {
+  const errs: (string | null)[] = [];
+  const dead = deadBiases(c);
+  const shifted = new Set([...dead].map((b) => `${Number(b.split(".")[0]) + 1}.running_mean`));
+  const model = buildModel(rt, c);
+  const regs = parseRegularizers(t.regs.map(regSpecString));
+  const b = c.inputShape[0];
+  try {
+    const data = {
+      name: `fuzz ${c.seed}`,
+      x: c.x,
+      y: t.labels,
+      sampleShape: c.inputShape.slice(1),
+      classes: c.dy.length / b,
+      length: b,
+    };
+    const res = await train(model, { train: data }, {
+      epochs: t.steps,
+      batchSize: b,
+      lr: t.lr,
+      optimizer: { algorithm: t.algorithm, ...t.opts } as OptimizerSpec,
+      regularizers: regs,
+      trainMode: t.trainMode,
+      trajectoryEvery: 0,
+    });
+    const losses = res.history.map((h) => h.trainLoss);
+    errs.push(mismatch(losses, r.losses, "losses", { noise: r.noise.losses }));
+    for (const reg of t.regs) {
+      const got = res.history.map((h) => h.penalties[reg.name] ?? 0);
+      const want = r.penalties[reg.name];
+      // The data loss's own float32 error carries into the penalties of the later steps.
+      const noise = r.noise.penalties[reg.name] + r.noise.losses;
+      errs.push(mismatch(got, want, `${reg.name} penalty`, { noise }));
+    }
+    for (const p of model.params()) {
+      const want = p.kind === "buffer" ? r.buffers[p.name] : r.params[p.name];
+      if (!want) {
+        errs.push(`${p.name}: torch has no such tensor`);
+        continue;
+      }
+      const noise = p.kind === "buffer" ? r.noise.buffers[p.name] : r.noise.params[p.name];
+      // As in checkTrain: Adam's steps of entries whose gradient float32 cannot resolve.
+      const drift = t.algorithm !== "sgd" && (dead.has(p.name) || shifted.has(p.name));
+      const gmin = r.gmin[p.name] ?? want.map(() => 1);
+      const extra = gmin.map((g) =>
+        drift || (t.algorithm !== "sgd" && g !== null && g < TINY_GRAD) ? 1.5 * t.lr * t.steps : 0
+      );
+      const got = Array.from(await p.value.read() as ArrayLike<number>);
+      errs.push(mismatch(got, want, `${p.name} after ${t.steps} steps`, { noise, extra }));
+    }
+  } finally {
+    for (const reg of regs) reg.dispose?.();
+    model.dispose();
+  }
+  return errs.filter((e): e is string => e !== null);
+}
+
+Deno.test("train() with fuzzed regularizers (penalties, projections, label smoothing) matches PyTorch", async () => {
+  const rt = await getBackend();
+  const res = await results();
+  const failures: string[] = [];
+  for (const [i, c] of models.entries()) {
+    const t = regTrains[i];
+    let errs: string[];
+    try {
+      errs = await checkRegTrain(rt, c, t, res.regtrain[i]);
+    } catch (e) {
+      errs = [`threw ${(e as Error).stack ?? e}`];
+    }
+    const what = `${describe(c)}; ${t.regs.map(regSpecString).join(" ")}; ${t.algorithm} ` +
+      `${JSON.stringify(t.torch)} lr ${t.lr}${t.trainMode ? "" : " eval mode"}`;
+    if (VERBOSE) console.log(`regtrain seed ${c.seed}: ${what}`);
+    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
+  }
+  report(failures, models.length, "regularized training");
+});
+
+/** Absolute slack on the box and the ball of an attack (float32 rounding of x0 + δ). */
+const BALL_SLACK = 1e-6;
+
+/**
+ * One attack on a model case against the oracle: the adversarial examples element by element
+ * (an element whose last gradient entry nearly vanishes may step the other way: forgiven), the
+ * predictions there (unless near-tied), and for fragile samples only the ball and the box.
+ */
+async function checkAttack(rt: Backend, c: ModelCase, a: AttackCase, r: AttackResult) {
+  const errs: string[] = [];
+  const model = buildModel(rt, c);
+  model.eval();
+  const b = c.inputShape[0], d = a.x.length / b;
+  const x = rt.upload(a.x, c.inputShape);
+  const labels = rt.upload(a.labels, [b]);
+  const y = a.mode === "predictions" ? null : labels;
+  const target = a.mode === "target" ? labels : undefined;
+  let adv: ReturnType<typeof fgsm> | null = null;
+  try {
+    adv = a.attack === "fgsm"
+      ? fgsm(rt, model, x, y, { eps: a.eps, target })
+      : (a.attack === "pgd" ? pgd : pgdL2)(rt, model, x, y, {
+        eps: a.eps,
+        alpha: a.alpha,
+        steps: a.steps,
+        randomStart: false,
+        target,
+      });
+    const got = await adv.read() as Float32Array;
+    const predT = argmax(rt, model.forward(adv), 1);
+    const pred = await predT.read();
+    predT.dispose();
+    for (let s = 0; s < b; s++) {
+      const lo = s * d, hi = lo + d;
+      let ball = 0;
+      for (let i = lo; i < hi; i++) {
+        if (!(got[i] >= -BALL_SLACK && got[i] <= 1 + BALL_SLACK)) {
+          errs.push(`sample ${s}: adv[${i}] = ${got[i]} outside [0, 1]`);
+          break;
+        }
+        const dv = Math.abs(got[i] - a.x[i]);
+        ball = a.attack === "pgdl2" ? ball + dv * dv : Math.max(ball, dv);
+      }
+      if (a.attack === "pgdl2") ball = Math.sqrt(ball);
+      if (ball > a.eps * (1 + 1e-5) + BALL_SLACK) {
+        errs.push(`sample ${s}: ‖adv - x‖ = ${ball} > ε ${a.eps}`);
+      }
+      if (r.fragile[s]) continue;
+      const extra = r.noise.slice(lo, hi).map((n, i) =>
+        (r.tie[lo + i] ? 2 * a.alpha : 0) + 10 * (n ?? 0)
+      );
+      const e = mismatch(got.subarray(lo, hi), r.adv.slice(lo, hi), `sample ${s} adv`, {
+        rel: 0,
+        abs: 0,
+        floor: 2e-6,
+        extra,
+      });
+      if (e) errs.push(e);
+      else if (!r.pred_tie[s] && pred[s] !== r.pred[s]) {
+        errs.push(`sample ${s}: predicted ${pred[s]} at adv, torch ${r.pred[s]}`);
+      }
+    }
+  } finally {
+    for (const t of [x, labels, adv]) t?.dispose();
+    model.dispose();
+  }
+  return errs;
+}
+
+Deno.test("fgsm(), pgd(), pgdL2() without random start match PyTorch on fuzzed models", async () => {
+  const rt = await getBackend();
+  const res = await results();
+  const failures: string[] = [];
+  for (const [i, c] of models.entries()) {
+    const a = attacks[i];
+    let errs: string[];
+    try {
+      errs = await checkAttack(rt, c, a, res.attack[i]);
+    } catch (e) {
+      errs = [`threw ${(e as Error).stack ?? e}`];
+    }
+    const fragile = res.attack[i].fragile.filter(Boolean).length;
+    const what = `${describe(c)}; ${a.attack} ε ${a.eps.toPrecision(3)} α ${
+      a.alpha.toPrecision(3)
+    } steps ${a.steps} ${a.mode}${fragile ? ` (${fragile} fragile)` : ""}`;
+    if (VERBOSE) console.log(`attack seed ${c.seed}: ${what}`);
+    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
+  }
+  report(failures, models.length, "attack");
 });

@@ -507,28 +507,132 @@ def run_optim(job):
     return {"trajectory": trajectory}
 
 
+def selected(model, opts, matrices_only=False):
+    """src/regularizers/_params.ts selectParams in torch names: the weights of Conv2d and Linear
+    layers (weight_v under weight normalization); with "biases" every bias (Conv2d, Linear and
+    the normalizations' beta); with "norms" the normalizations' gamma and weight normalization's
+    g. matrices_only: the weights alone, whatever opts say."""
+    out = []
+    norms = not matrices_only and opts.get("norms", False)
+    biases = not matrices_only and opts.get("biases", False)
+    for mname, m in model.named_modules():
+        for pname, p in m.named_parameters(recurse=False):
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                keep = (pname in ("weight", "weight_v") or (pname == "weight_g" and norms)
+                        or (pname == "bias" and biases))
+            else:
+                keep = (pname == "weight" and norms) or (pname == "bias" and biases)
+            if keep:
+                out.append(p)
+    return out
+
+
+def small_gram(w):
+    """The smaller Gram matrix of a weight read as (out, rest)."""
+    wm = w.reshape(w.shape[0], -1)
+    return wm @ wm.T if wm.shape[0] <= wm.shape[1] else wm.T @ wm
+
+
+def reg_penalty(reg, model, x, logits, labels):
+    """The penalty a regularizer adds to the loss (src/regularizers: penalties.ts, confidence.ts,
+    jacobian.ts, gradient_norm.ts), None for those without one."""
+    name, o = reg["name"], reg["options"]
+    if name in ("l1", "l2", "elastic-net"):
+        ps = selected(model, o)
+        l1 = o["lambda"] if name == "l1" else o.get("l1", 0.0) if name == "elastic-net" else 0.0
+        l2 = o["lambda"] if name == "l2" else o.get("l2", 0.0) if name == "elastic-net" else 0.0
+        return sum((l1 * p.abs().sum() + l2 / 2 * (p * p).sum() for p in ps), logits.new_zeros(()))
+    if name == "soft-svb":
+        total = logits.new_zeros(())
+        for p in selected(model, {}, True):
+            g = small_gram(p)
+            total = total + ((g - torch.eye(g.shape[0], dtype=g.dtype)) ** 2).sum()
+        return o["lambda"] * total
+    if name == "confidence":
+        # Pereyra et al. 2017: -beta H(p), or beta max(0, hinge - H); batch mean.
+        logp = F.log_softmax(logits, 1)
+        h = -(logp.exp() * logp).sum(1)
+        r = -o["beta"] * h if "hinge" not in o else o["beta"] * (o["hinge"] - h).clamp(min=0)
+        return r.mean()
+    if name == "jacobian":
+        # Exact (nproj -1): (lambda/2) mean_b ||J_b||_F^2, one backward per class.
+        b, c = logits.shape
+        r = logits.new_zeros(b)
+        for i in range(c):
+            e = torch.zeros_like(logits)
+            e[:, i] = 1
+            (u,) = torch.autograd.grad(logits, x, grad_outputs=e, create_graph=True)
+            r = r + u.reshape(b, -1).pow(2).sum(1)
+        return o["lambda"] / 2 * r.mean()
+    if name == "gradient-norm":
+        ce = F.cross_entropy(logits, labels, reduction="sum",
+                             label_smoothing=o["labelSmoothing"])
+        (g,) = torch.autograd.grad(ce, x, create_graph=True)
+        return o["lambda"] * g.reshape(g.shape[0], -1).pow(2).sum(1).mean()
+    return None
+
+
+@torch.no_grad()
+def reg_project(reg, model, step):
+    """The projections of src/regularizers/projections.ts, after optimizer step `step` (from 0)."""
+    name, o = reg["name"], reg["options"]
+    if name == "hard-svb" and (step + 1) % o["every"] == 0:
+        # Jia et al. 2017: W <- U clip(S, 1/(1+eps), 1+eps) V^T, conv weights as (out, rest).
+        for p in selected(model, {}, True):
+            wm = p.reshape(p.shape[0], -1)
+            u, sv, vh = torch.linalg.svd(wm, full_matrices=False)
+            sv = sv.clamp(1 / (1 + o["eps"]), 1 + o["eps"])
+            p.copy_(((u * sv) @ vh).reshape(p.shape))
+    elif name == "max-norm":
+        # Srivastava et al. 2014; torch.renorm's scale c / (norm + 1e-7) for rows above c.
+        for p in selected(model, {}, True):
+            wm = p.reshape(p.shape[0], -1)
+            p.copy_(torch.renorm(wm, 2, 0, o["c"]).reshape(p.shape))
+
+
 def train_pass(job, drop_unresolved=False):
     """One training run; with drop_unresolved, each gradient entry below float32 resolution
-    (|g| < 1e-6 max|g| of its tensor, or 1e-12) is zeroed before the step."""
+    (|g| < 1e-6 max|g| of its tensor, or 1e-12) is zeroed before the step. With "regs" (a
+    regularized job) every layer is put in the mode "train_mode" says, the penalties join the
+    loss and the projections follow the step, in list order, as src/train/train.ts runs them."""
     model = make_model(job)
+    regs = job.get("regs") or []
+    if "train_mode" in job:
+        set_modes(model, job["layers"], job["train_mode"])
     x = f64(job["x"]).reshape(job["input_shape"])
     labels = torch.tensor(job["labels"], dtype=torch.int64)
     opt = make_optimizer(list(model.parameters()), job["algorithm"], job["options"], job["lr"])
+    smoothing = job.get("label_smoothing", 0.0)
+    for r in regs:
+        if r["name"] == "label-smoothing":
+            smoothing = r["options"]["eps"]
     losses = []
+    penalties = {r["name"]: [] for r in regs}
     gmin = {n: torch.full_like(p, math.inf) for n, p in model.named_parameters()}
-    for _ in range(job["steps"]):
+    for step in range(job["steps"]):
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), labels, label_smoothing=job["label_smoothing"])
-        loss.backward()
+        xin = x.clone().requires_grad_(bool(regs))
+        logits = model(xin)
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        total = loss
+        for r in regs:
+            v = reg_penalty(r, model, xin, logits, labels)
+            penalties[r["name"]].append(0.0 if v is None else num(v.item()))
+            if v is not None:
+                total = total + v
+        total.backward()
         for n, p in model.named_parameters():
             gmin[n] = torch.minimum(gmin[n], p.grad.abs())
             if drop_unresolved:
                 tiny = max(1e-6 * p.grad.abs().max().item(), 1e-12)
                 p.grad[p.grad.abs() < tiny] = 0
         opt.step()
+        for r in regs:
+            reg_project(r, model, step)
         losses.append(num(loss.item()))
     return {
         "losses": losses,
+        "penalties": penalties,
         "gmin": {n: flat(g) for n, g in gmin.items()},
         "params": {n: flat(p) for n, p in model.named_parameters()},
         "buffers": {n: flat(b.double()) for n, b in model.named_buffers()},
@@ -544,6 +648,7 @@ def run_train(job):
         torch.set_default_dtype(torch.float64)
     out["noise"] = {
         "losses": diff(out["losses"], low["losses"]),
+        "penalties": {n: diff(v, low["penalties"][n]) for n, v in out["penalties"].items()},
         "params": {n: diff(g, low["params"][n]) for n, g in out["params"].items()},
         "buffers": {n: diff(g, low["buffers"][n]) for n, g in out["buffers"].items()},
     }
@@ -557,9 +662,96 @@ def run_train(job):
         alt = train_pass(job, drop_unresolved=True)
         noise = out["noise"]
         noise["losses"] += diff(out["losses"], alt["losses"])
+        for n, v in out["penalties"].items():
+            noise["penalties"][n] += diff(v, alt["penalties"][n])
         for kind in ("params", "buffers"):
             for n, g in out[kind].items():
                 noise[kind][n] += diff(g, alt[kind][n])
+    return out
+
+
+def attack_pass(job):
+    """One attack in the default dtype, the model in eval mode (src/attacks: fgsm.ts, pgd.ts;
+    torchattacks' FGSM/PGD/PGDL2 without the random start): mean cross-entropy; L-inf step
+    x0 + clamp(x + alpha sign(g) - x0, -eps, eps), L2 step x + alpha g / max(||g||, 1e-12) then
+    delta min(1, eps / ||delta||), each clamped to [0, 1]; targeted descends CE(target).
+    Also records where float32 may legitimately decide otherwise (see run_attack)."""
+    layers = job["layers"]
+    model = make_model(job)
+    set_modes(model, layers, False)
+    x0 = f64(job["x"]).reshape(job["input_shape"])
+    b = x0.shape[0]
+    with torch.no_grad():
+        z = model(x0)
+    fragile = torch.zeros(b, dtype=torch.bool)
+    if job["mode"] == "predictions":
+        labels = z.argmax(1)
+        top = z.topk(min(2, z.shape[1]), 1).values
+        if z.shape[1] > 1:
+            gap = (top[:, 0] - top[:, 1]) / top.abs().max().clamp(min=1e-30)
+            fragile |= gap < 1e-4
+    else:
+        labels = torch.tensor(job["labels"], dtype=torch.int64)
+    sign = -1.0 if job["mode"] == "target" else 1.0
+    eps, alpha = job["eps"], job["alpha"]
+    steps = job["steps"] if eps > 0 else 0
+    adv = x0.clone()
+    tie = torch.zeros_like(x0, dtype=torch.bool)
+    for i in range(steps):
+        a = adv.clone().requires_grad_()
+        found, handles = margins(model, layers)
+        loss = F.cross_entropy(model(a), labels)
+        for h in handles:
+            h.remove()
+        (g,) = torch.autograd.grad(loss, a)
+        if found and min(found) < 1e-5:
+            fragile[:] = True
+        if job["attack"] == "pgdl2":
+            shape = [b] + [1] * (x0.dim() - 1)
+            gn = g.reshape(b, -1).norm(dim=1).clamp(min=1e-12).reshape(shape)
+            delta = adv + sign * alpha * g / gn - x0
+            dn = delta.reshape(b, -1).norm(dim=1).reshape(shape)
+            factor = torch.where(dn > eps, eps / dn, torch.ones_like(dn))
+            adv = (x0 + delta * factor).clamp(0, 1)
+        else:
+            # A nonzero entry this small against its sample's largest may have either sign in
+            # float32 (exact zeros, e.g. of pixels no output sees, stay 0: sign(0) = 0).
+            scale = g.reshape(b, -1).abs().max(dim=1).values.reshape([b] + [1] * (x0.dim() - 1))
+            near = (g != 0) & (g.abs() <= 1e-4 * scale)
+            if i < steps - 1:
+                fragile |= near.reshape(b, -1).any(dim=1)
+            else:
+                tie = near
+            step = adv + sign * alpha * torch.sign(g)
+            adv = (x0 + (step - x0).clamp(-eps, eps)).clamp(0, 1)
+    with torch.no_grad():
+        za = model(adv)
+    top = za.topk(min(2, za.shape[1]), 1).values
+    pred_tie = [False] * b
+    if za.shape[1] > 1:
+        gap = (top[:, 0] - top[:, 1]) / top.abs().max().clamp(min=1e-30)
+        pred_tie = (gap < 1e-4).tolist()
+    return {
+        "adv": flat(adv),
+        "pred": za.argmax(1).tolist(),
+        "pred_tie": pred_tie,
+        "fragile": fragile.tolist(),
+        "tie": tie.reshape(-1).tolist(),
+    }
+
+
+def run_attack(job):
+    """The attack in float64, and in float32 for the per-element noise; a sample is fragile
+    when either run found it so."""
+    out = attack_pass(job)
+    torch.set_default_dtype(torch.float32)
+    try:
+        low = attack_pass(job)
+    finally:
+        torch.set_default_dtype(torch.float64)
+    out["noise"] = [abs(u - v) for u, v in zip(out["adv"], low["adv"])]
+    out["fragile"] = [a or c for a, c in zip(out["fragile"], low["fragile"])]
+    out["tie"] = [a or c for a, c in zip(out["tie"], low["tie"])]
     return out
 
 
@@ -571,6 +763,8 @@ def main():
         "ce": [run_ce(j) for j in jobs.get("ce", [])],
         "optim": [run_optim(j) for j in jobs.get("optim", [])],
         "train": [run_train(j) for j in jobs.get("train", [])],
+        "regtrain": [run_train(j) for j in jobs.get("regtrain", [])],
+        "attack": [run_attack(j) for j in jobs.get("attack", [])],
     }, sys.stdout, allow_nan=False)
 
 
