@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Oracle for the randomized parity test (tests/fuzz_torch_test.ts): PyTorch 1.13 on the CPU.
 
-Reads one JSON object on stdin, {"models": [...], "ce": [...], "optim": [...], "train": [...]},
-and writes the results under the same keys, in the same order, on stdout. Tensors are flat
+Reads one JSON object on stdin, {"models": [...], "ce": [...], "optim": [...], "train": [...],
+"regtrain": [...], "attack": [...]}, and writes the results under the same keys, in the same order, on stdout. Tensors are flat
 row-major lists; NaN and infinities are written as null. Models and cross-entropy run
 in float64 (the float32 inputs are exact in float64), so the reference carries no float32
 error of its own; the optimizers run in float32 like the GPU, with foreach=False (the
@@ -49,12 +49,20 @@ Train job: a model job's {input_shape, layers, params, x} plus {labels, label_sm
   |gradient| over the steps, per element), noise: {losses, params: {name}, buffers: {name}}}
   (noise as for a model job; for Adam and AdamW plus how far a run that zeroes the gradient
   entries float32 cannot resolve ends from this one, see run_train).
+Regtrain job: a train job without label_smoothing, plus {train_mode, regs: [{name, options}]}
+  (src/train/train.ts `train()` with `regularizers` from the registry names and options, every
+  layer in training mode or every one in eval mode): the penalties (reg_penalty) join the loss,
+  the projections (reg_project) follow each optimizer step, label-smoothing sets the loss's
+  -> a train job's result plus {penalties: {name: [value per step]}, noise.penalties: {name}}.
+Attack job: a model job's {input_shape, layers, params} plus {x (in [0, 1]), attack: "fgsm" |
+  "pgd" | "pgdl2", eps, alpha, steps, mode: "labels" | "target" | "predictions", labels}, in
+  eval mode (attack_pass) -> {adv, noise (per element |float32 - float64|), pred, pred_tie,
+  fragile (per sample), tie (per element)}.
 
 Usage: /usr/bin/python3 tools/torch_fuzz.py < jobs.json > results.json
 (REGULA_FUZZ_DUMP=jobs.json makes tests/fuzz_torch_test.ts write its jobs there.)
 """
 
-import copy
 import json
 import math
 import sys
@@ -682,15 +690,34 @@ def attack_pass(job):
     set_modes(model, layers, False)
     x0 = f64(job["x"]).reshape(job["input_shape"])
     b = x0.shape[0]
-    with torch.no_grad():
-        z = model(x0)
+    # The same model in float32, for the rounding error of logits and gradients.
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        low = make_model(job)
+        set_modes(low, layers, False)
+    finally:
+        torch.set_default_dtype(dtype)
+
+    def near_tie(point):
+        """The logits at point, and per sample whether float32 may rank its top two otherwise:
+        their gap is within 1e-4 of the largest |logit| or 10x float32's own error (logits
+        that are constant in exact arithmetic, as after a LayerNorm over one value into a
+        Linear without bias, are all 0 up to rounding)."""
+        with torch.no_grad():
+            z = model(point)
+            err = (low(point.float()).to(z.dtype) - z).abs().max(dim=1).values
+        if z.shape[1] < 2:
+            return z, torch.zeros(b, dtype=torch.bool)
+        top = z.topk(2, 1).values
+        gap = top[:, 0] - top[:, 1]
+        return z, (gap <= 1e-4 * top.abs().max(dim=1).values) | (gap <= 10 * err)
+
+    z, clean_tie = near_tie(x0)
     fragile = torch.zeros(b, dtype=torch.bool)
     if job["mode"] == "predictions":
         labels = z.argmax(1)
-        top = z.topk(min(2, z.shape[1]), 1).values
-        if z.shape[1] > 1:
-            gap = (top[:, 0] - top[:, 1]) / top.abs().max().clamp(min=1e-30)
-            fragile |= gap < 1e-4
+        fragile |= clean_tie
     else:
         labels = torch.tensor(job["labels"], dtype=torch.int64)
     sign = -1.0 if job["mode"] == "target" else 1.0
@@ -698,8 +725,6 @@ def attack_pass(job):
     steps = job["steps"] if eps > 0 else 0
     adv = x0.clone()
     tie = torch.zeros_like(x0, dtype=torch.bool)
-    # The same model in float32, for the rounding error of each gradient entry.
-    low = copy.deepcopy(model).float()
     for i in range(steps):
         a = adv.clone().requires_grad_()
         found, handles = margins(model, layers)
@@ -733,17 +758,11 @@ def attack_pass(job):
                 tie = near
             step = adv + sign * alpha * torch.sign(g)
             adv = (x0 + (step - x0).clamp(-eps, eps)).clamp(0, 1)
-    with torch.no_grad():
-        za = model(adv)
-    top = za.topk(min(2, za.shape[1]), 1).values
-    pred_tie = [False] * b
-    if za.shape[1] > 1:
-        gap = (top[:, 0] - top[:, 1]) / top.abs().max().clamp(min=1e-30)
-        pred_tie = (gap < 1e-4).tolist()
+    za, adv_tie = near_tie(adv)
     return {
         "adv": flat(adv),
         "pred": za.argmax(1).tolist(),
-        "pred_tie": pred_tie,
+        "pred_tie": adv_tie.tolist(),
         "fragile": fragile.tolist(),
         "tie": tie.reshape(-1).tolist(),
     }
@@ -761,6 +780,7 @@ def run_attack(job):
     out["noise"] = [abs(u - v) for u, v in zip(out["adv"], low["adv"])]
     out["fragile"] = [a or c for a, c in zip(out["fragile"], low["fragile"])]
     out["tie"] = [a or c for a, c in zip(out["tie"], low["tie"])]
+    out["pred_tie"] = [a or c for a, c in zip(out["pred_tie"], low["pred_tie"])]
     return out
 
 
