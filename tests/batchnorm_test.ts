@@ -139,6 +139,43 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
   }
 });
 
+Deno.test("BatchNorm.inputGrad() is backward's dx and leaves dγ, dβ and the running stats alone", async () => {
+  // Before, Sequential.inputGrad (attacks, saliency) ran BatchNorm's backward, which added to
+  // dγ and dβ; attacks saved and restored them around it.
+  const rt = await getBackend();
+  const [b, c, s] = [3, 4, 6];
+  for (const training of [true, false]) {
+    const bn = new BatchNorm(rt, "bn", c, { dims: 1 });
+    rt.write(bn.weight, randomArray(c, 14, 0.5, 1.5));
+    rt.write(bn.bias, randomArray(c, 15));
+    rt.write(bn.dWeight, randomArray(c, 16));
+    rt.write(bn.dBias, randomArray(c, 17));
+    bn.training = training;
+    const x = rt.upload(randomArray(b * c * s, 18, -1, 2), [b, c, s]);
+    const dy = rt.upload(randomArray(b * c * s, 19), [b, c, s]);
+    try {
+      bn.forward(x);
+      const before = await Promise.all(bn.params().map((p) => (p.grad ?? p.value).read()));
+      const dx = Array.from(await bn.inputGrad(dy).read());
+      const after = await Promise.all(bn.params().map((p) => (p.grad ?? p.value).read()));
+      for (const [i, p] of bn.params().entries()) {
+        assert.deepStrictEqual(
+          Array.from(after[i]),
+          Array.from(before[i]),
+          `${p.name} (training=${training}) changed by inputGrad()`,
+        );
+      }
+      assert.deepStrictEqual(dx, Array.from(await bn.backward(dy).read()));
+      const dg = await bn.dWeight.read();
+      assert.ok(dg.some((v, i) => v !== before[0][i]), "backward() does add to dγ");
+    } finally {
+      x.dispose();
+      dy.dispose();
+      bn.dispose();
+    }
+  }
+});
+
 Deno.test("BatchNorm.forward() rejects a channel mismatch and a single value per channel", async () => {
   const rt = await getBackend();
   const bn = new BatchNorm(rt, "layer1.0.bn1", 4, { dims: 2 });

@@ -104,7 +104,8 @@ interface Inspectable {
 
 /**
  * Gradient tensors that `inputGrad` may add to: those of layers without their own `inputGrad`
- * (whose `backward` then runs, e.g. BatchNorm), found by walking `layers` of containers.
+ * (whose `backward` then runs: none of regula's layers with parameters, but a user's layer may
+ * be one), found by walking `layers` of containers.
  */
 function touchedGrads(model: unknown): Tensor[] {
   const out: Tensor[] = [];
@@ -122,8 +123,8 @@ function touchedGrads(model: unknown): Tensor[] {
 
 /**
  * Runs `body` with the model in eval mode and restores its mode afterwards (also on error).
- * Parameter gradients that the input-gradient passes would add to (BatchNorm's backward runs
- * inside `Sequential.inputGrad`) are saved first and restored afterwards, so an attack inside a
+ * Parameter gradients that the input-gradient passes would add to (a layer with parameters but
+ * no `inputGrad` of its own) are saved first and restored afterwards, so an attack inside a
  * training step (adversarial training) leaves the accumulated gradients as it found them.
  * @returns what `body` returns
  */

@@ -223,7 +223,20 @@ export class BatchNorm implements Layer {
 
   /** @param dy (B, C, ...) f32; @returns layer-owned dx; accumulates weight.grad and bias.grad */
   backward(dy: Tensor): Tensor {
-    const x = cachedInput(this.#describe(), this.#input, "backward");
+    return this.#backward(dy, true, "backward");
+  }
+
+  /**
+   * The input gradient alone (attacks, saliency, `Sequential.inputGrad`): `backward`'s dx,
+   * leaving weight.grad and bias.grad as they are.
+   * @param dy (B, C, ...) f32; @returns layer-owned dx (the buffer `backward` returns)
+   */
+  inputGrad(dy: Tensor): Tensor {
+    return this.#backward(dy, false, "inputGrad");
+  }
+
+  #backward(dy: Tensor, accumulate: boolean, what: string): Tensor {
+    const x = cachedInput(this.#describe(), this.#input, what);
     if (dy.shape.join() !== x.shape.join()) {
       throw new Error(
         `${this.#describe()}: gradient shape ${fmtShape(dy.shape)} does not match output ${
@@ -240,18 +253,20 @@ export class BatchNorm implements Layer {
       params,
       workgroups: [c],
     });
-    rt.dispatch(ACCUM_GRADS, {
-      bindings: [
-        this.#stats,
-        this.runningMean,
-        this.runningVar,
-        this.dWeight,
-        this.dBias,
-        this.numBatchesTracked,
-      ],
-      params: { c, eps: this.eps, momentum: this.momentum },
-      workgroups: [Math.ceil(c / 64)],
-    });
+    if (accumulate) {
+      rt.dispatch(ACCUM_GRADS, {
+        bindings: [
+          this.#stats,
+          this.runningMean,
+          this.runningVar,
+          this.dWeight,
+          this.dBias,
+          this.numBatchesTracked,
+        ],
+        params: { c, eps: this.eps, momentum: this.momentum },
+        workgroups: [Math.ceil(c / 64)],
+      });
+    }
     this.#dx = this.#owned(this.#dx, x.shape);
     rt.dispatch(BWD_DX, {
       bindings: this.#dataBindings(dy, x, this.#dx),

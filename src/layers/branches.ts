@@ -112,8 +112,8 @@ export class Branches implements Layer {
   }
 
   /**
-   * The input gradient without the Linear/Conv2d weight gradients ({@linkcode Sequential.inputGrad}
-   * down every branch; a BatchNorm's backward still adds to its own grads).
+   * The input gradient without touching parameter gradients ({@linkcode Sequential.inputGrad}
+   * down every branch).
    * @param dy like the output
    * @returns layer-owned input gradient (not the buffer `backward` returns)
    */

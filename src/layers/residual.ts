@@ -192,8 +192,8 @@ export class BasicBlock implements Layer {
   }
 
   /**
-   * The input gradient `Jᵀ dy` without accumulating the convolutions' weight gradients (as
-   * {@linkcode Sequential.inputGrad}; the BatchNorms' backward still adds to their own grads).
+   * The input gradient `Jᵀ dy` without touching any parameter gradient (as
+   * {@linkcode Sequential.inputGrad}).
    * @param dy (B, out, H', W') f32
    * @returns block-owned dx (B, in, H, W)
    */

@@ -167,9 +167,9 @@ export class Sequential implements Layer {
 
   /**
    * The input gradient `Jᵀ dy` without touching parameter gradients: layers that offer
-   * `inputGrad` (Linear, Conv2d, weight-normalized ones, LayerNorm, GroupNorm, nested
-   * Sequential) use it, the others' `backward` has no
-   * parameters to accumulate — except BatchNorm, whose backward still adds to its own grads.
+   * `inputGrad` (Linear, Conv2d, weight-normalized ones, BatchNorm, LayerNorm, GroupNorm,
+   * residual blocks, nested Sequential) use it, the others' `backward` has no parameters to
+   * accumulate.
    * For attacks and for the vector-Jacobian pass of the Jacobian regularizer.
    * @param dy gradient of the output
    * @returns dx (owned by the first layer)
