@@ -61,12 +61,16 @@ fn stats_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
   let c = wid.x;
   let lid = lid3.x;
   let m = p.b * p.s;
+  // The mean of the values shifted by the channel's first one, k + Σ(x - k)/m (the shifted-data
+  // algorithm, Chan, Golub & LeVeque 1983): exact for a constant channel, where Σx/m is off by
+  // a few ulps and x̂ = (x - mean)·invstd would be that error over sqrt(eps).
+  let k = x[at(0u, c)];
   var s = 0.0;
-  for (var i = lid; i < m; i += WG) { s += x[at(i, c)]; }
+  for (var i = lid; i < m; i += WG) { s += x[at(i, c)] - k; }
   red0[lid] = s;
   red1[lid] = 0.0;
   tree(lid);
-  let mean = red0[0] / f32(m);
+  let mean = k + red0[0] / f32(m);
   workgroupBarrier();
   var q = 0.0;
   for (var i = lid; i < m; i += WG) { let d = x[at(i, c)] - mean; q += d * d; }

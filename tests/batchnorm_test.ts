@@ -139,6 +139,46 @@ Deno.test("BatchNorm.backward() passes the dot-product test in train and eval mo
   }
 });
 
+Deno.test("BatchNorm in training mode gives x̂ = 0 exactly on a constant channel (shifted mean)", async () => {
+  // Σx/m of m equal floats is off by a few ulps, and x̂ = (x - mean)/sqrt(var + eps) turned that
+  // into ~1e-5 (found by the PyTorch fuzzer: a 1x1 stride-2 conv seeing only padding).
+  const rt = await getBackend();
+  for (const [b, c, s] of [[3, 4, 7], [5, 8, 1], [7, 3, 13]]) {
+    const bn = new BatchNorm(rt, "bn", c, { dims: 1 });
+    const beta = randomArray(c, 21);
+    rt.write(bn.weight, randomArray(c, 20, 0.5, 1.5));
+    rt.write(bn.bias, beta);
+    const consts = [0.8383, -3.1416, 1e3, 0.1];
+    const xs = randomArray(b * c * s, 22, -1, 2);
+    for (let k = 0; k < xs.length; k++) {
+      const ch = Math.floor(k / s) % c;
+      if (ch % 2 === 0) xs[k] = consts[(ch / 2) % consts.length];
+    }
+    const x = rt.upload(xs, [b, c, s]);
+    try {
+      const y = await bn.forward(x).read();
+      const rv = await bn.runningVar.read(), rm = await bn.runningMean.read();
+      for (let ch = 0; ch < c; ch += 2) {
+        const want = consts[(ch / 2) % consts.length];
+        for (let i = 0; i < b; i++) {
+          for (let j = 0; j < s; j++) {
+            assert.equal(y[(i * c + ch) * s + j], beta[ch], `y, channel ${ch}, [${b},${c},${s}]`);
+          }
+        }
+        assert.equal(
+          rm[ch],
+          Math.fround(Math.fround(0.1) * Math.fround(want)),
+          `running mean, ch ${ch}`,
+        );
+        assert.equal(rv[ch], Math.fround(0.9), `running var, channel ${ch}`);
+      }
+    } finally {
+      x.dispose();
+      bn.dispose();
+    }
+  }
+});
+
 Deno.test("BatchNorm.inputGrad() is backward's dx and leaves dγ, dβ and the running stats alone", async () => {
   // Before, Sequential.inputGrad (attacks, saliency) ran BatchNorm's backward, which added to
   // dγ and dβ; attacks saved and restored them around it.

@@ -9,9 +9,10 @@
 // whichever thread sums them. ROWS is the block of rows of the sums over rows: each block's sum
 // is added to the total.
 //
-// Every sum here is one of four kinds of term: SUM p, SQ_DEV (p - mean)², DOT p·q and CENTERED
-// p·(q - mean)·invstd (batchnorm's Σdy·x̂, the WGSL's operation order). The kind is a constant
-// at every call, so the inlined code keeps only its own branch.
+// Every sum here is one of five kinds of term: SUM p, SQ_DEV (p - mean)², DOT p·q, CENTERED
+// p·(q - mean)·invstd (batchnorm's Σdy·x̂, the WGSL's operation order) and DEV p - mean
+// (batchnorm's shifted mean). The kind is a constant at every call, so the inlined code keeps
+// only its own branch.
 
 import { hsum } from "./_vmath";
 
@@ -25,6 +26,7 @@ export const SUM: i32 = 0;
 export const SQ_DEV: i32 = 1;
 export const DOT: i32 = 2;
 export const CENTERED: i32 = 3;
+export const DEV: i32 = 4;
 
 /** The term of `kind` of the four floats at p (and q). */
 @inline function term4(kind: i32, p: usize, q: usize, mean: v128, invstd: v128): v128 {
@@ -34,6 +36,7 @@ export const CENTERED: i32 = 3;
     return f32x4.mul(d, d);
   }
   if (kind == DOT) return f32x4.mul(v128.load(p), v128.load(q));
+  if (kind == DEV) return f32x4.sub(v128.load(p), mean);
   return f32x4.mul(f32x4.mul(v128.load(p), f32x4.sub(v128.load(q), mean)), invstd);
 }
 
@@ -45,6 +48,7 @@ export const CENTERED: i32 = 3;
     return d * d;
   }
   if (kind == DOT) return load<f32>(p) * load<f32>(q);
+  if (kind == DEV) return load<f32>(p) - mean;
   return load<f32>(p) * (load<f32>(q) - mean) * invstd;
 }
 

@@ -11,14 +11,15 @@
 // channel's rows in the same blocks as the scalar tail. A channel's bits so never depend on the
 // thread split;
 // the WGSL sums with a tree in workgroup memory, so the two agree to float32 rounding only. The
-// variance is the WGSL's second pass around the mean. The elementwise passes (affine, bwd_dx)
+// mean is the WGSL's shifted one (k + Σ(x - k)/m, k the channel's first value) and the
+// variance the WGSL's second pass around it. The elementwise passes (affine, bwd_dx)
 // take a range of elements, four per f32x4 within each run of one channel (S > 1) or four adjacent
 // channels per f32x4 (S = 1).
 // Pointers are byte offsets of element 0 of each buffer.
 
 import { at } from "./_common";
 import { BN_DX, CENTER, channelMap, SCALE } from "./_channels";
-import { CENTERED, channel, channels4, DOT, SQ_DEV, SUM } from "./_sums";
+import { CENTERED, channel, channels4, DEV, DOT, SQ_DEV, SUM } from "./_sums";
 
 @inline function putStats(stats: usize, channels: usize, c: usize, mean: f32, q: f32, m: u32, eps: f32): void {
   const fm = <f32>m;
@@ -54,7 +55,9 @@ export function batchnorm_stats(
     const none = f32x4.splat(0);
     for (; c + 4 <= end; c += 4) {
       const p = at(x, c);
-      const mean = f32x4.div(channels4(SUM, p, 0, b, step, none, none), vfm);
+      // The WGSL's shifted mean: k + Σ(x - k)/m with k each channel's first value.
+      const k = v128.load(p);
+      const mean = f32x4.add(k, f32x4.div(channels4(DEV, p, 0, b, step, k, none), vfm));
       const q = channels4(SQ_DEV, p, 0, b, step, mean, none);
       putStats(stats, channels, c, f32x4.extract_lane(mean, 0), f32x4.extract_lane(q, 0), m, eps);
       putStats(stats, channels, c + 1, f32x4.extract_lane(mean, 1), f32x4.extract_lane(q, 1), m, eps);
@@ -65,7 +68,8 @@ export function batchnorm_stats(
   const rowBytes = (<usize>channels * s) << 2;
   for (; c < end; c++) {
     const p = at(x, <usize>c * s);
-    const mean = channel(SUM, p, 0, b, rowBytes, s, 0, 0) / fm;
+    const k = load<f32>(p);
+    const mean = k + channel(DEV, p, 0, b, rowBytes, s, k, 0) / fm;
     const q = channel(SQ_DEV, p, 0, b, rowBytes, s, mean, 0);
     putStats(stats, channels, c, mean, q, m, eps);
   }
