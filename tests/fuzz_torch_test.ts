@@ -568,10 +568,42 @@ Deno.test("sgd(), adam(), adamw() match torch.optim on fuzzed hyperparameters", 
   report(failures, optims.length, "optimizer");
 });
 
-async function checkTrain(rt: Backend, c: ModelCase, t: TrainCase, r: TrainResult) {
-  const errs: (string | null)[] = [];
+/**
+ * The parameters and buffers after a training run against torch's. Adam normalizes the
+ * gradient, so an element whose gradient is (nearly) 0 in exact arithmetic (a bias feeding a
+ * training-mode BatchNorm, a dead channel, an entry float32 cannot resolve) follows float32
+ * rounding noise instead: up to lr a step; the running mean after such a bias tracks it, and so
+ * its noise.
+ */
+async function checkParams(
+  params: Param[],
+  c: ModelCase,
+  t: { algorithm: string; lr: number; steps: number },
+  r: Pick<TrainResult, "buffers" | "params" | "gmin" | "noise">,
+): Promise<(string | null)[]> {
   const dead = deadBiases(c);
   const shifted = new Set([...dead].map((b) => `${Number(b.split(".")[0]) + 1}.running_mean`));
+  const errs: (string | null)[] = [];
+  for (const p of params) {
+    const want = p.kind === "buffer" ? r.buffers[p.name] : r.params[p.name];
+    if (!want) {
+      errs.push(`${p.name}: torch has no such tensor`);
+      continue;
+    }
+    const noise = p.kind === "buffer" ? r.noise.buffers[p.name] : r.noise.params[p.name];
+    const drift = t.algorithm !== "sgd" && (dead.has(p.name) || shifted.has(p.name));
+    const gmin = r.gmin[p.name] ?? want.map(() => 1);
+    const extra = gmin.map((g) =>
+      drift || (t.algorithm !== "sgd" && g !== null && g < TINY_GRAD) ? 1.5 * t.lr * t.steps : 0
+    );
+    const got = Array.from(await p.value.read() as ArrayLike<number>);
+    errs.push(mismatch(got, want, `${p.name} after ${t.steps} steps`, { noise, extra }));
+  }
+  return errs;
+}
+
+async function checkTrain(rt: Backend, c: ModelCase, t: TrainCase, r: TrainResult) {
+  const errs: (string | null)[] = [];
   const model = buildModel(rt, c);
   const opt = createOptimizer(rt, { algorithm: t.algorithm, ...t.opts } as OptimizerSpec);
   const x = rt.upload(c.x, c.inputShape);
@@ -590,25 +622,7 @@ async function checkTrain(rt: Backend, c: ModelCase, t: TrainCase, r: TrainResul
       ce.dispose();
     }
     errs.push(mismatch(losses, r.losses, "losses", { noise: r.noise.losses }));
-    for (const p of model.params()) {
-      const want = p.kind === "buffer" ? r.buffers[p.name] : r.params[p.name];
-      if (!want) {
-        errs.push(`${p.name}: torch has no such tensor`);
-        continue;
-      }
-      const noise = p.kind === "buffer" ? r.noise.buffers[p.name] : r.noise.params[p.name];
-      // Adam normalizes the gradient, so an element whose gradient is (nearly) 0 in exact
-      // arithmetic (a bias feeding a training-mode BatchNorm, a dead channel) follows float32
-      // rounding noise instead: up to lr a step.
-      // The running mean after such a bias tracks it, and so its noise.
-      const drift = t.algorithm !== "sgd" && (dead.has(p.name) || shifted.has(p.name));
-      const gmin = r.gmin[p.name] ?? want.map(() => 1);
-      const extra = gmin.map((g) =>
-        drift || (t.algorithm !== "sgd" && g !== null && g < TINY_GRAD) ? 1.5 * t.lr * t.steps : 0
-      );
-      const got = Array.from(await p.value.read() as ArrayLike<number>);
-      errs.push(mismatch(got, want, `${p.name} after ${t.steps} steps`, { noise, extra }));
-    }
+    errs.push(...await checkParams(model.params(), c, t, r));
   } finally {
     opt.dispose();
     model.dispose();
@@ -645,8 +659,6 @@ Deno.test("Sequential training steps (cross-entropy, backward, optimizer) match 
  */
 async function checkRegTrain(rt: Backend, c: ModelCase, t: RegTrainCase, r: RegTrainResult) {
   const errs: (string | null)[] = [];
-  const dead = deadBiases(c);
-  const shifted = new Set([...dead].map((b) => `${Number(b.split(".")[0]) + 1}.running_mean`));
   const model = buildModel(rt, c);
   const regs = parseRegularizers(t.regs.map(regSpecString));
   const b = c.inputShape[0];
@@ -677,22 +689,7 @@ async function checkRegTrain(rt: Backend, c: ModelCase, t: RegTrainCase, r: RegT
       const noise = r.noise.penalties[reg.name] + r.noise.losses;
       errs.push(mismatch(got, want, `${reg.name} penalty`, { noise }));
     }
-    for (const p of model.params()) {
-      const want = p.kind === "buffer" ? r.buffers[p.name] : r.params[p.name];
-      if (!want) {
-        errs.push(`${p.name}: torch has no such tensor`);
-        continue;
-      }
-      const noise = p.kind === "buffer" ? r.noise.buffers[p.name] : r.noise.params[p.name];
-      // As in checkTrain: Adam's steps of entries whose gradient float32 cannot resolve.
-      const drift = t.algorithm !== "sgd" && (dead.has(p.name) || shifted.has(p.name));
-      const gmin = r.gmin[p.name] ?? want.map(() => 1);
-      const extra = gmin.map((g) =>
-        drift || (t.algorithm !== "sgd" && g !== null && g < TINY_GRAD) ? 1.5 * t.lr * t.steps : 0
-      );
-      const got = Array.from(await p.value.read() as ArrayLike<number>);
-      errs.push(mismatch(got, want, `${p.name} after ${t.steps} steps`, { noise, extra }));
-    }
+    errs.push(...await checkParams(model.params(), c, t, r));
   } finally {
     for (const reg of regs) reg.dispose?.();
     model.dispose();

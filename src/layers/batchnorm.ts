@@ -174,14 +174,7 @@ export class BatchNorm implements Layer {
       );
     }
     const stateParams = { c, eps: this.eps, momentum: this.momentum };
-    const state = [
-      this.#stats,
-      this.runningMean,
-      this.runningVar,
-      this.dWeight,
-      this.dBias,
-      this.numBatchesTracked,
-    ];
+    const state = this.#stateBindings();
     const params = { b, c, s, eps: this.eps, mode: 0 };
     if (this.training) {
       rt.dispatch(STATS, {
@@ -215,6 +208,18 @@ export class BatchNorm implements Layer {
   #scratch: Tensor | null = null;
   #scratchOut(): Tensor {
     return this.#scratch ??= this.rt.zeros([1]);
+  }
+
+  /** The bindings of shaders/batchnorm_state.wgsl's kernels. */
+  #stateBindings(): Tensor[] {
+    return [
+      this.#stats,
+      this.runningMean,
+      this.runningVar,
+      this.dWeight,
+      this.dBias,
+      this.numBatchesTracked,
+    ];
   }
 
   #dataBindings(x: Tensor, aux: Tensor, y: Tensor): Tensor[] {
@@ -255,14 +260,7 @@ export class BatchNorm implements Layer {
     });
     if (accumulate) {
       rt.dispatch(ACCUM_GRADS, {
-        bindings: [
-          this.#stats,
-          this.runningMean,
-          this.runningVar,
-          this.dWeight,
-          this.dBias,
-          this.numBatchesTracked,
-        ],
+        bindings: this.#stateBindings(),
         params: { c, eps: this.eps, momentum: this.momentum },
         workgroups: [Math.ceil(c / 64)],
       });
