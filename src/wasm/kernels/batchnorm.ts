@@ -19,12 +19,15 @@ import type { WasmTensor } from "../tensor.ts";
 import { gridChannels, gridItems, MIN_WORK, param, splitWork } from "./_split.ts";
 import type { Twin, TwinFamily } from "./twin.ts";
 
-/** (b, c, s) of the data kernels, checked against the bindings. */
+/**
+ * (b, c, s) of the batchnorm and batchnorm_jr kernels, checked against the bindings: `data`
+ * hold (B, C, S) values, each of `perChannel` its number of rows of C values.
+ */
 function dims(
   kernel: string,
   p: Readonly<Record<string, number>>,
   data: readonly WasmTensor[],
-  stats: WasmTensor,
+  perChannel: readonly [WasmTensor, number][],
 ): { b: number; c: number; s: number } {
   const b = param(kernel, p, "b"), c = param(kernel, p, "c"), s = param(kernel, p, "s");
   if (!(c >= 1 && s >= 1)) throw new Error(`Kernel '${kernel}': c and s must be >= 1`);
@@ -33,15 +36,17 @@ function dims(
       throw new Error(`Kernel '${kernel}': ${t.describe()} holds fewer than (${b}, ${c}, ${s})`);
     }
   }
-  if (stats.size < 5 * c) {
-    throw new Error(`Kernel '${kernel}': stats ${stats.describe()} < (5, ${c})`);
+  for (const [t, rows] of perChannel) {
+    if (t.size < rows * c) {
+      throw new Error(`Kernel '${kernel}': ${t.describe()} < (${rows}, ${c})`);
+    }
   }
   return { b, c, s };
 }
 
 const stats: Twin = (rt, [x, _aux, _y, _gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.stats";
-  const { b, c, s } = dims(kernel, p, [x], st);
+  const { b, c, s } = dims(kernel, p, [x], [[st, 5]]);
   const channels = gridChannels(kernel, workgroups, c);
   const eps = param(kernel, p, "eps");
   rt.parallel(
@@ -53,7 +58,7 @@ const stats: Twin = (rt, [x, _aux, _y, _gamma, _beta, st], p, _c, workgroups) =>
 
 const bwdReduce: Twin = (rt, [dy, x, _y, _gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.bwd_reduce";
-  const { b, c, s } = dims(kernel, p, [dy, x], st);
+  const { b, c, s } = dims(kernel, p, [dy, x], [[st, 5]]);
   const channels = gridChannels(kernel, workgroups, c);
   rt.parallel(
     "batchnorm_bwdReduce",
@@ -64,7 +69,7 @@ const bwdReduce: Twin = (rt, [dy, x, _y, _gamma, _beta, st], p, _c, workgroups) 
 
 const affine: Twin = (rt, [x, _aux, y, gamma, beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.affine";
-  const { b, c, s } = dims(kernel, p, [x, y], st);
+  const { b, c, s } = dims(kernel, p, [x, y], [[st, 5]]);
   const mode = param(kernel, p, "mode") === 0 ? 0 : 1;
   const n = gridItems(b * c * s, workgroups);
   rt.parallel(
@@ -78,7 +83,7 @@ const bwdDx: Twin = (rt, [dy, x, dx, gamma, _beta, st], p, _c, workgroups) => {
   const kernel = "batchnorm.bwd_dx";
   // The WGSL's mode test is `== 1u` (eval); anything else is the training gradient.
   const mode = param(kernel, p, "mode") === 1 ? 1 : 0;
-  const { b, c, s } = dims(kernel, p, mode === 0 ? [dy, x, dx] : [dy, dx], st);
+  const { b, c, s } = dims(kernel, p, mode === 0 ? [dy, x, dx] : [dy, dx], [[st, 5]]);
   const n = gridItems(b * c * s, workgroups);
   rt.parallel(
     "batchnorm_bwdDx",
@@ -137,31 +142,9 @@ const accumGrads: Twin = (rt, [st, _mean, _var, dg, db], p, _c, workgroups) => {
   rt.kernels.batchnorm_accumGrads(channels, c, st.ptr, dg.ptr, db.ptr);
 };
 
-/** (b, c, s) of the batchnorm_jr kernels, checked against the bindings. */
-function jrDims(
-  kernel: string,
-  p: Readonly<Record<string, number>>,
-  data: readonly WasmTensor[],
-  perChannel: readonly [WasmTensor, number][],
-): { b: number; c: number; s: number } {
-  const b = param(kernel, p, "b"), c = param(kernel, p, "c"), s = param(kernel, p, "s");
-  if (!(c >= 1 && s >= 1)) throw new Error(`Kernel '${kernel}': c and s must be >= 1`);
-  for (const t of data) {
-    if (t.size < b * c * s) {
-      throw new Error(`Kernel '${kernel}': ${t.describe()} holds fewer than (${b}, ${c}, ${s})`);
-    }
-  }
-  for (const [t, rows] of perChannel) {
-    if (t.size < rows * c) {
-      throw new Error(`Kernel '${kernel}': ${t.describe()} < (${rows}, ${c})`);
-    }
-  }
-  return { b, c, s };
-}
-
 const jrSums: Twin = (rt, [x, bs, r, _gamma, st, sums, dg], p, _c, workgroups) => {
   const kernel = "batchnorm.jr_sums";
-  const { b, c, s } = jrDims(kernel, p, [x, bs, r], [[st, 2], [sums, 5], [dg, 1]]);
+  const { b, c, s } = dims(kernel, p, [x, bs, r], [[st, 2], [sums, 5], [dg, 1]]);
   const channels = gridChannels(kernel, workgroups, c);
   rt.parallel(
     "batchnorm_jrSums",
@@ -172,7 +155,7 @@ const jrSums: Twin = (rt, [x, bs, r, _gamma, st, sums, dg], p, _c, workgroups) =
 
 const jrInject: Twin = (rt, [x, bs, r, gamma, st, sums, _dg, out], p, _c, workgroups) => {
   const kernel = "batchnorm.jr_inject";
-  const { b, c, s } = jrDims(kernel, p, [x, bs, r, out], [[gamma, 1], [st, 2], [sums, 5]]);
+  const { b, c, s } = dims(kernel, p, [x, bs, r, out], [[gamma, 1], [st, 2], [sums, 5]]);
   const n = gridItems(b * c * s, workgroups);
   rt.parallel(
     "batchnorm_jrInject",
