@@ -210,6 +210,36 @@ Deno.test("buildReport() rank-correlates the measured quantities with the gap an
   for (const m of models) m.dispose();
 });
 
+/**
+ * conv1 (1 → c, 3×3) → ReLU → a stride-2 BasicBlock (c → out) → fc on 8×8 inputs, 3 classes: a
+ * residual block whose feature maps the report folds.
+ */
+function residualSpec(c: number, out: number) {
+  return {
+    kind: "sequential",
+    inputShape: [1, 8, 8],
+    classes: 3,
+    layers: [
+      { type: "conv2d", name: "conv1", in: 1, out: c, kernel: 3, padding: 1 },
+      { type: "relu", name: "act1" },
+      { type: "basic_block", name: "layer1.0", in: c, out, stride: 2 },
+      { type: "flatten" },
+      { type: "linear", name: "fc", in: out * 16, out: 3 },
+    ],
+  };
+}
+
+/** n random 8×8 images in [0, 1] (seed 6), labels 0, 1, 2, 0, ... */
+function tiny8x8(n: number) {
+  return {
+    name: "tiny",
+    x: randomArray(n * 64, 6, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, 8, 8],
+    classes: 3,
+  };
+}
+
 Deno.test("measureModels() takes feature maps of every conv and t-SNE beside each PCA layer; renderReport() draws them", async () => {
   const rt = await getBackend();
   const spec = {
@@ -227,14 +257,7 @@ Deno.test("measureModels() takes feature maps of every conv and t-SNE beside eac
     ],
   };
   const model = buildModel(rt, spec, { seed: 4 });
-  const n = 30;
-  const data = {
-    name: "tiny",
-    x: randomArray(n * 64, 6, 0, 1),
-    y: Int32Array.from({ length: n }, (_, i) => i % 3),
-    sampleShape: [1, 8, 8],
-    classes: 3,
-  };
+  const data = tiny8x8(30);
   try {
     const m = await measureModels(rt, [{ name: "conv", model }], data, {
       images: 1,
@@ -288,27 +311,8 @@ Deno.test("measureModels() takes feature maps of every conv and t-SNE beside eac
 
 Deno.test("renderReport() folds the feature maps inside a residual block under its output and draws at most featureMapChannels channels", async () => {
   const rt = await getBackend();
-  const spec = {
-    kind: "sequential",
-    inputShape: [1, 8, 8],
-    classes: 3,
-    layers: [
-      { type: "conv2d", name: "conv1", in: 1, out: 6, kernel: 3, padding: 1 },
-      { type: "relu", name: "act1" },
-      { type: "basic_block", name: "layer1.0", in: 6, out: 3, stride: 2 },
-      { type: "flatten" },
-      { type: "linear", name: "fc", in: 48, out: 3 },
-    ],
-  };
-  const model = buildModel(rt, spec, { seed: 4 });
-  const n = 12;
-  const data = {
-    name: "tiny",
-    x: randomArray(n * 64, 6, 0, 1),
-    y: Int32Array.from({ length: n }, (_, i) => i % 3),
-    sampleShape: [1, 8, 8],
-    classes: 3,
-  };
+  const model = buildModel(rt, residualSpec(6, 3), { seed: 4 });
+  const data = tiny8x8(12);
   try {
     const m = await measureModels(rt, [{ name: "res", model }], data, {
       images: 1,
@@ -359,27 +363,9 @@ Deno.test("renderReport() folds the feature maps inside a residual block under i
 
 Deno.test("renderReport() folds the feature maps per model when there are several, the first open", async () => {
   const rt = await getBackend();
-  const spec = {
-    kind: "sequential",
-    inputShape: [1, 8, 8],
-    classes: 3,
-    layers: [
-      { type: "conv2d", name: "conv1", in: 1, out: 2, kernel: 3, padding: 1 },
-      { type: "relu", name: "act1" },
-      { type: "basic_block", name: "layer1.0", in: 2, out: 2, stride: 2 },
-      { type: "flatten" },
-      { type: "linear", name: "fc", in: 32, out: 3 },
-    ],
-  };
+  const spec = residualSpec(2, 2);
   const models = [1, 2, 3].map((seed) => buildModel(rt, spec, { seed }));
-  const n = 12;
-  const data = {
-    name: "tiny",
-    x: randomArray(n * 64, 6, 0, 1),
-    y: Int32Array.from({ length: n }, (_, i) => i % 3),
-    sampleShape: [1, 8, 8],
-    classes: 3,
-  };
+  const data = tiny8x8(12);
   try {
     const opts = {
       images: 1,
