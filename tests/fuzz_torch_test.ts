@@ -246,6 +246,32 @@ function describe(c: ModelCase): string {
 }
 
 /** Reports every mismatch of every case at once, each with its seed and how to rerun it. */
+/**
+ * Runs `check` on every fuzzed model case and fails with all the cases that differ from PyTorch,
+ * each named by its seed and `what` (printed per case in verbose mode).
+ * @param kind what the cases are, for the report (and the verbose lines, `verbose` if given)
+ */
+async function checkEachModel(
+  kind: string,
+  check: (i: number, c: ModelCase) => Promise<string[]>,
+  what: (i: number, c: ModelCase) => string,
+  verbose?: string,
+): Promise<void> {
+  const failures: string[] = [];
+  for (const [i, c] of models.entries()) {
+    let errs: string[];
+    try {
+      errs = await check(i, c);
+    } catch (e) {
+      errs = [`threw ${(e as Error).stack ?? e}`];
+    }
+    const w = what(i, c);
+    if (VERBOSE && verbose) console.log(`${verbose} seed ${c.seed}: ${w}`);
+    if (errs.length) failures.push(`seed ${c.seed}: ${w}\n  ${errs.join("\n  ")}`);
+  }
+  report(failures, models.length, kind);
+}
+
 function report(failures: string[], total: number, what: string): void {
   if (failures.length === 0) return;
   throw new assert.AssertionError({
@@ -357,17 +383,7 @@ async function checkModel(
 Deno.test("Sequential forward, backward, param grads and jvp match PyTorch on fuzzed models", async () => {
   const rt = await getBackend();
   const res = await results();
-  const failures: string[] = [];
-  for (const [i, c] of models.entries()) {
-    let errs: string[];
-    try {
-      errs = await checkModel(rt, c, res.models[i]);
-    } catch (e) {
-      errs = [`threw ${(e as Error).stack ?? e}`];
-    }
-    if (errs.length) failures.push(`seed ${c.seed}: ${describe(c)}\n  ${errs.join("\n  ")}`);
-  }
-  report(failures, models.length, "model");
+  await checkEachModel("model", (i, c) => checkModel(rt, c, res.models[i]), (_, c) => describe(c));
 });
 
 /**
@@ -472,20 +488,15 @@ async function checkPenalties(
 Deno.test("jacobianPenalty(), gradientNormPenalty(), jacobianDeterminantPenalty() match PyTorch double backprop on fuzzed models", async () => {
   const rt = await getBackend();
   const res = await results();
-  const failures: string[] = [];
-  for (const [i, c] of models.entries()) {
-    let errs: string[];
-    try {
-      errs = await checkPenalties(rt, c, penalties[i], res.models[i]);
-    } catch (e) {
-      errs = [`threw ${(e as Error).stack ?? e}`];
-    }
-    const p = penalties[i];
-    const what = `${describe(c)}; λ ${p.lambda.toPrecision(3)} nproj ${p.nproj} ` +
-      `smoothing ${p.labelSmoothing.toPrecision(3)}`;
-    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
-  }
-  report(failures, models.length, "penalty");
+  await checkEachModel(
+    "penalty",
+    (i, c) => checkPenalties(rt, c, penalties[i], res.models[i]),
+    (i, c) => {
+      const p = penalties[i];
+      return `${describe(c)}; λ ${p.lambda.toPrecision(3)} nproj ${p.nproj} ` +
+        `smoothing ${p.labelSmoothing.toPrecision(3)}`;
+    },
+  );
 });
 
 function describeCe(c: CeCase): string {
@@ -635,21 +646,16 @@ async function checkTrain(rt: Backend, c: ModelCase, t: TrainCase, r: TrainResul
 Deno.test("Sequential training steps (cross-entropy, backward, optimizer) match PyTorch", async () => {
   const rt = await getBackend();
   const res = await results();
-  const failures: string[] = [];
-  for (const [i, c] of models.entries()) {
-    const t = trains[i];
-    let errs: string[];
-    try {
-      errs = await checkTrain(rt, c, t, res.train[i]);
-    } catch (e) {
-      errs = [`threw ${(e as Error).stack ?? e}`];
-    }
-    const what = `${describe(c)}; ${t.algorithm} ${JSON.stringify(t.torch)} lr ${t.lr} ` +
-      `smoothing ${t.labelSmoothing}`;
-    if (VERBOSE) console.log(`train seed ${c.seed}: ${what}`);
-    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
-  }
-  report(failures, models.length, "training");
+  await checkEachModel(
+    "training",
+    (i, c) => checkTrain(rt, c, trains[i], res.train[i]),
+    (i, c) => {
+      const t = trains[i];
+      return `${describe(c)}; ${t.algorithm} ${JSON.stringify(t.torch)} lr ${t.lr} ` +
+        `smoothing ${t.labelSmoothing}`;
+    },
+    "train",
+  );
 });
 
 /**
@@ -700,21 +706,16 @@ async function checkRegTrain(rt: Backend, c: ModelCase, t: RegTrainCase, r: RegT
 Deno.test("train() with fuzzed regularizers (penalties, projections, label smoothing) matches PyTorch", async () => {
   const rt = await getBackend();
   const res = await results();
-  const failures: string[] = [];
-  for (const [i, c] of models.entries()) {
-    const t = regTrains[i];
-    let errs: string[];
-    try {
-      errs = await checkRegTrain(rt, c, t, res.regtrain[i]);
-    } catch (e) {
-      errs = [`threw ${(e as Error).stack ?? e}`];
-    }
-    const what = `${describe(c)}; ${t.regs.map(regSpecString).join(" ")}; ${t.algorithm} ` +
-      `${JSON.stringify(t.torch)} lr ${t.lr}${t.trainMode ? "" : " eval mode"}`;
-    if (VERBOSE) console.log(`regtrain seed ${c.seed}: ${what}`);
-    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
-  }
-  report(failures, models.length, "regularized training");
+  await checkEachModel(
+    "regularized training",
+    (i, c) => checkRegTrain(rt, c, regTrains[i], res.regtrain[i]),
+    (i, c) => {
+      const t = regTrains[i];
+      return `${describe(c)}; ${t.regs.map(regSpecString).join(" ")}; ${t.algorithm} ` +
+        `${JSON.stringify(t.torch)} lr ${t.lr}${t.trainMode ? "" : " eval mode"}`;
+    },
+    "regtrain",
+  );
 });
 
 /** Absolute slack on the box and the ball of an attack (float32 rounding of x0 + δ). */
@@ -789,21 +790,16 @@ async function checkAttack(rt: Backend, c: ModelCase, a: AttackCase, r: AttackRe
 Deno.test("fgsm(), pgd(), pgdL2() without random start match PyTorch on fuzzed models", async () => {
   const rt = await getBackend();
   const res = await results();
-  const failures: string[] = [];
-  for (const [i, c] of models.entries()) {
-    const a = attacks[i];
-    let errs: string[];
-    try {
-      errs = await checkAttack(rt, c, a, res.attack[i]);
-    } catch (e) {
-      errs = [`threw ${(e as Error).stack ?? e}`];
-    }
-    const fragile = res.attack[i].fragile.filter(Boolean).length;
-    const what = `${describe(c)}; ${a.attack} ε ${a.eps.toPrecision(3)} α ${
-      a.alpha.toPrecision(3)
-    } steps ${a.steps} ${a.mode}${fragile ? ` (${fragile} fragile)` : ""}`;
-    if (VERBOSE) console.log(`attack seed ${c.seed}: ${what}`);
-    if (errs.length) failures.push(`seed ${c.seed}: ${what}\n  ${errs.join("\n  ")}`);
-  }
-  report(failures, models.length, "attack");
+  await checkEachModel(
+    "attack",
+    (i, c) => checkAttack(rt, c, attacks[i], res.attack[i]),
+    (i, c) => {
+      const a = attacks[i];
+      const fragile = res.attack[i].fragile.filter(Boolean).length;
+      return `${describe(c)}; ${a.attack} ε ${a.eps.toPrecision(3)} α ${
+        a.alpha.toPrecision(3)
+      } steps ${a.steps} ${a.mode}${fragile ? ` (${fragile} fragile)` : ""}`;
+    },
+    "attack",
+  );
 });
