@@ -74,7 +74,12 @@ async function probe(
       info: {
         available: true,
         description: rt.description,
-        details: { threads: rt.threads, threadsNote: rt.threadsNote, simd: true },
+        details: {
+          threads: rt.threads,
+          threadsNote: rt.threadsNote,
+          simd: true,
+          relaxedSimd: rt.relaxedSimd,
+        },
         checks: [],
       },
     };
@@ -198,6 +203,13 @@ export const infoCommand: Command = {
     }
     const w = wasm.info;
     io.out(`wasm      ${w.available ? w.description : `unavailable: ${w.reason}`}`);
+    if (w.available) {
+      io.out(
+        w.details.relaxedSimd
+          ? "    relaxed SIMD: yes (the GEMM's multiply-adds are fused, f32x4.relaxed_madd)"
+          : "    relaxed SIMD: no (plain 128-bit SIMD kernels: a multiply and an add)",
+      );
+    }
     io.out(`auto      ${auto.pick} (${auto.why})`);
     for (const kind of ["webgpu", "wasm"] as const) {
       const checks = found[kind].info.checks;

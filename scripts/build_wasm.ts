@@ -1,18 +1,23 @@
 /**
  * Builds regula's WebAssembly kernels: `deno task build:wasm` compiles
- * wasm/assembly/ (AssemblyScript, pinned in deno.dev.json) into two modules,
+ * wasm/assembly/ (AssemblyScript, pinned in deno.dev.json) into four modules,
  *
  * - KERNELS_SIMD: 128-bit SIMD, one thread (imports a plain memory);
  * - KERNELS_SIMD_THREADS: SIMD + threads (imports a shared memory, so that
- *   Web Workers run the same kernels on the same tensors),
+ *   Web Workers run the same kernels on the same tensors);
+ * - KERNELS_RELAXED and KERNELS_RELAXED_THREADS: the same two with relaxed
+ *   SIMD, whose `f32x4.relaxed_madd` makes the GEMM micro-kernel's
+ *   multiply-adds fused (wasm/assembly/gemm.ts `madd`). Engines that validate
+ *   relaxed SIMD (V8: Chrome 114+, Deno, Node 20+) load these; the others
+ *   (Safari, Firefox at the time of writing) the plain ones,
  *
- * and writes src/wasm/_binary.ts, which embeds both as base64, so that the
+ * and writes src/wasm/_binary.ts, which embeds all four as base64, so that the
  * library loads them through a URL import of mod.ts or from the esbuild bundle
  * without any fetch. The generated file is the only committed build output.
  *
  * `deno task build:wasm --check` rebuilds in memory and exits 1 when the
  * committed src/wasm/_binary.ts differs (tests/wasm_build_test.ts does the
- * same); `--wasm-dir DIR` also writes the two .wasm files, for inspection
+ * same); `--wasm-dir DIR` also writes the four .wasm files, for inspection
  * (wasm-objdump, wasm2wat). The build is deterministic: the same compiler
  * (and binaryen, pinned by deno.lock), flags and sources give the same bytes.
  *
@@ -31,7 +36,7 @@ const ENTRY = "wasm/assembly/index.ts";
 /** Path of the generated module. */
 export const BINARY_MODULE: string = `${ROOT}src/wasm/_binary.ts`;
 
-/** Flags shared by both modules. `--use abort=` drops the `env.abort` import (no asserts). */
+/** Flags shared by every module. `--use abort=` drops the `env.abort` import (no asserts). */
 const COMMON_FLAGS = [
   "-O3",
   "--noAssert",
@@ -47,13 +52,18 @@ const COMMON_FLAGS = [
   "abort=",
 ];
 
-/** The two modules: .wasm name (for --wasm-dir), exported constant, extra flags. 65536 pages = 4 GiB, the wasm32 maximum. */
+const THREADS = ["--enable", "threads", "--sharedMemory", "--maximumMemory", "65536"];
+const RELAXED = ["--enable", "relaxed-simd"];
+
+/** The four modules: .wasm name (for --wasm-dir), exported constant, extra flags. 65536 pages = 4 GiB, the wasm32 maximum. */
 export const WASM_TARGETS: readonly { file: string; constant: string; flags: string[] }[] = [
   { file: "kernels.wasm", constant: "KERNELS_SIMD", flags: [] },
+  { file: "kernels_threads.wasm", constant: "KERNELS_SIMD_THREADS", flags: THREADS },
+  { file: "kernels_relaxed.wasm", constant: "KERNELS_RELAXED", flags: RELAXED },
   {
-    file: "kernels_threads.wasm",
-    constant: "KERNELS_SIMD_THREADS",
-    flags: ["--enable", "threads", "--sharedMemory", "--maximumMemory", "65536"],
+    file: "kernels_relaxed_threads.wasm",
+    constant: "KERNELS_RELAXED_THREADS",
+    flags: [...RELAXED, ...THREADS],
   },
 ];
 
@@ -133,7 +143,7 @@ export async function binaryModuleSource(binaries: Record<string, Uint8Array>): 
 }
 
 /**
- * Compiles both modules in memory.
+ * Compiles every module in memory.
  * @returns the .wasm bytes by file name and the text of src/wasm/_binary.ts
  * @throws Error with the compiler's diagnostics when compilation fails
  */

@@ -1,7 +1,9 @@
 /**
  * The WebAssembly GEMM (src/wasm/matmul.ts) against the float64 reference on
  * odd shapes, every transpose and every epilogue, on one and on two threads
- * (bitwise equal), and against the WebGPU matmul on the same inputs.
+ * (bitwise equal), and against the WebGPU matmul on the same inputs; each with
+ * the relaxed-SIMD kernels (fused multiply-adds, the default where the engine
+ * has them) and with the plain-SIMD ones (a multiply and an add).
  */
 import type { Tensor } from "../src/backend.ts";
 import { assert, assertClose, getRuntime, randomArray } from "./_util.ts";
@@ -66,7 +68,7 @@ function check(
   return got;
 }
 
-// 129 x 257 x 65 crosses the kernel's 4 x 8 tile and its K block (256) with remainders;
+// 129 x 257 x 65 crosses the kernel's 6 x 8 tile and its K block (256) with remainders;
 // 300-deep and 2100-wide ones cross KC and NC (2048); 7 x 13 x 5 is smaller than one tile.
 const ODD: Case[] = [
   { m: 1, k: 1, n: 1 },
@@ -79,19 +81,38 @@ const ODD: Case[] = [
 ];
 const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
 
-const runtimes = new Map<number, Promise<WasmRuntime>>();
-/** One Wasm runtime per thread count for this file (destroyed by the last test). */
-function wasmRuntime(threads: number): Promise<WasmRuntime> {
-  let p = runtimes.get(threads);
-  if (!p) runtimes.set(threads, p = WasmRuntime.create({ threads, warn: false }));
+const runtimes = new Map<string, Promise<WasmRuntime>>();
+/** One Wasm runtime per thread count and kernel build for this file (destroyed by the last test). */
+function wasmRuntime(threads: number, relaxedSimd = true): Promise<WasmRuntime> {
+  const key = `${threads}/${relaxedSimd}`;
+  let p = runtimes.get(key);
+  if (!p) runtimes.set(key, p = WasmRuntime.create({ threads, warn: false, relaxedSimd }));
   return p;
 }
 
 Deno.test("matmul() (wasm) matches the float64 reference for every transpose and odd sizes", async () => {
-  const rt = await wasmRuntime(1);
-  for (const c of ODD) {
-    for (const [transA, transB] of TRANSPOSES) check(rt, c, { transA, transB });
+  for (const relaxed of [true, false]) {
+    const rt = await wasmRuntime(1, relaxed);
+    assert.equal(rt.relaxedSimd, relaxed);
+    for (const c of ODD) {
+      for (const [transA, transB] of TRANSPOSES) check(rt, c, { transA, transB });
+    }
   }
+});
+
+Deno.test("matmul() (wasm): fused and unfused multiply-adds differ only by rounding", async () => {
+  const fused = await wasmRuntime(1, true);
+  const plain = await wasmRuntime(1, false);
+  const c = { m: 96, k: 1024, n: 40 };
+  const x = check(fused, c, {}, 11);
+  const y = check(plain, c, {}, 11);
+  // The two builds are different programs: on an engine that fuses relaxed_madd (V8 on x64 with
+  // FMA3, ARM64) some of 3840 sums of 1024 products differ in their last bits; none by more than
+  // float32 rounding of the partial sums.
+  let differ = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) differ++;
+  assertClose(x, y, { atol: atolFor(c.k), rtol: 1e-5, what: "fused vs unfused" });
+  assert.ok(differ > 0, "the relaxed build fuses its multiply-adds (no element differs)");
 });
 
 Deno.test("matmul() (wasm) fuses bias and each activation, and accumulates beta·out", async () => {
@@ -133,12 +154,12 @@ Deno.test("matmul() (wasm) with beta = 0 never reads out (NaN there is ignored)"
   }
 });
 
-Deno.test("splitGemm() splits by rows in multiples of 4, by columns when rows are few", () => {
+Deno.test("splitGemm() splits by rows in multiples of 6, by columns when rows are few", () => {
   assert.deepEqual(splitGemm(8, 8, 8, 2), [[0, 8, 0, 8]]); // too small to be worth it
-  assert.deepEqual(splitGemm(130, 512, 512, 2), [[0, 68, 0, 512], [68, 62, 0, 512]]);
-  assert.deepEqual(splitGemm(256, 256, 256, 3), [[0, 88, 0, 256], [88, 88, 0, 256], [
-    176,
-    80,
+  assert.deepEqual(splitGemm(130, 512, 512, 2), [[0, 66, 0, 512], [66, 64, 0, 512]]);
+  assert.deepEqual(splitGemm(256, 256, 256, 3), [[0, 90, 0, 256], [90, 90, 0, 256], [
+    180,
+    76,
     0,
     256,
   ]]);
@@ -147,8 +168,12 @@ Deno.test("splitGemm() splits by rows in multiples of 4, by columns when rows ar
 });
 
 Deno.test("matmul() (wasm) on two threads equals one thread bitwise", async () => {
-  const one = await wasmRuntime(1);
-  const two = await wasmRuntime(2);
+  for (const relaxed of [true, false]) await twoThreadsBitwise(relaxed);
+});
+
+async function twoThreadsBitwise(relaxed: boolean): Promise<void> {
+  const one = await wasmRuntime(1, relaxed);
+  const two = await wasmRuntime(2, relaxed);
   assert.equal(two.threads, 2, two.threadsNote ?? "");
   const cases: [Case, CheckOptions][] = [
     [{ m: 129, k: 257, n: 65 }, {}],
@@ -164,7 +189,7 @@ Deno.test("matmul() (wasm) on two threads equals one thread bitwise", async () =
     const y = check(two, c, o, 7);
     assert.deepEqual(y, x, `two threads vs one on ${JSON.stringify({ ...c, ...o })}`);
   }
-});
+}
 
 Deno.test("matmul() (wasm) agrees with the WebGPU matmul on the same inputs", async () => {
   const gpu = await getRuntime();

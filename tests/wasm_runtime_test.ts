@@ -6,7 +6,12 @@
  */
 import { assert, assertClose, randomArray } from "./_util.ts";
 import { HEAP_ALIGN, WasmHeap } from "../src/wasm/heap.ts";
-import { requireSimd, simdSupported, threadsUnavailableReason } from "../src/wasm/module.ts";
+import {
+  relaxedSimdSupported,
+  requireSimd,
+  simdSupported,
+  threadsUnavailableReason,
+} from "../src/wasm/module.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
 import { fileURLToPath } from "node:url";
 
@@ -71,6 +76,35 @@ Deno.test("WasmRuntime without 128-bit SIMD is a clear error", async () => {
       /needs WebAssembly 128-bit SIMD, which this engine does not support/,
     );
     await assert.rejects(() => WasmRuntime.create({ threads: 1 }), /128-bit SIMD/);
+  } finally {
+    WebAssembly.validate = validate;
+  }
+});
+
+Deno.test("WasmRuntime takes the relaxed-SIMD kernels where the engine has them, else the plain ones", async () => {
+  assert.ok(relaxedSimdSupported(), "Deno's V8 has Wasm relaxed SIMD");
+  const fused = await WasmRuntime.create({ threads: 1, warn: false });
+  assert.equal(fused.relaxedSimd, true);
+  fused.destroy();
+  const plain = await WasmRuntime.create({ threads: 1, warn: false, relaxedSimd: false });
+  assert.equal(plain.relaxedSimd, false);
+  plain.destroy();
+  // An engine that validates SIMD but not relaxed SIMD (Safari; Firefox without its flag).
+  const validate = WebAssembly.validate;
+  WebAssembly.validate = (bytes) => {
+    const b = new Uint8Array(bytes as ArrayBuffer);
+    const relaxed = b.some((v, i) => v === 0xfd && b[i + 1] === 0x85 && b[i + 2] === 0x02);
+    return !relaxed && validate(bytes);
+  };
+  try {
+    assert.equal(relaxedSimdSupported(), false);
+    const rt = await WasmRuntime.create({ threads: 1, warn: false });
+    assert.equal(rt.relaxedSimd, false);
+    rt.destroy();
+    await assert.rejects(
+      () => WasmRuntime.create({ threads: 1, warn: false, relaxedSimd: true }),
+      /relaxed SIMD was asked for \(relaxedSimd: true\), but this engine does not validate it/,
+    );
   } finally {
     WebAssembly.validate = validate;
   }

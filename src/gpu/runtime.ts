@@ -157,7 +157,8 @@ export class Runtime implements Backend {
    * any.destroy();
    * ```
    * @param options adapter preference and limits (see `DeviceOptions`), `profile`, `backend`,
-   *   and the WebAssembly runtime's `threads`, `maxMemoryBytes`, `workerStartTimeoutMs`, `warn`
+   *   and the WebAssembly runtime's `threads`, `maxMemoryBytes`, `workerStartTimeoutMs`, `warn`,
+   *   `relaxedSimd`
    * @returns the WebGPU runtime, or with `backend` "wasm"/"auto" any {@linkcode Backend}
    */
   static async create(options?: RuntimeOptions & { backend?: "webgpu" }): Promise<Runtime>;
@@ -170,9 +171,11 @@ export class Runtime implements Backend {
       maxMemoryBytes,
       workerStartTimeoutMs,
       warn,
+      relaxedSimd,
       ...deviceOptions
     } = options;
-    const wasm = () => WasmRuntime.create({ threads, maxMemoryBytes, workerStartTimeoutMs, warn });
+    const wasm = () =>
+      WasmRuntime.create({ threads, maxMemoryBytes, workerStartTimeoutMs, warn, relaxedSimd });
     const gpu = (d: GpuDeviceInfo) =>
       new Runtime(d.device, d.description, d.isFallback, profile ?? false);
     if (backend === "wasm") return await wasm();

@@ -27,7 +27,7 @@ import type { WasmRuntime } from "./runtime.ts";
 export type { MatmulActivation };
 
 /** Rows of the kernel's register tile: row blocks of a split are multiples of it. */
-const MR = 4;
+const MR = 6;
 /** Columns of the kernel's register tile: column blocks of a split are multiples of it. */
 const NR = 8;
 

@@ -25,4 +25,4 @@ export { type HeapStats } from "./heap.ts";
 // The GEMM over Wasm tensors, below the ops: ops' `matmul` (src/ops) runs on this backend too,
 // through its twin, so this one is named apart from it.
 export { matmul as wasmMatmul, type WasmMatmulOptions } from "./matmul.ts";
-export { simdSupported, threadsUnavailableReason } from "./module.ts";
+export { relaxedSimdSupported, simdSupported, threadsUnavailableReason } from "./module.ts";

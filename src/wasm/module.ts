@@ -3,12 +3,22 @@
  * built by `deno task build:wasm`), the engine features they need (128-bit
  * SIMD; shared memory and Web Workers for threads), and the exports.
  *
+ * Four embedded modules: with or without threads (a shared memory), each with
+ * plain 128-bit SIMD or with relaxed SIMD (the GEMM's fused multiply-adds,
+ * wasm/assembly/gemm.ts). The relaxed ones are used wherever the engine
+ * validates relaxed SIMD, unless a runtime asks for the plain ones.
+ *
  * Nothing here is Deno-only: it runs the same in browsers.
  *
  * @module
  */
 
-import { KERNELS_SIMD, KERNELS_SIMD_THREADS } from "./_binary.ts";
+import {
+  KERNELS_RELAXED,
+  KERNELS_RELAXED_THREADS,
+  KERNELS_SIMD,
+  KERNELS_SIMD_THREADS,
+} from "./_binary.ts";
 
 /**
  * The exports of wasm/assembly/index.ts. Pointers are byte offsets, strides count elements.
@@ -116,6 +126,28 @@ const SIMD_PROBE = new Uint8Array([
   0x0b, // end
 ]);
 
+/**
+ * The smallest module using a relaxed-SIMD instruction:
+ * `(module (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd))`.
+ */
+const RELAXED_PROBE = new Uint8Array([
+  ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // magic, version 1
+  ...[0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b], // type section: () -> v128
+  ...[0x03, 0x02, 0x01, 0x00], // function section: one function of type 0
+  ...[0x0a, 0x3d, 0x01, 0x3b, 0x00], // code section (61 bytes), one body (59 bytes), no locals
+  ...[0, 1, 2].flatMap(() => [0xfd, 0x0c, ...new Array(16).fill(0)]), // three v128.const
+  ...[0xfd, 0x85, 0x02], // f32x4.relaxed_madd (0xfd 0x105)
+  0x0b, // end
+]);
+
+/**
+ * True when the engine validates WebAssembly relaxed SIMD (V8 since Chrome 114, so Deno and
+ * Node 20+; not Safari, and Firefox only behind a flag at the time of writing).
+ */
+export function relaxedSimdSupported(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(RELAXED_PROBE);
+}
+
 /** True when the engine validates WebAssembly 128-bit SIMD. */
 export function simdSupported(): boolean {
   return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
@@ -173,28 +205,39 @@ function fromBase64(b64: string): Uint8Array {
 /**
  * The embedded module bytes.
  * @param threads the variant that imports a shared memory (else a plain one)
+ * @param relaxed the relaxed-SIMD variant (fused multiply-adds in the GEMM); default false
  * @returns a fresh copy of the .wasm bytes
  */
-export function kernelBytes(threads: boolean): Uint8Array {
+export function kernelBytes(threads: boolean, relaxed = false): Uint8Array {
+  if (relaxed) return fromBase64(threads ? KERNELS_RELAXED_THREADS : KERNELS_RELAXED);
   return fromBase64(threads ? KERNELS_SIMD_THREADS : KERNELS_SIMD);
 }
 
-const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
  * Compiles a kernel module once per variant (the compiled module is shared by
  * every runtime and, for threads, posted to every worker).
  * @param threads the shared-memory variant
+ * @param relaxed the relaxed-SIMD variant; default false
  * @returns the compiled module
- * @throws Error when the engine lacks SIMD
+ * @throws Error when the engine lacks SIMD, or relaxed SIMD when `relaxed` is asked for
  */
-export function compileKernels(threads: boolean): Promise<WebAssembly.Module> {
+export function compileKernels(threads: boolean, relaxed = false): Promise<WebAssembly.Module> {
   requireSimd();
-  let p = compiled.get(threads);
+  if (relaxed && !relaxedSimdSupported()) {
+    throw new Error(
+      "regula's CPU backend: relaxed SIMD was asked for (relaxedSimd: true), but this engine does " +
+        "not validate it (a relaxed-SIMD test module fails WebAssembly.validate); leave " +
+        "relaxedSimd unset to use the plain-SIMD kernels",
+    );
+  }
+  const key = `${threads}/${relaxed}`;
+  let p = compiled.get(key);
   if (!p) {
-    p = WebAssembly.compile(kernelBytes(threads) as Uint8Array<ArrayBuffer>);
-    compiled.set(threads, p);
-    p.catch(() => compiled.delete(threads));
+    p = WebAssembly.compile(kernelBytes(threads, relaxed) as Uint8Array<ArrayBuffer>);
+    compiled.set(key, p);
+    p.catch(() => compiled.delete(key));
   }
   return p;
 }
