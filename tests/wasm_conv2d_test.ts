@@ -29,6 +29,7 @@ import type { Tensor } from "../src/backend.ts";
 import { MaxPool2d } from "../src/layers/pool.ts";
 import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
 import { CONV2D_BLOCKS } from "../src/wasm/kernels/conv2d.ts";
+import type { WasmTensor } from "../src/wasm/tensor.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
 
@@ -65,6 +66,7 @@ const CASES: Case[] = [
   c([1, 3, 10, 9], 5, [3, 5], [2, 1], [1, 2]), // non-square everything
   c([2, 2, 5, 6], 3, 3, 1, 3), // padding past the kernel
   c([1, 1, 1, 1], 1, 1), // one element
+  c([3, 4, 5, 6], 5, 3, 1, 3), // padding past the kernel, through the direct kernel both ways
 ];
 
 /** Cases also replayed under the non-default tilings: LeNet conv2, DDNet-like, stride 2. */
@@ -320,12 +322,14 @@ Deno.test("conv2d.pack twin: the padded batched transpose is bitwise the WGSL's"
 
 Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows) give the same results", async () => {
   const saved = { ...CONV2D_BLOCKS };
-  // 600 floats: chunks of 8-24 positions for these depths; 13 positions per weight-gradient GEMM.
-  Object.assign(CONV2D_BLOCKS, { colFloats: 600, wgradChunk: 13 });
+  // 600 floats: chunks of 8-24 positions for these depths; 13 positions per weight-gradient GEMM;
+  // no direct convolution, so the stride-1 cases the direct kernel takes by default (all but
+  // stride 2 here) go through unfold + GEMM.
+  Object.assign(CONV2D_BLOCKS, { colFloats: 600, wgradChunk: 13, directMaxDepth: 0 });
   const worst = { err: 0 };
   const gpu = await getRuntime();
   try {
-    for (const i of [0, 3, 4, 5, 7]) {
+    for (const i of [0, 1, 3, 4, 5, 7, 10]) {
       const t = CASES[i];
       const g = { kernel: t.k, stride: t.s, padding: t.p };
       const [oh, ow] = windowOutputSize(t.x[2], t.x[3], g);
@@ -365,6 +369,56 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
     Object.assign(CONV2D_BLOCKS, saved);
   }
   console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
+});
+
+Deno.test("conv2d twin: stride-1 layers of small depth run as direct convolutions, within rounding of unfold + GEMM", async () => {
+  const [one] = await sharedWasmPair();
+  const names: string[] = [];
+  const parallel = one.parallel.bind(one);
+  one.parallel = (name, parts) => {
+    names.push(name);
+    parallel(name, parts);
+  };
+  const saved = { ...CONV2D_BLOCKS };
+  try {
+    // LeNet conv2 (depth 150 forward, 400 backward), the padded first layer, odd widths.
+    for (
+      const [xs, o, k, p] of [[[2, 6, 14, 14], 16, 5, 0], [[2, 1, 28, 28], 6, 5, 2], [
+        [1, 5, 7, 13],
+        9,
+        3,
+        1,
+      ]] as const
+    ) {
+      const x = one.upload(randomArray(numel(xs), 3), [...xs]);
+      const w = one.upload(randomArray(o * xs[1] * k * k, 4), [o, xs[1], k, k]);
+      const b = one.upload(randomArray(o, 5), [o]);
+      const run = () => {
+        const y = conv2dForward(one, x, w, { stride: 1, padding: p, bias: b, activation: "relu" });
+        const dx = conv2dInputGrad(one, y, w, { stride: 1, padding: p, inputShape: [...xs] });
+        const out = [(y as WasmTensor).toArray(), (dx as WasmTensor).toArray()] as Float32Array[];
+        y.dispose();
+        dx.dispose();
+        return out;
+      };
+      names.length = 0;
+      const [yd, dxd] = run();
+      const direct = names.filter((n) => n === "conv2d_direct").length;
+      // The input gradient of a 1-channel layer has too few rows for the tile: unfold + GEMM.
+      assert.equal(direct, xs[1] >= 4 ? 2 : 1, `direct kernels for x ${xs}: ${names}`);
+      CONV2D_BLOCKS.directMaxDepth = 0;
+      names.length = 0;
+      const [yg, dxg] = run();
+      assert.ok(!names.includes("conv2d_direct"), `directMaxDepth 0: ${names}`);
+      CONV2D_BLOCKS.directMaxDepth = saved.directMaxDepth;
+      assertClose(yd, yg, { ...tol(xs[1] * k * k), what: `y direct vs GEMM, x ${xs}` });
+      assertClose(dxd, dxg, { ...tol(o * k * k), what: `dx direct vs GEMM, x ${xs}` });
+      for (const t of [x, w, b]) t.dispose();
+    }
+  } finally {
+    Object.assign(CONV2D_BLOCKS, saved);
+    one.parallel = parallel;
+  }
 });
 
 Deno.test("Conv2d layer on both backends: forward, fused tanh, backward (dx, dW, db), jvp agree", async () => {

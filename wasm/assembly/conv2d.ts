@@ -21,7 +21,7 @@
 // splitting across threads (mode 0 by images or positions, mode 1 by images or input channels,
 // mode 2 by slabs or columns of dW) gives bitwise equal results.
 
-import { sgemm } from "./gemm";
+import { madd, sgemm } from "./gemm";
 import { at, word } from "./_common";
 import { loadPartial, storePartial, vsigmoid, vtanh } from "./_vmath";
 
@@ -382,6 +382,153 @@ export function conv2d_pack(
           store<f32>(d, i + 1 < rows ? load<f32>(s1 + off) : 0, 4);
           store<f32>(d, i + 2 < rows ? load<f32>(s2 + off) : 0, 8);
           store<f32>(d, i + 3 < rows ? load<f32>(s3 + off) : 0, 12);
+        }
+      }
+    }
+  }
+}
+
+// ---- direct convolution, stride 1 -------------------------------------------------------------
+// For a small depth K = C·kh·kw (LeNet's layers, the 3-channel first layer of DDNet) unfolding
+// costs about as much as the product: every unfolded value is used by only O multiply-adds. Here
+// the taps are read straight from a zero-padded copy of the image instead, in the register tile
+// of gemm.ts: 6 output channels × 8 neighbouring x positions in twelve f32x4 accumulators, per
+// tap (c, ky, kx) two loads of x, six splatted weights and twelve multiply-adds (`madd`). Each
+// output is one chain over the taps in (c, ky, kx) order, whatever tile, lane, image or row range
+// it falls in, so the thread split cannot change a bit. The host packs the weights (per block of
+// 6 output channels, K taps of 6 floats, zeros past O) and, for the input gradient, gives the
+// flipped, transposed weights and dy as the image (src/wasm/kernels/conv2d.ts).
+
+/** Floats per row of the padded copy: the grid width rounded up to 8, plus kw - 1, to a multiple of 4. */
+@inline function padWidth(gw: i32, kw: i32): i32 {
+  return (((gw + 7) & ~7) + kw - 1 + 3) & ~3;
+}
+
+/**
+ * Copies rows [r0, r1) of the padded planes of one image into pad (C planes of hp × wpad):
+ * pad[c, r, x] = src[c, r + oy, x + ox], 0 outside the image.
+ */
+function fillPadded(
+  src: usize, cin: i32, ph: i32, pw: i32, oy: i32, ox: i32,
+  r0: i32, r1: i32, hp: i32, wpad: i32, pad: usize,
+): void {
+  const zero = f32x4.splat(0);
+  const xa = min<i32>(max<i32>(-ox, 0), wpad); // first padded column inside the image
+  const xe = max<i32>(min<i32>(pw - ox, wpad), xa); // end of them
+  for (let c = 0; c < cin; c++) {
+    for (let r = r0; r < r1; r++) {
+      const d = at(pad, (c * hp + r) * wpad);
+      const y = r + oy;
+      if (y < 0 || y >= ph) {
+        for (let x = 0; x < wpad; x += 4) v128.store(at(d, x), zero);
+        continue;
+      }
+      for (let x = 0; x < xa; x++) store<f32>(at(d, x), 0);
+      const s = at(src, (c * ph + y) * pw + ox);
+      let x = xa;
+      for (; x + 4 <= xe; x += 4) v128.store(at(d, x), v128.load(at(s, x)));
+      for (; x < xe; x++) store<f32>(at(d, x), load<f32>(at(s, x)));
+      for (x = xe; x < wpad; x++) store<f32>(at(d, x), 0);
+    }
+  }
+}
+
+/** out = act(acc (+ out or + beta·out) + bias) on the first n (1 .. 4) lanes of one vector. */
+@inline function storeDirect(p: usize, n: i32, acc: v128, beta: f32, vb: v128, hasBias: bool, act: i32): void {
+  if (n <= 0) return;
+  let v = acc;
+  if (beta != 0) {
+    const old = n >= 4 ? v128.load(p) : loadPartial(p, n, 0);
+    v = f32x4.add(v, beta == 1 ? old : f32x4.mul(f32x4.splat(beta), old));
+  }
+  if (hasBias) v = f32x4.add(v, vb);
+  v = activate4(act, v);
+  if (n >= 4) v128.store(p, v);
+  else storePartial(p, v, n);
+}
+
+/** One output channel's row of the tile: 8 positions from two accumulators. */
+@inline function storeDirectRow(
+  p: usize, n: i32, lo: v128, hi: v128, beta: f32, bias: usize, oc: i32, act: i32,
+): void {
+  const vb = f32x4.splat(bias != 0 ? load<f32>(at(bias, oc)) : 0);
+  storeDirect(p, min<i32>(n, 4), lo, beta, vb, bias != 0, act);
+  storeDirect(p + 16, n - 4, hi, beta, vb, bias != 0, act);
+}
+
+/**
+ * Mode 0 with stride 1 and packed weights: images [b0, b1), output rows [y0, y1) of each.
+ * `wp` the packed weights, `pad` this thread's C × (OH + kh - 1) × padWidth floats.
+ * Output (O, OH·OW) per image: act(Σ_taps w · x + beta · out + bias[o]).
+ */
+export function conv2d_direct(g: usize, b0: i32, b1: i32, y0: i32, y1: i32, wp: usize, pad: usize): void {
+  const m = word(g, G_M), k = word(g, G_K);
+  const ph = word(g, G_PH), pw = word(g, G_PW), gh = word(g, G_GH), gw = word(g, G_GW);
+  const kh = word(g, G_KH), kw = word(g, G_KW), cin = k / (kh * kw);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
+  const src = addr(g, G_SRC), out = addr(g, G_OUT), bias = addr(g, G_BIAS);
+  const act = word(g, G_ACT);
+  const beta = load<f32>(at(g, G_BETA));
+  const srcImg = word(g, G_SRC_IMG), outImg = word(g, G_OUT_IMG);
+  const hp = gh + kh - 1, wpad = padWidth(gw, kw), npos = gh * gw;
+  const rowStep = <usize>wpad << 2, chanStep = <usize>(hp * wpad) << 2;
+  for (let b = b0; b < b1; b++) {
+    fillPadded(at(src, b * srcImg), cin, ph, pw, oy, ox, y0, y1 + kh - 1, hp, wpad, pad);
+    const o = at(out, b * outImg);
+    for (let ob = 0; ob < m; ob += 6) {
+      const mr = min<i32>(6, m - ob);
+      const wblk = at(wp, ob * k);
+      for (let y = y0; y < y1; y++) {
+        for (let x0 = 0; x0 < gw; x0 += 8) {
+          let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+          let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+          let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+          let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+          let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+          let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+          let wt = wblk;
+          let xc = at(pad, y * wpad + x0);
+          for (let c = 0; c < cin; c++) {
+            let xr = xc;
+            for (let ky = 0; ky < kh; ky++) {
+              let xp = xr;
+              for (let kx = 0; kx < kw; kx++) {
+                const xa = v128.load(xp);
+                const xb = v128.load(xp, 16);
+                let s = v128.load32_splat(wt);
+                c00 = madd(s, xa, c00);
+                c01 = madd(s, xb, c01);
+                s = v128.load32_splat(wt, 4);
+                c10 = madd(s, xa, c10);
+                c11 = madd(s, xb, c11);
+                s = v128.load32_splat(wt, 8);
+                c20 = madd(s, xa, c20);
+                c21 = madd(s, xb, c21);
+                s = v128.load32_splat(wt, 12);
+                c30 = madd(s, xa, c30);
+                c31 = madd(s, xb, c31);
+                s = v128.load32_splat(wt, 16);
+                c40 = madd(s, xa, c40);
+                c41 = madd(s, xb, c41);
+                s = v128.load32_splat(wt, 20);
+                c50 = madd(s, xa, c50);
+                c51 = madd(s, xb, c51);
+                wt += 24;
+                xp += 4;
+              }
+              xr += rowStep;
+            }
+            xc += chanStep;
+          }
+          const n = min<i32>(8, gw - x0);
+          const p = at(o, ob * npos + y * gw + x0);
+          const step = <usize>npos << 2;
+          storeDirectRow(p, n, c00, c01, beta, bias, ob, act);
+          if (mr > 1) storeDirectRow(p + step, n, c10, c11, beta, bias, ob + 1, act);
+          if (mr > 2) storeDirectRow(p + 2 * step, n, c20, c21, beta, bias, ob + 2, act);
+          if (mr > 3) storeDirectRow(p + 3 * step, n, c30, c31, beta, bias, ob + 3, act);
+          if (mr > 4) storeDirectRow(p + 4 * step, n, c40, c41, beta, bias, ob + 4, act);
+          if (mr > 5) storeDirectRow(p + 5 * step, n, c50, c51, beta, bias, ob + 5, act);
         }
       }
     }

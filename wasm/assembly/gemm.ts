@@ -216,7 +216,7 @@ function packB(transB: bool, kc: i32, nc: i32, b: usize, ldb: i32, dst: usize): 
  * relaxed_madd may be fused or not, at the engine's choice (V8 fuses on x64 CPUs with FMA3 and on
  * ARM64); either way every C element gets the same sequence of operations in any tile position.
  */
-@inline function madd(a: v128, b: v128, acc: v128): v128 {
+@inline export function madd(a: v128, b: v128, acc: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
   return f32x4.add(acc, f32x4.mul(a, b));
 }

@@ -37,11 +37,14 @@ const G_WORDS = 32;
 /**
  * Block sizes (benchmarks may change them; results do not depend on them beyond float32
  * rounding): `colFloats`, the target size of one thread's unfold/fold buffer in floats (it
- * should stay in L2), and `wgradChunk`, the most positions per weight-gradient GEMM call.
+ * should stay in L2), `wgradChunk`, the most positions per weight-gradient GEMM call, and
+ * `directMaxDepth`, the largest depth C·kh·kw of a stride-1 forward or input gradient that runs
+ * as a direct convolution instead of unfold + GEMM (0: never).
  */
-export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number } = {
+export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number; directMaxDepth: number } = {
   colFloats: 1 << 16,
   wgradChunk: 256,
+  directMaxDepth: 512,
 };
 /** Below this many multiply-adds a convolution runs on one thread. */
 const PARALLEL_MIN_MACS = 1 << 17;
@@ -123,12 +126,31 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
     return;
   }
   if (mode === 1) {
+    if (directFits(g.cin, g.cout * kk, g)) {
+      // dx = the stride-1 correlation of dy, padded by kh - 1 - ph, with Wᵀ flipped.
+      direct(rt, g, w2Flipped(rt, a, g), src, out, null, 0, beta, {
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        oh: g.h,
+        ow: g.w,
+        ph: g.kh - 1 - g.ph,
+        pw: g.kw - 1 - g.pw,
+      });
+      return;
+    }
     dgrad(rt, g, a, src, out, beta);
     return;
   }
   if (mode !== 0) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
   const m = g.cout, k = g.cin * kk, npos = g.oh * g.ow;
   if (m === 0 || npos === 0 || g.batch === 0) return;
+  if (directFits(m, k, g)) {
+    const hasBias = (constants.HAS_BIAS ?? 0) !== 0;
+    direct(rt, g, w2(rt, a, g), src, out, hasBias ? bias : null, constants.ACT ?? 0, beta, g);
+    return;
+  }
   const threads = threadsFor(rt, m * k * npos * g.batch);
   const chunk = Math.min(
     npos,
@@ -174,6 +196,130 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
     tmp.dispose();
   }
 };
+
+/**
+ * Whether a convolution producing `m` channels from depth `k` (C·kh·kw) goes through the direct
+ * kernel (wasm/assembly/conv2d.ts `conv2d_direct`): stride 1, a depth small enough that unfolding
+ * costs as much as the product, and at least 4 of the tile's 6 channel rows used. Larger depths
+ * amortise the unfold over more multiply-adds in the packed GEMM, which is then the faster.
+ */
+function directFits(m: number, k: number, g: Conv2dGeometry): boolean {
+  return g.sh === 1 && g.sw === 1 && m >= 4 && k <= CONV2D_BLOCKS.directMaxDepth && g.batch > 0;
+}
+
+/** Output channels per tile of the direct kernel. */
+const DIRECT_MR = 6;
+
+/**
+ * The weights packed for the direct kernel: per block of 6 output channels, the taps in
+ * (c, ky, kx) order, 6 floats each (channel r of the block), zeros past the last channel.
+ * `tap(wv, o, t)` reads the weight of output channel o at tap t from the view `wv` of `w`.
+ */
+function packDirect(
+  rt: WasmRuntime,
+  w: WasmTensor,
+  m: number,
+  k: number,
+  tap: (wv: Float32Array, o: number, t: number) => number,
+): WasmTensor {
+  const blocks = Math.ceil(m / DIRECT_MR);
+  const t = rt.empty([blocks * k * DIRECT_MR], "f32", "conv2d.direct_weights");
+  // Views after the allocation, which may have grown (and detached) the memory.
+  const wv = new Float32Array(rt.wasmMemory.buffer, w.ptr, w.size);
+  const v = new Float32Array(rt.wasmMemory.buffer, t.ptr, t.size);
+  for (let ob = 0; ob < blocks; ob++) {
+    for (let j = 0; j < k; j++) {
+      for (let r = 0; r < DIRECT_MR; r++) {
+        const o = ob * DIRECT_MR + r;
+        v[(ob * k + j) * DIRECT_MR + r] = o < m ? tap(wv, o, j) : 0;
+      }
+    }
+  }
+  return t;
+}
+
+/** W (O, C·kh·kw) packed for the forward. */
+function w2(rt: WasmRuntime, w: WasmTensor, g: Conv2dGeometry): WasmTensor {
+  const k = g.cin * g.kh * g.kw;
+  return packDirect(rt, w, g.cout, k, (wv, o, j) => wv[o * k + j]);
+}
+
+/** Wᵀ flipped, packed for the input gradient: channel c, tap (o, ky, kx) = W[o, c, kh-1-ky, kw-1-kx]. */
+function w2Flipped(rt: WasmRuntime, w: WasmTensor, g: Conv2dGeometry): WasmTensor {
+  const kk = g.kh * g.kw;
+  return packDirect(rt, w, g.cin, g.cout * kk, (wv, c, j) => {
+    const o = Math.floor(j / kk), t = j % kk;
+    const ky = g.kh - 1 - Math.floor(t / g.kw), kx = g.kw - 1 - (t % g.kw);
+    return wv[((o * g.cin + c) * g.kh + ky) * g.kw + kx];
+  });
+}
+
+/** The fields of a stride-1 convolution the direct kernel reads (the rest come from `g`). */
+type DirectShape = Pick<Conv2dGeometry, "cin" | "h" | "w" | "cout" | "oh" | "ow" | "ph" | "pw">;
+
+/**
+ * Runs `conv2d_direct` (stride 1): y = act(conv(x, packed) + beta·y + bias) for `shape`, split
+ * by images, or by output rows when there are fewer images than threads. Disposes `packed`.
+ */
+function direct(
+  rt: WasmRuntime,
+  g: Conv2dGeometry,
+  packed: WasmTensor,
+  x: WasmTensor,
+  y: WasmTensor,
+  bias: WasmTensor | null,
+  act: number,
+  beta: number,
+  s: DirectShape,
+): void {
+  const k = s.cin * g.kh * g.kw;
+  const threads = threadsFor(rt, s.cout * k * s.oh * s.ow * g.batch);
+  const parts = g.batch >= threads || s.oh < threads
+    ? splitRange(g.batch, threads, 1).map(([b0, b1]) => [b0, b1, 0, s.oh])
+    : splitRange(s.oh, threads, 1).map(([y0, y1]) => [0, g.batch, y0, y1]);
+  const wpad = (((s.ow + 7) & ~7) + g.kw - 1 + 3) & ~3; // padWidth of wasm/assembly/conv2d.ts
+  const padFloats = s.cin * (s.oh + g.kh - 1) * wpad;
+  const tmp = rt.empty([G_WORDS + padFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    writeBlock(rt, tmp.ptr, {
+      m: s.cout,
+      k,
+      planeH: s.h,
+      planeW: s.w,
+      gridH: s.oh,
+      gridW: s.ow,
+      kh: g.kh,
+      kw: g.kw,
+      sy: 1,
+      sx: 1,
+      oy: -s.ph,
+      ox: -s.pw,
+      a: packed.ptr,
+      src: x.ptr,
+      out: y.ptr,
+      bias: bias ? bias.ptr : 0,
+      act,
+      beta,
+      chunk: 0,
+      srcImage: s.cin * s.h * s.w,
+      outImage: s.cout * s.oh * s.ow,
+      n: 0,
+      ktot: 0,
+      kchunk: 0,
+    });
+    const pads = tmp.ptr + 4 * G_WORDS;
+    rt.parallel(
+      "conv2d_direct",
+      parts.map((
+        [b0, b1, y0, y1],
+        t,
+      ) => [tmp.ptr, b0, b1, y0, y1, packed.ptr, pads + 4 * padFloats * t]),
+    );
+  } finally {
+    tmp.dispose();
+    packed.dispose();
+  }
+}
 
 /** The window fields of the geometry block: x planes (H, W) swept by the (OH, OW) grid. */
 function windowOf(g: Conv2dGeometry) {
