@@ -67,6 +67,7 @@ const CASES: Case[] = [
   c([2, 2, 5, 6], 3, 3, 1, 3), // padding past the kernel
   c([1, 1, 1, 1], 1, 1), // one element
   c([3, 4, 5, 6], 5, 3, 1, 3), // padding past the kernel, through the direct kernel both ways
+  c([3, 64, 7, 9], 60, 3, 1, 1), // 64 channels: Winograd forward, and input gradient (60)
 ];
 
 /** Cases also replayed under the non-default tilings: LeNet conv2, DDNet-like, stride 2. */
@@ -369,6 +370,78 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
     Object.assign(CONV2D_BLOCKS, saved);
   }
   console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
+});
+
+Deno.test("conv2d twin: Winograd F(2x2, 3x3) on every 3x3 stride-1 case (forward with bias and tanh, input gradient)", async () => {
+  const saved = { ...CONV2D_BLOCKS };
+  // Every 3x3 stride-1 layer through Winograd (by default only those of 57 or more input
+  // channels), a few tiles per GEMM so that groups of images end inside the batch.
+  Object.assign(CONV2D_BLOCKS, { winogradMinChannels: 1, winogradTiles: 20 });
+  const worst = { err: 0 };
+  const gpu = await getRuntime();
+  try {
+    const cases = CASES.filter((t) => t.k[0] === 3 && t.k[1] === 3 && t.s[0] === 1 && t.s[1] === 1);
+    assert.ok(cases.length >= 4, `${cases.length} 3x3 stride-1 cases`);
+    for (const [i, t] of cases.entries()) {
+      const g = { kernel: t.k, stride: t.s, padding: t.p };
+      const [oh, ow] = windowOutputSize(t.x[2], t.x[3], g);
+      const yShape = [t.x[0], t.o, oh, ow];
+      const wShape = [t.o, t.x[1], ...t.k];
+      const xa = randomArray(numel(t.x), 60 + i), wa = randomArray(numel(wShape), 61 + i);
+      const ba = randomArray(t.o, 62 + i), dya = randomArray(numel(yShape), 63 + i);
+      const geo = { stride: t.s, padding: t.p };
+      const [y, dx] = await replayOutputs(
+        [
+          { data: xa, shape: t.x },
+          { data: wa, shape: wShape },
+          { data: ba, shape: [t.o] },
+          { data: dya, shape: yShape },
+        ],
+        ([x, w, b, dy]) => [
+          conv2dForward(gpu, x, w, { ...geo, bias: b, activation: "tanh" }),
+          conv2dInputGrad(gpu, dy, w, { ...geo, inputShape: t.x }),
+        ],
+        label(t),
+      );
+      const yRef = conv2dRef(xa, t.x, wa, t.o, ba, g).y.map(Math.tanh);
+      check(y, yRef, t.x[1] * 9, `winograd y ${label(t)}`, worst);
+      const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
+      check(dx, ref.dx, t.o * 9, `winograd dx ${label(t)}`, worst);
+    }
+  } finally {
+    Object.assign(CONV2D_BLOCKS, saved);
+  }
+  console.log(`conv2d winograd: largest |wasm - float64| ${worst.err.toExponential(2)}`);
+  // By default: 3x3 stride-1 correlations over 57 or more input channels (DDNet's conv2-4 both
+  // ways); the input gradient's are the layer's output channels.
+  const [one] = await sharedWasmPair();
+  const names: string[] = [];
+  const parallel = one.parallel.bind(one);
+  one.parallel = (name, parts) => {
+    names.push(name);
+    parallel(name, parts);
+  };
+  try {
+    for (
+      const [cin, cout, want] of [[64, 60, ["conv2d_wino", "conv2d_wino"]], [56, 64, [
+        "conv2d_wino",
+      ]], [56, 50, []]] as const
+    ) {
+      const x = one.upload(randomArray(2 * cin * 36, 1), [2, cin, 6, 6]);
+      const w = one.upload(randomArray(cout * cin * 9, 2), [cout, cin, 3, 3]);
+      names.length = 0;
+      const y = conv2dForward(one, x, w, { stride: 1, padding: 1 });
+      const dx = conv2dInputGrad(one, y, w, { stride: 1, padding: 1, inputShape: [2, cin, 6, 6] });
+      assert.deepEqual(
+        names.filter((n) => n === "conv2d_wino"),
+        [...want],
+        `${cin} -> ${cout}: ${names}`,
+      );
+      for (const t of [x, w, y, dx]) t.dispose();
+    }
+  } finally {
+    one.parallel = parallel;
+  }
 });
 
 Deno.test("conv2d twin: stride-1 layers of small depth run as direct convolutions, within rounding of unfold + GEMM", async () => {

@@ -534,3 +534,189 @@ export function conv2d_direct(g: usize, b0: i32, b1: i32, y0: i32, y1: i32, wp: 
     }
   }
 }
+
+// ---- Winograd F(2×2, 3×3), stride 1 --------------------------------------------------------------
+// Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016: each 2 × 2 block
+// of outputs of a 3 × 3 correlation is Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A over the 4 × 4 input patch d,
+//   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1],
+//   Aᵀ = [1 1 1 0; 0 1 -1 -1],
+// so that the sum over input channels becomes 16 GEMMs M[ξ] (O × tiles) = U[ξ] (O × C) · V[ξ]
+// (C × tiles), ξ = the 16 positions of the 4 × 4 transformed tile: 16 multiply-adds per 2 × 2
+// outputs and channel pair instead of 36. The input gradient of a stride-1 convolution is the
+// same correlation of dy with the flipped, transposed weights (`transposed` below).
+
+/**
+ * U[ξ][o][c] = (G g Gᵀ)[ξ] for output channels [o0, o1): g = w[o, c] (w: O × C × 3 × 3), or with
+ * `transposed` g = w[c, o] flipped (w: C × O × 3 × 3, the layer's weights seen from its input).
+ */
+export function conv2d_winoWeights(w: usize, u: usize, o0: i32, o1: i32, m: i32, cin: i32, transposed: i32): void {
+  const plane = <usize>(m * cin) << 2;
+  for (let o = o0; o < o1; o++) {
+    for (let c = 0; c < cin; c++) {
+      const g = transposed ? at(w, (c * m + o) * 9) : at(w, (o * cin + c) * 9);
+      // q[r][j] = g[r][j] (flipped: g[2 - r][2 - j]); t = G q (4 × 3), then U = t Gᵀ (4 × 4).
+      const dst = at(u, o * cin + c);
+      for (let j = 0; j < 3; j++) {
+        // Column j of q, then of t = G q.
+        const q0 = transposed ? load<f32>(at(g, 8 - j)) : load<f32>(at(g, j));
+        const q1 = transposed ? load<f32>(at(g, 5 - j)) : load<f32>(at(g, 3 + j));
+        const q2 = transposed ? load<f32>(at(g, 2 - j)) : load<f32>(at(g, 6 + j));
+        // Stash t[r][j] in U's slots (r, j) for now: U[4r + j] = t[r][j], j < 3.
+        store<f32>(dst + <usize>j * plane, q0);
+        store<f32>(dst + <usize>(4 + j) * plane, (q0 + q1 + q2) * 0.5);
+        store<f32>(dst + <usize>(8 + j) * plane, (q0 - q1 + q2) * 0.5);
+        store<f32>(dst + <usize>(12 + j) * plane, q2);
+      }
+      for (let r = 0; r < 4; r++) {
+        const base = dst + <usize>(4 * r) * plane;
+        const t0 = load<f32>(base), t1 = load<f32>(base + plane), t2 = load<f32>(base + 2 * plane);
+        store<f32>(base, t0);
+        store<f32>(base + plane, (t0 + t1 + t2) * 0.5);
+        store<f32>(base + 2 * plane, (t0 - t1 + t2) * 0.5);
+        store<f32>(base + 3 * plane, t2);
+      }
+    }
+  }
+}
+
+/** Floats per row of the Winograd padded copy: 2 · (tiles across rounded up to 4) + 4. */
+@inline function winoPadWidth(tw: i32): i32 {
+  return 2 * ((tw + 3) & ~3) + 4;
+}
+
+/**
+ * Bᵀ d B of four neighbouring tiles (lanes) of one channel: `p` points at the patch rows' first
+ * column in the padded copy (row stride `rs` bytes), the 16 results go to v + ξ · vs (bytes).
+ */
+@inline function winoInput(p: usize, rs: usize, v: usize, vs: usize): void {
+  // Columns 0..3 of each patch row, for tiles at x = 0, 2, 4, 6 (lanes): deinterleave.
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+  let d00 = c0, d01 = c0, d02 = c0, d03 = c0;
+  let d10 = c0, d11 = c0, d12 = c0, d13 = c0;
+  for (let r = 0; r < 4; r++) {
+    const q = p + <usize>r * rs;
+    const l0 = v128.load(q), l1 = v128.load(q, 16), l2 = v128.load(q, 32);
+    const e0 = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6);
+    const o0 = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+    const e1 = v128.shuffle<f32>(l1, l2, 0, 2, 4, 6);
+    const o1 = v128.shuffle<f32>(l1, l2, 1, 3, 5, 7);
+    c0 = e0;
+    c1 = o0;
+    c2 = v128.shuffle<f32>(e0, e1, 1, 2, 3, 6);
+    c3 = v128.shuffle<f32>(o0, o1, 1, 2, 3, 6);
+    // Row r of d B: [c0 - c2, c1 + c2, c2 - c1, c1 - c3].
+    const t0 = f32x4.sub(c0, c2), t1 = f32x4.add(c1, c2), t2 = f32x4.sub(c2, c1), t3 = f32x4.sub(c1, c3);
+    if (r == 0) { d00 = t0; d01 = t1; d02 = t2; d03 = t3; }
+    else if (r == 1) { d10 = t0; d11 = t1; d12 = t2; d13 = t3; }
+    else if (r == 2) {
+      // Bᵀ rows 0 and 2 need rows 0, 1, 2: out row 0 = row0 - row2, row 1 = row1 + row2,
+      // row 2 = row2 - row1; keep row 2 in the d0* slots once rows 0 and 1 are used.
+      v128.store(v, f32x4.sub(d00, t0));
+      v128.store(v + vs, f32x4.sub(d01, t1));
+      v128.store(v + 2 * vs, f32x4.sub(d02, t2));
+      v128.store(v + 3 * vs, f32x4.sub(d03, t3));
+      v128.store(v + 4 * vs, f32x4.add(d10, t0));
+      v128.store(v + 5 * vs, f32x4.add(d11, t1));
+      v128.store(v + 6 * vs, f32x4.add(d12, t2));
+      v128.store(v + 7 * vs, f32x4.add(d13, t3));
+      v128.store(v + 8 * vs, f32x4.sub(t0, d10));
+      v128.store(v + 9 * vs, f32x4.sub(t1, d11));
+      v128.store(v + 10 * vs, f32x4.sub(t2, d12));
+      v128.store(v + 11 * vs, f32x4.sub(t3, d13));
+    } else {
+      // out row 3 = row1 - row3.
+      v128.store(v + 12 * vs, f32x4.sub(d10, t0));
+      v128.store(v + 13 * vs, f32x4.sub(d11, t1));
+      v128.store(v + 14 * vs, f32x4.sub(d12, t2));
+      v128.store(v + 15 * vs, f32x4.sub(d13, t3));
+    }
+  }
+}
+
+/**
+ * Mode 0 (or the input gradient as a correlation), 3 × 3, stride 1, by Winograd F(2×2, 3×3):
+ * images [b0, b1) in groups of `G_CHUNK` images. `u` (G_A) the transformed weights (16 × O × C),
+ * `buf` this thread's buffers: the padded copy of one image (C planes of (2·th + 4) rows ×
+ * winoPadWidth), then V (16 × C × ld) and M (16 × O × ld), ld = word G_N.
+ */
+export function conv2d_wino(g: usize, b0: i32, b1: i32, buf: usize, scratch: usize): void {
+  const m = word(g, G_M), k = word(g, G_K), cin = k / 9;
+  const ph = word(g, G_PH), pw = word(g, G_PW), gh = word(g, G_GH), gw = word(g, G_GW);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
+  const u = addr(g, G_A), src = addr(g, G_SRC), out = addr(g, G_OUT), bias = addr(g, G_BIAS);
+  const act = word(g, G_ACT);
+  const beta = load<f32>(at(g, G_BETA));
+  const group = word(g, G_CHUNK), ld = word(g, G_N);
+  const srcImg = word(g, G_SRC_IMG), outImg = word(g, G_OUT_IMG);
+  const th = (gh + 1) >> 1, tw = (gw + 1) >> 1, tiles = th * tw;
+  const twr = (tw + 3) & ~3; // tiles across, rounded up to the 4 lanes
+  const hp = 2 * th + 2, wpad = winoPadWidth(tw);
+  const padBytes = <usize>(cin * hp * wpad) << 2;
+  const v = buf + padBytes;
+  const mm = v + (<usize>(16 * cin * ld) << 2);
+  const vs = <usize>(cin * ld) << 2, ms = <usize>(m * ld) << 2;
+  const rs = <usize>wpad << 2;
+  const npos = gh * gw;
+  for (let ga = b0; ga < b1; ga += group) {
+    const gb = min<i32>(ga + group, b1);
+    // Input transform: V[ξ][c][(b - ga) · tiles + ty · tw + tx]. A group of four lanes may run
+    // past the row's last tile into the next row's first (overwritten next) or past the end
+    // (ld leaves room).
+    for (let b = ga; b < gb; b++) {
+      fillPadded(at(src, b * srcImg), cin, ph, pw, oy, ox, 0, hp, hp, wpad, buf);
+      const t0 = (b - ga) * tiles;
+      for (let c = 0; c < cin; c++) {
+        const plane = buf + <usize>(c * hp * wpad) * 4;
+        for (let ty = 0; ty < th; ty++) {
+          for (let tx = 0; tx < twr; tx += 4) {
+            if (tx >= tw) break;
+            winoInput(plane + <usize>(2 * ty) * rs + (<usize>(2 * tx) << 2), rs,
+              at(v, c * ld + t0 + ty * tw + tx), vs);
+          }
+        }
+      }
+    }
+    const n = (gb - ga) * tiles;
+    for (let xi = 0; xi < 16; xi++) {
+      sgemm(0, 0, m, n, cin, 1, u + <usize>xi * (<usize>(m * cin) << 2), cin,
+        v + <usize>xi * vs, ld, 0, mm + <usize>xi * ms, ld, 0, 0, 0, scratch);
+    }
+    // Output transform: Y = Aᵀ M A per tile, four tiles (lanes) at a time, then the epilogue.
+    for (let o = 0; o < m; o++) {
+      const vb = f32x4.splat(bias != 0 ? load<f32>(at(bias, o)) : 0);
+      for (let b = ga; b < gb; b++) {
+        const yo = at(out, b * outImg + o * npos);
+        const mrow = at(mm, o * ld + (b - ga) * tiles);
+        for (let ty = 0; ty < th; ty++) {
+          for (let tx = 0; tx < tw; tx += 4) {
+            const q = at(mrow, ty * tw + tx);
+            // s[r] = (M A)[r] = [m_r0 + m_r1 + m_r2, m_r1 - m_r2 - m_r3], r = 0..3.
+            let a0 = f32x4.splat(0), a1 = a0, b0v = a0, b1v = a0;
+            for (let r = 0; r < 4; r++) {
+              const p = q + <usize>(4 * r) * ms;
+              const x0 = v128.load(p), x1 = v128.load(p + ms), x2 = v128.load(p + 2 * ms), x3 = v128.load(p + 3 * ms);
+              const s0 = f32x4.add(f32x4.add(x0, x1), x2);
+              const s1 = f32x4.sub(f32x4.sub(x1, x2), x3);
+              // Aᵀ: out row 0 = s_0 + s_1 + s_2, row 1 = s_1 - s_2 - s_3.
+              if (r == 0) { a0 = s0; a1 = s1; }
+              else if (r == 1) { a0 = f32x4.add(a0, s0); a1 = f32x4.add(a1, s1); b0v = s0; b1v = s1; }
+              else if (r == 2) { a0 = f32x4.add(a0, s0); a1 = f32x4.add(a1, s1); b0v = f32x4.sub(b0v, s0); b1v = f32x4.sub(b1v, s1); }
+              else { b0v = f32x4.sub(b0v, s0); b1v = f32x4.sub(b1v, s1); }
+            }
+            // Lanes are tiles tx..tx+3: output row 2ty holds a0[i], a1[i] at x = 2(tx + i), +1.
+            const cnt = min<i32>(8, gw - 2 * tx);
+            const y0 = 2 * ty;
+            const r0 = at(yo, y0 * gw + 2 * tx);
+            storeDirect(r0, min<i32>(cnt, 4), v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), beta, vb, bias != 0, act);
+            storeDirect(r0 + 16, cnt - 4, v128.shuffle<f32>(a0, a1, 2, 6, 3, 7), beta, vb, bias != 0, act);
+            if (y0 + 1 < gh) {
+              const r1 = r0 + (<usize>gw << 2);
+              storeDirect(r1, min<i32>(cnt, 4), v128.shuffle<f32>(b0v, b1v, 0, 4, 1, 5), beta, vb, bias != 0, act);
+              storeDirect(r1 + 16, cnt - 4, v128.shuffle<f32>(b0v, b1v, 2, 6, 3, 7), beta, vb, bias != 0, act);
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -37,14 +37,25 @@ const G_WORDS = 32;
 /**
  * Block sizes (benchmarks may change them; results do not depend on them beyond float32
  * rounding): `colFloats`, the target size of one thread's unfold/fold buffer in floats (it
- * should stay in L2), `wgradChunk`, the most positions per weight-gradient GEMM call, and
+ * should stay in L2), `wgradChunk`, the most positions per weight-gradient GEMM call,
  * `directMaxDepth`, the largest depth C·kh·kw of a stride-1 forward or input gradient that runs
- * as a direct convolution instead of unfold + GEMM (0: never).
+ * as a direct convolution instead of unfold + GEMM (0: never), `winogradMinChannels`, the fewest
+ * input channels of a 3 × 3 stride-1 forward or input gradient that runs as Winograd
+ * F(2×2, 3×3) (0: never; 57: past the direct kernel's depth of 512), and `winogradTiles`, the
+ * 2 × 2 tiles (of whole images) per Winograd GEMM.
  */
-export const CONV2D_BLOCKS: { colFloats: number; wgradChunk: number; directMaxDepth: number } = {
+export const CONV2D_BLOCKS: {
+  colFloats: number;
+  wgradChunk: number;
+  directMaxDepth: number;
+  winogradMinChannels: number;
+  winogradTiles: number;
+} = {
   colFloats: 1 << 16,
   wgradChunk: 256,
   directMaxDepth: 512,
+  winogradMinChannels: 57,
+  winogradTiles: 256,
 };
 /** Below this many multiply-adds a convolution runs on one thread. */
 const PARALLEL_MIN_MACS = 1 << 17;
@@ -126,6 +137,19 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
     return;
   }
   if (mode === 1) {
+    if (winogradFits(g.cout, g)) {
+      winograd(rt, g, a, true, src, out, null, 0, beta, {
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        oh: g.h,
+        ow: g.w,
+        ph: 2 - g.ph,
+        pw: 2 - g.pw,
+      });
+      return;
+    }
     if (directFits(g.cin, g.cout * kk, g)) {
       // dx = the stride-1 correlation of dy, padded by kh - 1 - ph, with Wᵀ flipped.
       direct(rt, g, w2Flipped(rt, a, g), src, out, null, 0, beta, {
@@ -146,8 +170,12 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
   if (mode !== 0) throw new Error(`Kernel 'conv2d': MODE ${mode} is not 0, 1 or 2`);
   const m = g.cout, k = g.cin * kk, npos = g.oh * g.ow;
   if (m === 0 || npos === 0 || g.batch === 0) return;
+  const hasBias = (constants.HAS_BIAS ?? 0) !== 0;
+  if (winogradFits(g.cin, g)) {
+    winograd(rt, g, a, false, src, out, hasBias ? bias : null, constants.ACT ?? 0, beta, g);
+    return;
+  }
   if (directFits(m, k, g)) {
-    const hasBias = (constants.HAS_BIAS ?? 0) !== 0;
     direct(rt, g, w2(rt, a, g), src, out, hasBias ? bias : null, constants.ACT ?? 0, beta, g);
     return;
   }
@@ -205,6 +233,94 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
  */
 function directFits(m: number, k: number, g: Conv2dGeometry): boolean {
   return g.sh === 1 && g.sw === 1 && m >= 4 && k <= CONV2D_BLOCKS.directMaxDepth && g.batch > 0;
+}
+
+/**
+ * Whether a 3 × 3 stride-1 correlation over `cin` input channels goes through Winograd
+ * F(2×2, 3×3) (wasm/assembly/conv2d.ts `conv2d_wino`): where the depth is past the direct
+ * kernel's range (`CONV2D_BLOCKS.winogradMinChannels`, 0: never).
+ */
+function winogradFits(cin: number, g: Conv2dGeometry): boolean {
+  const min = CONV2D_BLOCKS.winogradMinChannels;
+  return min > 0 && g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && cin >= min &&
+    g.batch > 0 && g.cout > 0 && g.cin > 0;
+}
+
+/**
+ * Runs `conv2d_wino`: y = act(corr3x3(x, w) + beta·y + bias) for `shape` (stride 1), the weights
+ * transformed first (`conv2d_winoWeights`; `transposed`: w is the layer's (O, C, 3, 3) seen from
+ * its input, flipped, for the input gradient). Split by images.
+ */
+function winograd(
+  rt: WasmRuntime,
+  g: Conv2dGeometry,
+  w: WasmTensor,
+  transposed: boolean,
+  x: WasmTensor,
+  y: WasmTensor,
+  bias: WasmTensor | null,
+  act: number,
+  beta: number,
+  s: DirectShape,
+): void {
+  const m = s.cout, cin = s.cin;
+  const th = Math.ceil(s.oh / 2), tw = Math.ceil(s.ow / 2), tiles = th * tw;
+  const group = Math.max(1, Math.min(g.batch, Math.floor(CONV2D_BLOCKS.winogradTiles / tiles)));
+  const ld = ((group * tiles + 3) & ~3) + 4; // room for the last four lanes (see the kernel)
+  const hp = 2 * th + 2, wpad = 2 * ((tw + 3) & ~3) + 4; // winoPadWidth
+  const bufFloats = cin * hp * wpad + 16 * cin * ld + 16 * m * ld;
+  const threads = threadsFor(rt, m * cin * 9 * s.oh * s.ow * g.batch);
+  const parts = splitRange(g.batch, Math.min(threads, g.batch), 1);
+  const u = rt.empty([16 * m * cin], "f32", "conv2d.winograd_weights");
+  const tmp = rt.empty([G_WORDS + bufFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    rt.parallel(
+      "conv2d_winoWeights",
+      splitRange(m, threadsFor(rt, m * cin * 64), 1).map(([o0, o1]) => [
+        w.ptr,
+        u.ptr,
+        o0,
+        o1,
+        m,
+        cin,
+        transposed ? 1 : 0,
+      ]),
+    );
+    writeBlock(rt, tmp.ptr, {
+      m,
+      k: cin * 9,
+      planeH: s.h,
+      planeW: s.w,
+      gridH: s.oh,
+      gridW: s.ow,
+      kh: 3,
+      kw: 3,
+      sy: 1,
+      sx: 1,
+      oy: -s.ph,
+      ox: -s.pw,
+      a: u.ptr,
+      src: x.ptr,
+      out: y.ptr,
+      bias: bias ? bias.ptr : 0,
+      act,
+      beta,
+      chunk: group,
+      srcImage: cin * s.h * s.w,
+      outImage: m * s.oh * s.ow,
+      n: ld,
+      ktot: 0,
+      kchunk: 0,
+    });
+    const bufs = tmp.ptr + 4 * G_WORDS;
+    rt.parallel(
+      "conv2d_wino",
+      parts.map(([b0, b1], t) => [tmp.ptr, b0, b1, bufs + 4 * bufFloats * t, rt.scratch(t)]),
+    );
+  } finally {
+    tmp.dispose();
+    u.dispose();
+  }
 }
 
 /** Output channels per tile of the direct kernel. */
