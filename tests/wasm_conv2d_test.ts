@@ -372,7 +372,7 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
   console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
 });
 
-Deno.test("conv2d twin: Winograd F(2x2, 3x3) on every 3x3 stride-1 case (forward with bias and tanh, input gradient)", async () => {
+Deno.test("conv2d twin: Winograd on every 3x3 stride-1 case (forward with bias and tanh, input and weight gradients)", async () => {
   const saved = { ...CONV2D_BLOCKS };
   // Every 3x3 stride-1 layer through Winograd (by default only those of 57 or more input
   // channels), a few tiles per GEMM so that groups of images end inside the batch.
@@ -390,23 +390,32 @@ Deno.test("conv2d twin: Winograd F(2x2, 3x3) on every 3x3 stride-1 case (forward
       const xa = randomArray(numel(t.x), 60 + i), wa = randomArray(numel(wShape), 61 + i);
       const ba = randomArray(t.o, 62 + i), dya = randomArray(numel(yShape), 63 + i);
       const geo = { stride: t.s, padding: t.p };
-      const [y, dx] = await replayOutputs(
+      const dW0 = randomArray(numel(wShape), 64 + i);
+      const [y, dx, dW] = await replayOutputs(
         [
           { data: xa, shape: t.x },
           { data: wa, shape: wShape },
           { data: ba, shape: [t.o] },
           { data: dya, shape: yShape },
+          { data: dW0, shape: wShape },
         ],
-        ([x, w, b, dy]) => [
-          conv2dForward(gpu, x, w, { ...geo, bias: b, activation: "tanh" }),
-          conv2dInputGrad(gpu, dy, w, { ...geo, inputShape: t.x }),
-        ],
+        ([x, w, b, dy, dW]) => {
+          // One split-K slab (the Winograd weight gradient's case), accumulating into dW.
+          conv2dWeightGrad(gpu, dy, x, { ...geo, dWeight: dW, splits: 1, beta: 0.5 });
+          return [
+            conv2dForward(gpu, x, w, { ...geo, bias: b, activation: "tanh" }),
+            conv2dInputGrad(gpu, dy, w, { ...geo, inputShape: t.x }),
+            dW,
+          ];
+        },
         label(t),
       );
       const yRef = conv2dRef(xa, t.x, wa, t.o, ba, g).y.map(Math.tanh);
       check(y, yRef, t.x[1] * 9, `winograd y ${label(t)}`, worst);
       const ref = conv2dBackwardRef(xa, t.x, wa, t.o, dya, g);
       check(dx, ref.dx, t.o * 9, `winograd dx ${label(t)}`, worst);
+      const dWRef = ref.dw.map((v, j) => v + 0.5 * dW0[j]);
+      check(dW, dWRef, t.x[0] * oh * ow, `winograd dW ${label(t)}`, worst);
     }
   } finally {
     Object.assign(CONV2D_BLOCKS, saved);

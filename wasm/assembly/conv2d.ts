@@ -49,7 +49,7 @@ const G_SRC_IMG: i32 = 23; // floats per image of x (modes 0, 2) or dx (mode 1)
 const G_OUT_IMG: i32 = 24; // mode 0: floats per image of y
 const G_N: i32 = 25; // C·kh·kw (columns of dW, rows of dcol)
 const G_KTOT: i32 = 26; // mode 2: B·OH·OW
-const G_KCHUNK: i32 = 27; // mode 2: depth of one slab
+const G_KCHUNK: i32 = 27; // mode 2: depth of one slab (conv2d_winoWgrad: row stride of U and V)
 
 /** The address held in word `f` of the geometry block. */
 @inline function addr(g: usize, f: i32): usize {
@@ -585,10 +585,11 @@ export function conv2d_winoWeights(w: usize, u: usize, o0: i32, o1: i32, m: i32,
 }
 
 /**
- * Bᵀ d B of four neighbouring tiles (lanes) of one channel: `p` points at the patch rows' first
+ * Bᵀ d B of four neighbouring tiles (lanes) of one channel (`neg3`: the Bᵀ of F(3×3, 2×2),
+ * whose last row is [0 -1 0 1] instead of [0 1 0 -1]): `p` points at the patch rows' first
  * column in the padded copy (row stride `rs` bytes), the 16 results go to v + ξ · vs (bytes).
  */
-@inline function winoInput(p: usize, rs: usize, v: usize, vs: usize): void {
+@inline function winoInput(p: usize, rs: usize, v: usize, vs: usize, neg3: bool = false): void {
   // Columns 0..3 of each patch row, for tiles at x = 0, 2, 4, 6 (lanes): deinterleave.
   let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
   let d00 = c0, d01 = c0, d02 = c0, d03 = c0;
@@ -605,7 +606,8 @@ export function conv2d_winoWeights(w: usize, u: usize, o0: i32, o1: i32, m: i32,
     c2 = v128.shuffle<f32>(e0, e1, 1, 2, 3, 6);
     c3 = v128.shuffle<f32>(o0, o1, 1, 2, 3, 6);
     // Row r of d B: [c0 - c2, c1 + c2, c2 - c1, c1 - c3].
-    const t0 = f32x4.sub(c0, c2), t1 = f32x4.add(c1, c2), t2 = f32x4.sub(c2, c1), t3 = f32x4.sub(c1, c3);
+    const t0 = f32x4.sub(c0, c2), t1 = f32x4.add(c1, c2), t2 = f32x4.sub(c2, c1);
+    const t3 = neg3 ? f32x4.sub(c3, c1) : f32x4.sub(c1, c3);
     if (r == 0) { d00 = t0; d01 = t1; d02 = t2; d03 = t3; }
     else if (r == 1) { d10 = t0; d11 = t1; d12 = t2; d13 = t3; }
     else if (r == 2) {
@@ -624,11 +626,11 @@ export function conv2d_winoWeights(w: usize, u: usize, o0: i32, o1: i32, m: i32,
       v128.store(v + 10 * vs, f32x4.sub(t2, d12));
       v128.store(v + 11 * vs, f32x4.sub(t3, d13));
     } else {
-      // out row 3 = row1 - row3.
-      v128.store(v + 12 * vs, f32x4.sub(d10, t0));
-      v128.store(v + 13 * vs, f32x4.sub(d11, t1));
-      v128.store(v + 14 * vs, f32x4.sub(d12, t2));
-      v128.store(v + 15 * vs, f32x4.sub(d13, t3));
+      // out row 3 = row1 - row3 (F(3×3, 2×2): row3 - row1).
+      v128.store(v + 12 * vs, neg3 ? f32x4.sub(t0, d10) : f32x4.sub(d10, t0));
+      v128.store(v + 13 * vs, neg3 ? f32x4.sub(t1, d11) : f32x4.sub(d11, t1));
+      v128.store(v + 14 * vs, neg3 ? f32x4.sub(t2, d12) : f32x4.sub(d12, t2));
+      v128.store(v + 15 * vs, neg3 ? f32x4.sub(t3, d13) : f32x4.sub(d13, t3));
     }
   }
 }
@@ -715,6 +717,136 @@ export function conv2d_wino(g: usize, b0: i32, b1: i32, buf: usize, scratch: usi
               storeDirect(r1 + 16, cnt - 4, v128.shuffle<f32>(b0v, b1v, 2, 6, 3, 7), beta, vb, bias != 0, act);
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// ---- Winograd F(3×3, 2×2) for the weight gradient ---------------------------------------------
+// dW[o, c, ky, kx] = Σ_{b, y, x} dy[b, o, y, x] · x[b, c, y + ky - ph, x + kx - pw]: over each
+// 2 × 2 block of dy positions, a 3 × 3 correlation of the 4 × 4 input patch with the 2 × 2 dy
+// block, which F(3×3, 2×2) computes as Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A with (points 0, 1, -1, ∞)
+//   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1],  G = [1 0; ½ ½; ½ -½; 0 1],
+//   Aᵀ = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+// Aᵀ (·) A is linear, so the sum over blocks moves inside: S[ξ] (O × C) = Σ_blocks Udy[ξ] Vxᵀ,
+// 16 GEMMs of depth = the blocks, then one output transform per (o, c).
+
+/**
+ * Mode 2 (one split-K slab), 3 × 3, stride 1, by Winograd F(3×3, 2×2): output channels
+ * [o0, o1), all images in groups of `G_CHUNK`. `buf`: the padded copy of one image of x
+ * (C × (2·th + 2) × winoPadWidth), of dy (O' × 2·th × 2·tw4), then V (16 × C × ld),
+ * U (16 × O' × ld) and S (16 × O' × C), O' = o1 - o0. Geometry words: G_A dy, G_SRC x,
+ * G_OUT dW, G_N = C·9, G_KTOT = the batch, G_CHUNK = images per group, G_KCHUNK = ld (tiles
+ * per group rounded up to 4, plus 4).
+ */
+export function conv2d_winoWgrad(g: usize, o0: i32, o1: i32, buf: usize, scratch: usize): void {
+  const m = word(g, G_M), n = word(g, G_N), cin = n / 9;
+  const ph = word(g, G_PH), pw = word(g, G_PW), gh = word(g, G_GH), gw = word(g, G_GW);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
+  const dy = addr(g, G_A), x = addr(g, G_SRC), out = addr(g, G_OUT);
+  const beta = load<f32>(at(g, G_BETA));
+  const group = word(g, G_CHUNK), ld = word(g, G_KCHUNK), batch = word(g, G_KTOT);
+  const srcImg = word(g, G_SRC_IMG);
+  const mo = o1 - o0;
+  const th = (gh + 1) >> 1, tw = (gw + 1) >> 1, tiles = th * tw;
+  const twr = (tw + 3) & ~3;
+  const hp = 2 * th + 2, wpad = winoPadWidth(tw);
+  const dh = 2 * th, dwp = 2 * twr;
+  const xpad = buf;
+  const dpad = xpad + (<usize>(cin * hp * wpad) << 2);
+  const v = dpad + (<usize>(mo * dh * dwp) << 2);
+  const u = v + (<usize>(16 * cin * ld) << 2);
+  const sm = u + (<usize>(16 * mo * ld) << 2);
+  const vs = <usize>(cin * ld) << 2, us = <usize>(mo * ld) << 2, ss = <usize>(mo * cin) << 2;
+  const rs = <usize>wpad << 2, drs = <usize>dwp << 2;
+  const half = f32x4.splat(0.5);
+  const dyImg = m * gh * gw;
+  let first = true;
+  for (let ga = 0; ga < batch; ga += group) {
+    const gb = min<i32>(ga + group, batch);
+    for (let b = ga; b < gb; b++) {
+      const t0 = (b - ga) * tiles;
+      fillPadded(at(x, b * srcImg), cin, ph, pw, oy, ox, 0, hp, hp, wpad, xpad);
+      for (let c = 0; c < cin; c++) {
+        const plane = xpad + (<usize>(c * hp * wpad) << 2);
+        for (let ty = 0; ty < th; ty++) {
+          for (let tx = 0; tx < tw; tx += 4) {
+            winoInput(plane + <usize>(2 * ty) * rs + (<usize>(2 * tx) << 2), rs,
+              at(v, c * ld + t0 + ty * tw + tx), vs, true);
+          }
+        }
+      }
+      // dy of channels [o0, o1), zero past the grid (odd sizes).
+      fillPadded(at(dy, b * dyImg + o0 * gh * gw), mo, gh, gw, 0, 0, 0, dh, dh, dwp, dpad);
+      for (let o = 0; o < mo; o++) {
+        const plane = dpad + (<usize>(o * dh * dwp) << 2);
+        for (let ty = 0; ty < th; ty++) {
+          for (let tx = 0; tx < tw; tx += 4) {
+            const p = plane + <usize>(2 * ty) * drs + (<usize>(2 * tx) << 2);
+            const l0 = v128.load(p), l1 = v128.load(p, 16);
+            const l2 = v128.load(p + drs), l3 = v128.load(p + drs, 16);
+            // g[r][j] of four blocks: rows 2ty, 2ty + 1, columns even / odd.
+            const g00 = v128.shuffle<f32>(l0, l1, 0, 2, 4, 6), g01 = v128.shuffle<f32>(l0, l1, 1, 3, 5, 7);
+            const g10 = v128.shuffle<f32>(l2, l3, 0, 2, 4, 6), g11 = v128.shuffle<f32>(l2, l3, 1, 3, 5, 7);
+            // G g: rows [g0, (g0 + g1)/2, (g0 - g1)/2, g1]; then each row [a, b] -> [a, (a+b)/2, (a-b)/2, b].
+            const q = at(u, o * ld + t0 + ty * tw + tx);
+            for (let h = 0; h < 4; h++) {
+              let a = g00, bb = g01;
+              if (h == 1) {
+                a = f32x4.mul(f32x4.add(g00, g10), half);
+                bb = f32x4.mul(f32x4.add(g01, g11), half);
+              } else if (h == 2) {
+                a = f32x4.mul(f32x4.sub(g00, g10), half);
+                bb = f32x4.mul(f32x4.sub(g01, g11), half);
+              } else if (h == 3) {
+                a = g10;
+                bb = g11;
+              }
+              const r = q + <usize>(4 * h) * us;
+              v128.store(r, a);
+              v128.store(r + us, f32x4.mul(f32x4.add(a, bb), half));
+              v128.store(r + 2 * us, f32x4.mul(f32x4.sub(a, bb), half));
+              v128.store(r + 3 * us, bb);
+            }
+          }
+        }
+      }
+    }
+    const k = (gb - ga) * tiles;
+    for (let xi = 0; xi < 16; xi++) {
+      sgemm(0, 1, mo, cin, k, 1, u + <usize>xi * us, ld, v + <usize>xi * vs, ld,
+        first ? 0 : 1, sm + <usize>xi * ss, cin, 0, 0, 0, scratch);
+    }
+    first = false;
+  }
+  // dW[o, c, ky, kx] = beta · dW + (Aᵀ S A)[ky][kx].
+  for (let o = 0; o < mo; o++) {
+    for (let c = 0; c < cin; c++) {
+      const sp = at(sm, o * cin + c);
+      const dst = at(out, (o0 + o) * n + c * 9);
+      // t[i][k] = (S A)[i][k]: [s_i0 + s_i1 + s_i2, s_i1 - s_i2, s_i1 + s_i2 + s_i3].
+      for (let kx = 0; kx < 3; kx++) {
+        let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+        for (let i = 0; i < 4; i++) {
+          const r = sp + <usize>(4 * i) * ss;
+          const s0 = load<f32>(r), s1 = load<f32>(r + ss), s2 = load<f32>(r + 2 * ss), s3 = load<f32>(r + 3 * ss);
+          const t: f32 = kx == 0 ? s0 + s1 + s2 : kx == 1 ? s1 - s2 : s1 + s2 + s3;
+          if (i == 0) t0 = t;
+          else if (i == 1) t1 = t;
+          else if (i == 2) t2 = t;
+          else t3 = t;
+        }
+        const y0: f32 = t0 + t1 + t2, y1: f32 = t1 - t2, y2: f32 = t1 + t2 + t3;
+        const p0 = at(dst, kx), p1 = at(dst, 3 + kx), p2 = at(dst, 6 + kx);
+        if (beta == 0) {
+          store<f32>(p0, y0);
+          store<f32>(p1, y1);
+          store<f32>(p2, y2);
+        } else {
+          store<f32>(p0, beta * load<f32>(p0) + y0);
+          store<f32>(p1, beta * load<f32>(p1) + y1);
+          store<f32>(p2, beta * load<f32>(p2) + y2);
         }
       }
     }

@@ -133,7 +133,12 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
   const beta = p.beta ?? 0;
   const kk = g.kh * g.kw;
   if (mode === 2) {
-    wgrad(rt, g, a, src, out, beta, workgroups[2] ?? 1, count("conv2d", p, "kchunk", 1));
+    const splits = workgroups[2] ?? 1;
+    if (splits === 1 && winogradFits(g.cin, g)) {
+      winogradWgrad(rt, g, a, src, out, beta);
+      return;
+    }
+    wgrad(rt, g, a, src, out, beta, splits, count("conv2d", p, "kchunk", 1));
     return;
   }
   if (mode === 1) {
@@ -320,6 +325,58 @@ function winograd(
   } finally {
     tmp.dispose();
     u.dispose();
+  }
+}
+
+/**
+ * Runs `conv2d_winoWgrad`: dW = beta·dW + Σ corr(x, dy) for a 3 × 3 stride-1 layer with one
+ * split-K slab, split by output channels (rows of dW) across the threads.
+ */
+function winogradWgrad(
+  rt: WasmRuntime,
+  g: Conv2dGeometry,
+  dy: WasmTensor,
+  x: WasmTensor,
+  dW: WasmTensor,
+  beta: number,
+): void {
+  const m = g.cout, cin = g.cin;
+  const th = Math.ceil(g.oh / 2), tw = Math.ceil(g.ow / 2), tiles = th * tw;
+  const twr = (tw + 3) & ~3;
+  const group = Math.max(1, Math.min(g.batch, Math.floor(CONV2D_BLOCKS.winogradTiles / tiles)));
+  const ld = ((group * tiles + 3) & ~3) + 4;
+  const threads = threadsFor(rt, m * cin * 9 * g.oh * g.ow * g.batch);
+  const parts = splitRange(m, Math.min(threads, m), 1);
+  const most = Math.max(...parts.map(([o0, o1]) => o1 - o0));
+  const hp = 2 * th + 2, wpad = 2 * twr + 4; // winoPadWidth
+  const bufFloats = cin * hp * wpad + most * (2 * th) * (2 * twr) + 16 * cin * ld +
+    16 * most * ld + 16 * most * cin;
+  const tmp = rt.empty([G_WORDS + bufFloats * parts.length], "f32", "conv2d.tmp");
+  try {
+    writeBlock(rt, tmp.ptr, {
+      ...windowOf(g),
+      m,
+      k: 0,
+      a: dy.ptr,
+      src: x.ptr,
+      out: dW.ptr,
+      bias: 0,
+      act: 0,
+      beta,
+      chunk: group,
+      srcImage: cin * g.h * g.w,
+      outImage: 0,
+      n: cin * 9,
+      ktot: g.batch,
+      kchunk: ld,
+    });
+    const bufs = tmp.ptr + 4 * G_WORDS;
+    rt.parallel(
+      "conv2d_winoWgrad",
+      parts.map(([o0, o1], t) => [tmp.ptr, o0, o1, bufs + 4 * bufFloats * t, rt.scratch(t)]),
+    );
+  } finally {
+    tmp.dispose();
   }
 }
 
