@@ -1,7 +1,15 @@
 // regula WebAssembly kernels: the twins of the conv2d WGSL family (src/wasm/kernels/conv2d.ts calls them).
 // Every export here becomes an export of the module (index.ts re-exports this file).
 //
-// 2-D convolution (NCHW, OIHW, groups 1, dilation 1) as im2col + the packed SGEMM of gemm.ts
+// 2-D convolution (NCHW, OIHW, groups 1, dilation 1). Three ways, picked by the host
+// (src/wasm/kernels/conv2d.ts) per call:
+//   - 3 × 3, stride 1, 57+ input channels: Winograd F(2×2, 3×3) for the forward and the input
+//     gradient, F(3×3, 2×2) for the weight gradient when it has one split-K slab (end of this
+//     file);
+//   - other stride-1 forwards and input gradients of depth C·kh·kw <= 512: a direct convolution
+//     in gemm.ts's 6 × 8 register tile (`conv2d_direct`);
+//   - everything else:
+// im2col + the packed SGEMM of gemm.ts
 // (Chellapilla et al., "High Performance Convolutional Neural Networks for Document Processing",
 // 2006: unfold the input windows into a matrix, then one GEMM). The three GEMMs of
 // shaders/conv2d.wgsl, one image at a time and in chunks of positions small enough that the
