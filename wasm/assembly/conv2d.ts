@@ -860,3 +860,74 @@ export function conv2d_winoWgrad(g: usize, o0: i32, o1: i32, buf: usize, scratch
     }
   }
 }
+
+/** Floats per row of conv2d_direct1's padded copy: the grid width rounded up to 32, plus kw - 1, to a multiple of 4. */
+@inline function padWidth1(gw: i32, kw: i32): i32 {
+  return (((gw + 31) & ~31) + kw - 1 + 3) & ~3;
+}
+
+/**
+ * `conv2d_direct` for 1 to 3 output channels (a 1-channel input gradient: LeNet's first layer
+ * seen from its output), one channel at a time in a 1 × 32 tile: eight f32x4 accumulators, per
+ * tap eight loads of x, one splatted weight and eight multiply-adds. `wp`: the weights of channel
+ * o at wp[o · K + tap], taps in (c, ky, kx) order; `pad`: C × (OH + kh - 1) × padWidth1 floats.
+ */
+export function conv2d_direct1(g: usize, b0: i32, b1: i32, y0: i32, y1: i32, wp: usize, pad: usize): void {
+  const m = word(g, G_M), k = word(g, G_K);
+  const ph = word(g, G_PH), pw = word(g, G_PW), gh = word(g, G_GH), gw = word(g, G_GW);
+  const kh = word(g, G_KH), kw = word(g, G_KW), cin = k / (kh * kw);
+  const oy = word(g, G_OY), ox = word(g, G_OX);
+  const src = addr(g, G_SRC), out = addr(g, G_OUT), bias = addr(g, G_BIAS);
+  const act = word(g, G_ACT);
+  const beta = load<f32>(at(g, G_BETA));
+  const srcImg = word(g, G_SRC_IMG), outImg = word(g, G_OUT_IMG);
+  const hp = gh + kh - 1, wpad = padWidth1(gw, kw), npos = gh * gw;
+  const rowStep = <usize>wpad << 2, chanStep = <usize>(hp * wpad) << 2;
+  for (let b = b0; b < b1; b++) {
+    fillPadded(at(src, b * srcImg), cin, ph, pw, oy, ox, y0, y1 + kh - 1, hp, wpad, pad);
+    const o = at(out, b * outImg);
+    for (let oc = 0; oc < m; oc++) {
+      const wrow = at(wp, oc * k);
+      const vb = f32x4.splat(bias != 0 ? load<f32>(at(bias, oc)) : 0);
+      for (let y = y0; y < y1; y++) {
+        for (let x0 = 0; x0 < gw; x0 += 32) {
+          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+          let wt = wrow;
+          let xc = at(pad, y * wpad + x0);
+          for (let c = 0; c < cin; c++) {
+            let xr = xc;
+            for (let ky = 0; ky < kh; ky++) {
+              let xp = xr;
+              for (let kx = 0; kx < kw; kx++) {
+                const s = v128.load32_splat(wt);
+                a0 = madd(s, v128.load(xp), a0);
+                a1 = madd(s, v128.load(xp, 16), a1);
+                a2 = madd(s, v128.load(xp, 32), a2);
+                a3 = madd(s, v128.load(xp, 48), a3);
+                a4 = madd(s, v128.load(xp, 64), a4);
+                a5 = madd(s, v128.load(xp, 80), a5);
+                a6 = madd(s, v128.load(xp, 96), a6);
+                a7 = madd(s, v128.load(xp, 112), a7);
+                wt += 4;
+                xp += 4;
+              }
+              xr += rowStep;
+            }
+            xc += chanStep;
+          }
+          const n = min<i32>(32, gw - x0);
+          const p = at(o, oc * npos + y * gw + x0);
+          const hb = bias != 0;
+          storeDirect(p, min<i32>(n, 4), a0, beta, vb, hb, act);
+          storeDirect(p + 16, min<i32>(n - 4, 4), a1, beta, vb, hb, act);
+          storeDirect(p + 32, min<i32>(n - 8, 4), a2, beta, vb, hb, act);
+          storeDirect(p + 48, min<i32>(n - 12, 4), a3, beta, vb, hb, act);
+          storeDirect(p + 64, min<i32>(n - 16, 4), a4, beta, vb, hb, act);
+          storeDirect(p + 80, min<i32>(n - 20, 4), a5, beta, vb, hb, act);
+          storeDirect(p + 96, min<i32>(n - 24, 4), a6, beta, vb, hb, act);
+          storeDirect(p + 112, min<i32>(n - 28, 4), a7, beta, vb, hb, act);
+        }
+      }
+    }
+  }
+}

@@ -233,11 +233,12 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
 /**
  * Whether a convolution producing `m` channels from depth `k` (C·kh·kw) goes through the direct
  * kernel (wasm/assembly/conv2d.ts `conv2d_direct`): stride 1, a depth small enough that unfolding
- * costs as much as the product, and at least 4 of the tile's 6 channel rows used. Larger depths
- * amortise the unfold over more multiply-adds in the packed GEMM, which is then the faster.
+ * costs as much as the product. 4 or more channels take the 6 × 8 tile (`conv2d_direct`), 1 to 3
+ * a 1 × 32 one (`conv2d_direct1`). Larger depths amortise the unfold over more multiply-adds in
+ * the packed GEMM, which is then the faster.
  */
 function directFits(m: number, k: number, g: Conv2dGeometry): boolean {
-  return g.sh === 1 && g.sw === 1 && m >= 4 && k <= CONV2D_BLOCKS.directMaxDepth && g.batch > 0;
+  return g.sh === 1 && g.sw === 1 && m >= 1 && k <= CONV2D_BLOCKS.directMaxDepth && g.batch > 0;
 }
 
 /**
@@ -380,12 +381,13 @@ function winogradWgrad(
   }
 }
 
-/** Output channels per tile of the direct kernel. */
-const DIRECT_MR = 6;
+/** Output channels per tile of the direct kernel: 6, or 1 (`conv2d_direct1`) below 4 channels. */
+const directMr = (m: number) => m >= 4 ? 6 : 1;
 
 /**
- * The weights packed for the direct kernel: per block of 6 output channels, the taps in
- * (c, ky, kx) order, 6 floats each (channel r of the block), zeros past the last channel.
+ * The weights packed for the direct kernel: per block of `directMr(m)` (6 or 1) output channels,
+ * the taps in (c, ky, kx) order, that many floats each (channel r of the block), zeros past the
+ * last channel.
  * `tap(wv, o, t)` reads the weight of output channel o at tap t from the view `wv` of `w`.
  */
 function packDirect(
@@ -395,16 +397,17 @@ function packDirect(
   k: number,
   tap: (wv: Float32Array, o: number, t: number) => number,
 ): WasmTensor {
-  const blocks = Math.ceil(m / DIRECT_MR);
-  const t = rt.empty([blocks * k * DIRECT_MR], "f32", "conv2d.direct_weights");
+  const mr = directMr(m);
+  const blocks = Math.ceil(m / mr);
+  const t = rt.empty([blocks * k * mr], "f32", "conv2d.direct_weights");
   // Views after the allocation, which may have grown (and detached) the memory.
   const wv = new Float32Array(rt.wasmMemory.buffer, w.ptr, w.size);
   const v = new Float32Array(rt.wasmMemory.buffer, t.ptr, t.size);
   for (let ob = 0; ob < blocks; ob++) {
     for (let j = 0; j < k; j++) {
-      for (let r = 0; r < DIRECT_MR; r++) {
-        const o = ob * DIRECT_MR + r;
-        v[(ob * k + j) * DIRECT_MR + r] = o < m ? tap(wv, o, j) : 0;
+      for (let r = 0; r < mr; r++) {
+        const o = ob * mr + r;
+        v[(ob * k + j) * mr + r] = o < m ? tap(wv, o, j) : 0;
       }
     }
   }
@@ -431,7 +434,7 @@ function w2Flipped(rt: WasmRuntime, w: WasmTensor, g: Conv2dGeometry): WasmTenso
 type DirectShape = Pick<Conv2dGeometry, "cin" | "h" | "w" | "cout" | "oh" | "ow" | "ph" | "pw">;
 
 /**
- * Runs `conv2d_direct` (stride 1): y = act(conv(x, packed) + beta·y + bias) for `shape`, split
+ * Runs `conv2d_direct` or `conv2d_direct1` (stride 1): y = act(conv(x, packed) + beta·y + bias) for `shape`, split
  * by images, or by output rows when there are fewer images than threads. Disposes `packed`.
  */
 function direct(
@@ -450,7 +453,10 @@ function direct(
   const parts = g.batch >= threads || s.oh < threads
     ? splitRange(g.batch, threads, 1).map(([b0, b1]) => [b0, b1, 0, s.oh])
     : splitRange(s.oh, threads, 1).map(([y0, y1]) => [0, g.batch, y0, y1]);
-  const wpad = (((s.ow + 7) & ~7) + g.kw - 1 + 3) & ~3; // padWidth of wasm/assembly/conv2d.ts
+  const one = directMr(s.cout) === 1;
+  const across = one ? 32 : 8; // the tile's positions along x
+  // padWidth / padWidth1 of wasm/assembly/conv2d.ts
+  const wpad = (Math.ceil(s.ow / across) * across + g.kw - 1 + 3) & ~3;
   const padFloats = s.cin * (s.oh + g.kh - 1) * wpad;
   const tmp = rt.empty([G_WORDS + padFloats * parts.length], "f32", "conv2d.tmp");
   try {
@@ -482,7 +488,7 @@ function direct(
     });
     const pads = tmp.ptr + 4 * G_WORDS;
     rt.parallel(
-      "conv2d_direct",
+      one ? "conv2d_direct1" : "conv2d_direct",
       parts.map((
         [b0, b1, y0, y1],
         t,
