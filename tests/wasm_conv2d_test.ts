@@ -30,6 +30,7 @@ import { MaxPool2d } from "../src/layers/pool.ts";
 import packSrc from "../shaders/conv2d_pack.wgsl" with { type: "text" };
 import { CONV2D_BLOCKS } from "../src/wasm/kernels/conv2d.ts";
 import type { WasmTensor } from "../src/wasm/tensor.ts";
+import type { WasmRuntime } from "../src/wasm/runtime.ts";
 
 Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp/xdg");
 
@@ -372,6 +373,17 @@ Deno.test("conv2d twin: tiny blocks (chunks that start and end inside grid rows)
   console.log(`conv2d tiny blocks: largest |wasm - float64| ${worst.err.toExponential(2)}`);
 });
 
+/** Records the name of every kernel `rt` runs from now on, until `restore()`. */
+function spyKernels(rt: WasmRuntime): { names: string[]; restore: () => void } {
+  const names: string[] = [];
+  const parallel = rt.parallel.bind(rt);
+  rt.parallel = (name, parts) => {
+    names.push(name);
+    parallel(name, parts);
+  };
+  return { names, restore: () => void (rt.parallel = parallel) };
+}
+
 Deno.test("conv2d twin: Winograd on every 3x3 stride-1 case (forward with bias and tanh, input and weight gradients)", async () => {
   const saved = { ...CONV2D_BLOCKS };
   // Every 3x3 stride-1 layer through Winograd (by default only those of 57 or more input
@@ -424,12 +436,7 @@ Deno.test("conv2d twin: Winograd on every 3x3 stride-1 case (forward with bias a
   // By default: 3x3 stride-1 correlations over 57 or more input channels (DDNet's conv2-4 both
   // ways); the input gradient's are the layer's output channels.
   const [one] = await sharedWasmPair();
-  const names: string[] = [];
-  const parallel = one.parallel.bind(one);
-  one.parallel = (name, parts) => {
-    names.push(name);
-    parallel(name, parts);
-  };
+  const { names, restore } = spyKernels(one);
   try {
     for (
       const [cin, cout, want] of [[64, 60, ["conv2d_wino", "conv2d_wino"]], [56, 64, [
@@ -449,18 +456,13 @@ Deno.test("conv2d twin: Winograd on every 3x3 stride-1 case (forward with bias a
       for (const t of [x, w, y, dx]) t.dispose();
     }
   } finally {
-    one.parallel = parallel;
+    restore();
   }
 });
 
 Deno.test("conv2d twin: stride-1 layers of small depth run as direct convolutions, within rounding of unfold + GEMM", async () => {
   const [one] = await sharedWasmPair();
-  const names: string[] = [];
-  const parallel = one.parallel.bind(one);
-  one.parallel = (name, parts) => {
-    names.push(name);
-    parallel(name, parts);
-  };
+  const { names, restore } = spyKernels(one);
   const saved = { ...CONV2D_BLOCKS };
   try {
     // LeNet conv2 (depth 150 forward, 400 backward), the padded first layer (its input gradient
@@ -500,7 +502,7 @@ Deno.test("conv2d twin: stride-1 layers of small depth run as direct convolution
     }
   } finally {
     Object.assign(CONV2D_BLOCKS, saved);
-    one.parallel = parallel;
+    restore();
   }
 });
 

@@ -292,32 +292,20 @@ function winograd(
         transposed ? 1 : 0,
       ]),
     );
-    writeBlock(rt, tmp.ptr, {
-      m,
-      k: cin * 9,
-      planeH: s.h,
-      planeW: s.w,
-      gridH: s.oh,
-      gridW: s.ow,
-      kh: 3,
-      kw: 3,
-      sy: 1,
-      sx: 1,
-      oy: -s.ph,
-      ox: -s.pw,
-      a: u.ptr,
-      src: x.ptr,
-      out: y.ptr,
-      bias: bias ? bias.ptr : 0,
-      act,
-      beta,
-      chunk: group,
-      srcImage: cin * s.h * s.w,
-      outImage: m * s.oh * s.ow,
-      n: ld,
-      ktot: 0,
-      kchunk: 0,
-    });
+    writeBlock(
+      rt,
+      tmp.ptr,
+      stride1Block(s, 3, 3, {
+        a: u.ptr,
+        src: x.ptr,
+        out: y.ptr,
+        bias: bias ? bias.ptr : 0,
+        act,
+        beta,
+        chunk: group,
+        n: ld,
+      }),
+    );
     const bufs = tmp.ptr + 4 * G_WORDS;
     rt.parallel(
       "conv2d_wino",
@@ -430,6 +418,37 @@ function w2Flipped(rt: WasmRuntime, w: WasmTensor, g: Conv2dGeometry): WasmTenso
   });
 }
 
+/**
+ * The geometry block of a stride-1 correlation of `s` with a kh × kw window (what
+ * `conv2d_direct`, `conv2d_direct1` and `conv2d_wino` read), with the call's own fields `f`.
+ */
+function stride1Block(
+  s: DirectShape,
+  kh: number,
+  kw: number,
+  f: Pick<Block, "a" | "src" | "out" | "bias" | "act" | "beta" | "chunk" | "n">,
+): Block {
+  return {
+    m: s.cout,
+    k: s.cin * kh * kw,
+    planeH: s.h,
+    planeW: s.w,
+    gridH: s.oh,
+    gridW: s.ow,
+    kh,
+    kw,
+    sy: 1,
+    sx: 1,
+    oy: -s.ph,
+    ox: -s.pw,
+    srcImage: s.cin * s.h * s.w,
+    outImage: s.cout * s.oh * s.ow,
+    ktot: 0,
+    kchunk: 0,
+    ...f,
+  };
+}
+
 /** The fields of a stride-1 convolution the direct kernel reads (the rest come from `g`). */
 type DirectShape = Pick<Conv2dGeometry, "cin" | "h" | "w" | "cout" | "oh" | "ow" | "ph" | "pw">;
 
@@ -460,32 +479,20 @@ function direct(
   const padFloats = s.cin * (s.oh + g.kh - 1) * wpad;
   const tmp = rt.empty([G_WORDS + padFloats * parts.length], "f32", "conv2d.tmp");
   try {
-    writeBlock(rt, tmp.ptr, {
-      m: s.cout,
-      k,
-      planeH: s.h,
-      planeW: s.w,
-      gridH: s.oh,
-      gridW: s.ow,
-      kh: g.kh,
-      kw: g.kw,
-      sy: 1,
-      sx: 1,
-      oy: -s.ph,
-      ox: -s.pw,
-      a: packed.ptr,
-      src: x.ptr,
-      out: y.ptr,
-      bias: bias ? bias.ptr : 0,
-      act,
-      beta,
-      chunk: 0,
-      srcImage: s.cin * s.h * s.w,
-      outImage: s.cout * s.oh * s.ow,
-      n: 0,
-      ktot: 0,
-      kchunk: 0,
-    });
+    writeBlock(
+      rt,
+      tmp.ptr,
+      stride1Block(s, g.kh, g.kw, {
+        a: packed.ptr,
+        src: x.ptr,
+        out: y.ptr,
+        bias: bias ? bias.ptr : 0,
+        act,
+        beta,
+        chunk: 0,
+        n: 0,
+      }),
+    );
     const pads = tmp.ptr + 4 * G_WORDS;
     rt.parallel(
       one ? "conv2d_direct1" : "conv2d_direct",
