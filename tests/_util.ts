@@ -19,12 +19,20 @@ export function getRuntime(): Promise<Runtime> {
 }
 
 /**
+ * The kernel build the suite's Wasm runtimes load: `REGULA_WASM_RELAXED=0` the plain-SIMD one
+ * (what Safari and Firefox get), else the default (relaxed SIMD where the engine has it).
+ */
+export function wasmRelaxedSimd(): boolean | undefined {
+  return Deno.env.get("REGULA_WASM_RELAXED") === "0" ? false : undefined;
+}
+
+/**
  * One WebAssembly runtime for the whole test process, on 2 threads (the calling one and a
  * worker; `REGULA_WASM_THREADS` overrides), so that every Wasm test also exercises the split.
  */
 export function getWasmRuntime(): Promise<WasmRuntime> {
   const threads = Number(Deno.env.get("REGULA_WASM_THREADS") ?? 2);
-  sharedWasm ??= WasmRuntime.create({ threads, warn: false });
+  sharedWasm ??= WasmRuntime.create({ threads, warn: false, relaxedSimd: wasmRelaxedSimd() });
   return sharedWasm;
 }
 

@@ -22,7 +22,7 @@
  *
  * (A stop-gap where ops cannot yet run on `WasmRuntime` through one `Backend`.)
  */
-import { assert, assertClose, getRuntime } from "./_util.ts";
+import { assert, assertClose, getRuntime, wasmRelaxedSimd } from "./_util.ts";
 import type { DispatchSpec, Runtime } from "../src/gpu/runtime.ts";
 import { bindingLayout, type Kernel } from "../src/kernel.ts";
 import type { Tensor } from "../src/backend.ts";
@@ -39,8 +39,8 @@ type Data = Float32Array | Uint32Array | Int32Array;
  */
 export async function wasmPair(): Promise<[WasmRuntime, WasmRuntime]> {
   const pair: [WasmRuntime, WasmRuntime] = [
-    await WasmRuntime.create({ threads: 1, warn: false }),
-    await WasmRuntime.create({ threads: 2, warn: false }),
+    await WasmRuntime.create({ threads: 1, warn: false, relaxedSimd: wasmRelaxedSimd() }),
+    await WasmRuntime.create({ threads: 2, warn: false, relaxedSimd: wasmRelaxedSimd() }),
   ];
   if (pair[1].threads !== 2) {
     pair.forEach((rt) => rt.destroy());
