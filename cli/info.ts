@@ -206,7 +206,7 @@ export const infoCommand: Command = {
     if (w.available) {
       io.out(
         w.details.relaxedSimd
-          ? "    relaxed SIMD: yes (the GEMM's multiply-adds are fused, f32x4.relaxed_madd)"
+          ? "    relaxed SIMD: yes (GEMM and convolution multiply-adds fused: f32x4.relaxed_madd)"
           : "    relaxed SIMD: no (plain 128-bit SIMD kernels: a multiply and an add)",
       );
     }
