@@ -143,30 +143,11 @@ const conv2dMain: Twin = (rt, [a, src, out, bias], p, constants, workgroups) => 
   }
   if (mode === 1) {
     if (winogradFits(g.cout, g)) {
-      winograd(rt, g, a, true, src, out, null, 0, beta, {
-        cin: g.cout,
-        h: g.oh,
-        w: g.ow,
-        cout: g.cin,
-        oh: g.h,
-        ow: g.w,
-        ph: 2 - g.ph,
-        pw: 2 - g.pw,
-      });
+      winograd(rt, g, a, true, src, out, null, 0, beta, inputGradShape(g));
       return;
     }
     if (directFits(g.cin, g.cout * kk, g)) {
-      // dx = the stride-1 correlation of dy, padded by kh - 1 - ph, with Wᵀ flipped.
-      direct(rt, g, w2Flipped(rt, a, g), src, out, null, 0, beta, {
-        cin: g.cout,
-        h: g.oh,
-        w: g.ow,
-        cout: g.cin,
-        oh: g.h,
-        ow: g.w,
-        ph: g.kh - 1 - g.ph,
-        pw: g.kw - 1 - g.pw,
-      });
+      direct(rt, g, w2Flipped(rt, a, g), src, out, null, 0, beta, inputGradShape(g));
       return;
     }
     dgrad(rt, g, a, src, out, beta);
@@ -253,6 +234,38 @@ function winogradFits(cin: number, g: Conv2dGeometry): boolean {
 }
 
 /**
+ * The tiling both Winograd launches share, for an oh × ow grid over `batch` images: 2 × 2 tiles
+ * (th × tw, tw rounded up to the 4 lanes: twr), whole images per group of GEMMs (`group`), the
+ * row stride of the transformed blocks (`ld`: room for the last four lanes, see the kernels) and
+ * the padded copy's rows and row length (`hp`, `wpad`: winoPadWidth of wasm/assembly/conv2d.ts).
+ */
+function winogradPlan(oh: number, ow: number, batch: number) {
+  const th = Math.ceil(oh / 2), tw = Math.ceil(ow / 2), tiles = th * tw;
+  const twr = (tw + 3) & ~3;
+  const group = Math.max(1, Math.min(batch, Math.floor(CONV2D_BLOCKS.winogradTiles / tiles)));
+  const ld = ((group * tiles + 3) & ~3) + 4;
+  return { th, twr, group, ld, hp: 2 * th + 2, wpad: 2 * twr + 4 };
+}
+
+/**
+ * The input gradient of a stride-1 layer as a stride-1 correlation: dy (the layer's output) is the
+ * image, dx its result, padded by kh - 1 - ph (and kw - 1 - pw), with the flipped, transposed
+ * weights (`w2Flipped`, or `conv2d_winoWeights` with `transposed`).
+ */
+function inputGradShape(g: Conv2dGeometry): DirectShape {
+  return {
+    cin: g.cout,
+    h: g.oh,
+    w: g.ow,
+    cout: g.cin,
+    oh: g.h,
+    ow: g.w,
+    ph: g.kh - 1 - g.ph,
+    pw: g.kw - 1 - g.pw,
+  };
+}
+
+/**
  * Runs `conv2d_wino`: y = act(corr3x3(x, w) + beta·y + bias) for `shape` (stride 1), the weights
  * transformed first (`conv2d_winoWeights`; `transposed`: w is the layer's (O, C, 3, 3) seen from
  * its input, flipped, for the input gradient). Split by images.
@@ -270,10 +283,7 @@ function winograd(
   s: DirectShape,
 ): void {
   const m = s.cout, cin = s.cin;
-  const th = Math.ceil(s.oh / 2), tw = Math.ceil(s.ow / 2), tiles = th * tw;
-  const group = Math.max(1, Math.min(g.batch, Math.floor(CONV2D_BLOCKS.winogradTiles / tiles)));
-  const ld = ((group * tiles + 3) & ~3) + 4; // room for the last four lanes (see the kernel)
-  const hp = 2 * th + 2, wpad = 2 * ((tw + 3) & ~3) + 4; // winoPadWidth
+  const { group, ld, hp, wpad } = winogradPlan(s.oh, s.ow, g.batch);
   const bufFloats = cin * hp * wpad + 16 * cin * ld + 16 * m * ld;
   const threads = threadsFor(rt, m * cin * 9 * s.oh * s.ow * g.batch);
   const parts = splitRange(g.batch, Math.min(threads, g.batch), 1);
@@ -330,14 +340,10 @@ function winogradWgrad(
   beta: number,
 ): void {
   const m = g.cout, cin = g.cin;
-  const th = Math.ceil(g.oh / 2), tw = Math.ceil(g.ow / 2), tiles = th * tw;
-  const twr = (tw + 3) & ~3;
-  const group = Math.max(1, Math.min(g.batch, Math.floor(CONV2D_BLOCKS.winogradTiles / tiles)));
-  const ld = ((group * tiles + 3) & ~3) + 4;
+  const { th, twr, group, ld, hp, wpad } = winogradPlan(g.oh, g.ow, g.batch);
   const threads = threadsFor(rt, m * cin * 9 * g.oh * g.ow * g.batch);
   const parts = splitRange(m, Math.min(threads, m), 1);
   const most = Math.max(...parts.map(([o0, o1]) => o1 - o0));
-  const hp = 2 * th + 2, wpad = 2 * twr + 4; // winoPadWidth
   const bufFloats = cin * hp * wpad + most * (2 * th) * (2 * twr) + 16 * cin * ld +
     16 * most * ld + 16 * most * cin;
   const tmp = rt.empty([G_WORDS + bufFloats * parts.length], "f32", "conv2d.tmp");
