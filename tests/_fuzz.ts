@@ -625,7 +625,7 @@ export interface ModelResult {
   eval: { y: Flat; jvp: Flat; margin: number | null } | null;
   /** The penalties on the function at x, when the job asked for them. */
   penalty: PenaltyResult | null;
-  /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */
+  /** Per Conv2d/Linear/normalization parameter: the sum of |terms| that make its gradient. */
   sums: Record<string, number>;
   /** Largest |float32 torch - float64 torch| per tensor: the case's own rounding noise. */
   noise: {
@@ -644,7 +644,7 @@ export interface PenaltyRef {
   value: number | null;
   per_sample: Flat;
   grads: Record<string, Flat>;
-  /** Per Conv2d/Linear parameter: the sum of |terms| that make its gradient. */
+  /** Per Conv2d/Linear/normalization parameter: the sum of |terms| that make its gradient. */
   sums: Record<string, number>;
 }
 
@@ -676,6 +676,8 @@ export interface TrainResult {
   params: Record<string, Flat>;
   buffers: Record<string, Flat>;
   noise: { losses: number; params: Record<string, number>; buffers: Record<string, number> };
+  /** Per weight and bias: the largest sum of |terms| of its gradient over the steps. */
+  sums: Record<string, number>;
 }
 
 /** tools/torch_fuzz.py's answer for an optimizer job. */

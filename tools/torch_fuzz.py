@@ -31,9 +31,10 @@ Model job:
   "noise" holds, per tensor above ({y, dx, grads: {name}, buffers: {name}, jvp, eval_y,
   eval_jvp}), the largest |float32 torch - float64 torch|: the float32 rounding error the case
   itself provokes (large where it is ill-conditioned), which the test adds to its tolerance.
-  "sums" holds, per Conv2d/Linear weight and bias, the sum of |terms| its gradient adds up
-  (its float32 rounding scales with it even where the gradient itself is 0, as for a bias
-  before a training-mode BatchNorm).
+  "sums" holds, per Conv2d/Linear weight and bias and per normalization layer's weight and
+  bias, the sum of |terms| its gradient adds up (its float32 rounding scales with it even where
+  the gradient itself is 0, as for a bias before a training-mode BatchNorm, or a BatchNorm's
+  shift before a LayerNorm over the rows).
   With "penalty": {lambda, nproj, v | null, labels, label_smoothing} in the job, the result's
   "penalty" holds the penalties on the function at x (penalty_pass below), each
   {value, per_sample, grads: {name: flat}, sums: {name: Σ|terms|}}, under "jacobian",
@@ -46,7 +47,8 @@ Train job: a model job's {input_shape, layers, params, x} plus {labels, label_sm
   algorithm, options, lr, steps}: `steps` times zero_grad, cross-entropy of the model's output,
   backward, optimizer step (model in float64 too, modes as for a model job)
   -> {losses, params: {name: flat}, buffers: {name: flat}, gmin: {name: flat} (the smallest
-  |gradient| over the steps, per element), noise: {losses, params: {name}, buffers: {name}}}
+  |gradient| over the steps, per element), noise: {losses, params: {name}, buffers: {name}},
+  sums: {name: the largest Σ|terms| of its gradient over the steps}}
   (noise as for a model job; for Adam and AdamW plus how far a run that zeroes the gradient
   entries float32 cannot resolve ends from this one, see run_train).
 Regtrain job: a train job without label_smoothing, plus {train_mode, regs: [{name, options}]}
@@ -253,22 +255,61 @@ def term_sums(model):
 
                 def on_grad(g):
                     total = g.detach().abs().sum().item()
-                    sums[f"{name}.weight"] = total * xmax
-                    sums[f"{name}.bias"] = total
+                    put_max(sums, f"{name}.weight", total * xmax)
+                    put_max(sums, f"{name}.bias", total)
                     if hasattr(mod, "weight_g"):
                         # dv = g/‖v‖ (dw - (dw·v̂) v̂), dg = dw·v̂: sums of the same terms, scaled.
                         v = mod.weight_v.detach().flatten(1)
                         ratio = (mod.weight_g.detach().flatten() / v.norm(dim=1)).max().item()
-                        sums[f"{name}.weight_g"] = total * xmax
-                        sums[f"{name}.weight_v"] = 2 * ratio * total * xmax
+                        put_max(sums, f"{name}.weight_g", total * xmax)
+                        put_max(sums, f"{name}.weight_v", 2 * ratio * total * xmax)
 
-                out.register_hook(on_grad)
+                if out.requires_grad:
+                    out.register_hook(on_grad)
 
             handles.append(m.register_forward_hook(hook))
         elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             handles.append(m.register_forward_hook(
                 lambda mod, inputs, out, name=name: bn_sums(sums, name, mod, inputs[0], out)))
+        elif isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm)):
+            def norm_hook(mod, inputs, out, name=name):
+                scale = norm_scale(mod, inputs[0])
+
+                def on_grad(g):
+                    total = g.detach().abs().sum().item()
+                    put_max(sums, f"{name}.bias", total)
+                    put_max(sums, f"{name}.weight", total * scale)
+
+                if out.requires_grad:
+                    out.register_hook(on_grad)
+
+            handles.append(m.register_forward_hook(norm_hook))
     return sums, handles
+
+
+NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def put_max(sums, key, value):
+    """sums[key] = the largest value recorded (a training run passes every layer many times)."""
+    sums[key] = max(sums.get(key, 0.0), value)
+
+
+def norm_scale(mod, x):
+    """max|x| / sqrt(var + eps) over the groups a normalization layer normalizes (a BatchNorm's
+    channels, a LayerNorm's rows, a GroupNorm's groups): how far a mean off by a few ulp of
+    max|x| moves x̂, the factor of a weight gradient's sum of |terms| (as bn_sums)."""
+    x = x.detach()
+    if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+        dims = [0] + list(range(2, x.dim()))
+        var = x.var(dim=dims, unbiased=False) if mod.training else mod.running_var.detach()
+        return (x.abs().amax(dim=dims) / (var + mod.eps).sqrt()).max().item()
+    if isinstance(mod, torch.nn.LayerNorm):
+        rows = x.reshape(-1, math.prod(mod.normalized_shape))
+    else:
+        rows = x.reshape(x.shape[0] * mod.num_groups, -1)
+    var = rows.var(dim=1, unbiased=False)
+    return (rows.abs().amax(dim=1) / (var + mod.eps).sqrt()).max().item()
 
 
 def bn_sums(sums, name, bn, x, out):
@@ -283,9 +324,13 @@ def bn_sums(sums, name, bn, x, out):
     scale = x.abs().amax(dim=dims) / (var + bn.eps).sqrt()
 
     def on_grad(g):
-        sums[f"{name}.weight"] = (g.detach().abs().sum(dim=dims) * scale).max().item()
+        put_max(sums, f"{name}.weight", (g.detach().abs().sum(dim=dims) * scale).max().item())
+        # The bias gradient is sum dy per channel; 0 in exact arithmetic where a later
+        # normalization removes a per-channel constant.
+        put_max(sums, f"{name}.bias", g.detach().abs().sum(dim=dims).max().item())
 
-    out.register_hook(on_grad)
+    if out.requires_grad:
+        out.register_hook(on_grad)
 
 
 def model_pass(job):
@@ -349,13 +394,19 @@ def penalty_pass(job):
     model = make_model(job)
     shape = job["input_shape"]
     x = f64(job["x"]).reshape(shape).requires_grad_()
-    # The outputs of the Conv2d/Linear layers (with their largest |input|), for "sums" below.
+    # The outputs of the Conv2d/Linear layers (with their largest |input|) and of the
+    # normalization layers (with norm_scale), for "sums" below.
     outs = []
     handles = [
         m.register_forward_hook(lambda _m, i, o, name=name: outs.append(
             (name, i[0].detach().abs().max().item(), o)))
         for name, m in model.named_modules()
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ] + [
+        m.register_forward_hook(lambda mod, i, o, name=name: outs.append(
+            (name, norm_scale(mod, i[0]), o)))
+        for name, m in model.named_modules()
+        if isinstance(m, NORMS)
     ]
     logits = model(x)
     for h in handles:
@@ -618,6 +669,8 @@ def train_pass(job, drop_unresolved=False):
     losses = []
     penalties = {r["name"]: [] for r in regs}
     gmin = {n: torch.full_like(p, math.inf) for n, p in model.named_parameters()}
+    # Per weight and bias, the largest sum of |terms| of its gradient over the steps.
+    sums, handles = term_sums(model)
     for step in range(job["steps"]):
         opt.zero_grad()
         xin = x.clone().requires_grad_(bool(regs))
@@ -639,7 +692,10 @@ def train_pass(job, drop_unresolved=False):
         for r in regs:
             reg_project(r, model, step)
         losses.append(num(loss.item()))
+    for h in handles:
+        h.remove()
     return {
+        "sums": {n: num(v) for n, v in sums.items()},
         "losses": losses,
         "penalties": penalties,
         "gmin": {n: flat(g) for n, g in gmin.items()},
