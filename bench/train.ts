@@ -10,7 +10,10 @@
  *
  * A step is forward, softmax cross-entropy (mean), backward, SGD with momentum 0.9; regula's
  * Jacobian-regularized step ("regula-jr", λ 0.01, one projection, as `train()` runs it) is timed
- * in the same rounds and its step time given relative to the plain one ("regula JR/plain"). regula
+ * in the same rounds and its step time given relative to the plain one ("regula JR/plain"), as are
+ * jax-js's (the same penalty by `vjp` and its own double backprop, in its compiled step) and
+ * PyTorch's on the CPU (tools/torch_train.py `--jacobian`, autograd double backprop, at
+ * `torchThreads` threads): "jax-js JR/plain" and "PyTorch JR/plain". regula
  * records a step into one encoder and submits it once, with the gradient clear fused into the
  * update; nobody reads anything back inside the timed window. TF.js works in its native NHWC
  * layout; jax-js runs one `jit`-compiled value-and-grad + update per step.
@@ -35,11 +38,18 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
-import { syntheticData, syntheticLabels, type TrainConfig, type Trainer } from "./_peers/common.ts";
+import {
+  syntheticData,
+  syntheticLabels,
+  timeRound,
+  type TrainConfig,
+  type Trainer,
+} from "./_peers/common.ts";
 import { byKernel, type ProfileRow } from "../src/gpu/profile.ts";
 import { regulaTrainer } from "./_peers/regula.ts";
 import { initTfjs, tfjsTrainer } from "./_peers/tfjs.ts";
 import { initJax, jaxTrainer } from "./_peers/jax.ts";
+import { fromTrainer, type Timed, torchInfo, torchTimed } from "./_peers/torch.ts";
 
 /** A named configuration of {@linkcode benchTrain}. */
 export interface TrainCase extends TrainConfig {
@@ -68,8 +78,10 @@ export interface BenchTrainOptions {
    * for the JR/plain step-time ratio. Default true (`--no-jr` turns it off).
    */
   jacobian?: boolean;
-  /** Peers to run (default both). */
-  peers?: ("tfjs" | "jax")[];
+  /** Peers to run (default all three; "torch" runs only for the JR/plain ratio). */
+  peers?: ("tfjs" | "jax" | "torch")[];
+  /** PyTorch's threads (`torch.set_num_threads`). Default 2. */
+  torchThreads?: number;
   /** Print tables. Default true. */
   print?: boolean;
   /** Runtime to use; default a new one (destroyed at the end). */
@@ -79,13 +91,7 @@ export interface BenchTrainOptions {
 /** Result row: samples/s per implementation and regula's ratios. */
 export type TrainRow = Record<string, string | number | null>;
 
-/** Runs `steps` steps back to back and waits for them; returns ms per step. */
-export async function timeRound(t: Trainer, steps: number): Promise<number> {
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) t.step();
-  await t.sync();
-  return (performance.now() - t0) / steps;
-}
+export { timeRound };
 
 /** What {@linkcode trainMemory} reads from `rt.memory()` at one point. */
 export interface MemoryPoint {
@@ -139,7 +145,9 @@ export async function trainMemory(
 export async function benchTrain(options: BenchTrainOptions = {}): Promise<TrainRow[]> {
   const roundMs = options.roundMs ?? 2000;
   const print = options.print ?? true;
-  const peers = options.peers ?? ["tfjs", "jax"];
+  const peers = options.peers ?? ["tfjs", "jax", "torch"];
+  const jacobian = options.jacobian ?? true;
+  const torchThreads = options.torchThreads ?? 2;
   const rt = options.rt ?? await Runtime.create();
   const tfError = peers.includes("tfjs") ? await initTfjs() : "not run";
   const jaxError = peers.includes("jax") ? await initJax() : "not run";
@@ -154,23 +162,38 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const n = cfg.inputShape.reduce((a, b) => a * b, 1);
     const x = syntheticData(cfg.batch * n, 1);
     const y = syntheticLabels(cfg.batch, cfg.classes);
-    const impls: Trainer[] = [regulaTrainer(rt, cfg, x, y)];
-    if (options.jacobian ?? true) {
-      impls.push(regulaTrainer(rt, cfg, x, y, { jacobian: { lambda: 0.01, nproj: 1 } }));
+    const trainers: Trainer[] = [regulaTrainer(rt, cfg, x, y)];
+    if (jacobian) {
+      trainers.push(regulaTrainer(rt, cfg, x, y, { jacobian: { lambda: 0.01, nproj: 1 } }));
     }
-    if (!tfError) impls.push(tfjsTrainer(cfg, x, y));
-    if (!jaxError) impls.push(jaxTrainer(cfg, x, y));
+    if (!tfError) trainers.push(tfjsTrainer(cfg, x, y));
+    if (!jaxError) trainers.push(jaxTrainer(cfg, x, y));
+    if (!jaxError && jacobian) {
+      trainers.push(jaxTrainer(cfg, x, y, "webgpu", { jacobian: { lambda: 0.01 } }));
+    }
+    const impls: Timed[] = trainers.map((t) => fromTrainer(t));
+    if (peers.includes("torch") && jacobian) {
+      // PyTorch on the CPU, for its own JR/plain ratio (its samples/s are not on this adapter).
+      for (const opts of [{}, { jacobian: { lambda: 0.01 } }]) {
+        try {
+          impls.push(await torchTimed(cfg, torchThreads, opts));
+        } catch (e) {
+          if (print) console.log(`PyTorch: not run: ${(e as Error).message.split("\n")[0]}`);
+          break;
+        }
+      }
+    }
     const rounds = options.rounds ?? (cfg.model === "ddnet" ? 2 : 3);
     const reps = new Map<string, number>();
     const best = new Map<string, number>();
     const loss0 = new Map<string, number>();
     const slow = new Set<string>();
     for (const t of impls) {
-      const first = await timeRound(t, 1); // compiles
+      const first = await t.round(1); // compiles
       loss0.set(t.name, await t.loss());
       // A first step slower than a round (DDNet on TF.js) sets one step per round; otherwise a
       // second step, without compilation, sizes the rounds.
-      const once = first > roundMs ? first : await timeRound(t, 1);
+      const once = first > roundMs ? first : await t.round(1);
       if (first > 5 * roundMs) slow.add(t.name);
       reps.set(t.name, Math.max(1, Math.min(200, Math.round(roundMs / once))));
       best.set(t.name, Infinity);
@@ -180,7 +203,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         // One round is enough where a single step takes many rounds' time (TF.js on DDNet: its
         // own variation is far below the gap to the others), which keeps the default run short.
         if (r > 0 && slow.has(t.name)) continue;
-        best.set(t.name, Math.min(best.get(t.name)!, await timeRound(t, reps.get(t.name)!)));
+        best.set(t.name, Math.min(best.get(t.name)!, await t.round(reps.get(t.name)!)));
       }
     }
     const sps = (name: string) =>
@@ -191,9 +214,14 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const tfj = sps("tfjs-webgpu"), jx = sps("jax-js-webgpu");
     row["regula/tfjs"] = tfj ? +(reg / tfj).toFixed(2) : null;
     row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
-    const jr = sps("regula-jr");
-    // Step-time ratio of the Jacobian-regularized step to the plain one (samples/s inverted).
-    if (jr) row["regula JR/plain"] = +(reg / jr).toFixed(2);
+    // Step-time ratios of the Jacobian-regularized steps to the plain ones (samples/s inverted).
+    const jrRatio = (plain: string, col: string) => {
+      const a = sps(plain), b = sps(`${plain}-jr`);
+      if (a && b) row[col] = +(a / b).toFixed(2);
+    };
+    jrRatio("regula", "regula JR/plain");
+    jrRatio("jax-js-webgpu", "jax-js JR/plain");
+    jrRatio(`pytorch-cpu-${torchThreads}t`, "PyTorch JR/plain");
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
@@ -201,9 +229,10 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     row.loss = losses.join(", ");
     rows.push(row);
     if (print) console.log(JSON.stringify(row));
-    for (const t of impls) t.dispose();
+    for (const t of impls) await t.dispose();
   }
   if (print) {
+    if (torchInfo()) console.log(`${torchInfo()}, ${torchThreads} threads (CPU)`);
     console.log("Training samples/s (best of rounds), SGD momentum 0.9, synthetic data:");
     console.table(rows.map(({ loss: _, ...r }) => r));
   }
@@ -234,19 +263,24 @@ function argValue(args: string[], flag: string): string | undefined {
 
 /**
  * Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`,
- * `--no-jr`, `--peers tfjs,jax`: which peers to run, `--peers none` for regula alone).
+ * `--no-jr`, `--peers tfjs,jax,torch`: which peers to run, `--peers none` for regula alone,
+ * `--torch-threads N`).
  */
 export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
   const only = argValue(args, "--configs")?.split(",");
   const memorySteps = Number(argValue(args, "--memory-steps") ?? 0);
   const rounds = argValue(args, "--rounds");
-  const peers = argValue(args, "--peers")?.split(",").filter((p) => p === "tfjs" || p === "jax");
+  const peers = argValue(args, "--peers")?.split(",").filter((p) =>
+    p === "tfjs" || p === "jax" || p === "torch"
+  );
+  const torchThreads = argValue(args, "--torch-threads");
   return {
     peers: peers as BenchTrainOptions["peers"],
     only,
     memorySteps,
     rounds: rounds ? Number(rounds) : undefined,
     jacobian: !args.includes("--no-jr"),
+    torchThreads: torchThreads ? Number(torchThreads) : undefined,
   };
 }
 

@@ -9,6 +9,11 @@ cross-entropy, backward, ``torch.optim.SGD(lr, momentum)`` with the gradients ze
 the parameters need gradients (the input has none), as in the other implementations.
 ``torch.set_num_threads(--threads)``.
 
+``--jacobian LAMBDA`` adds the Jacobian regularizer as regula's ``jacobian`` with one projection
+(Hoffman et al. 2019): ``LAMBDA/2 * mean_b C ||v_b^T J_b||^2``, v_b a fresh unit vector per sample
+and step, ``v^T J`` by ``torch.autograd.grad(logits, x, v, create_graph=True)`` and its gradient
+by double backprop (the input then needs a gradient).
+
 The benchmark drives it over stdin so that its rounds interleave with the other
 implementations' in the same run: after start-up (model, data, two warm-up steps) it prints
 ``{"ready": true, "torch": ..., "threads": ..., "blas": ...}`` and then answers each line
@@ -20,7 +25,7 @@ implementations' in the same run: after start-up (model, data, two warm-up steps
 Usage::
 
     /usr/bin/python3 tools/torch_train.py --spec '{"kind": "lenet"}' --batch 64 --shape 1,28,28
-        [--classes 10] [--lr 0.01] [--momentum 0.9] [--threads 2]
+        [--classes 10] [--lr 0.01] [--momentum 0.9] [--threads 2] [--jacobian 0.01]
 """
 
 import argparse
@@ -55,6 +60,7 @@ def main(argv):
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jacobian", type=float, default=None, metavar="LAMBDA")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -68,8 +74,19 @@ def main(argv):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        if args.jacobian is None:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+        else:
+            xg = x.detach().requires_grad_()
+            logits = model(xg)
+            loss = F.cross_entropy(logits, y)
+            v = torch.randn_like(logits)
+            v = v / v.norm(dim=1, keepdim=True)
+            (u,) = torch.autograd.grad(logits, xg, v, create_graph=True)
+            c = logits.shape[1]
+            penalty = args.jacobian / 2 * c * u.pow(2).sum() / args.batch
+            (loss + penalty).backward()
         opt.step()
         return loss
 

@@ -56,3 +56,11 @@ export function uniformInit(n: number, fanIn: number, seed: number): Float32Arra
   const b = 1 / Math.sqrt(fanIn);
   return syntheticData(n, seed).map((u) => (2 * u - 1) * b);
 }
+
+/** Runs `steps` steps back to back and waits for them; returns ms per step. */
+export async function timeRound(t: Trainer, steps: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) t.step();
+  await t.sync();
+  return (performance.now() - t0) / steps;
+}

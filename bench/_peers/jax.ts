@@ -8,6 +8,11 @@
  * max over the window axes. DDNet's dropout (0.5, after the ReLUs of fc1 and fc2) draws
  * its masks with `random.bernoulli` from two keys passed in per step.
  *
+ * With `jacobian`, the loss adds the Jacobian regularizer as regula's `jacobian` (Hoffman et al.
+ * 2019, one projection): `λ/2 · mean_b C ‖v_bᵀ J_b‖²`, v_b a fresh unit vector per sample and
+ * step (`random.normal`, normalized), `v_bᵀ J_b` by `vjp` of the forward at the batch; its
+ * gradient is jax-js's own double backprop, in the same compiled step.
+ *
  * jax-js arrays are reference counted: every call consumes its arguments (`.ref` keeps one).
  *
  * @module
@@ -25,6 +30,7 @@ import {
   random,
   tree,
   valueAndGrad,
+  vjp,
 } from "@jax-js/jax";
 import { type TrainConfig, type Trainer, uniformInit } from "./common.ts";
 
@@ -73,12 +79,14 @@ function pool2(x: np.Array): np.Array {
  * @param y (B,) labels
  * @param device where the arrays live and the compiled step runs (default "webgpu"); every
  *   array the trainer makes is made with this device as jax-js's default, which is restored after
+ * @param opts `jacobian`: a Jacobian-regularized step (λ; one projection)
  */
 export function jaxTrainer(
   cfg: TrainConfig,
   x: Float32Array<ArrayBuffer>,
   y: Int32Array,
   device: JaxDevice = "webgpu",
+  opts: { jacobian?: { lambda: number } } = {},
 ): Trainer {
   const on = <T>(f: () => T): T => {
     const previous = defaultDevice();
@@ -89,7 +97,7 @@ export function jaxTrainer(
       defaultDevice(previous);
     }
   };
-  return on(() => jaxTrainerOn(cfg, x, y, device, on));
+  return on(() => jaxTrainerOn(cfg, x, y, device, on, opts.jacobian?.lambda ?? null));
 }
 
 function jaxTrainerOn(
@@ -98,6 +106,7 @@ function jaxTrainerOn(
   y: Int32Array,
   device: JaxDevice,
   on: <T>(f: () => T) => T,
+  lambda: number | null,
 ): Trainer {
   const B = cfg.batch;
   const [c, h, w] = cfg.inputShape;
@@ -154,9 +163,20 @@ function jaxTrainerOn(
   };
   const lossFn = (p: Params, xb: np.Array, yb: np.Array, keys: np.Array[]) =>
     nn.logSoftmax(forward(p, xb, keys), -1).mul(yb).sum().mul(-1 / B);
+  const jrLoss = (p: Params, xb: np.Array, yb: np.Array, keys: np.Array[]) => {
+    const [logits, vjpFn] = vjp((xi: np.Array) => forward(p, xi, keys.slice(0, 2)), [xb]);
+    const g = random.normal(keys[2], [B, cfg.classes]);
+    const v = g.ref.div(np.sqrt(g.ref.mul(g).sum(-1, { keepdims: true })));
+    const [u] = vjpFn(v) as np.Array[];
+    vjpFn.dispose();
+    const ce = nn.logSoftmax(logits, -1).mul(yb).sum().mul(-1 / B);
+    return ce.add(u.ref.mul(u).sum().mul(lambda! / 2 * cfg.classes / B));
+  };
   const lr = cfg.lr, mom = cfg.momentum;
   const step = jit((p: Params, m: Params, xb: np.Array, yb: np.Array, keys: np.Array[]) => {
-    const [l, g] = valueAndGrad(lossFn)(tree.ref(p), xb, yb, keys);
+    const [l, g] = lambda === null
+      ? valueAndGrad(lossFn)(tree.ref(p), xb, yb, keys)
+      : valueAndGrad(jrLoss)(tree.ref(p), xb, yb, keys);
     const m2 = tree.map((mi: np.Array, gi: np.Array) => mi.mul(mom).add(gi), m, g) as Params;
     const p2 = tree.map((pi: np.Array, mi: np.Array) => pi.sub(mi.mul(lr)), p, tree.ref(m2));
     return [l, p2, m2];
@@ -173,7 +193,7 @@ function jaxTrainerOn(
   let last: np.Array | null = null;
   let t = 0;
   return {
-    name: `jax-js-${device}`,
+    name: `jax-js-${device}${lambda === null ? "" : "-jr"}`,
     feed(x, y) {
       xs.dispose();
       ys.dispose();
@@ -183,10 +203,15 @@ function jaxTrainerOn(
     step() {
       last?.dispose();
       const [l, p2, m2] = on(() =>
-        step(p, m, xs.ref, ys.ref, [
-          random.key(2 * t),
-          random.key(2 * t++ + 1),
-        ])
+        step(
+          p,
+          m,
+          xs.ref,
+          ys.ref,
+          lambda === null
+            ? [random.key(2 * t), random.key(2 * t++ + 1)]
+            : [random.key(3 * t), random.key(3 * t + 1), random.key(3 * t++ + 2)],
+        )
       ) as unknown as [
         np.Array,
         Params,
