@@ -14,7 +14,9 @@
  * at batch 64 and 256, DDNet at 64; synthetic data; softmax cross-entropy; SGD with momentum
  * 0.9), and regula's step is the same code on both backends (bench/_peers/regula.ts). regula's
  * Jacobian-regularized step (λ 0.01, one projection, as `train()` runs it) is timed on Wasm in the
- * same rounds for the LeNet configurations ("JR/plain": its step time over the plain step's).
+ * same rounds for the LeNet configurations ("JR/plain": its step time over the plain step's), and
+ * so is PyTorch's at the same thread count (tools/torch_train.py `--jacobian`, autograd double
+ * backprop: "PyTorch JR/plain").
  *
  * Timing as bench/train.ts: each implementation is warmed up (compilation is not timed), then
  * timed in rounds of back-to-back steps sized to about `roundMs`, the rounds of the
@@ -146,6 +148,10 @@ export async function benchWasmTrain(
     }
     if (peers.includes("torch")) {
       for (const th of torchThreads) makers.push([`pytorch-cpu-${th}t`, () => torchTimed(cfg, th)]);
+      if ((options.jacobian ?? true) && cfg.model === "lenet") {
+        const jacobian = { lambda: 0.01 };
+        makers.push([`pytorch-cpu-${threads}t-jr`, () => torchTimed(cfg, threads, { jacobian })]);
+      }
     }
     const impls: Timed[] = [];
     const reps = new Map<string, number>();
@@ -195,6 +201,8 @@ export async function benchWasmTrain(
     if (makers.some(([name]) => name === "regula-wasm-jr")) {
       row["JR/plain"] = ratio(reg, sps("regula-wasm-jr"));
     }
+    const torchJr = sps(`pytorch-cpu-${threads}t-jr`);
+    if (torchJr) row["PyTorch JR/plain"] = ratio(sps(`pytorch-cpu-${threads}t`), torchJr);
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
