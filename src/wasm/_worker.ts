@@ -33,6 +33,12 @@ export const CONTROL = {
   /** Byte offset and length of the error message. */
   message: 256,
   messageBytes: 256,
+  /**
+   * Milliseconds of polling `SEQ` (worker) or `DONE` (host) before falling back to
+   * `Atomics.wait`: the next kernel of a training step usually comes within microseconds, sooner
+   * than a futex wakes a sleeping thread.
+   */
+  spinMs: 0.5,
 } as const;
 
 /** What the host posts to a new worker. */
@@ -69,9 +75,22 @@ function workerMain(): void {
     const message = new Uint8Array(memory.buffer, control + layout.message, layout.messageBytes);
     scope.postMessage({ ready: true });
     let seq = 0;
+    let spin = false;
     for (;;) {
+      if (spin) {
+        // Just after a kernel: poll before sleeping (see CONTROL.spinMs); once, not on every
+        // timed-out wait of an idle worker.
+        spin = false;
+        const until = performance.now() + layout.spinMs;
+        for (let i = 1; Atomics.load(words, layout.seq) === seq; i++) {
+          if ((i & 255) === 0 && performance.now() > until) break;
+        }
+      }
       // NOTE: the timeout is what lets terminate() end a worker: it cannot interrupt a wait.
-      if (Atomics.wait(words, layout.seq, seq, 100) === "timed-out") continue;
+      if (
+        Atomics.load(words, layout.seq) === seq &&
+        Atomics.wait(words, layout.seq, seq, 100) === "timed-out"
+      ) continue;
       seq = Atomics.load(words, layout.seq);
       if (words[layout.quit] !== 0) break;
       let errLen = 0;
@@ -85,6 +104,7 @@ function workerMain(): void {
       words[layout.errLen] = errLen;
       Atomics.store(words, layout.done, seq);
       Atomics.notify(words, layout.done);
+      spin = true;
     }
     scope.close();
   };

@@ -476,10 +476,13 @@ export class WasmRuntime implements Backend {
     }
     for (let w = 1; w < parts.length; w++) {
       const words = this.#controls[w - 1].words;
-      for (;;) {
+      const until = performance.now() + CONTROL.spinMs;
+      for (let i = 1;; i++) {
         const done = Atomics.load(words, CONTROL.done);
         if (done === seqs[w]) break;
-        if (this.#canBlock) Atomics.wait(words, CONTROL.done, done);
+        if (this.#canBlock && (i & 255) === 0 && performance.now() > until) {
+          Atomics.wait(words, CONTROL.done, done);
+        }
       }
       const len = words[CONTROL.errLen];
       if (len !== 0 && failure === null) {
