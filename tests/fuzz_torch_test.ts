@@ -579,11 +579,6 @@ Deno.test("sgd(), adam(), adamw() match torch.optim on fuzzed hyperparameters", 
   report(failures, optims.length, "optimizer");
 });
 
-/** The dead bias ("3.bias") whose normalization owns a running mean ("4.running_mean"). */
-function deadBefore(runningMean: string): string {
-  return `${Number(runningMean.split(".")[0]) - 1}.bias`;
-}
-
 /**
  * The parameters and buffers after a training run against torch's. Adam normalizes the
  * gradient, so an element whose gradient is (nearly) 0 in exact arithmetic (a bias feeding a
@@ -598,7 +593,10 @@ async function checkParams(
   r: Pick<TrainResult, "buffers" | "params" | "gmin" | "noise" | "sums">,
 ): Promise<(string | null)[]> {
   const dead = deadBiases(c);
-  const shifted = new Set([...dead].map((b) => `${Number(b.split(".")[0]) + 1}.running_mean`));
+  // The running mean of the normalization after each dead bias ("4.running_mean" → "3.bias").
+  const shifted = new Map(
+    [...dead].map((b) => [`${Number(b.split(".")[0]) + 1}.running_mean`, b]),
+  );
   const errs: (string | null)[] = [];
   for (const p of params) {
     const want = p.kind === "buffer" ? r.buffers[p.name] : r.params[p.name];
@@ -612,7 +610,7 @@ async function checkParams(
     // SGD moves a dead bias (and the running mean after it) by lr times its rounding noise,
     // DEAD_SUM_EPS of the sum of |terms| a step, which momentum carries to at most 2 steps²
     // times over the run.
-    const bias = dead.has(p.name) ? p.name : shifted.has(p.name) ? deadBefore(p.name) : null;
+    const bias = dead.has(p.name) ? p.name : shifted.get(p.name);
     const sgdDrift = t.algorithm === "sgd" && bias
       ? 2 * t.lr * t.steps ** 2 * DEAD_SUM_EPS * (r.sums[bias] ?? 0)
       : 0;

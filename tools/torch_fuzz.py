@@ -295,21 +295,26 @@ def put_max(sums, key, value):
     sums[key] = max(sums.get(key, 0.0), value)
 
 
-def norm_scale(mod, x):
-    """max|x| / sqrt(var + eps) over the groups a normalization layer normalizes (a BatchNorm's
+def group_scales(mod, x):
+    """max|x| / sqrt(var + eps) per group a normalization layer normalizes (a BatchNorm's
     channels, a LayerNorm's rows, a GroupNorm's groups): how far a mean off by a few ulp of
-    max|x| moves x̂, the factor of a weight gradient's sum of |terms| (as bn_sums)."""
+    max|x| moves x̂, the factor of a weight gradient's sum of |terms|."""
     x = x.detach()
     if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
         dims = [0] + list(range(2, x.dim()))
         var = x.var(dim=dims, unbiased=False) if mod.training else mod.running_var.detach()
-        return (x.abs().amax(dim=dims) / (var + mod.eps).sqrt()).max().item()
+        return x.abs().amax(dim=dims) / (var + mod.eps).sqrt()
     if isinstance(mod, torch.nn.LayerNorm):
         rows = x.reshape(-1, math.prod(mod.normalized_shape))
     else:
         rows = x.reshape(x.shape[0] * mod.num_groups, -1)
     var = rows.var(dim=1, unbiased=False)
-    return (rows.abs().amax(dim=1) / (var + mod.eps).sqrt()).max().item()
+    return rows.abs().amax(dim=1) / (var + mod.eps).sqrt()
+
+
+def norm_scale(mod, x):
+    """The largest of group_scales: one factor for the whole weight."""
+    return group_scales(mod, x).max().item()
 
 
 def bn_sums(sums, name, bn, x, out):
@@ -318,10 +323,8 @@ def bn_sums(sums, name, bn, x, out):
     large for a channel of (nearly) equal values (a conv seeing only padding), whose x̂ is 0
     exactly in float64. Records sum |dy| max|x| / sqrt(var + eps), the largest over the
     channels, as the sum of |terms| of that gradient."""
-    x = x.detach()
     dims = [0] + list(range(2, x.dim()))
-    var = x.var(dim=dims, unbiased=False) if bn.training else bn.running_var.detach()
-    scale = x.abs().amax(dim=dims) / (var + bn.eps).sqrt()
+    scale = group_scales(bn, x)
 
     def on_grad(g):
         put_max(sums, f"{name}.weight", (g.detach().abs().sum(dim=dims) * scale).max().item())
@@ -397,16 +400,14 @@ def penalty_pass(job):
     # The outputs of the Conv2d/Linear layers (with their largest |input|) and of the
     # normalization layers (with norm_scale), for "sums" below.
     outs = []
+    def factor(mod, x):
+        return norm_scale(mod, x) if isinstance(mod, NORMS) else x.detach().abs().max().item()
+
     handles = [
-        m.register_forward_hook(lambda _m, i, o, name=name: outs.append(
-            (name, i[0].detach().abs().max().item(), o)))
-        for name, m in model.named_modules()
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
-    ] + [
         m.register_forward_hook(lambda mod, i, o, name=name: outs.append(
-            (name, norm_scale(mod, i[0]), o)))
+            (name, factor(mod, i[0]), o)))
         for name, m in model.named_modules()
-        if isinstance(m, NORMS)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear) + NORMS)
     ]
     logits = model(x)
     for h in handles:
