@@ -40,6 +40,7 @@
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
 import {
+  pairedRatio,
   syntheticData,
   syntheticLabels,
   timeRound,
@@ -79,6 +80,12 @@ export interface BenchTrainOptions {
    * for the JR/plain step-time ratio. Default true (`--no-jr` turns it off).
    */
   jacobian?: boolean;
+  /**
+   * Pairs of back-to-back plain and JR rounds behind each JR/plain ratio (the median of the
+   * pairs' ratios: {@linkcode pairedRatio}), after the interleaved rounds. Default 5 (2 for
+   * DDNet); 0 gives the quotient of the two best rounds instead (`--pairs N`).
+   */
+  pairs?: number;
   /** Peers to run (default all three; "torch" runs only for the JR/plain ratio). */
   peers?: ("tfjs" | "jax" | "torch")[];
   /** PyTorch's threads (`torch.set_num_threads`). Default 2. */
@@ -218,14 +225,22 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const tfj = sps("tfjs-webgpu"), jx = sps("jax-js-webgpu");
     row["regula/tfjs"] = tfj ? +(reg / tfj).toFixed(2) : null;
     row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
-    // Step-time ratios of the Jacobian-regularized steps to the plain ones (samples/s inverted).
-    const jrRatio = (plain: string, col: string) => {
+    // Step-time ratios of the Jacobian-regularized steps to the plain ones: the median of
+    // back-to-back pairs of rounds, and the quotient of the best rounds (samples/s inverted).
+    const pairs = options.pairs ?? (cfg.model === "ddnet" ? 2 : 5);
+    const jrRatio = async (plain: string, col: string) => {
       const a = sps(plain), b = sps(`${plain}-jr`);
-      if (a && b) row[col] = +(a / b).toFixed(2);
+      if (!a || !b) return;
+      row[`${col} (best rounds)`] = +(a / b).toFixed(2);
+      const ta = impls.find((t) => t.name === plain)!;
+      const tb = impls.find((t) => t.name === `${plain}-jr`)!;
+      row[col] = pairs > 0 && !slow.has(ta.name) && !slow.has(tb.name)
+        ? +(await pairedRatio(ta, tb, reps.get(ta.name)!, reps.get(tb.name)!, pairs)).toFixed(2)
+        : row[`${col} (best rounds)`];
     };
-    jrRatio("regula", "regula JR/plain");
-    jrRatio("jax-js-webgpu", "jax-js JR/plain");
-    jrRatio(`pytorch-cpu-${torchThreads}t`, "PyTorch JR/plain");
+    await jrRatio("regula", "regula JR/plain");
+    await jrRatio("jax-js-webgpu", "jax-js JR/plain");
+    await jrRatio(`pytorch-cpu-${torchThreads}t`, "PyTorch JR/plain");
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
@@ -238,7 +253,15 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
   if (print) {
     if (torchInfo()) console.log(`${torchInfo()}, ${torchThreads} threads (CPU)`);
     console.log("Training samples/s (best of rounds), SGD momentum 0.9, synthetic data:");
-    console.table(rows.map(({ loss: _, ...r }) => r));
+    console.table(
+      rows.map(({ loss: _, ...r }) =>
+        Object.fromEntries(Object.entries(r).filter(([k]) => !k.endsWith("(best rounds)")))
+      ),
+    );
+    console.log(
+      "JR/plain: step-time ratio, the median of back-to-back pairs of rounds (the quotient of " +
+        "the best rounds is in each row's JSON line above)",
+    );
   }
   if (options.memorySteps) {
     const m = await trainMemory(rt, options.memorySteps);
@@ -267,8 +290,8 @@ function argValue(args: string[], flag: string): string | undefined {
 
 /**
  * Options from command-line flags (`--memory-steps N`, `--configs a,b`, `--rounds N`,
- * `--no-jr`, `--peers tfjs,jax,torch`: which peers to run, `--peers none` for regula alone,
- * `--torch-threads N`).
+ * `--no-jr`, `--pairs N`, `--peers tfjs,jax,torch`: which peers to run, `--peers none` for regula
+ * alone, `--torch-threads N`).
  */
 export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
   const only = argValue(args, "--configs")?.split(",");
@@ -278,6 +301,7 @@ export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
     p === "tfjs" || p === "jax" || p === "torch"
   );
   const torchThreads = argValue(args, "--torch-threads");
+  const pairs = argValue(args, "--pairs");
   return {
     peers: peers as BenchTrainOptions["peers"],
     only,
@@ -285,6 +309,7 @@ export function trainOptionsFromArgs(args: string[]): BenchTrainOptions {
     rounds: rounds ? Number(rounds) : undefined,
     jacobian: !args.includes("--no-jr"),
     torchThreads: torchThreads ? Number(torchThreads) : undefined,
+    pairs: pairs ? Number(pairs) : undefined,
   };
 }
 

@@ -41,7 +41,7 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
-import { syntheticData, syntheticLabels } from "./_peers/common.ts";
+import { pairedRatio, syntheticData, syntheticLabels } from "./_peers/common.ts";
 import { regulaTrainer } from "./_peers/regula.ts";
 import { initJaxWasm, jaxTrainer, jaxWasmWorkers } from "./_peers/jax.ts";
 import { TRAIN_CASES, trainMemory } from "./train.ts";
@@ -64,6 +64,12 @@ export interface BenchWasmTrainOptions {
   memorySteps?: number;
   /** Time regula's Jacobian-regularized step on the LeNet configurations. Default true. */
   jacobian?: boolean;
+  /**
+   * Pairs of back-to-back plain and JR rounds behind each JR/plain ratio (the median of the
+   * pairs' ratios: bench/_peers/common.ts `pairedRatio`), after the interleaved rounds. Default
+   * 5; 0 gives the quotient of the two best rounds instead (`--pairs N`).
+   */
+  pairs?: number;
   /** Peers to run. Default all three. */
   peers?: WasmPeer[];
   /** PyTorch's thread counts. Default `[threads, 1]` (one entry when `threads` is 1). */
@@ -197,12 +203,21 @@ export async function benchWasmTrain(
       row["wasm/pytorch-1t"] = ratio(reg, sps("pytorch-cpu-1t"));
     }
     row["wasm/webgpu"] = ratio(reg, sps("regula-webgpu"));
-    // Step-time ratio of the Jacobian-regularized step to the plain one (samples/s inverted).
-    if (makers.some(([name]) => name === "regula-wasm-jr")) {
-      row["JR/plain"] = ratio(reg, sps("regula-wasm-jr"));
-    }
-    const torchJr = sps(`pytorch-cpu-${threads}t-jr`);
-    if (torchJr) row["PyTorch JR/plain"] = ratio(sps(`pytorch-cpu-${threads}t`), torchJr);
+    // Step-time ratios of the Jacobian-regularized steps to the plain ones: the median of
+    // back-to-back pairs of rounds, and the quotient of the best rounds (samples/s inverted).
+    const pairs = options.pairs ?? 5;
+    const jrRatio = async (plain: string, col: string) => {
+      const best = ratio(sps(plain), sps(`${plain}-jr`));
+      if (best === null) return;
+      row[`${col} (best rounds)`] = best;
+      const ta = impls.find((t) => t.name === plain)!;
+      const tb = impls.find((t) => t.name === `${plain}-jr`)!;
+      row[col] = pairs > 0 && !slow.has(ta.name) && !slow.has(tb.name)
+        ? +(await pairedRatio(ta, tb, reps.get(ta.name)!, reps.get(tb.name)!, pairs)).toFixed(2)
+        : best;
+    };
+    await jrRatio("regula-wasm", "JR/plain");
+    await jrRatio(`pytorch-cpu-${threads}t`, "PyTorch JR/plain");
     const losses: string[] = [];
     for (const t of impls) {
       losses.push(`${t.name} ${loss0.get(t.name)!.toFixed(3)}->${(await t.loss()).toFixed(3)}`);
@@ -218,7 +233,15 @@ export async function benchWasmTrain(
       `Training samples/s (best of rounds) on ${threads} thread(s), SGD momentum 0.9, synthetic ` +
         `data; regula Wasm against jax-js Wasm, PyTorch CPU and regula WebGPU:`,
     );
-    console.table(rows.map(({ loss: _, ...r }) => r));
+    console.table(
+      rows.map(({ loss: _, ...r }) =>
+        Object.fromEntries(Object.entries(r).filter(([k]) => !k.endsWith("(best rounds)")))
+      ),
+    );
+    console.log(
+      "JR/plain: step-time ratio, the median of back-to-back pairs of rounds (the quotient of " +
+        "the best rounds is in each row's JSON line above)",
+    );
     for (const [what, e] of errors) console.log(`not measured: ${what}: ${e}`);
   }
   log(`load average (1, 5, 15 min) after the training rounds: ${load()}`);
@@ -265,7 +288,7 @@ function argValue(args: string[], flag: string): string | undefined {
 
 /**
  * Options from command-line flags: `--threads N`, `--configs a,b`, `--rounds N`, `--steps N` (of
- * the memory run), `--wasm-peers jax,torch,webgpu`, `--no-jr`.
+ * the memory run), `--wasm-peers jax,torch,webgpu`, `--no-jr`, `--pairs N`.
  */
 export function wasmTrainOptionsFromArgs(args: string[]): BenchWasmTrainOptions {
   const num = (flag: string) => {
@@ -279,6 +302,7 @@ export function wasmTrainOptionsFromArgs(args: string[]): BenchWasmTrainOptions 
     memorySteps: num("--steps"),
     peers: argValue(args, "--wasm-peers")?.split(",") as WasmPeer[] | undefined,
     jacobian: !args.includes("--no-jr"),
+    pairs: num("--pairs"),
   };
 }
 

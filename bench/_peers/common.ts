@@ -64,3 +64,44 @@ export async function timeRound(t: Trainer, steps: number): Promise<number> {
   await t.sync();
   return (performance.now() - t0) / steps;
 }
+
+/** Anything timed in rounds (bench/_peers/torch.ts `Timed`). */
+export interface Rounds {
+  /** Runs `steps` steps and waits for them; ms per step. */
+  round(steps: number): Promise<number>;
+}
+
+/**
+ * The step-time ratio of `b` to `a` from `pairs` pairs of rounds taken back to back, `a` then `b`
+ * and `b` then `a` in turn: the median of the pairs' ratios. The two rounds of a pair share their
+ * moment's background load, which two best-of-rounds figures taken minutes apart (with other
+ * implementations' rounds between them) do not, so on a shared machine this ratio moves far less
+ * between runs than the quotient of the two best rounds.
+ * @param a the reference (a plain training step)
+ * @param b the other (the same step with a regularizer)
+ * @param stepsA, stepsB steps per round of each (rounds of about the same duration)
+ * @param pairs number of pairs (at least 1)
+ */
+export async function pairedRatio(
+  a: Rounds,
+  b: Rounds,
+  stepsA: number,
+  stepsB: number,
+  pairs: number,
+): Promise<number> {
+  const ratios: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    let ta: number, tb: number;
+    if (i % 2 === 0) {
+      ta = await a.round(stepsA);
+      tb = await b.round(stepsB);
+    } else {
+      tb = await b.round(stepsB);
+      ta = await a.round(stepsA);
+    }
+    ratios.push(tb / ta);
+  }
+  ratios.sort((p, q) => p - q);
+  const m = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[m] : (ratios[m - 1] + ratios[m]) / 2;
+}
