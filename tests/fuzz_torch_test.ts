@@ -22,7 +22,7 @@
  *
  * Tolerances: `atol + rtol |ref|` with atol relative to the tensor's largest entry, plus 10x
  * the error float32 torch makes on the same case: the oracle runs each case in float64, and in
- * float32 at the case's values and at 4 copies with every input and parameter entry moved by one
+ * float32 at the case's values and at 8 copies with every input and parameter entry moved by one
  * unit in the 24th bit (`REGULA_FUZZ_PERTURBED`), and takes the largest distance. So
  * ill-conditioned cases (BatchNorm over 2 samples) need no hand-tuned slack, and chaotic ones
  * (Adam's normalized steps on gradients float32 cannot resolve, iterated PGD) are not judged by

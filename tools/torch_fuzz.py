@@ -504,7 +504,7 @@ def diff(a, b):
 # iterated sign or normalization through a BatchNorm over 2 samples, a branch that rounding can
 # flip), one float32 run may land next to float64 by luck while a neighbour lands far away: the
 # noise is the largest distance over all runs, the spread of float32 itself on that case.
-PERTURBED = int(os.environ.get("REGULA_FUZZ_PERTURBED", "4"))
+PERTURBED = int(os.environ.get("REGULA_FUZZ_PERTURBED", "8"))
 
 
 def perturbed(job, seed):
