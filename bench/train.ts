@@ -41,6 +41,7 @@ import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
 import {
   pairedRatio,
+  printTrainTable,
   syntheticData,
   syntheticLabels,
   timeRound,
@@ -253,15 +254,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
   if (print) {
     if (torchInfo()) console.log(`${torchInfo()}, ${torchThreads} threads (CPU)`);
     console.log("Training samples/s (best of rounds), SGD momentum 0.9, synthetic data:");
-    console.table(
-      rows.map(({ loss: _, ...r }) =>
-        Object.fromEntries(Object.entries(r).filter(([k]) => !k.endsWith("(best rounds)")))
-      ),
-    );
-    console.log(
-      "JR/plain: step-time ratio, the median of back-to-back pairs of rounds (the quotient of " +
-        "the best rounds is in each row's JSON line above)",
-    );
+    printTrainTable(rows);
   }
   if (options.memorySteps) {
     const m = await trainMemory(rt, options.memorySteps);

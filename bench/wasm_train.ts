@@ -41,7 +41,7 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
-import { pairedRatio, syntheticData, syntheticLabels } from "./_peers/common.ts";
+import { pairedRatio, printTrainTable, syntheticData, syntheticLabels } from "./_peers/common.ts";
 import { regulaTrainer } from "./_peers/regula.ts";
 import { initJaxWasm, jaxTrainer, jaxWasmWorkers } from "./_peers/jax.ts";
 import { TRAIN_CASES, trainMemory } from "./train.ts";
@@ -233,15 +233,7 @@ export async function benchWasmTrain(
       `Training samples/s (best of rounds) on ${threads} thread(s), SGD momentum 0.9, synthetic ` +
         `data; regula Wasm against jax-js Wasm, PyTorch CPU and regula WebGPU:`,
     );
-    console.table(
-      rows.map(({ loss: _, ...r }) =>
-        Object.fromEntries(Object.entries(r).filter(([k]) => !k.endsWith("(best rounds)")))
-      ),
-    );
-    console.log(
-      "JR/plain: step-time ratio, the median of back-to-back pairs of rounds (the quotient of " +
-        "the best rounds is in each row's JSON line above)",
-    );
+    printTrainTable(rows);
     for (const [what, e] of errors) console.log(`not measured: ${what}: ${e}`);
   }
   log(`load average (1, 5, 15 min) after the training rounds: ${load()}`);

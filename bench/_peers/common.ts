@@ -105,3 +105,19 @@ export async function pairedRatio(
   const m = ratios.length >> 1;
   return ratios.length % 2 ? ratios[m] : (ratios[m - 1] + ratios[m]) / 2;
 }
+
+/**
+ * Prints training rows as a table without their `loss` and "(best rounds)" entries (those stay in
+ * each row's JSON line), then what the JR/plain columns are.
+ */
+export function printTrainTable(rows: Record<string, unknown>[]): void {
+  console.table(
+    rows.map(({ loss: _, ...r }) =>
+      Object.fromEntries(Object.entries(r).filter(([k]) => !k.endsWith("(best rounds)")))
+    ),
+  );
+  console.log(
+    "JR/plain: step-time ratio, the median of back-to-back pairs of rounds (the quotient of " +
+      "the best rounds is in each row's JSON line above)",
+  );
+}
