@@ -533,11 +533,12 @@ def worst(out, lows, pick):
     return max(diff(pick(out), pick(low)) for low in lows)
 
 
-def penalty_noise(out, low):
+def penalty_noise(out, lows):
+    """The noise of each penalty in out (penalty_pass) over the float32 runs lows."""
     return {key: {
-        "value": diff([out[key]["value"]], [low[key]["value"]]),
-        "per_sample": diff(out[key]["per_sample"], low[key]["per_sample"]),
-        "grads": {n: diff(g, low[key]["grads"][n]) for n, g in out[key]["grads"].items()},
+        "value": worst(out, lows, lambda r: [r[key]["value"]]),
+        "per_sample": worst(out, lows, lambda r: r[key]["per_sample"]),
+        "grads": {n: worst(out, lows, lambda r: r[key]["grads"][n]) for n in out[key]["grads"]},
     } for key in out if isinstance(out[key], dict)}
 
 
@@ -547,12 +548,7 @@ def run_model(job):
     lows = low_runs(model_pass, job)
     out["penalty"] = pen
     if pen:
-        pens = [penalty_noise(pen, low) for low in low_runs(penalty_pass, job)]
-        pen["noise"] = {key: {
-            "value": max(p[key]["value"] for p in pens),
-            "per_sample": max(p[key]["per_sample"] for p in pens),
-            "grads": {n: max(p[key]["grads"][n] for p in pens) for n in pens[0][key]["grads"]},
-        } for key in pens[0]}
+        pen["noise"] = penalty_noise(pen, low_runs(penalty_pass, job))
 
     def ev(r, k):
         return r["eval"] and r["eval"][k]
