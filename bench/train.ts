@@ -40,8 +40,8 @@
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
 import {
-  pairedRatio,
   printTrainTable,
+  setJrRatio,
   syntheticData,
   syntheticLabels,
   timeRound,
@@ -83,8 +83,8 @@ export interface BenchTrainOptions {
   jacobian?: boolean;
   /**
    * Pairs of back-to-back plain and JR rounds behind each JR/plain ratio (the median of the
-   * pairs' ratios: {@linkcode pairedRatio}), after the interleaved rounds. Default 5 (2 for
-   * DDNet); 0 gives the quotient of the two best rounds instead (`--pairs N`).
+   * pairs' ratios: bench/_peers/common.ts `pairedRatio`), after the interleaved rounds. Default
+   * 5 (2 for DDNet); 0 gives the quotient of the two best rounds instead (`--pairs N`).
    */
   pairs?: number;
   /** Peers to run (default all three; "torch" runs only for the JR/plain ratio). */
@@ -228,16 +228,10 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     row["regula/jax"] = jx ? +(reg / jx).toFixed(2) : null;
     // Step-time ratios of the Jacobian-regularized steps to the plain ones: the median of
     // back-to-back pairs of rounds, and the quotient of the best rounds (samples/s inverted).
-    const pairs = options.pairs ?? (cfg.model === "ddnet" ? 2 : 5);
-    const jrRatio = async (plain: string, col: string) => {
+    const timing = { impls, reps, slow, pairs: options.pairs ?? (cfg.model === "ddnet" ? 2 : 5) };
+    const jrRatio = (plain: string, col: string) => {
       const a = sps(plain), b = sps(`${plain}-jr`);
-      if (!a || !b) return;
-      row[`${col} (best rounds)`] = +(a / b).toFixed(2);
-      const ta = impls.find((t) => t.name === plain)!;
-      const tb = impls.find((t) => t.name === `${plain}-jr`)!;
-      row[col] = pairs > 0 && !slow.has(ta.name) && !slow.has(tb.name)
-        ? +(await pairedRatio(ta, tb, reps.get(ta.name)!, reps.get(tb.name)!, pairs)).toFixed(2)
-        : row[`${col} (best rounds)`];
+      return setJrRatio(row, col, plain, a && b ? +(a / b).toFixed(2) : null, timing);
     };
     await jrRatio("regula", "regula JR/plain");
     await jrRatio("jax-js-webgpu", "jax-js JR/plain");

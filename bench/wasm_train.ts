@@ -41,7 +41,7 @@
 
 import { Runtime } from "../src/gpu/runtime.ts";
 import type { Backend } from "../src/backend.ts";
-import { pairedRatio, printTrainTable, syntheticData, syntheticLabels } from "./_peers/common.ts";
+import { printTrainTable, setJrRatio, syntheticData, syntheticLabels } from "./_peers/common.ts";
 import { regulaTrainer } from "./_peers/regula.ts";
 import { initJaxWasm, jaxTrainer, jaxWasmWorkers } from "./_peers/jax.ts";
 import { TRAIN_CASES, trainMemory } from "./train.ts";
@@ -205,17 +205,9 @@ export async function benchWasmTrain(
     row["wasm/webgpu"] = ratio(reg, sps("regula-webgpu"));
     // Step-time ratios of the Jacobian-regularized steps to the plain ones: the median of
     // back-to-back pairs of rounds, and the quotient of the best rounds (samples/s inverted).
-    const pairs = options.pairs ?? 5;
-    const jrRatio = async (plain: string, col: string) => {
-      const best = ratio(sps(plain), sps(`${plain}-jr`));
-      if (best === null) return;
-      row[`${col} (best rounds)`] = best;
-      const ta = impls.find((t) => t.name === plain)!;
-      const tb = impls.find((t) => t.name === `${plain}-jr`)!;
-      row[col] = pairs > 0 && !slow.has(ta.name) && !slow.has(tb.name)
-        ? +(await pairedRatio(ta, tb, reps.get(ta.name)!, reps.get(tb.name)!, pairs)).toFixed(2)
-        : best;
-    };
+    const timing = { impls, reps, slow, pairs: options.pairs ?? 5 };
+    const jrRatio = (plain: string, col: string) =>
+      setJrRatio(row, col, plain, ratio(sps(plain), sps(`${plain}-jr`)), timing);
     await jrRatio("regula-wasm", "JR/plain");
     await jrRatio(`pytorch-cpu-${threads}t`, "PyTorch JR/plain");
     const losses: string[] = [];

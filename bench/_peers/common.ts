@@ -107,6 +107,35 @@ export async function pairedRatio(
 }
 
 /**
+ * Sets a row's JR/plain column `col` for the implementation named `plain` and its `${plain}-jr`
+ * twin in `impls`: the paired median ({@linkcode pairedRatio} over `pairs` pairs of rounds of the
+ * sizes in `reps`), or `best` (the quotient of the best rounds) where `pairs` is 0 or either is
+ * in `slow`; `best` also goes under `${col} (best rounds)`. Nothing where `best` is null (one of
+ * the two was not measured).
+ */
+export async function setJrRatio(
+  row: Record<string, unknown>,
+  col: string,
+  plain: string,
+  best: number | null,
+  timing: {
+    impls: (Rounds & { name: string })[];
+    reps: Map<string, number>;
+    slow: Set<string>;
+    pairs: number;
+  },
+): Promise<void> {
+  if (best === null) return;
+  row[`${col} (best rounds)`] = best;
+  const { impls, reps, slow, pairs } = timing;
+  const a = impls.find((t) => t.name === plain)!;
+  const b = impls.find((t) => t.name === `${plain}-jr`)!;
+  row[col] = pairs > 0 && !slow.has(a.name) && !slow.has(b.name)
+    ? +(await pairedRatio(a, b, reps.get(a.name)!, reps.get(b.name)!, pairs)).toFixed(2)
+    : best;
+}
+
+/**
  * Prints training rows as a table without their `loss` and "(best rounds)" entries (those stay in
  * each row's JSON line), then what the JR/plain columns are.
  */
